@@ -1,0 +1,215 @@
+"""Load check: N logged-in users against gunicorn (2 workers) on loopback.
+
+Builds a throwaway SQLite program database (the small test seed plus
+``--members`` synthetic members with ``--orders`` paid orders each), starts
+``gunicorn dashboard.wsgi:server`` on 127.0.0.1 at a free port, logs N users
+in through the real login form (roles in turn), and has each send a fixed
+number of requests (page load, Dash layout, the page's data callbacks, the
+outage-banner ping). Prints requests/s, p50/p95/max latency and the error
+count. A measurement, not a pass/fail test.
+
+    .venv/bin/python benchmarks/bench_http_load.py --users 20 --requests 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import insert, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from db.migrate import upgrade  # noqa: E402
+from db.models import Account, Member, Order  # noqa: E402
+from db.session import Database  # noqa: E402
+from tests.seed import PASSWORD, STAFF, seed_small  # noqa: E402
+
+MAX_USERS = 64
+UPDATE = "/_dash-update-component"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_db(path: Path, members: int, orders: int) -> str:
+    url = f"sqlite:///{path}"
+    db = Database(url)
+    upgrade(db.engine)
+    seed_small(db)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+    def bulk(s: Any) -> None:
+        s.execute(insert(Member), [
+            {"external_id": f"B{i:07d}", "name": f"Bench Member {i}",
+             "email": f"bench{i}@example.com", "joined_at": now - dt.timedelta(days=i % 700),
+             "segment": "regular", "status": "active", "tier": "Bronze"}
+            for i in range(members)
+        ])
+        ids = list(s.scalars(select(Member.id).where(Member.external_id.like("B%"))))
+        s.execute(insert(Account), [{"kind": "member", "member_id": m, "balance": 0}
+                                    for m in ids])
+        rows = []
+        for n, m in enumerate(ids):
+            for k in range(orders):
+                ref = f"BO{n:07d}-{k}"
+                rows.append({"order_ref": ref, "customer_ref": f"B{n:07d}", "member_id": m,
+                             "paid_at": now - dt.timedelta(days=(n * 7 + k * 31) % 360),
+                             "amount_minor": 50_000 + (n * k) % 200_000, "status": "paid",
+                             "payload_hash": hashlib.sha256(ref.encode()).hexdigest()})
+        for i in range(0, len(rows), 5000):
+            s.execute(insert(Order), rows[i:i + 5000])
+
+    db.write_tx(bulk)
+    db.dispose()
+    return url
+
+
+def body(output: str, inputs: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    multi = output.startswith("..")
+    parts = output[2:-2].split("...") if multi else [output]
+    outs = [{"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1]} for p in parts]
+    return {
+        "output": output,
+        "outputs": outs if multi else outs[0],
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "state": [],
+    }
+
+
+LIVE = body("..live-tiles.children...live-updated.children..",
+            [("live-interval", "n_intervals", 1), ("live-days", "value", 30)])
+BANNER = body("shell-db-banner.is_open", [("shell-db-interval", "n_intervals", 1)])
+MEMBERS = body("..members-grid.rowData...members-count.children..",
+               [("members-query", "value", "bench member 12")])
+OVERVIEW = body(
+    "..overview-summary.children...overview-orders-figure.figure...overview-revenue-figure.figure..",
+    [("overview-months", "value", 12)],
+)
+PLANS = {
+    "supervisor": [("GET", "/overview", None), ("POST", UPDATE, OVERVIEW),
+                   ("POST", UPDATE, MEMBERS), ("POST", UPDATE, LIVE)],
+    "executive": [("GET", "/overview", None), ("POST", UPDATE, OVERVIEW),
+                  ("POST", UPDATE, LIVE), ("GET", "/_dash-layout", None)],
+    "support": [("GET", "/members", None), ("POST", UPDATE, MEMBERS),
+                ("POST", UPDATE, LIVE), ("POST", UPDATE, BANNER)],
+}
+
+
+def run_user(base: str, role: str, n_requests: int, timeout: float) -> list[tuple[float, bool]]:
+    s = requests.Session()
+    page = s.get(f"{base}/login", timeout=timeout)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = s.post(f"{base}/login", data={"username": STAFF[role][0], "password": PASSWORD,
+                                      "csrf_token": token, "next": "/"},
+               allow_redirects=False, timeout=timeout)
+    if r.status_code != 302:
+        return [(0.0, False)] * n_requests
+    plan = PLANS[role]
+    out = []
+    for i in range(n_requests):
+        method, path, payload = plan[i % len(plan)]
+        t0 = time.perf_counter()
+        try:
+            if method == "GET":
+                resp = s.get(base + path, timeout=timeout, allow_redirects=False)
+            else:
+                resp = s.post(base + path, json=payload, timeout=timeout)
+            ok = resp.status_code in (200, 204)
+        except requests.RequestException:
+            ok = False
+        out.append((time.perf_counter() - t0, ok))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=50, help="requests per user")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--members", type=int, default=2000)
+    ap.add_argument("--orders", type=int, default=10, help="orders per synthetic member")
+    ap.add_argument("--timeout", type=float, default=15.0)
+    args = ap.parse_args()
+    users = max(1, min(args.users, MAX_USERS))
+
+    tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
+    proc = None
+    try:
+        t0 = time.perf_counter()
+        url = build_db(tmp / "bench.sqlite3", args.members, args.orders)
+        print(f"database: {args.members} synthetic members x {args.orders} orders "
+              f"(+ test seed) in {time.perf_counter() - t0:.1f}s")
+        port = free_port()
+        env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=secrets.token_hex(32),
+                   LOYALTY_ENV="development")
+        env.pop("REDIS_URL", None)
+        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+        proc = subprocess.Popen(
+            [gunicorn, "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
+             "--log-level", "warning", "dashboard.wsgi:server"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                print("gunicorn did not start:", proc.stderr.read() if proc.stderr else "")
+                return 1
+            time.sleep(0.3)
+
+        roles = list(PLANS)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=users) as pool:
+            futures = [pool.submit(run_user, base, roles[i % len(roles)], args.requests,
+                                   args.timeout) for i in range(users)]
+            results = [r for f in futures for r in f.result()]
+        elapsed = time.perf_counter() - t0
+        lat = sorted(x for x, _ in results)
+        errors = sum(1 for _, ok in results if not ok)
+        q = statistics.quantiles(lat, n=100)
+        print(f"gunicorn workers: {args.workers}; users: {users}; "
+              f"requests: {len(results)} (+{users * 2} login requests)")
+        print(f"elapsed: {elapsed:.2f}s; throughput: {len(results) / elapsed:.1f} req/s")
+        print(f"latency p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
+              f"max: {lat[-1] * 1000:.0f} ms")
+        print(f"errors: {errors}")
+        return 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

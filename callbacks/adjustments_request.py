@@ -1,0 +1,175 @@
+"""Adjustment requests: the form (validated by the service, messages next to
+the fields) and the requester's own requests, with cancel."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, ctx, html, no_update
+
+from dashboard import format as fmt
+from dashboard import members_views as mv
+from dashboard.auth import require_roles
+from dashboard.context import current_actor, get_db
+from dashboard.ids import AdjRequest as ids
+from db import adjustments, members
+from db.adjustments import AdjustmentFilters
+from db.errors import (
+    Forbidden,
+    InsufficientPoints,
+    InvalidState,
+    LoyaltyError,
+    NotFound,
+    ValidationError,
+)
+
+ROLES = ("support", "supervisor")
+FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
+_POINTS = re.compile(r"[+-]?\d{1,13}")
+
+
+def parse_points(text: str | None) -> int:
+    """"+1,500" / "-200" / "300" -> int; the service checks the rest."""
+    raw = re.sub(r"[\s,_\u00a0]", "", str(text or ""))
+    if not raw:
+        raise ValidationError("points", "enter the points: e.g. 500 or -200")
+    if not _POINTS.fullmatch(raw):
+        raise ValidationError(
+            "points", "must be a whole number of points, e.g. 500 to add or -200 to remove")
+    return int(raw)
+
+
+@callback(
+    Output(ids.MEMBER_INFO, "children"),
+    Output(ids.ENTRY, "options"),
+    Output(ids.LIMITS, "children"),
+    Input(ids.MEMBER, "value"),
+)
+@require_roles(*ROLES)
+def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
+    with get_db().read() as s:
+        lim = adjustments.limits(s)
+        hint = (f"Over {fmt.points(lim.second_approval_over)} points: two supervisors approve. "
+                f"Over {fmt.points(lim.supervisor_request_over)} points: only a supervisor "
+                "may request.")
+        if not (ref or "").strip():
+            return "", [], hint
+        try:
+            mid = members.resolve_member(s, ref or "")
+            p = members.get_profile(s, mid)
+            choices = members.entry_choices(s, mid)
+        except (ValidationError, NotFound) as exc:
+            return html.Span(getattr(exc, "message", str(exc)), className="text-danger"), [], hint
+    info = html.Span([
+        html.Strong(f"{p.name or p.external_id}"), f" · member {p.id} · customer {p.external_id}"
+        f" · balance ", html.Strong(f"{fmt.points(p.balance)} points", id="adjreq-balance"),
+        f" · {p.status}",
+    ])
+    return info, mv.entry_options(choices), hint
+
+
+@callback(
+    Output(ids.MEMBER_FEEDBACK, "children"),
+    Output(ids.POINTS_FEEDBACK, "children"),
+    Output(ids.REASON_FEEDBACK, "children"),
+    Output(ids.COMMENT_FEEDBACK, "children"),
+    Output(ids.TICKET_FEEDBACK, "children"),
+    Output(ids.ENTRY_FEEDBACK, "children"),
+    Output(ids.RESULT, "children"),
+    Output(ids.VERSION, "data"),
+    Output(ids.POINTS, "value"),
+    Output(ids.COMMENT, "value"),
+    Input(ids.SUBMIT, "n_clicks"),
+    State(ids.MEMBER, "value"),
+    State(ids.POINTS, "value"),
+    State(ids.REASON, "value"),
+    State(ids.COMMENT, "value"),
+    State(ids.TICKET, "value"),
+    State(ids.ENTRY, "value"),
+    State(ids.VERSION, "data"),
+    prevent_initial_call=True,
+    running=[(Output(ids.SUBMIT, "disabled"), True, False)],
+)
+@require_roles(*ROLES, writes=True)
+def submit(n: int | None, member_ref: str | None, points: str | None, reason: str | None,
+           comment: str | None, ticket: str | None, entry: int | None, version: int | None
+           ) -> tuple[Any, ...]:
+    if not n:
+        return (no_update,) * 10
+    feedback = dict.fromkeys(FIELDS, "")
+    actor = current_actor()
+    try:
+        with get_db().read() as s:
+            mid = members.resolve_member(s, member_ref or "")
+        pts = parse_points(points)
+        info = adjustments.request_adjustment(
+            get_db(), actor, mid, pts, reason or "", comment or "", ticket_ref=ticket or "",
+            corrects_entry_id=int(entry) if entry not in (None, "") else None,
+        )
+    except ValidationError as exc:
+        feedback[exc.field if exc.field in feedback else "member"] = exc.message
+        return (*feedback.values(), _alert("Nothing was filed: fix the field marked.",
+                                           "warning"), no_update, no_update, no_update)
+    except InsufficientPoints as exc:
+        feedback["points"] = str(exc)
+        return (*feedback.values(), _alert("Nothing was filed.", "warning"),
+                no_update, no_update, no_update)
+    except (Forbidden, NotFound, InvalidState, LoyaltyError) as exc:
+        return (*feedback.values(), _alert(f"Nothing was filed: {exc}", "danger"),
+                no_update, no_update, no_update)
+    needs = "two approvals" if info.approvals_required == 2 else "one approval"
+    done = _alert(
+        f"Request #{info.id} filed: {fmt.signed_points(info.points)} points, waiting for "
+        f"{needs} from a supervisor other than you.", "success", "adjreq-filed")
+    return (*feedback.values(), done, (version or 0) + 1, "", "")
+
+
+def _alert(text: str, color: str, alert_id: str | None = None) -> dbc.Alert:
+    return dbc.Alert(text, color=color, className="py-2 mb-0",
+                     **({"id": alert_id} if alert_id else {}))
+
+
+@callback(
+    Output(ids.TABLE, "rowData"),
+    Output(ids.SUMMARY, "children"),
+    Input(ids.STATUS, "value"),
+    Input(ids.VERSION, "data"),
+    Input(ids.CANCEL_VERSION, "data"),
+)
+@require_roles(*ROLES)
+def my_requests(status: str | None, _v: int | None, _c: int | None) -> tuple[Any, Any]:
+    actor = current_actor()
+    with get_db().read() as s:
+        items = adjustments.list_adjustments(
+            s, AdjustmentFilters(status=status or None, requested_by_id=actor.id), limit=500)
+    if not items:
+        text = "You have no adjustment requests" + (f" with status {status}." if status
+                                                    else " yet.")
+        return [], html.Span(text, id="adjreq-summary-text")
+    summary = mv.adjustment_summary(items, capped=len(items) == 500)
+    return mv.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
+
+
+@callback(
+    Output(ids.CANCEL_RESULT, "children"),
+    Output(ids.CANCEL_VERSION, "data"),
+    Input(ids.CANCEL, "n_clicks"),
+    State(ids.TABLE, "selectedRows"),
+    State(ids.CANCEL_VERSION, "data"),
+    prevent_initial_call=True,
+    running=[(Output(ids.CANCEL, "disabled"), True, False)],
+)
+@require_roles(*ROLES, writes=True)
+def cancel(n: int | None, selected: list[dict[str, Any]] | None, version: int | None
+           ) -> tuple[Any, Any]:
+    if not n or ctx.triggered_id != ids.CANCEL:
+        return no_update, no_update
+    if not selected:
+        return _alert("Select one of your pending requests first.", "warning"), no_update
+    try:
+        info = adjustments.cancel_adjustment(get_db(), current_actor(), int(selected[0]["id"]))
+    except (LoyaltyError, KeyError, TypeError, ValueError) as exc:
+        return _alert(f"Not cancelled: {exc}", "danger"), no_update
+    return _alert(f"Request #{info.id} cancelled.", "secondary"), (version or 0) + 1

@@ -1,0 +1,150 @@
+"""Members callbacks: paged search, the selected member's profile and ledger.
+
+Both grids use AG Grid's infinite row model: the browser asks for one block
+(``getRowsRequest``: startRow/endRow), the callback answers with those rows
+only. A new search term or ledger filter purges the grid's cache in the
+browser, which makes it ask again from row 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Input, Output, State, callback, clientside_callback, html, no_update
+
+from dashboard import members_views as mv
+from dashboard.auth import require_roles
+from dashboard.context import current_actor, get_db
+from dashboard.ids import Members as ids
+from dashboard.shell import empty_state
+from db import members
+from db.errors import NotFound, ValidationError
+
+ROLES = ("supervisor", "support")
+PURGE = """
+function(_a, _b) {
+    if (window.dash_ag_grid && dash_ag_grid.getApiAsync) {
+        dash_ag_grid.getApiAsync("%s").then(function(api) { api.purgeInfiniteCache(); });
+    }
+    return Date.now();
+}
+"""
+
+clientside_callback(PURGE % ids.GRID, Output(ids.SEARCH_REFRESH, "data"),
+                    Input(ids.QUERY, "value"), Input(ids.FIELD, "value"),
+                    prevent_initial_call=True)
+clientside_callback(PURGE % ids.LEDGER_GRID, Output(ids.LEDGER_REFRESH, "data"),
+                    Input(ids.MEMBER, "data"), Input(ids.LEDGER_KIND, "value"),
+                    prevent_initial_call=True)
+
+
+def _block(request: dict[str, Any] | None) -> tuple[int, int]:
+    """(offset, limit) of the block the grid asks for, clamped."""
+    request = request or {}
+    try:
+        start = max(0, int(request.get("startRow") or 0))
+        end = int(request.get("endRow") or start + 100)
+    except (TypeError, ValueError):
+        return 0, 100
+    return start, max(1, min(end - start, members.MAX_PAGE))
+
+
+@callback(
+    Output(ids.GRID, "getRowsResponse"),
+    Output(ids.COUNT, "children"),
+    Output(ids.QUERY_FEEDBACK, "children"),
+    Input(ids.GRID, "getRowsRequest"),
+    State(ids.QUERY, "value"),
+    State(ids.FIELD, "value"),
+)
+@require_roles(*ROLES)
+def search(request: dict[str, Any] | None, query: str | None, field: str | None
+           ) -> tuple[dict[str, Any], Any, str]:
+    if request is None:
+        return no_update, no_update, no_update
+    start, limit = _block(request)
+    reveal = members.pii_visible(current_actor().role)
+    try:
+        with get_db().read() as s:
+            page = members.search_members(s, query or "", field or "auto", offset=start,
+                                          limit=limit, reveal=reveal)
+    except ValidationError as exc:
+        return {"rowData": [], "rowCount": 0}, "", exc.message
+    summary = mv.search_summary(page, start) if start == 0 else no_update
+    return mv.search_response(page, start), summary, ""
+
+
+@callback(
+    Output(ids.MEMBER, "data"),
+    Input(ids.GRID, "selectedRows"),
+    prevent_initial_call=True,
+)
+@require_roles(*ROLES)
+def select_member(selected: list[dict[str, Any]] | None) -> Any:
+    if not selected:
+        return no_update
+    try:
+        return int(selected[0]["id"])
+    except (KeyError, TypeError, ValueError):
+        return no_update
+
+
+@callback(
+    Output(ids.PROFILE, "children"),
+    Output(ids.ORDERS, "children"),
+    Output(ids.REFERRALS, "children"),
+    Output(ids.TRANSFERS, "children"),
+    Output(ids.ADJUSTMENTS, "children"),
+    Input(ids.MEMBER, "data"),
+)
+@require_roles(*ROLES)
+def profile(member_id: int | None) -> tuple[Any, ...]:
+    if member_id is None:
+        hint = html.Div("Select a member to see the profile.", className="text-muted small")
+        return (empty_state("No member selected.",
+                            "Search above and click a row, or open /members?id=<member id>."),
+                hint, hint, hint, hint)
+    actor = current_actor()
+    try:
+        with get_db().read() as s:
+            p = members.get_profile(s, int(member_id), reveal=members.pii_visible(actor.role))
+            orders, n_orders = members.member_orders(s, p.id)
+            refs, n_refs = members.member_referrals(s, p.id)
+            transfers = members.member_transfers(s, p.id)
+            adjustments = members.member_adjustments(s, p.id)
+    except (NotFound, TypeError, ValueError):
+        gone = html.Div("—", className="text-muted")
+        return (empty_state(f"Member {member_id} does not exist.",
+                            "Check the link, or search for the member above."),
+                gone, gone, gone, gone)
+    return (mv.profile_card(p, can_request=True), mv.orders_table(orders, n_orders, p.currency),
+            mv.referrals_table(refs, n_refs), mv.transfers_table(transfers),
+            mv.member_adjustments_table(adjustments))
+
+
+@callback(
+    Output(ids.LEDGER_GRID, "getRowsResponse"),
+    Output(ids.LEDGER_COUNT, "children"),
+    Input(ids.LEDGER_GRID, "getRowsRequest"),
+    State(ids.MEMBER, "data"),
+    State(ids.LEDGER_KIND, "value"),
+)
+@require_roles(*ROLES)
+def ledger(request: dict[str, Any] | None, member_id: int | None, kind: str | None
+           ) -> tuple[dict[str, Any], Any]:
+    if request is None:
+        return no_update, no_update
+    if member_id is None:
+        return {"rowData": [], "rowCount": 0}, "Select a member to see the ledger."
+    start, limit = _block(request)
+    kind = None if kind in (None, "", "all") else kind
+    try:
+        with get_db().read() as s:
+            page = members.ledger_page(s, int(member_id), kind=kind or None, offset=start,
+                                       limit=limit)
+    except (NotFound, ValidationError, TypeError, ValueError):
+        return {"rowData": [], "rowCount": 0}, "No ledger for this member."
+    what = f" of kind {kind}" if kind else ""
+    count = (f"{page.total:,} line(s){what}; the balance column is the running balance "
+             "after each line." if page.total else f"No ledger lines{what} yet.")
+    return {"rowData": mv.ledger_rows(page.rows), "rowCount": page.total}, count

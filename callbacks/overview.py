@@ -1,0 +1,132 @@
+"""Overview callbacks: the period's KPIs vs the previous period, from the rollups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, callback, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import jobs
+from dashboard import overview_views as views
+from dashboard.auth import require_roles
+from dashboard.context import get_db
+from dashboard.ids import Overview as ids
+from dashboard.shell import empty_state
+from db import rollups
+from db.errors import LoyaltyError
+from db.models import SEGMENTS
+
+ROLES = ("supervisor", "executive")
+
+
+@callback(Output(ids.ACTOR, "data"), Input(ids.LOADED, "data"))
+@require_roles(*ROLES)
+def identity(_loaded: int | None) -> str:
+    """The signed identity the overview job re-checks (it runs without a request)."""
+    return jobs.identity_token()
+
+
+def overview_job(set_progress: Any, months: int | None, segment: str | None,
+                 token: str | None) -> tuple[Any, ...]:
+    """The body of the background overview job (see dashboard.jobs): the role is
+    checked again from the signed identity, then rollups.overview reports its steps."""
+    months = months if months in (1, 3, 6, 12) else 3
+    segment = segment if segment in SEGMENTS else None
+    with jobs.job_context():
+        try:
+            jobs.job_actor(token, ROLES)
+        except LoyaltyError as exc:
+            refused = dbc.Alert(str(exc), color="danger", id="overview-refused")
+            return (refused, *(no_update,) * 8)
+
+        def progress(frac: float, message: str) -> None:
+            pct = int(round(frac * 100))
+            set_progress((pct, f"{pct} % {message}"))
+
+        db = get_db()
+        progress(0.01, "bringing the rollups up to date")
+        rollups.refresh_rollups(db)
+        with db.read() as s:
+            o = rollups.overview(s, months=months, segment=segment, progress=progress)
+        return _render(o, months, segment)
+
+
+@callback(
+    Output(ids.SUMMARY, "children"),
+    Output(ids.KPI_GRID, "rowData"),
+    Output(ids.MONTHLY_GRID, "rowData"),
+    Output(ids.ORDERS_FIG, "figure"),
+    Output(ids.REVENUE_FIG, "figure"),
+    Output(ids.COST_FIG, "figure"),
+    Output(ids.TIERS_FIG, "figure"),
+    Output(ids.LTV_FIG, "figure"),
+    Output(ids.RETENTION_FIG, "figure"),
+    Input(ids.MONTHS, "value"),
+    Input(ids.SEGMENT, "value"),
+    Input(ids.ACTOR, "data"),
+    background=True,
+    progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
+    progress_default=[0, ""],
+    running=[
+        (Output(ids.CANCEL, "disabled"), False, True),
+        (Output(ids.PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
+         {"visibility": "hidden", "height": "1.4rem"}),
+    ],
+    cancel=[Input(ids.CANCEL, "n_clicks")],
+    prevent_initial_call=True,
+)
+@require_roles(*ROLES)
+def overview(set_progress: Any, months: int | None, segment: str | None,
+             token: str | None) -> tuple[Any, ...]:
+    """A long history makes a period take seconds: a background job with a
+    progress bar and a Stop button, never a request held past the timeout.
+    Changing the period or segment while it runs replaces the job."""
+    if not token:
+        raise PreventUpdate
+    return overview_job(set_progress, months, segment, token)
+
+
+def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any, ...]:
+    """The page's components from the computed overview."""
+    cur = o.currency
+    f, t = o.period
+    orders = sum(m["paid_orders_m"] + m["paid_orders_g"] for m in o.monthly)
+    if orders == 0:
+        summary = empty_state(
+            "No paid orders in these months yet: every figure below is zero or '–'.",
+            "Orders arrive through the order import (loyalty import-orders), the demo data "
+            "(loyalty demo) or a live stream (loyalty simulate-live). A rate shows '–' when "
+            "there is nothing to divide by.",
+        )
+    else:
+        last = rollups._add_months(t, -1)
+        summary = (f"{f:%Y-%m} to {last:%Y-%m} against the {months} month(s) before"
+                   + (f"; members of segment '{segment}' (guests: all)" if segment else "")
+                   + ". Frequency, repeat and participation cover every customer.")
+    return (
+        summary,
+        views.kpi_rows(o.rows, cur),
+        views.monthly_rows(o.monthly, cur),
+        views.orders_figure(o.monthly),
+        views.revenue_figure(o.monthly, cur),
+        views.cost_figure(o.monthly, cur),
+        views.tiers_figure(o.tiers),
+        views.ltv_figure(o.ltv, cur),
+        views.retention_figure(o.retention),
+    )
+
+
+@callback(Output(ids.KPI_GRID, "exportDataAsCsv"), Input(ids.KPI_CSV, "n_clicks"),
+          prevent_initial_call=True)
+@require_roles(*ROLES)
+def kpi_csv(_n: int | None) -> bool:
+    return True
+
+
+@callback(Output(ids.MONTHLY_GRID, "exportDataAsCsv"), Input(ids.MONTHLY_CSV, "n_clicks"),
+          prevent_initial_call=True)
+@require_roles(*ROLES)
+def monthly_csv(_n: int | None) -> bool:
+    return True

@@ -1,0 +1,399 @@
+"""Pilots callbacks: list, results, the create form with its power estimate, actions.
+
+Thin: parse the inputs -> a ``db.pilots`` service -> a pure builder from
+``dashboard.pilots_views``. Reading is for supervisors and executives;
+creating, starting, ending, cancelling and rolling out are supervisors' only.
+The results are a background callback (progress bar, Stop), as the tier
+rules simulation: the guard checks the role of the request that starts the
+job and of every poll, and the job checks it again from a signed identity
+(dashboard.jobs), because it runs without a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import jobs, views
+from dashboard import pilots_views as pv
+from dashboard.auth import require_roles
+from dashboard.context import current_actor, get_db
+from dashboard.ids import Pilots as ids
+from dashboard.shell import empty_state, grid
+from db import pilots, readviews
+from db.errors import LoyaltyError, ValidationError
+from db.models import ProgramSettings
+from db.simulation import Cancelled
+
+READ = ("supervisor", "executive")
+
+FIELDS = list(ids.FEEDBACK)
+FEEDBACK_OUTPUTS = [Output(ids.FEEDBACK[f], "children") for f in FIELDS]
+FORM_STATES = [
+    State(ids.NAME, "value"), State(ids.RULE_SET, "value"), State(ids.SOURCE, "value"),
+    State(ids.SEGMENTS, "value"), State(ids.TIERS, "value"), State(ids.JOINED_FROM, "value"),
+    State(ids.JOINED_TO, "value"), State(ids.ACTIVE_DAYS, "value"), State(ids.UPLOAD, "contents"),
+    State(ids.UPLOAD, "filename"), State(ids.SHARE, "value"), State(ids.SEED, "value"),
+    State(ids.START_AT, "value"), State(ids.END_AT, "value"), State(ids.METRIC, "value"),
+    State(ids.MIN_EFFECT, "value"),
+]
+MAX_UPLOAD_BYTES = 30 * 1024 * 1024
+
+
+def _no_feedback() -> list[str]:
+    return ["" for _ in FIELDS]
+
+
+def _feedback(field: str, message: str) -> list[str]:
+    out = _no_feedback()
+    out[FIELDS.index(field) if field in FIELDS else FIELDS.index("population")] = message
+    return out
+
+
+def _when(value: Any, field: str) -> dt.datetime:
+    text = str(value or "").strip()
+    for fmt_ in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text[:16], fmt_)
+        except ValueError:
+            continue
+    raise ValidationError(field, "must look like 2025-01-31 or 2025-01-31 09:00")
+
+
+def _file(contents: str | None) -> bytes:
+    if not contents:
+        raise ValidationError("member_file", "upload a CSV of member ids first")
+    try:
+        raw = base64.b64decode(contents.split(",", 1)[1], validate=False)
+    except (IndexError, ValueError):
+        raise ValidationError("member_file", "the upload could not be read") from None
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise ValidationError("member_file", "the file is larger than 30 MB")
+    return raw
+
+
+def _form(name, rule_set, source, segments, tiers, joined_from, joined_to, active_days,
+          contents, filename, share, seed, start_at, end_at, metric, min_effect
+          ) -> dict[str, Any]:
+    """The form as service arguments; a ValidationError names the bad field."""
+    try:
+        seed_v = int(seed)
+    except (TypeError, ValueError):
+        raise ValidationError("seed", "must be a whole number") from None
+    args: dict[str, Any] = {
+        "pilot_share": share, "seed": seed_v, "start_at": _when(start_at, "start_at"),
+        "planned_end_at": _when(end_at, "planned_end_at"), "primary_metric": metric,
+        "min_effect": min_effect,
+    }
+    if source == "file":
+        args["member_file"] = _file(contents)
+        args["_filename"] = filename or "upload.csv"
+    else:
+        args["population"] = pilots.parse_population({
+            "segments": segments or [], "tiers": tiers or [], "joined_from": joined_from,
+            "joined_to": joined_to, "active_within_days": active_days,
+        })
+    args["_name"] = name
+    args["_rule_set"] = rule_set
+    return args
+
+
+def _currency(s) -> str:
+    return s.get(ProgramSettings, 1).currency if s.get(ProgramSettings, 1) else "RUB"
+
+
+# ---------------------------------------------------------------- list and results
+
+
+@callback(Output(ids.LIST, "children"), Input(ids.STATUS, "value"), Input(ids.REFRESH, "data"))
+@require_roles(*READ)
+def pilots_list(status: str | None, _refresh: int) -> Any:
+    with get_db().read() as s:
+        items = readviews.list_pilots(s)
+    if not items:
+        return empty_state(
+            "No pilots yet.",
+            "A pilot tries a draft rule set on part of a chosen population while a random "
+            "control group keeps the current rules; a supervisor creates one in 'New pilot'.",
+        )
+    shown = [p for p in items if not status or p.status == status]
+    if not shown:
+        return empty_state(f"No {status} pilots.", "Choose another status or clear the filter.")
+    return grid("pilots-grid", views.PILOT_COLUMNS, views.pilot_rows(shown), height="260px")
+
+
+@callback(
+    Output(ids.PICK, "options"),
+    Output(ids.PICK, "value"),
+    Output(ids.RULE_SET, "options"),
+    Output(ids.TIERS, "options"),
+    Output(ids.ACTOR, "data"),
+    Input(ids.REFRESH, "data"),
+    State(ids.PICK, "value"),
+)
+@require_roles(*READ)
+def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str]:
+    """The pickers, and the signed identity the results job re-checks."""
+    with get_db().read() as s:
+        found = pilots.pilot_choices(s)
+        trial = pilots.trial_rule_sets(s)
+        tiers = pilots.tier_names(s)
+    known = {i for i, _n, _st in found}
+    value = current if current in known else next(
+        (i for i, _n, st in found if st in ("running", "ended")), found[0][0] if found else None)
+    return (pv.pilot_options(found), value,
+            [{"label": f"#{i} {n} ({st})", "value": i} for i, n, st in trial],
+            [{"label": t, "value": t} for t in tiers], jobs.identity_token())
+
+
+def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
+    """The body of the background results job (no request here: see
+    dashboard.jobs): the role is checked again from the signed identity."""
+    off = (True, True, True, True, True)
+    with jobs.job_context():
+        try:
+            jobs.job_actor(token, READ)
+        except LoyaltyError as exc:
+            return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
+                    None)
+        if pilot_id is None:
+            return empty_state("Choose a pilot to see its results.",
+                               "Running and ended pilots show the lift against their control "
+                               "group; a draft shows what its groups can detect."), *off, None
+
+        def progress(frac: float, message: str) -> None:
+            pct = int(round(frac * 100))
+            set_progress((pct, f"{pct} % {message}"))
+
+        try:
+            with get_db().read() as s:
+                info = pilots.pilot_info(s, int(pilot_id))
+                currency = _currency(s)
+                if info.status == "draft":
+                    progress(0.3, "estimating power from the pre-period orders")
+                    power = pilots.pilot_power(s, int(pilot_id))
+                    return html.Div([
+                        pv.pilot_facts(info),
+                        dbc.Alert("This pilot is a draft: nothing has changed for its members "
+                                  "yet. Check the power estimate, then start it.", color="info"),
+                        pv.power_card(power, currency, title="Power estimate before the start"),
+                    ]), False, False, True, True, True, None
+                if info.status == "cancelled":
+                    return html.Div([pv.pilot_facts(info), dbc.Alert(
+                        "This pilot was cancelled before it started; it has no results.",
+                        color="secondary")]), *off, None
+                r = pilots.pilot_results(s, int(pilot_id), progress=progress)
+        except Cancelled:
+            raise PreventUpdate from None
+        except LoyaltyError as exc:
+            return dbc.Alert(str(exc), color="warning"), *off, None
+        running = info.status == "running"
+        export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
+                  "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
+        return pv.results_view(r), True, True, not running, False, False, export
+
+
+@callback(
+    Output(ids.RESULTS, "children"),
+    Output(ids.START, "disabled"),
+    Output(ids.CANCEL, "disabled"),
+    Output(ids.END, "disabled"),
+    Output(ids.ROLLOUT, "disabled"),
+    Output(ids.EXPORT, "disabled"),
+    Output(ids.RESULTS_CSV, "data"),
+    Input(ids.PICK, "value"),
+    Input(ids.REFRESH, "data"),
+    State(ids.ACTOR, "data"),
+    background=True,
+    progress=[Output(ids.RESULTS_PROGRESS, "value"), Output(ids.RESULTS_PROGRESS, "label")],
+    progress_default=[0, ""],
+    running=[
+        (Output(ids.PICK, "disabled"), True, False),
+        (Output(ids.RESULTS_CANCEL, "disabled"), False, True),
+        (Output(ids.RESULTS_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
+         {"visibility": "hidden", "height": "1.4rem"}),
+    ],
+    cancel=[Input(ids.RESULTS_CANCEL, "n_clicks")],
+    prevent_initial_call=True,
+)
+@require_roles(*READ)
+def results(set_progress: Any, pilot_id: int | None, _refresh: int, token: str | None
+            ) -> tuple:
+    """Results of a 100k-member pilot take seconds to tens of seconds: a
+    background job with a progress bar and a Stop button, never a request
+    held open past the web server's timeout."""
+    return results_job(set_progress, pilot_id, token)
+
+
+@callback(
+    Output(ids.DOWNLOAD, "data"),
+    Input(ids.EXPORT, "n_clicks"),
+    State(ids.PICK, "value"),
+    State(ids.RESULTS_CSV, "data"),
+    prevent_initial_call=True,
+)
+@require_roles(*READ)
+def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
+    """The CSV of the results on screen (made by the results job, so the
+    export does not compute them a second time)."""
+    if pilot_id is None or not isinstance(computed, dict) or computed.get("pilot_id") != pilot_id:
+        return no_update
+    return dcc.send_string(str(computed.get("csv") or ""), str(computed.get("filename")))
+
+
+@callback(
+    Output(ids.ACTION_MSG, "children"),
+    Output(ids.REFRESH, "data"),
+    Input(ids.START, "n_clicks"),
+    Input(ids.CANCEL, "n_clicks"),
+    Input(ids.END, "n_clicks"),
+    Input(ids.ROLLOUT, "n_clicks"),
+    State(ids.PICK, "value"),
+    State(ids.REFRESH, "data"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor", writes=True)
+def act(_s: int, _c: int, _e: int, _r: int, pilot_id: int | None, refresh: int
+        ) -> tuple[Any, Any]:
+    if pilot_id is None:
+        return dbc.Alert("Choose a pilot first.", color="warning"), no_update
+    actor = current_actor()
+    what = ctx.triggered_id
+    try:
+        with get_db().begin() as s:
+            if what == ids.START:
+                pilots.start_pilot(s, actor, pilot_id)
+                msg = "Pilot started: its pilot group now earns under the pilot's rules."
+            elif what == ids.CANCEL:
+                pilots.cancel_pilot(s, actor, pilot_id)
+                msg = "Draft pilot cancelled; its members are free for another pilot."
+            elif what == ids.END:
+                pilots.end_pilot(s, actor, pilot_id)
+                msg = "Pilot ended: every member is back on the published rules."
+            elif what == ids.ROLLOUT:
+                rid = pilots.rollout_draft(s, actor, pilot_id)
+                msg = (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
+                       "Tier rules page; another supervisor approves it.")
+            else:
+                return no_update, no_update
+    except LoyaltyError as exc:
+        return dbc.Alert(str(exc), color="danger", dismissable=True), no_update
+    return dbc.Alert(msg, color="success", dismissable=True), (refresh or 0) + 1
+
+
+# ---------------------------------------------------------------- the create form
+
+clientside_callback(
+    """function(source) {
+        const file = source === "file";
+        return [{display: file ? "none" : "block"}, {display: file ? "block" : "none"}];
+    }""",
+    Output(ids.FILTER_BOX, "style"),
+    Output(ids.FILE_BOX, "style"),
+    Input(ids.SOURCE, "value"),
+)
+
+
+@callback(
+    Output(ids.UPLOAD_INFO, "children"),
+    Output(ids.FEEDBACK["member_file"], "children", allow_duplicate=True),
+    Input(ids.UPLOAD, "contents"),
+    State(ids.UPLOAD, "filename"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor")
+def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
+    """Read the file at once, so its bad lines show before anything is pressed."""
+    try:
+        raw = _file(contents)
+        with get_db().read() as s:
+            found = pilots.parse_member_csv(s, raw)
+    except pilots.MemberFileError as exc:
+        more = f" … and {exc.total - len(exc.problems)} more" if exc.total > len(
+            exc.problems) else ""
+        return "", html.Div([
+            html.Div(f"{filename or 'The file'}: {exc.total} bad line(s); nothing will be "
+                     "created until the file is fixed."),
+            html.Ul([html.Li(str(p)) for p in exc.problems], id="pilots-upload-problems",
+                    className="mb-0"),
+            html.Div(more) if more else None,
+        ])
+    except ValidationError as exc:
+        return "", exc.message
+    return html.Span(f"{filename}: {len(found):,} members read.", className="text-success",
+                     id="pilots-upload-ok"), ""
+
+
+@callback(
+    Output(ids.PREVIEW_OUT, "children"),
+    *FEEDBACK_OUTPUTS,
+    Input(ids.PREVIEW, "n_clicks"),
+    *FORM_STATES,
+    prevent_initial_call=True,
+)
+@require_roles("supervisor")
+def preview(_n: int, *form: Any) -> list[Any]:
+    try:
+        args = _form(*form)
+        for k in ("_name", "_rule_set", "_filename"):
+            args.pop(k, None)
+        with get_db().read() as s:
+            p = pilots.power_preview(s, **args)
+            currency = _currency(s)
+    except pilots.MemberFileError as exc:
+        return [no_update, *_feedback("member_file", str(exc.message))]
+    except ValidationError as exc:
+        return [no_update, *_feedback(exc.field, exc.message)]
+    return [pv.power_card(p, currency), *_no_feedback()]
+
+
+@callback(
+    Output(ids.CREATE_MSG, "children"),
+    Output(ids.REFRESH, "data", allow_duplicate=True),
+    Output(ids.PICK, "value", allow_duplicate=True),
+    Output(ids.TABS, "active_tab"),
+    Output(ids.PREVIEW_OUT, "children", allow_duplicate=True),
+    *[Output(o.component_id, o.component_property, allow_duplicate=True)
+      for o in FEEDBACK_OUTPUTS],
+    Input(ids.CREATE, "n_clicks"),
+    *FORM_STATES,
+    State(ids.REFRESH, "data"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor", writes=True)
+def create(_n: int, *form_and_refresh: Any) -> list[Any]:
+    *form, refresh = form_and_refresh
+    unchanged = [no_update, no_update, no_update, no_update]
+    try:
+        args = _form(*form)
+        name, rule_set = args.pop("_name"), args.pop("_rule_set")
+        note = args.pop("_filename", "")
+        if note:
+            args["source_note"] = note
+        actor = current_actor()
+        with get_db().begin() as s:
+            made = pilots.create_pilot(s, actor, name, rule_set, **args)
+            power = pilots.pilot_power(s, made.pilot_id)
+            currency = _currency(s)
+    except pilots.MemberFileError as exc:
+        return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
+                *unchanged, *_feedback("member_file", exc.message)]
+    except ValidationError as exc:
+        return [dbc.Alert("Nothing was created: see the message next to the field.",
+                          color="danger"), *unchanged, *_feedback(exc.field, exc.message)]
+    except LoyaltyError as exc:
+        return [dbc.Alert(str(exc), color="danger"), *unchanged, *_no_feedback()]
+    msg = dbc.Alert(
+        f"Pilot #{made.pilot_id} created as a draft: {made.n_pilot:,} pilot and "
+        f"{made.n_control:,} control members"
+        + (f" ({made.left_out:,} left out: inactive or in another pilot)" if made.left_out
+           else "") + ". Its power estimate is below; start it from 'Pilots and results'.",
+        color="success", id="pilots-created")
+    return [msg, (refresh or 0) + 1, made.pilot_id, no_update,
+            pv.power_card(power, currency, title="Power estimate of the saved groups"),
+            *_no_feedback()]

@@ -1,0 +1,471 @@
+"""Tier rules callbacks: parse -> db.rules / db.rule_history / db.simulation
+-> dashboard.rules_views -> components.
+
+Writes are supervisor-only (``writes=True``: refusals are audited); reads are
+supervisor + executive. The simulation is a background callback: the guard
+checks the role of every request to /_dash-update-component (the one that
+starts the job and each poll), and the job checks it again from a signed
+identity (dashboard.jobs), because it runs without a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import jobs
+from dashboard import rules_views as rv
+from dashboard.auth import require_roles
+from dashboard.context import current_actor, get_db
+from dashboard.ids import Rules as ids
+from db import audit, rule_history, rules
+from db.errors import LoyaltyError, ValidationError
+from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
+from db.simulation import Cancelled, simulate
+
+READ = ("supervisor", "executive")
+WRITE = ("supervisor",)
+MAX_SIM_DAYS = 3660
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _alert(message: Any, color: str = "danger", **kw: Any) -> dbc.Alert:
+    return dbc.Alert(message, color=color, className="py-2 mb-2", **kw)
+
+
+def _stamp(select: int | None) -> dict[str, Any]:
+    return {"select": select, "at": time.time()}
+
+
+# ---------------------------------------------------------------- reads
+
+
+@callback(
+    Output(ids.VERSION, "options"), Output(ids.VERSION, "value"), Output(ids.ACTOR, "data"),
+    Output(ids.HISTORY_GRID, "rowData"), Output(ids.PENDING_GRID, "rowData"),
+    Output(ids.DIFF_A, "options"), Output(ids.DIFF_B, "options"),
+    Output(ids.DIFF_A, "value"), Output(ids.DIFF_B, "value"),
+    Output(ids.IN_FORCE, "children"), Output(ids.IN_FORCE_ID, "data"),
+    Output(ids.EXPIRY, "value"), Output(ids.EXPIRY_NEVER, "value"),
+    Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
+    State(ids.VERSION, "value"),
+)
+@require_roles(*READ)
+def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) -> tuple:
+    """Every list on the page, reloaded after each change."""
+    actor = current_actor()
+    with get_db().read() as s:
+        versions = rule_history.versions(s)
+        info = rule_history.program_info(s)
+    known = {v.id for v in versions}
+    trigger = {ids.SAVED: saved, ids.DECIDED: decided, ids.COPIED: copied}.get(
+        ctx.triggered_id or "")
+    wanted = (trigger or {}).get("select") if isinstance(trigger, dict) else None
+    selected = next((x for x in (wanted, current) if x in known), None)
+    selected = selected or rv.default_selection(versions, actor.id)
+    live = next((v for v in versions if v.state == "in force"), None)
+    scheduled = sorted((v for v in versions if v.state == "scheduled"),
+                       key=lambda v: v.effective_at)
+    diff_a = live.id if live and live.id != selected else next(
+        (v.id for v in versions if v.id != selected), selected)
+    options = rv.version_options(versions)
+    return (
+        options, selected, jobs.identity_token(), rv.history_rows(versions),
+        rv.pending_rows(versions), options, options, diff_a, selected,
+        rv.in_force_summary(live, scheduled, info.currency), live.id if live else None,
+        info.expiry_days, info.expiry_days is None,
+    )
+
+
+@callback(
+    Output(ids.VERSION_INFO, "children"), Output(ids.GRID, "rowData"),
+    Output(ids.GRID, "columnDefs"), Output(ids.NAME, "value"), Output(ids.NAME, "disabled"),
+    Output(ids.NOTE, "value"), Output(ids.NOTE, "disabled"),
+    Output(ids.POINT_VALUE, "value"), Output(ids.POINT_VALUE, "disabled"),
+    Output(ids.WINDOW_MODE, "value"), Output(ids.WINDOW_MODE, "options"),
+    Output(ids.WINDOW_DAYS, "value"), Output(ids.WINDOW_DAYS, "disabled"),
+    Output(ids.ADD_TIER, "disabled"), Output(ids.REMOVE_TIER, "disabled"),
+    Output(ids.SAVE, "disabled"), Output(ids.SUBMIT, "disabled"),
+    Output(ids.PROBLEMS, "data"), Output(ids.EDIT_RESULT, "children"),
+    Input(ids.VERSION, "value"), State(ids.SAVED, "data"),
+)
+@require_roles(*READ)
+def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
+    """The selected version in the editor: editable only for its author while a draft.
+
+    Re-run after every save (the lists reload); the message of a save of this
+    very version just now stays, any other message is cleared."""
+    if version_id is None:
+        raise PreventUpdate
+    actor = current_actor()
+    try:
+        with get_db().read() as s:
+            v = rule_history.version(s, int(version_id))
+            currency = rule_history.program_info(s).currency
+    except LoyaltyError as exc:
+        return (_alert(str(exc)),) + (no_update,) * 18
+    if actor.role not in WRITE:
+        why = "Read-only: executives see the rules; supervisors change them."
+    elif v.status != "draft":
+        why = (f"This version is {v.state}: a version is never edited once submitted. "
+               "Use \u201cNew draft from this version\u201d to change it.")
+    elif v.author_id is not None and v.author_id != actor.id:
+        why = (f"This draft belongs to {v.author}: only its author edits it. "
+               "Use \u201cNew draft from this version\u201d to make your own.")
+    else:
+        why = ""
+    editable = not why
+    pv = v.rules.point_value_minor
+    window = v.rules.tier_window_days
+    modes = [{"label": "lifetime", "value": "lifetime", "disabled": not editable},
+             {"label": "rolling window (days)", "value": "rolling", "disabled": not editable}]
+    return (
+        rv.version_summary(v, currency, editable=editable, why_read_only=why),
+        rv.editor_rows(rules.tier_rows(v.rules)), rv.tier_columns(editable, currency),
+        v.name, not editable, v.note, not editable,
+        f"{pv // 100}.{pv % 100:02d}", not editable,
+        "rolling" if window else "lifetime", modes, window, not editable,
+        not editable, not editable, not editable, not editable, {},
+        no_update if _just_saved(saved, version_id) else None,
+    )
+
+
+def _just_saved(saved: dict | None, version_id: Any) -> bool:
+    return (isinstance(saved, dict) and saved.get("select") == version_id
+            and time.time() - float(saved.get("at") or 0) < 15)
+
+
+@callback(
+    Output(ids.NAME, "invalid"), Output(ids.NAME_FB, "children"),
+    Output(ids.POINT_VALUE, "invalid"), Output(ids.POINT_VALUE_FB, "children"),
+    Output(ids.WINDOW_DAYS, "invalid"), Output(ids.WINDOW_FB, "children"),
+    Input(ids.PROBLEMS, "data"),
+)
+@require_roles(*READ)
+def field_feedback(problems: dict[str, str] | None) -> tuple:
+    """Rule-set level messages next to their inputs."""
+    p = problems or {}
+    out: list[Any] = []
+    for key in ("name", "point_value", "tier_window_days"):
+        out += [bool(p.get(key)), p.get(key, "")]
+    return tuple(out)
+
+
+@callback(Output(ids.DIFF, "children"), Input(ids.DIFF_A, "value"), Input(ids.DIFF_B, "value"))
+@require_roles(*READ)
+def show_diff(a_id: int | None, b_id: int | None) -> Any:
+    if a_id is None or b_id is None:
+        return rv.empty_diff()
+    with get_db().read() as s:
+        try:
+            a = rule_history.version(s, int(a_id))
+            b = rule_history.version(s, int(b_id))
+        except LoyaltyError as exc:
+            return _alert(str(exc))
+        currency = rule_history.program_info(s).currency
+    return rv.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
+
+
+# ---------------------------------------------------------------- editor
+
+
+@callback(
+    Output(ids.GRID, "rowTransaction"),
+    Input(ids.ADD_TIER, "n_clicks"), Input(ids.REMOVE_TIER, "n_clicks"),
+    State(ids.GRID, "selectedRows"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE)
+def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None) -> Any:
+    """Add a blank tier at the end, or remove the selected one (nothing is
+    saved until "Save draft")."""
+    if ctx.triggered_id == ids.ADD_TIER:
+        return {"add": [rv.blank_row()]}
+    if not selected:
+        raise PreventUpdate
+    return {"remove": [{"rid": r.get("rid")} for r in selected]}
+
+
+def parse_settings(
+    point_value: Any, mode: str | None, days: Any
+) -> tuple[int | None, int | None, list[Problem]]:
+    """(point value in minor units, window days or None, problems)."""
+    problems: list[Problem] = []
+    pv: int | None = None
+    try:
+        pv = parse_money_minor(point_value, max_minor=MAX_POINT_VALUE_MINOR)
+        if pv == 0:
+            problems.append(Problem(None, "point_value", "must be more than 0"))
+    except ValueError as exc:
+        problems.append(Problem(None, "point_value", str(exc)))
+    window: int | None = None
+    if mode == "rolling":
+        try:
+            text = str(days if days is not None else "").strip()
+            window = int(text)
+            if str(window) != text.lstrip("+"):
+                raise ValueError
+            problems += rules.validate_settings(pv or 100, window)
+        except (TypeError, ValueError):
+            problems.append(Problem(None, "tier_window_days", "enter a whole number of days"))
+    return pv, window, problems
+
+
+@callback(
+    Output(ids.GRID, "rowData", allow_duplicate=True),
+    Output(ids.PROBLEMS, "data", allow_duplicate=True),
+    Output(ids.EDIT_RESULT, "children", allow_duplicate=True),
+    Output(ids.SAVED, "data"),
+    Input(ids.SAVE, "n_clicks"), Input(ids.SUBMIT, "n_clicks"),
+    State(ids.VERSION, "value"), State(ids.GRID, "virtualRowData"), State(ids.GRID, "rowData"),
+    State(ids.NAME, "value"), State(ids.NOTE, "value"), State(ids.POINT_VALUE, "value"),
+    State(ids.WINDOW_MODE, "value"), State(ids.WINDOW_DAYS, "value"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
+               virtual_rows: list | None, rows: list | None, name: str | None,
+               note: str | None, point_value: Any, mode: str | None, days: Any) -> tuple:
+    """Validate everything, then save (and submit); an invalid draft is never saved."""
+    if version_id is None:
+        raise PreventUpdate
+    grid_rows = virtual_rows if virtual_rows is not None else rows or []
+    clean = rv.clean_rows(grid_rows)
+    submit = ctx.triggered_id == ids.SUBMIT
+    pv, window, problems = parse_settings(point_value, mode, days)
+    problems = rules.validate_tiers(clean)[1] + problems
+    if not (name or "").strip():
+        problems.append(Problem(None, "name", "is required"))
+    if problems:
+        return _refused(grid_rows, problems)
+    actor = current_actor()
+
+    def tx(s: Any) -> None:
+        rules.update_draft(s, actor, int(version_id), name or "", clean, point_value_minor=pv,
+                           tier_window_days=window, note=(note or "").strip())
+        if submit:
+            rules.submit(s, actor, int(version_id))
+
+    try:
+        get_db().write_tx(tx)
+    except RuleValidationError as exc:
+        return _refused(grid_rows, exc.problems)
+    except LoyaltyError as exc:
+        return no_update, no_update, _alert(str(exc)), no_update
+    msg = ("Saved and submitted: another supervisor can now approve it (Approval tab)."
+           if submit else "Draft saved.")
+    return (rv.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
+                                                            id="rules-saved-ok"),
+            _stamp(int(version_id)))
+
+
+def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
+    fields = rv.field_problems(problems)
+    return (rv.rows_with_problems(grid_rows, problems), fields,
+            rv.problem_list(problems, fields), no_update)
+
+
+@callback(
+    Output(ids.EXPIRY_RESULT, "children"), Output(ids.EXPIRY, "invalid"),
+    Output(ids.EXPIRY_FB, "children"),
+    Input(ids.EXPIRY_SAVE, "n_clicks"),
+    State(ids.EXPIRY, "value"), State(ids.EXPIRY_NEVER, "value"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def save_expiry(_n: int | None, days: Any, never: bool | None) -> tuple:
+    value: int | None = None
+    if not never:
+        try:
+            value = int(str(days).strip())
+            if str(value) != str(days).strip():
+                raise ValueError
+        except (TypeError, ValueError):
+            return None, True, "enter a whole number of days, or tick \u201cnever expire\u201d"
+    actor = current_actor()
+    try:
+        get_db().write_tx(lambda s: rule_history.set_expiry_days(s, actor, value))
+    except ValidationError as exc:
+        return None, True, exc.message
+    except LoyaltyError as exc:
+        return _alert(str(exc)), False, ""
+    text = "Points never expire." if value is None else f"Points expire after {value} days."
+    return _alert(f"Saved. {text}", "success", duration=6000), False, ""
+
+
+# ---------------------------------------------------------------- copies
+
+
+@callback(
+    Output(ids.COPY_RESULT, "children"), Output(ids.COPIED, "data"),
+    Output(ids.TABS, "active_tab"),
+    Input(ids.NEW_DRAFT, "n_clicks"), Input(ids.ROLLBACK, "n_clicks"),
+    State(ids.VERSION, "value"), State(ids.HISTORY_GRID, "selectedRows"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def copy_version(_new: int | None, _rollback: int | None, version_id: int | None,
+                 history_selected: list | None) -> tuple:
+    """A new draft from a version (rollback = from an old one, chosen in History)."""
+    rollback = ctx.triggered_id == ids.ROLLBACK
+    source = (history_selected or [{}])[0].get("id") if rollback else version_id
+    if source is None:
+        msg = ("Select the version to roll back to in the history table first." if rollback
+               else "Select a version first.")
+        return _alert(msg, "warning"), no_update, no_update
+    actor = current_actor()
+    try:
+        new_id = get_db().write_tx(
+            lambda s: rules.copy_to_draft(s, actor, int(source), rollback=rollback))
+    except LoyaltyError as exc:
+        return _alert(str(exc)), no_update, no_update
+    what = "Rollback draft" if rollback else "Draft"
+    return (_alert(f"{what} #{new_id} created from #{source}: edit it, simulate it, submit it.",
+                   "success", duration=8000),
+            _stamp(new_id), "editor")
+
+
+# ---------------------------------------------------------------- approval
+
+
+def parse_effective_at(value: Any) -> dt.datetime:
+    if not value or not str(value).strip():
+        raise ValidationError("effective_at", "choose the date and time it takes effect")
+    try:
+        return dt.datetime.fromisoformat(str(value).strip()).replace(tzinfo=None, microsecond=0)
+    except ValueError:
+        raise ValidationError("effective_at", "not a date and time") from None
+
+
+@callback(
+    Output(ids.DECIDE_RESULT, "children"),
+    Output(ids.EFFECTIVE_AT, "invalid"), Output(ids.EFFECTIVE_FB, "children"),
+    Output(ids.DECISION_NOTE, "invalid"), Output(ids.DECISION_NOTE_FB, "children"),
+    Output(ids.DECIDED, "data"),
+    Input(ids.APPROVE, "n_clicks"), Input(ids.REJECT, "n_clicks"),
+    State(ids.PENDING_GRID, "selectedRows"), State(ids.EFFECTIVE_AT, "value"),
+    State(ids.DECISION_NOTE, "value"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def decide(_approve: int | None, _reject: int | None, selected: list | None,
+           effective_at: Any, note: str | None) -> tuple:
+    """Approve (publish from an effective time) or reject a submitted version;
+    the four-eyes and not-in-the-past rules are the service's."""
+    clear = (False, "", False, "")
+    if not selected:
+        return (_alert("Select a submitted version in the table first.", "warning"),
+                *clear, no_update)
+    rule_set_id = int(selected[0]["id"])
+    approving = ctx.triggered_id == ids.APPROVE
+    actor = current_actor()
+    try:
+        if approving:
+            when = parse_effective_at(effective_at)
+            get_db().write_tx(lambda s: rules.approve(s, actor, rule_set_id, when,
+                                                      note=(note or "").strip()))
+        else:
+            get_db().write_tx(lambda s: rules.reject(s, actor, rule_set_id, note or ""))
+    except ValidationError as exc:
+        if exc.field == "effective_at":
+            return None, True, exc.message, False, "", no_update
+        if exc.field == "reason":
+            return None, False, "", True, exc.message, no_update
+        return _alert(str(exc)), *clear, no_update
+    except LoyaltyError as exc:
+        return _alert(str(exc), id="rules-decide-refused"), *clear, no_update
+    if approving:
+        msg = (f"#{rule_set_id} approved: it takes effect {when:%Y-%m-%d %H:%M} UTC; orders paid "
+               "from then on accrue under it.")
+    else:
+        msg = f"#{rule_set_id} rejected."
+    return (_alert(msg, "success", duration=10_000, id="rules-decide-ok"), *clear,
+            _stamp(rule_set_id))
+
+
+@callback(
+    Output(ids.REEVALUATE_RESULT, "children"),
+    Input(ids.REEVALUATE, "n_clicks"), State(ids.IN_FORCE_ID, "data"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def reevaluate(_n: int | None, in_force_id: int | None) -> Any:
+    if in_force_id is None:
+        return _alert("No version is in force: there are no tiers to evaluate.", "warning")
+    actor = current_actor()
+    try:
+        res = get_db().write_tx(lambda s: rule_history.reevaluate_now(s, actor, int(in_force_id)))
+    except LoyaltyError as exc:
+        return _alert(str(exc))
+    dist = ", ".join(f"{k}: {v:,}" for k, v in sorted(res.distribution.items()))
+    return _alert(f"Tiers re-evaluated under #{res.rule_set_id}: {res.changed:,} of "
+                  f"{res.members:,} members changed tier ({dist}).", "success")
+
+
+# ---------------------------------------------------------------- simulation
+
+
+def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | None) -> Any:
+    """The body of the background simulation (no request here: see dashboard.jobs)."""
+    with jobs.job_context():
+        try:
+            actor = jobs.job_actor(token, READ)
+        except LoyaltyError as exc:
+            return _alert(str(exc), id="rules-sim-refused")
+        if version_id is None:
+            return _alert("Select a version to simulate first.", "warning")
+        try:
+            n_days = int(str(days).strip())
+            if not 1 <= n_days <= MAX_SIM_DAYS or str(n_days) != str(days).strip():
+                raise ValueError
+        except (TypeError, ValueError):
+            return _alert(f"Days of orders: enter a whole number from 1 to {MAX_SIM_DAYS}.",
+                          "warning")
+
+        def progress(frac: float, message: str) -> None:
+            pct = int(round(frac * 100))
+            set_progress((pct, f"{pct} % {message}"))
+
+        try:
+            with get_db().read() as s:
+                currency = rule_history.program_info(s).currency
+                result = simulate(s, int(version_id), days=n_days, progress=progress)
+        except Cancelled:
+            raise PreventUpdate from None
+        except LoyaltyError as exc:
+            return _alert(str(exc), "warning")
+        get_db().write_tx(lambda s: audit.record(
+            s, actor.name, "rules.simulate", actor_id=actor.id, object_type="rule_set",
+            object_id=int(version_id), detail=f"{n_days} days, {result.members} members",
+        ))
+        return rv.simulation_view(result, currency)
+
+
+@callback(
+    Output(ids.SIM_RESULT, "children"),
+    Input(ids.SIM_RUN, "n_clicks"),
+    State(ids.VERSION, "value"), State(ids.SIM_DAYS, "value"), State(ids.ACTOR, "data"),
+    background=True,
+    progress=[Output(ids.SIM_PROGRESS, "value"), Output(ids.SIM_PROGRESS, "label")],
+    progress_default=[0, ""],
+    running=[
+        (Output(ids.SIM_RUN, "disabled"), True, False),
+        (Output(ids.SIM_CANCEL, "disabled"), False, True),
+        (Output(ids.SIM_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
+         {"visibility": "hidden", "height": "1.4rem"}),
+    ],
+    cancel=[Input(ids.SIM_CANCEL, "n_clicks")],
+    prevent_initial_call=True,
+)
+@require_roles(*READ)
+def run_simulation(set_progress: Any, _n: int | None, version_id: Any, days: Any,
+                   token: str | None) -> Any:
+    return simulation_job(set_progress, version_id, days, token)

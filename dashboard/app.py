@@ -1,0 +1,211 @@
+"""The app factory.
+
+``create_app()`` builds the Flask server, the Dash app on it, the pages (top
+level package ``pages``), the callbacks (package ``callbacks``) and the auth
+layer. Dash keeps pages and callbacks in process-global registries, so the
+app is built once per process (gunicorn worker, test session).
+
+Pages are imported as the installed package ``pages`` (``pages_folder=""``
+with ``use_pages=True``) instead of letting Dash exec the files from a folder
+path: Dash's folder loader would import each file a second time under a
+path-derived module name, and the callbacks and tests import the same
+modules by their package name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dash
+import flask
+from dash._callback import GLOBAL_CALLBACK_MAP
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import callbacks
+import pages
+from dashboard import access, shell
+from dashboard.auth import init_auth
+from dashboard.config import Config, load_config
+from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
+from db.session import Database
+
+log = logging.getLogger("dashboard.app")
+CELERY_EXTENSION = "loyalty_celery"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = PROJECT_ROOT / "assets"
+_BUILT: dict[str, dash.Dash] = {}
+
+
+def _import_package_modules(package: Any) -> list[str]:
+    names = []
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        name = f"{package.__name__}.{info.name}"
+        importlib.import_module(name)
+        names.append(name)
+    return names
+
+
+def _wrap_page_layouts() -> None:
+    for module, page in dash.page_registry.items():
+        if not access.page_roles(page):
+            raise RuntimeError(f"page {module} declares no roles=(...) in register_page")
+        if "layout" not in page or getattr(page["layout"], "__wrapped__", None) is None:
+            layout = page.get("layout") or getattr(sys.modules[module], "layout", None)
+            if not callable(layout):
+                raise RuntimeError(f"page {module} has no layout() function")
+            page["layout"] = shell.guard_layout(layout, page)
+
+
+def check_callback_roles(callback_map: dict[str, Any]) -> None:
+    """Fail at start-up when a callback declares no roles, or grants a role
+    its page does not (a page-less helper callback must name its roles too)."""
+    pages_by_module = {p["module"]: p for p in dash.page_registry.values()}
+    problems = []
+    for output, entry in callback_map.items():
+        if access.ROUTER_OUTPUT_MARK in output:
+            continue
+        fn = entry.get("callback")
+        if fn is None:  # clientside callbacks run in the browser only
+            continue
+        roles = access.callback_roles(fn)
+        inner = access.innermost(fn)
+        where = f"{inner.__module__}.{inner.__qualname__}"
+        if roles is None:
+            problems.append(f"{where} has no @require_roles")
+            continue
+        module = inner.__module__
+        if module.startswith("callbacks."):
+            page = pages_by_module.get("pages." + module.split(".", 1)[1])
+            if page is not None and not roles <= access.page_roles(page):
+                extra = sorted(roles - access.page_roles(page))
+                problems.append(f"{where} grants {extra}, which page {page['path']} refuses")
+    if problems:
+        raise RuntimeError("callback roles misdeclared:\n  " + "\n  ".join(problems))
+
+
+def background_manager(cfg: Config) -> tuple[Any, Any]:
+    """(manager, celery app or None) for background callbacks.
+
+    Celery + Redis when REDIS_URL is set (run the Procfile's ``worker:``);
+    otherwise diskcache, whose jobs are child processes of the web worker and
+    whose cache directory all workers of this machine share. Tests get a
+    private directory.
+    """
+    if cfg.redis_url:
+        from celery import Celery
+
+        celery_app = Celery("loyalty", broker=cfg.redis_url, backend=cfg.redis_url)
+        return dash.CeleryManager(celery_app), celery_app
+    import diskcache
+
+    if cfg.testing:
+        folder = Path(tempfile.mkdtemp(prefix="loyalty-background-"))
+    else:
+        folder = Path(tempfile.gettempdir()) / "loyalty-background"
+    return dash.DiskcacheManager(diskcache.Cache(str(folder)), expire=3600), None
+
+
+def built_app() -> dash.Dash:
+    """The app of this process, for code with no request (background jobs)."""
+    if "app" not in _BUILT:
+        raise RuntimeError("create_app() has not run in this process")
+    return _BUILT["app"]
+
+
+def declare_cancel_roles(callback_map: dict[str, Any]) -> int:
+    """Give Dash's own cancel callbacks the roles of the background callbacks
+    they cancel.
+
+    Dash registers one ``cancel_call`` per ``cancel=`` input when it sets the
+    server up (first request). Undeclared, the guard refuses it to everyone
+    (fail closed) and Cancel would never work; declared, only a role that may
+    run the job may cancel it (and Dash only kills jobs whose signed handle
+    this page load received). Returns the number of callbacks declared.
+    """
+    by_input: dict[str, set[str]] = {}
+    for entry in callback_map.values():
+        background = entry.get("background") or {}
+        roles = access.callback_roles(entry.get("callback")) if entry.get("callback") else None
+        for c in background.get("cancel") or ():
+            if roles:
+                by_input.setdefault(str(c.get("id")), set()).update(roles)
+    declared = 0
+    for key, entry in callback_map.items():
+        fn = entry.get("callback")
+        if fn is None or access.innermost(fn).__name__ != "cancel_call" or not key.endswith(".id"):
+            continue
+        roles = by_input.get(key[: -len(".id")])
+        if roles and access.callback_roles(fn) is None:
+            setattr(fn, access.ROLE_ATTR, frozenset(roles))
+            setattr(fn, access.WRITES_ATTR, False)
+            declared += 1
+    return declared
+
+
+def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
+    """Build the Dash app; ``config`` overrides env vars (tests).
+
+    Raises ConfigError (clear message) when production lacks a SECRET_KEY.
+    """
+    cfg: Config = load_config(config)
+    if "app" in _BUILT:
+        raise RuntimeError(
+            "create_app() already built the app in this process: Dash keeps pages and "
+            "callbacks in process-global registries, build it once and reuse it"
+        )
+    db = Database(cfg.database_url)
+
+    server = flask.Flask("dashboard")
+    server.config["TESTING"] = cfg.testing
+    server.extensions[DB_EXTENSION] = db
+    server.extensions[CONFIG_EXTENSION] = cfg
+    manager, celery_app = background_manager(cfg)
+    if celery_app is not None:
+        server.extensions[CELERY_EXTENSION] = celery_app
+
+    app = dash.Dash(
+        __name__,
+        server=server,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS),
+        suppress_callback_exceptions=True,
+        title="Loyalty back-office",
+        update_title=None,
+        background_callback_manager=manager,
+    )
+    server.extensions[DASH_EXTENSION] = app
+
+    _import_package_modules(pages)
+    _wrap_page_layouts()
+    app.layout = shell.layout
+    _import_package_modules(callbacks)
+    check_callback_roles(GLOBAL_CALLBACK_MAP | app.callback_map)
+
+    # after Dash's own first-request setup (which adds the cancel callbacks),
+    # before the guard (registered by init_auth) reads the declarations
+    cancel_roles_done: list[bool] = []
+
+    def _declare_cancel_roles() -> None:
+        if not cancel_roles_done:
+            declare_cancel_roles(app.callback_map)
+            cancel_roles_done.append(True)
+
+    server.before_request(_declare_cancel_roles)
+    init_auth(server, app, cfg)
+    if cfg.proxy_hops:
+        server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops
+        )
+    _BUILT["app"] = app
+    log.info("app built (%s, database %s)", cfg.env, db.url.render_as_string(hide_password=True))
+    return app

@@ -1,0 +1,465 @@
+"""Authentication and authorization of the web app.
+
+- login/logout are plain Flask routes (Flask-WTF CSRF on the form, argon2 via
+  ``db.users.authenticate``, Flask-Limiter on failed attempts per account and
+  per address);
+- one ``before_request`` guard stands in front of every route; the public
+  routes are the short explicit list below;
+- pages declare roles in ``dash.register_page(..., roles=...)``; callbacks
+  declare theirs with :func:`require_roles`, which the guard checks before
+  Dash runs anything, and which the decorator checks again inside.
+
+A hidden navbar link is never the protection: the guard is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import dash
+import flask
+from flask import Flask, redirect, render_template_string, request, session
+from flask_limiter import Limiter
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from dashboard import access, templates
+from dashboard.config import Config
+from dashboard.context import get_db
+from db import audit
+from db import users as users_service
+
+log = logging.getLogger("dashboard.auth")
+
+UPDATE_COMPONENT = "/_dash-update-component"
+LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
+CATCHALL_ENDPOINT = "/<path:path>"  # Dash's catch-all page route
+# The only routes an anonymous visitor may reach.
+PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico", "/_favicon.ico", "/healthz"})
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
+WRONG_CREDENTIALS = "Wrong username or password."
+SESSION_SEEN = "seen"
+SESSION_STAFF = "staff"
+SEEN_RESOLUTION_S = 10
+LIMITER_EXTENSION = "loyalty_limiter"
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+
+class StaffSession(UserMixin):
+    """The logged-in staff user as flask-login sees it (reloaded every request)."""
+
+    def __init__(
+        self, id: int, username: str, full_name: str, role: str, *, db_ok: bool = True
+    ) -> None:
+        self.id = id
+        self.username = username
+        self.full_name = full_name
+        self.role = role
+        # False when the database was unreachable and the session copy was used
+        self.db_ok = db_ok
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "full_name": self.full_name,
+            "role": self.role,
+        }
+
+
+def _load_user(user_id: str) -> StaffSession | None:
+    """Reload the user on every request, so a disabled account or a changed
+    role takes effect at once, not at the next login."""
+    try:
+        uid = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    try:
+        with get_db().read() as s:
+            info = users_service.get_user(s, uid)
+    except (OperationalError, InterfaceError):
+        # Database down: keep the shell usable (it shows the outage banner);
+        # no data can be read anyway. The copy was signed into the session.
+        cached = session.get(SESSION_STAFF)
+        if cached and cached.get("id") == uid:
+            log.warning("database unreachable; using the session copy of user %s", uid)
+            return StaffSession(
+                cached["id"], cached["username"], cached["full_name"], cached["role"],
+                db_ok=False,
+            )
+        return None
+    if info is None or not info.active:
+        log.warning("refused session of %s account id=%s", "missing" if info is None else
+                    "disabled", uid)
+        return None
+    user = StaffSession(info.id, info.username, info.full_name, info.role)
+    if session.get(SESSION_STAFF) != user.as_dict():
+        session[SESSION_STAFF] = user.as_dict()
+    return user
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def require_roles(*roles: str, writes: bool = False) -> Callable[[Callable], Callable]:
+    """Declare (and enforce) which roles may run a callback.
+
+    Apply under ``@dash.callback``. The guard reads the declaration to refuse
+    the request with 403 before Dash parses it; the check in the wrapper is
+    the second line (for calls the guard did not see). A callback without
+    this decorator is refused to everyone by the guard (fail closed).
+    ``writes=True`` marks callbacks that change data: their refusals also go
+    to the audit log. A lost database connection becomes "no update" (the
+    shell banner tells the user) instead of a traceback.
+    """
+    allowed = access.check_roles(roles)
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if flask.has_request_context():
+                role = current_user.role if current_user.is_authenticated else None
+                if role not in allowed:
+                    refuse_callback(fn.__qualname__, writes=writes)
+                    flask.abort(403)
+            try:
+                return fn(*args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("callback %s: database unavailable: %s", fn.__qualname__, exc)
+                raise dash.exceptions.PreventUpdate from exc
+
+        setattr(wrapper, access.ROLE_ATTR, frozenset(allowed))
+        setattr(wrapper, access.WRITES_ATTR, writes)
+        return wrapper
+
+    return decorate
+
+
+def refuse_callback(what: str, *, writes: bool) -> None:
+    """Log a refused callback; a refused write also goes to the audit log."""
+    who = current_user.username if current_user.is_authenticated else "anonymous"
+    role = current_user.role if current_user.is_authenticated else None
+    log.warning("refused callback %s for %s (role %s)", what, who, role)
+    if writes and current_user.is_authenticated:
+        try:
+            get_db().write_tx(
+                lambda s: audit.record(
+                    s, who, "access.refused", actor_id=current_user.id,
+                    object_type="callback", object_id=what[:64],
+                    detail=f"role {role} may not run {what}",
+                )
+            )
+        except SQLAlchemyError:
+            log.exception("could not audit the refusal of %s", what)
+
+
+# ---------------------------------------------------------------- the guard
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _json_error(status: int, message: str) -> flask.Response:
+    resp = flask.jsonify({"error": message})
+    resp.status_code = status
+    return resp
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths: no open redirect via ``?next=``."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target:
+        return "/"
+    return target
+
+
+def _interval_only(body: dict[str, Any]) -> bool:
+    """A callback fired by a timer is not the user being active."""
+    changed = body.get("changedPropIds") or []
+    return bool(changed) and all(str(c).endswith(".n_intervals") for c in changed)
+
+
+def _idle_expired(config: Config) -> bool:
+    seen = session.get(SESSION_SEEN)
+    return seen is None or time.time() - float(seen) > config.session_idle_minutes * 60
+
+
+def _anonymous_response(path: str, expired: bool) -> flask.Response:
+    if path.startswith("/_dash-") or request.method != "GET":
+        return _json_error(401, "login required" + (" (session expired)" if expired else ""))
+    query = {"next": request.full_path.rstrip("?") if request.query_string else path}
+    if expired:
+        query["expired"] = "1"
+    return redirect(f"{LOGIN_PATH}?{urlencode(query)}")
+
+
+def _check_callback(dash_app: dash.Dash) -> flask.Response | None:
+    body = request.get_json(silent=True) or {}
+    output = body.get("output")
+    if not isinstance(output, str):
+        return _json_error(400, "malformed callback request")
+    if access.ROUTER_OUTPUT_MARK in output:
+        return None  # the page layouts enforce their own roles
+    entry = dash_app.callback_map.get(output)
+    if entry is None:
+        return _json_error(400, "unknown callback")
+    fn = entry.get("callback")
+    if fn is None:  # clientside: never posted by the renderer
+        return _json_error(403, "forbidden")
+    roles = access.callback_roles(fn)
+    if roles is None:
+        log.error("callback %s declares no roles: refused to everyone", output)
+        return _json_error(403, "forbidden")
+    if current_user.role not in roles:
+        refuse_callback(access.innermost(fn).__qualname__, writes=access.callback_writes(fn))
+        return _json_error(403, "forbidden")
+    return None
+
+
+def _touch() -> None:
+    """Record activity; written at most every few seconds, so that parallel
+    callback requests rarely rewrite the session cookie."""
+    now = time.time()
+    if now - float(session.get(SESSION_SEEN) or 0) > SEEN_RESOLUTION_S:
+        session[SESSION_SEEN] = now
+
+
+def make_guard(dash_app: dash.Dash, config: Config) -> Callable[[], Any]:
+    """The one ``before_request`` function in front of every route."""
+
+    def guard() -> Any:
+        path = request.path
+        if _is_public(path):
+            return None
+        expired = False
+        if current_user.is_authenticated and _idle_expired(config):
+            log.info("session of %s expired after inactivity", current_user.username)
+            logout_user()
+            session.clear()
+            expired = True
+        if not current_user.is_authenticated:
+            return _anonymous_response(path, expired)
+
+        if path == UPDATE_COMPONENT:
+            body = request.get_json(silent=True) or {}
+            if not _interval_only(body):
+                _touch()
+            return _check_callback(dash_app)
+
+        _touch()
+        if request.method == "GET" and not path.startswith("/_dash-"):
+            # Put the CSRF token (for the navbar's logout form) into the session
+            # now, while the page loads alone: the renderer's parallel requests
+            # that follow each write the cookie session back, and one started
+            # before the token existed would drop it.
+            generate_csrf()
+        if path == "/":
+            return redirect(access.landing_path(current_user.role))
+        page = access.page_for_path(path)
+        if page is None and request.endpoint == CATCHALL_ENDPOINT:
+            # the shell, with the 404 content rendered by Dash's router
+            return flask.make_response(dash_app.index(), 404)
+        if page is not None and not access.role_may_open(current_user.role, page):
+            log.warning(
+                "refused page %s for %s (role %s)", path, current_user.username, current_user.role
+            )
+            # the shell, with the 403 content rendered by the wrapped layout
+            return flask.make_response(dash_app.index(), 403)
+        return None
+
+    return guard
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _render_login(
+    status: int = 200, *, error: str = "", notice: str = "", username: str = "",
+    next_path: str = "/",
+) -> flask.Response:
+    html = render_template_string(
+        templates.LOGIN, title="Sign in", error=error, notice=notice, username=username,
+        next=next_path,
+    )
+    return flask.make_response(html, status)
+
+
+def _username_key() -> str:
+    return "user:" + (request.form.get("username") or "").strip().lower()
+
+
+def _address_key() -> str:
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def session_settings(config: Config) -> dict[str, Any]:
+    """Flask settings for the session cookie (Secure only in production,
+    where the app sits behind HTTPS)."""
+    return {
+        "SECRET_KEY": config.secret_key,
+        "SESSION_COOKIE_NAME": "loyalty_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": config.production,
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(minutes=config.session_idle_minutes),
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        # the token lives as long as the session; the session has the idle limit
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_HEADERS_ENABLED": False,
+    }
+
+
+def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
+    """Wire sessions, CSRF, login, rate limits and the guard onto ``server``."""
+    server.config.update(session_settings(config))
+    csrf.init_app(server)
+    # Dash's callback endpoint takes JSON from the Dash renderer, not forms;
+    # exempt exactly the view registered for it (its name is dash.dash.dispatch
+    # on Dash 4.4) and nothing else. SameSite=Lax keeps cross-site POSTs
+    # from carrying the session cookie.
+    csrf.exempt(server.view_functions[UPDATE_COMPONENT])
+
+    login_manager.init_app(server)
+    login_manager.user_loader(_load_user)
+    login_manager.session_protection = "basic"
+
+    limiter = Limiter(
+        key_func=_address_key,
+        app=server,
+        storage_uri=config.redis_url or "memory://",
+        strategy="moving-window",
+    )
+    server.extensions[LIMITER_EXTENSION] = limiter
+    failed = dict(methods=["POST"], deduct_when=lambda resp: resp.status_code != 302)
+
+    @limiter.limit(config.login_limit_account, key_func=_username_key, **failed)
+    @limiter.limit(config.login_limit_address, key_func=_address_key, **failed)
+    def login() -> Any:
+        next_path = _safe_next(request.values.get("next"))
+        if request.method == "GET":
+            if current_user.is_authenticated:
+                return redirect(next_path)
+            notice = (
+                "Your session ended after a period of inactivity. Please sign in again."
+                if request.args.get("expired") else ""
+            )
+            return _render_login(notice=notice, next_path=next_path)
+        username = (request.form.get("username") or "").strip()
+        password = request.form.get("password") or ""
+        try:
+            info = get_db().write_tx(
+                lambda s: users_service.authenticate(s, username, password)
+            )
+        except (OperationalError, InterfaceError):
+            log.exception("login impossible: database unreachable")
+            return _render_login(
+                503, error="The program database is unreachable. Try again in a minute.",
+                username=username, next_path=next_path,
+            )
+        if info is None:
+            log.warning("failed login for %r from %s", username[:64], request.remote_addr)
+            return _render_login(error=WRONG_CREDENTIALS, username=username, next_path=next_path)
+        session.clear()  # no session fixation: a fresh session for the new user
+        user = StaffSession(info.id, info.username, info.full_name, info.role)
+        login_user(user)
+        session.permanent = True
+        session[SESSION_SEEN] = time.time()
+        session[SESSION_STAFF] = user.as_dict()
+        log.info("login %s (%s) from %s", info.username, info.role, request.remote_addr)
+        _audit_auth("auth.login", user)
+        # back to the page asked for, if it is one this role may open
+        page = access.page_for_path(next_path)
+        page_ok = page is not None and access.role_may_open(info.role, page)
+        return redirect(next_path if page_ok else access.landing_path(info.role))
+
+    server.add_url_rule(LOGIN_PATH, "login", login, methods=["GET", "POST"])
+
+    def logout() -> Any:
+        if current_user.is_authenticated:
+            _audit_auth("auth.logout", current_user)
+            log.info("logout %s", current_user.username)
+        logout_user()
+        session.clear()
+        return redirect(LOGIN_PATH)
+
+    server.add_url_rule(LOGOUT_PATH, "logout", logout, methods=["GET", "POST"])
+
+    def favicon() -> Any:
+        return dash_app._serve_default_favicon()  # noqa: SLF001 - Dash's own icon
+
+    server.add_url_rule("/favicon.ico", "favicon", favicon)
+
+    def healthz() -> Any:
+        from db.readviews import ping
+
+        ok = ping(get_db())
+        return _json_error(200 if ok else 503, "ok" if ok else "database unreachable")
+
+    server.add_url_rule("/healthz", "healthz", healthz)
+
+    @server.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        log.warning("CSRF refusal on %s: %s", request.path, exc.description)
+        if request.path == LOGIN_PATH:
+            return _render_login(
+                400, error="The form expired or was not sent by this site. Please try again.",
+                next_path=_safe_next(request.values.get("next")),
+            )
+        return _error_page(400, "Bad request", "The form expired. Go back and try again.")
+
+    @server.errorhandler(429)
+    def _too_many(exc: Exception) -> Any:
+        log.warning("rate limit hit on %s from %s", request.path, request.remote_addr)
+        return _render_login(
+            429, error="Too many failed sign-in attempts. Wait a minute and try again.",
+            next_path=_safe_next(request.values.get("next")),
+        )
+
+    server.before_request(make_guard(dash_app, config))
+
+    @server.after_request
+    def _security_headers(resp: flask.Response) -> flask.Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path == UPDATE_COMPONENT or request.path.startswith("/_dash-layout"):
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return limiter
+
+
+def _error_page(status: int, title: str, message: str) -> flask.Response:
+    return flask.make_response(
+        render_template_string(templates.ERROR, title=title, message=message), status
+    )
+
+
+def _audit_auth(action: str, user: Any) -> None:
+    try:
+        get_db().write_tx(
+            lambda s: audit.record(
+                s, user.username, action, actor_id=user.id, object_type="staff_user",
+                object_id=user.id, detail=request.remote_addr or "",
+            )
+        )
+    except SQLAlchemyError:
+        log.exception("could not audit %s of %s", action, user.username)

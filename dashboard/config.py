@@ -1,0 +1,105 @@
+"""Configuration of the web app, read from environment variables.
+
+One place turns env vars (or a test's dict) into a typed :class:`Config`, so
+the app factory never reads ``os.environ`` itself and a bad value stops
+start-up with a message instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENTS = ("production", "development")
+DEFAULT_IDLE_MINUTES = 30
+# Failed logins only are counted (see dashboard.auth); these are generous
+# enough for a person who mistypes, far too low for a password guesser.
+DEFAULT_LOGIN_LIMIT_ACCOUNT = "5 per minute; 30 per hour"
+DEFAULT_LOGIN_LIMIT_ADDRESS = "30 per minute; 300 per hour"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None
+    secret_key: str
+    redis_url: str | None
+    env: str
+    session_idle_minutes: int
+    login_limit_account: str
+    login_limit_address: str
+    testing: bool = False
+    db_ping_ms: int = 15_000
+    # number of reverse proxies in front (X-Forwarded-For hops to trust), so
+    # the per-address login limit sees clients, not the proxy
+    proxy_hops: int = 0
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def _get(source: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    value = source.get(key)
+    return default if value in (None, "") else value
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the config from env vars, with ``overrides`` (tests) taking precedence.
+
+    Raises :class:`ConfigError` when production would start without a secret
+    key (sessions signed with a random per-process key break across gunicorn
+    workers and restarts, and a guessable one lets anyone forge a session).
+    """
+    src: dict[str, Any] = dict(os.environ)
+    src.update({k: v for k, v in (overrides or {}).items() if v is not None})
+
+    env = str(_get(src, "LOYALTY_ENV", "development")).strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"LOYALTY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+
+    secret = _get(src, "SECRET_KEY")
+    if not secret:
+        if env == "production":
+            raise ConfigError(
+                "SECRET_KEY is not set. In production (LOYALTY_ENV=production) the app "
+                "refuses to start without it: set SECRET_KEY to a long random value, e.g. "
+                "the output of `python -c 'import secrets; print(secrets.token_hex(32))'`."
+            )
+        secret = secrets.token_hex(32)
+        log.warning(
+            "SECRET_KEY not set: using a random key for this process only "
+            "(sessions end on restart and are not shared between workers)"
+        )
+    elif env == "production" and len(str(secret)) < 16:
+        raise ConfigError("SECRET_KEY is too short for production: use at least 16 characters")
+
+    raw_idle = _get(src, "SESSION_IDLE_MINUTES", DEFAULT_IDLE_MINUTES)
+    try:
+        idle = int(raw_idle)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"SESSION_IDLE_MINUTES must be a whole number, not {raw_idle!r}") from exc
+    if idle <= 0:
+        raise ConfigError("SESSION_IDLE_MINUTES must be positive")
+
+    return Config(
+        database_url=_get(src, "DATABASE_URL"),
+        secret_key=str(secret),
+        redis_url=_get(src, "REDIS_URL"),
+        env=env,
+        session_idle_minutes=idle,
+        login_limit_account=str(_get(src, "LOGIN_LIMIT_ACCOUNT", DEFAULT_LOGIN_LIMIT_ACCOUNT)),
+        login_limit_address=str(_get(src, "LOGIN_LIMIT_ADDRESS", DEFAULT_LOGIN_LIMIT_ADDRESS)),
+        testing=bool(_get(src, "TESTING", False)),
+        db_ping_ms=int(_get(src, "DB_PING_MS", 15_000)),
+        proxy_hops=int(_get(src, "PROXY_HOPS", 0)),
+    )

@@ -1,0 +1,17 @@
+"""Component ids, ``"<page>-<thing>"``, defined once per page (one module each)
+and shared by the page module (layout) and its callbacks module."""
+
+from dashboard.ids.adjustments import AdjRequest, AdjReview
+from dashboard.ids.audit import Audit
+from dashboard.ids.live import Live
+from dashboard.ids.members import Members
+from dashboard.ids.overview import Overview
+from dashboard.ids.pilots import Pilots
+from dashboard.ids.rules import Rules
+from dashboard.ids.shell import Shell
+from dashboard.ids.staff import Staff
+
+__all__ = [
+    "AdjRequest", "AdjReview", "Audit", "Live", "Members", "Overview", "Pilots", "Rules",
+    "Shell", "Staff",
+]

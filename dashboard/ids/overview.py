@@ -1,0 +1,21 @@
+"""Component ids of the overview page."""
+
+
+class Overview:
+    MONTHS = "overview-months"
+    SEGMENT = "overview-segment"
+    SUMMARY = "overview-summary"
+    KPI_GRID = "overview-kpi-grid"
+    KPI_CSV = "overview-kpi-csv"
+    MONTHLY_GRID = "overview-monthly-grid"
+    MONTHLY_CSV = "overview-monthly-csv"
+    ORDERS_FIG = "overview-orders-figure"
+    REVENUE_FIG = "overview-revenue-figure"
+    COST_FIG = "overview-cost-figure"
+    LTV_FIG = "overview-ltv-figure"
+    RETENTION_FIG = "overview-retention-figure"
+    TIERS_FIG = "overview-tiers-figure"
+    ACTOR = "overview-actor"
+    LOADED = "overview-loaded"
+    PROGRESS = "overview-progress"
+    CANCEL = "overview-cancel"

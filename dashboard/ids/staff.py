@@ -1,0 +1,22 @@
+"""Component ids of the staff page."""
+
+
+class Staff:
+    GRID = "staff-grid"
+    REFRESH = "staff-refresh"
+    NEW_USERNAME = "staff-new-username"
+    NEW_FULL_NAME = "staff-new-full-name"
+    NEW_ROLE = "staff-new-role"
+    NEW_PASSWORD = "staff-new-password"
+    NEW_USERNAME_FEEDBACK = "staff-new-username-feedback"
+    NEW_ROLE_FEEDBACK = "staff-new-role-feedback"
+    NEW_PASSWORD_FEEDBACK = "staff-new-password-feedback"
+    CREATE = "staff-create"
+    CREATE_RESULT = "staff-create-result"
+    PICK_USER = "staff-pick-user"
+    PICK_ROLE = "staff-pick-role"
+    PICK_FEEDBACK = "staff-pick-feedback"
+    SET_ROLE = "staff-set-role"
+    DISABLE = "staff-disable"
+    ENABLE = "staff-enable"
+    CHANGE_RESULT = "staff-change-result"

@@ -1,0 +1,114 @@
+"""Pure builders of the live page: tiles, figures, tables (no queries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from dashboard import format as fmt
+from dashboard.ids import Live as ids
+from db.metrics import DEFINITIONS
+
+# (section, [(key, title, definition key)])
+SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("Participation", [
+        ("enrolled", "Enrolled members", "enrolled"),
+        ("new_today", "New today", "new_members"),
+        ("new_window", "New in window", "new_members"),
+        ("participation_rate", "Participation rate", "participation_rate"),
+        ("active_member_rate", "Active member rate", "active_member_rate"),
+        ("earning_7", "Earning within 7 days", "earning_within"),
+        ("earning_30", "Earning within 30 days", "earning_within"),
+    ]),
+    ("Redemption", [
+        ("issued_today", "Points issued today", "points_issued"),
+        ("redeemed_today", "Points redeemed today", "points_redeemed"),
+        ("expired_today", "Points expired today", "points_expired"),
+        ("redemption_rate", "Redemption rate (window)", "redemption_rate"),
+        ("breakage_rate", "Breakage (window)", "breakage_rate"),
+        ("liability_minor", "Outstanding liability", "points_liability"),
+    ]),
+    ("Referrals", [
+        ("referred_total", "Joined through a referral", "referred_members"),
+        ("referral_conversion", "Referral conversion (window)", "referral_conversion"),
+        ("referral_share", "Referral share of new members", "referral_share"),
+        ("referral_bonus", "Bonus points paid (window)", "referral_bonus"),
+    ]),
+    ("Transfers", [
+        ("transfer_points", "Points transferred (window)", "transfers"),
+        ("transfer_count", "Transfers (window)", "transfers"),
+    ]),
+]
+KEYS = [k for _s, items in SECTIONS for k, _t, _d in items]
+MONEY_KEYS = {"liability_minor"}
+IMAGE = {"displaylogo": False,
+         "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def rate(value: dict[str, Any] | None) -> str:
+    """A Ratio dict as "12.3 % (45 / 366)", or an explanation when undefined."""
+    if not value or value.get("value") is None:
+        return "– (nothing to divide by yet)"
+    return f"{100 * value['value']:.1f} % ({value['numerator']:,} / {value['denominator']:,})"
+
+
+def display(key: str, value: Any, currency: str) -> str:
+    """One tile's text (integers as integers, money without floats)."""
+    if isinstance(value, dict):
+        return rate(value)
+    if key in MONEY_KEYS:
+        return fmt.money(int(value), currency)
+    return fmt.points(int(value or 0))
+
+
+def tiles(initial: str = "…") -> html.Div:
+    """The tile skeleton: the interval callback fills the numbers in."""
+    sections = []
+    for section, items in SECTIONS:
+        cards = []
+        for key, title, definition in items:
+            cards.append(dbc.Col(dbc.Card(dbc.CardBody([
+                html.Div(title, id=ids.label(key), className="small text-muted",
+                         style={"textDecoration": "underline dotted", "cursor": "help"}),
+                html.Div(initial, id=ids.value(key), className="h5 mb-0"),
+                dbc.Tooltip(DEFINITIONS[definition], target=ids.label(key)),
+            ]), className="h-100"), xs=6, md=4, xl=3, className="mb-2"))
+        sections.append(html.Div([html.H2(section, className="h6 mt-2"), dbc.Row(cards)]))
+    return html.Div(sections, id=ids.TILES)
+
+
+def empty_figure(title: str, names: list[str], kind: str = "bar") -> dict[str, Any]:
+    """The figure skeleton (traces without points): later patches fill x and y."""
+    return {
+        "data": [{"type": kind, "name": n, "x": [], "y": []} for n in names],
+        "layout": {"title": {"text": title}, "barmode": "group", "height": 320,
+                   "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+                   "legend": {"orientation": "h", "y": -0.2},
+                   "xaxis": {"type": "date"}},
+    }
+
+
+POINT_SERIES = ["issued", "redeemed", "expired"]
+SIGNUP_SERIES = ["new_members", "new_referred"]
+
+
+def series(daily: list[dict[str, Any]], names: list[str]) -> list[tuple[list[str], list[int]]]:
+    xs = [d["day"] for d in daily]
+    return [(xs, [int(d[n]) for d in daily]) for n in names]
+
+
+REFERRER_COLUMNS = [
+    {"field": "customer", "headerName": "Referrer"},
+    {"field": "name", "headerName": "Name"},
+    {"field": "referred", "headerName": "Referred members", "type": "numericColumn"},
+    {"field": "bonus_points", "headerName": "Bonus points", "type": "numericColumn"},
+]
+RECEIVER_COLUMNS = [
+    {"field": "customer", "headerName": "Receiver"},
+    {"field": "name", "headerName": "Name"},
+    {"field": "points", "headerName": "Points received", "type": "numericColumn"},
+    {"field": "transfers", "headerName": "Transfers", "type": "numericColumn"},
+    {"field": "senders", "headerName": "Distinct senders", "type": "numericColumn"},
+]

@@ -1,0 +1,405 @@
+"""Pure builders of the tier-rules page: editor rows and columns, version
+lists, the diff view and the simulation figures. No database, no request:
+plain data in, components / figure dicts out (tested without a browser)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+
+from dashboard import format as fmt
+from db.rule_history import Version
+from db.rules import Problem, Rules, RulesDiff
+from db.simulation import SimulationResult
+
+EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
+FIELD_LABELS = {
+    "name": "Tier", "threshold": "From spend", "accrual_rate": "Accrual %",
+    "referral_rate": "Referral %", "tiers": "Tiers", "point_value": "Point value",
+    "tier_window_days": "Tier window", "effective_at": "Effective from",
+}
+SETTING_LABELS = {"name": "Name", "point_value_minor": "Point value",
+                  "tier_window_days": "Tier window"}
+STATE_COLOURS = {
+    "draft": "secondary", "pending": "warning", "scheduled": "info", "in force": "success",
+    "superseded": "light", "rejected": "danger",
+}
+# the state filter of the history grid keeps these first
+STATE_ORDER = ("in force", "scheduled", "pending", "draft", "superseded", "rejected")
+
+
+def new_row_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def editor_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Editor rows with a stable row id (AG Grid's getRowId) and no errors."""
+    return [{**{f: r.get(f, "") for f in EDIT_FIELDS}, "rid": r.get("rid") or new_row_id(),
+             "problems": ""} for r in rows]
+
+
+def blank_row() -> dict[str, Any]:
+    return {"name": "", "threshold": "", "accrual_rate": "", "referral_rate": "",
+            "rid": new_row_id(), "problems": ""}
+
+
+def clean_rows(rows: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """What the service validates: the four fields, in the grid's order."""
+    return [{f: r.get(f) for f in EDIT_FIELDS} for r in rows or []]
+
+
+def rows_with_problems(rows: Sequence[dict[str, Any]], problems: Iterable[Problem]
+                       ) -> list[dict[str, Any]]:
+    """Rows annotated for the grid: ``_err_<field>`` marks (and tooltips) the
+    cell, ``problems`` shows the row's messages in the column beside it."""
+    out = [{k: v for k, v in r.items() if not k.startswith("_err_")} for r in rows]
+    for r in out:
+        r["problems"] = ""
+    for p in problems:
+        if p.row is None or not 0 <= p.row < len(out):
+            continue
+        row = out[p.row]
+        row[f"_err_{p.field}"] = p.message
+        label = FIELD_LABELS.get(p.field, p.field)
+        row["problems"] = "; ".join(x for x in (row["problems"], f"{label}: {p.message}") if x)
+    return out
+
+
+def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
+    def col(field: str, header: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "field": field, "headerName": header, "editable": editable,
+            "tooltipField": f"_err_{field}",
+            "cellClassRules": {"rules-cell-invalid": f"!!params.data._err_{field}"},
+            "sortable": False, "filter": False, **extra,
+        }
+
+    return [
+        col("name", "Tier", rowDrag=editable, minWidth=140),
+        col("threshold", f"From spend ({currency})", type="rightAligned"),
+        col("accrual_rate", "Accrual %", type="rightAligned"),
+        col("referral_rate", "Referral %", type="rightAligned"),
+        {"field": "problems", "headerName": "Problems", "editable": False, "sortable": False,
+         "filter": False, "minWidth": 260, "wrapText": True, "autoHeight": True,
+         "cellClass": "text-danger small"},
+    ]
+
+
+def problem_list(problems: Sequence[Problem], fields: Iterable[str] = ()) -> Any:
+    """The problems not shown next to their own field (table-level and tier cells)."""
+    skip = set(fields)
+    items = [str(p) if p.row is not None else f"{FIELD_LABELS.get(p.field, p.field)}: "
+             f"{p.message}" for p in problems if p.row is not None or p.field not in skip]
+    if not items:
+        return None
+    return dbc.Alert([html.Strong("Not saved: fix these first."),
+                      html.Ul([html.Li(i) for i in items], className="mb-0")],
+                     color="danger", className="py-2 small", id="rules-problem-list")
+
+
+def field_problems(problems: Sequence[Problem]) -> dict[str, str]:
+    """Rule-set level messages by field, for the inputs' feedback."""
+    out: dict[str, str] = {}
+    for p in problems:
+        if p.row is None:
+            out[p.field] = "; ".join(x for x in (out.get(p.field), p.message) if x)
+    return out
+
+
+# ---------------------------------------------------------------- versions
+
+
+def version_label(v: Version) -> str:
+    return f"#{v.id} {v.name} — {v.state}"
+
+
+def version_options(versions: Sequence[Version]) -> list[dict[str, Any]]:
+    return [{"label": version_label(v), "value": v.id} for v in versions]
+
+
+def default_selection(versions: Sequence[Version], user_id: int | None) -> int | None:
+    """The user's newest draft, else the version in force, else the newest."""
+    mine = [v for v in versions if v.status == "draft" and v.author_id == user_id]
+    live = [v for v in versions if v.state == "in force"]
+    for group in (mine, live, list(versions)):
+        if group:
+            return group[0].id
+    return None
+
+
+def state_badge(state: str) -> dbc.Badge:
+    colour = STATE_COLOURS.get(state, "secondary")
+    return dbc.Badge(state, color=colour, text_color="dark" if colour == "light" else None,
+                     className="ms-2")
+
+
+def window_text(days: int | None) -> str:
+    return f"rolling {days} days" if days else "lifetime"
+
+
+def history_rows(versions: Iterable[Version]) -> list[dict[str, Any]]:
+    return [
+        {"id": v.id, "name": v.name, "state": v.state, "author": v.author,
+         "approver": v.approver, "created": fmt.when(v.created_at),
+         "submitted": fmt.when(v.submitted_at), "decided": fmt.when(v.decided_at),
+         "effective": fmt.when(v.effective_at), "based_on": f"#{v.based_on_id}"
+         if v.based_on_id else "", "tiers": len(v.rules.tiers),
+         "note": " / ".join(x for x in (v.note, v.decision_note) if x)}
+        for v in versions
+    ]
+
+
+HISTORY_COLUMNS = [
+    {"field": "id", "headerName": "#", "maxWidth": 80},
+    {"field": "name", "headerName": "Version", "minWidth": 160},
+    {"field": "state", "headerName": "State"},
+    {"field": "author", "headerName": "Author"},
+    {"field": "approver", "headerName": "Approved / rejected by"},
+    {"field": "created", "headerName": "Created"},
+    {"field": "submitted", "headerName": "Submitted"},
+    {"field": "decided", "headerName": "Decided"},
+    {"field": "effective", "headerName": "Effective from (UTC)"},
+    {"field": "based_on", "headerName": "Based on", "maxWidth": 110},
+    {"field": "note", "headerName": "Note", "minWidth": 200},
+]
+
+
+def pending_rows(versions: Iterable[Version]) -> list[dict[str, Any]]:
+    return [
+        {"id": v.id, "name": v.name, "author": v.author, "submitted": fmt.when(v.submitted_at),
+         "tiers": len(v.rules.tiers), "note": v.note}
+        for v in versions if v.status == "pending"
+    ]
+
+
+PENDING_COLUMNS = [
+    {"field": "id", "headerName": "#", "maxWidth": 80},
+    {"field": "name", "headerName": "Version", "minWidth": 160},
+    {"field": "author", "headerName": "Submitted by"},
+    {"field": "submitted", "headerName": "Submitted (UTC)"},
+    {"field": "tiers", "headerName": "Tiers", "maxWidth": 90},
+    {"field": "note", "headerName": "Note", "minWidth": 200},
+]
+
+
+def rules_table(rules: Rules, currency: str) -> dbc.Table:
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th("Tier"), html.Th("From spend"), html.Th("Accrual"),
+                             html.Th("Referral")])),
+         html.Tbody([html.Tr([html.Td(t.name), html.Td(fmt.money(t.threshold_minor, currency)),
+                              html.Td(fmt.rate_bp(t.accrual_rate_bp)),
+                              html.Td(fmt.rate_bp(t.referral_rate_bp))]) for t in rules.tiers])],
+        size="sm", striped=True, className="mb-0",
+    )
+
+
+def version_summary(v: Version, currency: str, *, editable: bool, why_read_only: str) -> Any:
+    facts = [
+        f"created {fmt.when(v.created_at)} by {v.author or '—'}",
+        f"submitted {fmt.when(v.submitted_at)}" if v.submitted_at else "",
+        f"{'approved' if v.status == 'published' else 'decided'} by {v.approver}"
+        if v.approver else "",
+        f"effective from {fmt.when(v.effective_at)} UTC" if v.effective_at else "",
+        f"based on #{v.based_on_id}" if v.based_on_id else "",
+    ]
+    return html.Div(
+        [html.Strong(f"#{v.id} {v.name}"), state_badge(v.state),
+         html.Span(" · ".join(f for f in facts if f), className="text-muted small ms-2"),
+         html.Div(why_read_only, className="small text-muted mt-1") if not editable else None,
+         html.Div(f"Decision note: {v.decision_note}", className="small mt-1")
+         if v.decision_note else None],
+        id="rules-version-summary",
+    )
+
+
+def in_force_summary(live: Version | None, scheduled: Sequence[Version], currency: str) -> Any:
+    if live is None:
+        head = dbc.Alert("No version is in force yet: orders earn no points until a version is "
+                         "approved and takes effect.", color="warning", className="mb-2")
+    else:
+        head = html.Div([
+            html.Div([html.Strong(f"In force: #{live.id} {live.name}"), state_badge(live.state),
+                      html.Span(f" since {fmt.when(live.effective_at)} UTC · 1 point = "
+                                f"{fmt.money(live.rules.point_value_minor, currency)} · tier "
+                                f"window {window_text(live.rules.tier_window_days)}",
+                                className="text-muted small")], className="mb-2"),
+            rules_table(live.rules, currency),
+        ])
+    nxt = [html.Li([f"#{v.id} {v.name} takes effect {fmt.when(v.effective_at)} UTC",
+                    state_badge(v.state)]) for v in scheduled]
+    return html.Div([head, html.Ul(nxt, className="small mt-2 mb-0") if nxt else None])
+
+
+# ---------------------------------------------------------------- diff
+
+
+def _tier_cells(t: Any, currency: str) -> list[str]:
+    if t is None:
+        return ["", "", ""]
+    return [fmt.money(t.threshold_minor, currency), fmt.rate_bp(t.accrual_rate_bp),
+            fmt.rate_bp(t.referral_rate_bp)]
+
+
+def _setting_text(field: str, value: Any, currency: str) -> str:
+    if field == "point_value_minor":
+        return fmt.money(int(value), currency)
+    if field == "tier_window_days":
+        return window_text(value)
+    return str(value)
+
+
+def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
+    """Side by side: version a | version b, changed cells highlighted."""
+    fields = ("threshold_minor", "accrual_rate_bp", "referral_rate_bp")
+    head = html.Thead(html.Tr(
+        [html.Th("Tier"), html.Th("Change")]
+        + [html.Th(f"{h} #{a.id}") for h in ("From spend", "Accrual", "Referral")]
+        + [html.Th(f"{h} #{b.id}") for h in ("From spend", "Accrual", "Referral")]
+    ))
+    body = []
+    for ch in d.tiers:
+        left, right = _tier_cells(ch.before, currency), _tier_cells(ch.after, currency)
+        cls = {"added": "table-success", "removed": "table-danger"}.get(ch.kind, "")
+        cells = [html.Td(ch.name), html.Td(ch.kind)]
+        for side in (left, right):
+            for f, text in zip(fields, side, strict=True):
+                hot = ch.kind == "changed" and f in ch.fields
+                cells.append(html.Td(text, className="table-warning fw-bold" if hot else ""))
+        body.append(html.Tr(cells, className=cls + f" rules-diff-{ch.kind}"))
+    settings = [
+        html.Li([html.Strong(SETTING_LABELS.get(f, f)), ": ",
+                 html.Span(_setting_text(f, x, currency), className="text-decoration-line-through"
+                           " text-muted"), " → ",
+                 html.Span(_setting_text(f, y, currency), className="fw-bold")])
+        for f, x, y in d.settings
+    ]
+    return html.Div([
+        html.Div(f"#{a.id} {a.name} ({a.state}) → #{b.id} {b.name} ({b.state})",
+                 className="mb-2 fw-semibold"),
+        dbc.Alert("The two versions have the same tiers and settings.", color="secondary")
+        if not d.changed else None,
+        html.Ul(settings, className="mb-2", id="rules-diff-settings") if settings else None,
+        dbc.Table([head, html.Tbody(body)], size="sm", bordered=True, className="rules-diff"),
+    ], id="rules-diff-view")
+
+
+# ---------------------------------------------------------------- simulation
+
+_LAYOUT = {"margin": {"l": 60, "r": 10, "t": 40, "b": 50}, "plot_bgcolor": "white",
+           "paper_bgcolor": "white", "height": 360}
+
+
+def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
+    """Members by current tier (rows) and draft tier (columns)."""
+    z = matrix.to_numpy().astype(int).tolist()
+    return {
+        "data": [{
+            "type": "heatmap", "z": z, "x": [str(c) for c in matrix.columns],
+            "y": [str(i) for i in matrix.index], "colorscale": [[0, "#f8f9fa"], [1, "#0d6efd"]],
+            "text": [[f"{v:,}" for v in row] for row in z], "texttemplate": "%{text}",
+            "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
+            "colorbar": {"title": {"text": "members"}},
+        }],
+        "layout": {**_LAYOUT, "title": {"text": "Tier migration: members now → under the draft"},
+                   "xaxis": {"title": {"text": "tier under the draft"}, "type": "category"},
+                   "yaxis": {"title": {"text": "tier now"}, "type": "category",
+                             "autorange": "reversed"}},
+    }
+
+
+def points_figure(points: dict[str, dict[str, int]], days: int) -> dict[str, Any]:
+    kinds = ["accrual", "referral"]
+    series = (("actual", "issued (ledger)", "#adb5bd"), ("current", "current rules", "#0d6efd"),
+              ("draft", "draft", "#fd7e14"))
+    return {
+        "data": [{"type": "bar", "name": label, "x": kinds,
+                  "y": [int(points[k][key]) for k in kinds], "marker": {"color": colour}}
+                 for key, label, colour in series],
+        "layout": {**_LAYOUT, "barmode": "group",
+                   "title": {"text": f"Points issued, last {days} days"},
+                   "yaxis": {"title": {"text": "points"}, "gridcolor": "#e9ecef"},
+                   "legend": {"orientation": "h", "y": -0.2}},
+    }
+
+
+def by_day_figure(by_day: pd.DataFrame) -> dict[str, Any]:
+    x = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in by_day["date"]] if len(by_day) else []
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "name": "current rules", "x": x,
+             "y": [int(v) for v in by_day.get("current_points", [])],
+             "line": {"color": "#0d6efd"}},
+            {"type": "scatter", "mode": "lines", "name": "draft", "x": x,
+             "y": [int(v) for v in by_day.get("draft_points", [])],
+             "line": {"color": "#fd7e14"}},
+        ],
+        "layout": {**_LAYOUT, "title": {"text": "Points per day (accrual + referral)"},
+                   "yaxis": {"title": {"text": "points"}, "gridcolor": "#e9ecef"},
+                   "legend": {"orientation": "h", "y": -0.2}},
+    }
+
+
+def segment_rows(by_segment: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"segment": str(r["segment"]), "members": fmt.points(r["members"]),
+         "moved_up": fmt.points(r["moved_up"]), "moved_down": fmt.points(r["moved_down"]),
+         "points_current": fmt.points(r["points_current"]),
+         "points_draft": fmt.points(r["points_draft"]),
+         "points_change": fmt.signed_points(r["points_change"])}
+        for r in by_segment.to_dict("records")
+    ]
+
+
+def _tile(label: str, value: str, tile_id: str) -> dbc.Col:
+    return dbc.Col(dbc.Card(dbc.CardBody([html.Div(value, className="h4 mb-0", id=tile_id),
+                                          html.Div(label, className="text-muted small")])), md=3)
+
+
+def simulation_view(r: SimulationResult, currency: str) -> html.Div:
+    p = r.points
+    total_cur = p["accrual"]["current"] + p["referral"]["current"]
+    total_new = p["accrual"]["draft"] + p["referral"]["draft"]
+    seg_table = dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Move up", "Move down",
+                                                  "Points now", "Points draft", "Change")])),
+         html.Tbody([html.Tr([html.Td(v) for v in row.values()])
+                     for row in segment_rows(r.by_segment)])],
+        size="sm", striped=True, id="rules-sim-segments",
+    )
+    return html.Div([
+        html.Div(
+            f"#{r.draft.rule_set_id} {r.draft.name} against #{r.current.rule_set_id} "
+            f"{r.current.name} (in force), on {r.members:,} members and {r.orders:,} paid "
+            f"orders of the last {r.days} days up to {fmt.when(r.as_of)} UTC.",
+            className="text-muted small mb-2"),
+        dbc.Row([
+            _tile("members move up", fmt.points(r.moved_up), "rules-sim-up"),
+            _tile("members move down", fmt.points(r.moved_down), "rules-sim-down"),
+            _tile(f"points in the period: {fmt.points(total_cur)} now → "
+                  f"{fmt.points(total_new)}", fmt.signed_points(total_new - total_cur),
+                  "rules-sim-points"),
+            _tile("liability change (draft point value)",
+                  ("+" if r.liability_change_minor > 0 else "")
+                  + fmt.money(r.liability_change_minor, currency), "rules-sim-liability"),
+        ], className="g-2 mb-3"),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id="rules-sim-matrix", figure=migration_figure(r.matrix),
+                              config={"displayModeBar": False}), md=6),
+            dbc.Col(dcc.Graph(id="rules-sim-points-figure",
+                              figure=points_figure(p, r.days),
+                              config={"displayModeBar": False}), md=6),
+        ]),
+        dcc.Graph(id="rules-sim-by-day", figure=by_day_figure(r.by_day),
+                  config={"displayModeBar": False}),
+        html.H6("By segment", className="mt-2"),
+        seg_table,
+    ], id="rules-sim-output")
+
+
+def empty_diff() -> Any:
+    return html.Div("Choose two versions to compare.", className="text-muted small")

@@ -1,0 +1,185 @@
+"""The app shell: navbar (from ``dash.page_registry``, filtered by role), the
+database outage banner, the page container; plus the 403 content and small
+builders every page uses (empty states, grids)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dash
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+from flask import has_request_context
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from dashboard import access
+from dashboard.ids import Shell
+
+log = logging.getLogger("dashboard.shell")
+
+ROLE_LABELS = {"supervisor": "Supervisor", "executive": "Executive", "support": "Support"}
+DB_DOWN_MESSAGE = (
+    "The program database is unreachable. Figures on this page may be out of date; "
+    "the connection is retried automatically and this message goes away when it is back."
+)
+
+
+def _user() -> Any | None:
+    if has_request_context() and current_user.is_authenticated:
+        return current_user
+    return None
+
+
+def navbar() -> dbc.Navbar:
+    """Links to the pages the current role may open, who is logged in, logout."""
+    user = _user()
+    role = user.role if user else None
+    links = [
+        dbc.NavItem(dbc.NavLink(p["name"], href=p["path"], active="exact"))
+        for p in access.nav_pages(role)
+    ]
+    right: list[Any] = []
+    if user:
+        right = [
+            html.Span(
+                [
+                    html.Span(user.full_name or user.username, className="me-2 fw-semibold",
+                              id="shell-user-name"),
+                    dbc.Badge(ROLE_LABELS.get(role, role), color="light", text_color="dark",
+                              id="shell-user-role"),
+                ],
+                className="navbar-text text-white me-3",
+            ),
+            html.Form(
+                [
+                    dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
+                    html.Button("Log out", type="submit", id="shell-logout",
+                                className="btn btn-outline-light btn-sm"),
+                ],
+                method="POST",
+                action="/logout",
+                className="d-flex mb-0",
+            ),
+        ]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("Loyalty back-office", href="/"),
+                dbc.Nav(links, navbar=True, className="me-auto"),
+                html.Div(right, className="d-flex align-items-center"),
+            ],
+            fluid=True,
+        ),
+        color="primary",
+        dark=True,
+        className="mb-3",
+        id=Shell.NAVBAR,
+    )
+
+
+def layout() -> html.Div:
+    """The whole app layout, built per request for the logged-in user."""
+    return html.Div(
+        [
+            navbar(),
+            dbc.Container(
+                [
+                    dbc.Alert(DB_DOWN_MESSAGE, id=Shell.DB_BANNER, color="danger",
+                              is_open=False, className="mb-3"),
+                    dcc.Interval(id=Shell.DB_INTERVAL, interval=_ping_ms()),
+                    dash.page_container,
+                ],
+                fluid=True,
+                className="pb-5",
+            ),
+        ]
+    )
+
+
+def _ping_ms() -> int:
+    from flask import current_app
+
+    from dashboard.context import CONFIG_EXTENSION
+
+    cfg = current_app.extensions.get(CONFIG_EXTENSION) if has_request_context() else None
+    return cfg.db_ping_ms if cfg else 15_000
+
+
+def forbidden_layout(page_name: str = "") -> dbc.Container:
+    user = _user()
+    role = ROLE_LABELS.get(user.role, user.role) if user else "anonymous"
+    return dbc.Container(
+        [
+            html.H1("403 — Not allowed", className="h3", id="page-forbidden"),
+            html.P(
+                f"Your role ({role}) may not open {page_name or 'this page'}. "
+                "If you need it, ask a supervisor to change your role."
+            ),
+            dcc.Link("Go to your start page", href=access.landing_path(
+                user.role if user else None), className="btn btn-primary"),
+        ],
+        className="py-4",
+    )
+
+
+def guard_layout(layout: Callable[..., Any], page: dict[str, Any]) -> Callable[..., Any]:
+    """Wrap a page layout so Dash's router serves the 403 content to a role
+    the page does not allow (client-side navigation never hits the guard's
+    page check; the router callback does)."""
+
+    @functools.wraps(layout)
+    def guarded(**kwargs: Any) -> Any:
+        user = _user()
+        if user is None or not access.role_may_open(user.role, page):
+            if user is not None:
+                log.warning("refused page %s for %s (role %s)", page["path"], user.username,
+                            user.role)
+            return forbidden_layout(page.get("name", ""))
+        return layout(**kwargs)
+
+    return guarded
+
+
+# ------------------------------------------------------------------ builders
+
+
+def page_header(title: str, subtitle: str = "") -> html.Div:
+    return html.Div(
+        [html.H1(title, className="h3 mb-1"),
+         html.P(subtitle, className="text-muted mb-3") if subtitle else None],
+    )
+
+
+def empty_state(title: str, hint: str) -> dbc.Alert:
+    """A clear "nothing here yet" box that says what would fill it."""
+    return dbc.Alert([html.Strong(title), html.Div(hint, className="small")],
+                     color="secondary", className="empty-state")
+
+
+def grid(
+    component_id: str,
+    columns: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]] | None = None,
+    *,
+    height: str = "420px",
+    selectable: bool = False,
+) -> dag.AgGrid:
+    """A read-only AG Grid with sensible defaults for back-office tables."""
+    options: dict[str, Any] = {"animateRows": False, "suppressCellFocus": not selectable}
+    if selectable:
+        options["rowSelection"] = {"mode": "singleRow", "enableClickSelection": True,
+                                   "checkboxes": False}
+    return dag.AgGrid(
+        id=component_id,
+        columnDefs=list(columns),
+        rowData=list(rows or []),
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
+        columnSize="responsiveSizeToFit",
+        dashGridOptions=options,
+        style={"height": height, "width": "100%"},
+    )

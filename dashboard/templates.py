@@ -1,0 +1,64 @@
+"""The two plain-Flask pages (login, and the error page for non-Dash routes).
+
+Kept as Jinja strings in a module so they ship with the package without
+package-data configuration; they use the locally served Bootstrap CSS.
+"""
+
+from __future__ import annotations
+
+_HEAD = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · Loyalty back-office</title>
+<link rel="icon" href="/favicon.ico">
+<link rel="stylesheet" href="/assets/vendor/bootstrap.min.css">
+</head>
+"""
+
+LOGIN = (
+    _HEAD
+    + """<body class="bg-light">
+<main class="container" style="max-width: 26rem; margin-top: 12vh;">
+  <h1 class="h4 mb-3">Loyalty back-office</h1>
+  <div class="card shadow-sm"><div class="card-body">
+  <h2 class="h5 card-title mb-3">Sign in</h2>
+  {% if notice %}<div class="alert alert-info py-2" role="status">{{ notice }}</div>{% endif %}
+  {% if error %}
+  <div class="alert alert-danger py-2" role="alert" id="login-error">{{ error }}</div>
+  {% endif %}
+  <form method="post" action="/login" autocomplete="off">
+    <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+    <input type="hidden" name="next" value="{{ next }}">
+    <div class="mb-3">
+      <label class="form-label" for="username">Username</label>
+      <input class="form-control" id="username" name="username" value="{{ username }}"
+             autocomplete="username" required autofocus>
+    </div>
+    <div class="mb-3">
+      <label class="form-label" for="password">Password</label>
+      <input class="form-control" id="password" name="password" type="password"
+             autocomplete="current-password" required>
+    </div>
+    <button class="btn btn-primary w-100" id="login-submit" type="submit">Sign in</button>
+  </form>
+  </div></div>
+</main>
+</body>
+</html>
+"""
+)
+
+ERROR = (
+    _HEAD
+    + """<body class="bg-light">
+<main class="container" style="max-width: 34rem; margin-top: 12vh;">
+  <h1 class="h3">{{ title }}</h1>
+  <p class="lead">{{ message }}</p>
+  <a class="btn btn-primary" href="/">Back to the back-office</a>
+</main>
+</body>
+</html>
+"""
+)

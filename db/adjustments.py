@@ -1,0 +1,378 @@
+"""Manual point adjustments with four-eyes approval.
+
+Support requests, a supervisor other than the requester approves. Approval
+writes exactly one ledger entry in the same transaction that marks the
+request approved: the request row is locked first, so a second approval
+(another supervisor, or a double click) finds it already decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from db import audit
+from db.actor import Actor
+from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
+from db.ledger import MAX_POINTS, account_of, balance, post_adjustment, utcnow
+from db.models import (
+    ADJUSTMENT_REASONS,
+    ADJUSTMENT_STATUSES,
+    Account,
+    AdjustmentRequest,
+    LedgerEntry,
+    Member,
+    ProgramSettings,
+    StaffUser,
+)
+from db.session import transactional
+
+
+@dataclass(frozen=True)
+class AdjustmentInfo:
+    id: int
+    member_id: int
+    points: int
+    reason_code: str
+    status: str
+    approvals_required: int
+    tx_id: int | None
+
+
+def _info(r: AdjustmentRequest) -> AdjustmentInfo:
+    return AdjustmentInfo(
+        r.id, r.member_id, r.points, r.reason_code, r.status, r.approvals_required, r.tx_id
+    )
+
+
+def _snapshot(r: AdjustmentRequest) -> dict:
+    return {
+        "member_id": r.member_id,
+        "points": r.points,
+        "reason_code": r.reason_code,
+        "status": r.status,
+        "approvals_required": r.approvals_required,
+        "first_approver_id": r.first_approver_id,
+        "decided_by_id": r.decided_by_id,
+        "tx_id": r.tx_id,
+    }
+
+
+@transactional
+def request_adjustment(
+    s: Session,
+    actor: Actor,
+    member_id: int,
+    points: int,
+    reason_code: str,
+    comment: str,
+    *,
+    ticket_ref: str = "",
+    corrects_entry_id: int | None = None,
+    at: dt.datetime | None = None,
+) -> AdjustmentInfo:
+    """File a request; refused if it would take the balance below zero now."""
+    if actor.id is None:
+        raise Forbidden("adjustments are requested by a staff user")
+    if actor.role not in ("support", "supervisor"):
+        raise Forbidden("only support staff and supervisors can request adjustments")
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        raise ValidationError("points", "must be a non-zero whole number (+ adds, - removes)")
+    if abs(points) > MAX_POINTS:
+        raise ValidationError("points", f"must be at most {MAX_POINTS:,} in size")
+    if reason_code not in ADJUSTMENT_REASONS:
+        raise ValidationError("reason_code", f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
+    if not (comment or "").strip():
+        raise ValidationError("comment", "is required: say why the balance is wrong")
+    if len(ticket_ref or "") > 64:
+        raise ValidationError("ticket_ref", "at most 64 characters")
+    if s.get(Member, member_id) is None:
+        raise NotFound(f"member {member_id} does not exist")
+    if corrects_entry_id is not None:
+        acc = account_of(s, member_id)
+        e = s.get(LedgerEntry, corrects_entry_id)
+        if e is None or acc not in (e.debit_account_id, e.credit_account_id):
+            raise ValidationError(
+                "corrects_entry_id", f"entry {corrects_entry_id} is not in this member's ledger"
+            )
+    settings = s.get(ProgramSettings, 1)
+    size = abs(points)
+    if size > settings.adjustment_supervisor_request_points and actor.role != "supervisor":
+        raise Forbidden(
+            f"adjustments over {settings.adjustment_supervisor_request_points:,} points "
+            "must be requested by a supervisor"
+        )
+    bal = balance(s, member_id)
+    if bal + points < 0:
+        raise InsufficientPoints(
+            f"the member has {bal:,} points; removing {-points:,} would make the balance negative"
+        )
+    r = AdjustmentRequest(
+        member_id=member_id,
+        points=points,
+        reason_code=reason_code,
+        comment=comment.strip(),
+        ticket_ref=(ticket_ref or "").strip(),
+        corrects_entry_id=corrects_entry_id,
+        status="pending",
+        approvals_required=2 if size > settings.adjustment_second_approval_points else 1,
+        requested_by_id=actor.id,
+        requested_at=at or utcnow(),
+    )
+    s.add(r)
+    s.flush()
+    audit.record(
+        s, actor.name, "adjustment.request", actor_id=actor.id, object_type="adjustment",
+        object_id=r.id, after=_snapshot(r) | {"comment": r.comment, "ticket_ref": r.ticket_ref},
+    )
+    return _info(r)
+
+
+def _load_locked(s: Session, request_id: int) -> AdjustmentRequest:
+    r = s.get(AdjustmentRequest, request_id, with_for_update=True, populate_existing=True)
+    if r is None:
+        raise NotFound(f"adjustment request {request_id} does not exist")
+    return r
+
+
+@transactional
+def approve_adjustment(
+    s: Session, actor: Actor, request_id: int, *, at: dt.datetime | None = None
+) -> AdjustmentInfo:
+    """Approve (first or final approval). The final one writes the entry."""
+    if actor.role != "supervisor" or actor.id is None:
+        raise Forbidden("only a supervisor can approve adjustments")
+    r = _load_locked(s, request_id)
+    if r.status != "pending":
+        raise InvalidState(f"request {request_id} is already {r.status}")
+    if r.requested_by_id == actor.id:
+        raise Forbidden("you cannot approve your own request: another supervisor must")
+    if r.first_approver_id == actor.id:
+        raise Forbidden("this request needs a second approval from a different supervisor")
+    before = _snapshot(r)
+    at = at or utcnow()
+    if r.approvals_required == 2 and r.first_approver_id is None:
+        r.first_approver_id = actor.id
+        r.first_approved_at = at
+        s.flush()
+        audit.record(
+            s, actor.name, "adjustment.first_approval", actor_id=actor.id,
+            object_type="adjustment", object_id=r.id, before=before, after=_snapshot(r),
+        )
+        return _info(r)
+    try:
+        tx = post_adjustment(
+            s, r.member_id, r.points, key=f"request:{r.id}", at=at, actor=actor,
+            memo=f"adjustment #{r.id} ({r.reason_code})",
+        )
+    except InsufficientPoints as exc:
+        raise InsufficientPoints(
+            f"cannot approve request {r.id}: {exc}. Nothing was written; reject it or ask "
+            "for a new request."
+        ) from None
+    r.status = "approved"
+    r.decided_by_id = actor.id
+    r.decided_at = at
+    r.tx_id = tx
+    s.flush()
+    audit.record(
+        s, actor.name, "adjustment.approve", actor_id=actor.id, object_type="adjustment",
+        object_id=r.id, before=before, after=_snapshot(r),
+    )
+    return _info(r)
+
+
+@transactional
+def reject_adjustment(
+    s: Session, actor: Actor, request_id: int, reason: str, *, at: dt.datetime | None = None
+) -> AdjustmentInfo:
+    if actor.role != "supervisor" or actor.id is None:
+        raise Forbidden("only a supervisor can reject adjustments")
+    if not (reason or "").strip():
+        raise ValidationError("reason", "say why the request is rejected")
+    r = _load_locked(s, request_id)
+    if r.status != "pending":
+        raise InvalidState(f"request {request_id} is already {r.status}")
+    if r.requested_by_id == actor.id:
+        raise Forbidden("you cannot decide on your own request: another supervisor must")
+    if r.first_approver_id == actor.id:
+        raise Forbidden(
+            "you gave this request its first approval: a different supervisor must decide it"
+        )
+    before = _snapshot(r)
+    r.status = "rejected"
+    r.decided_by_id = actor.id
+    r.decided_at = at or utcnow()
+    r.decision_reason = reason.strip()
+    s.flush()
+    audit.record(
+        s, actor.name, "adjustment.reject", actor_id=actor.id, object_type="adjustment",
+        object_id=r.id, before=before, after=_snapshot(r), detail=reason.strip(),
+    )
+    return _info(r)
+
+
+def pending_requests(s: Session) -> list[AdjustmentInfo]:
+    return [
+        _info(r)
+        for r in s.scalars(
+            select(AdjustmentRequest)
+            .where(AdjustmentRequest.status == "pending")
+            .order_by(AdjustmentRequest.requested_at)
+        )
+    ]
+
+
+@transactional
+def cancel_adjustment(s: Session, actor: Actor, request_id: int) -> AdjustmentInfo:
+    """The requester withdraws a request nobody has decided yet (a typo, a
+    duplicate); it stays in the history as cancelled."""
+    if actor.id is None:
+        raise Forbidden("adjustments are cancelled by a staff user")
+    r = _load_locked(s, request_id)
+    if r.requested_by_id != actor.id:
+        raise Forbidden("only the requester can cancel a request")
+    if r.status != "pending":
+        raise InvalidState(f"request {request_id} is already {r.status}")
+    before = _snapshot(r)
+    r.status = "cancelled"
+    r.decided_at = utcnow()
+    s.flush()
+    audit.record(
+        s, actor.name, "adjustment.cancel", actor_id=actor.id, object_type="adjustment",
+        object_id=r.id, before=before, after=_snapshot(r),
+    )
+    return _info(r)
+
+
+# --------------------------------------------------------------------------
+# reading: history with filters, the approval queue
+
+
+MAX_LIST = 100_000
+
+
+@dataclass(frozen=True)
+class AdjustmentFilters:
+    """What the history page filters on; ``requested_by_id`` is also how
+    support is limited to their own requests (set by the server, not the form)."""
+
+    status: str | None = None
+    requested_by_id: int | None = None
+    approver_id: int | None = None  # first approver or decider
+    reason_code: str | None = None
+    member_id: int | None = None
+    date_from: dt.date | None = None  # requested on or after
+    date_to: dt.date | None = None  # requested on or before (whole day)
+
+    def validate(self) -> None:
+        if self.status and self.status not in ADJUSTMENT_STATUSES:
+            raise ValidationError("status", f"must be one of {', '.join(ADJUSTMENT_STATUSES)}")
+        if self.reason_code and self.reason_code not in ADJUSTMENT_REASONS:
+            raise ValidationError("reason_code",
+                                  f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValidationError("dates", "the start date is after the end date")
+
+
+@dataclass(frozen=True)
+class AdjustmentRow:
+    id: int
+    member_id: int
+    member_external_id: str
+    member_name: str
+    member_balance: int
+    points: int
+    reason_code: str
+    comment: str
+    ticket_ref: str
+    corrects_entry_id: int | None
+    status: str
+    approvals_required: int
+    requested_by_id: int
+    requested_by: str
+    requested_at: dt.datetime
+    first_approver: str
+    first_approved_at: dt.datetime | None
+    decided_by: str
+    decided_at: dt.datetime | None
+    decision_reason: str
+    tx_id: int | None
+
+
+def list_adjustments(
+    s: Session,
+    filters: AdjustmentFilters | None = None,
+    *,
+    limit: int = 500,
+    offset: int = 0,
+    request_id: int | None = None,
+) -> list[AdjustmentRow]:
+    """Requests matching ``filters``, newest first, with the member's current balance."""
+    f = filters or AdjustmentFilters()
+    f.validate()
+    req, first, dec = aliased(StaffUser), aliased(StaffUser), aliased(StaffUser)
+    a = AdjustmentRequest
+    stmt = (
+        select(a, Member.external_id, Member.name, Account.balance, req.username,
+               first.username, dec.username)
+        .join(Member, Member.id == a.member_id)
+        .outerjoin(Account, Account.member_id == a.member_id)
+        .join(req, req.id == a.requested_by_id)
+        .outerjoin(first, first.id == a.first_approver_id)
+        .outerjoin(dec, dec.id == a.decided_by_id)
+    )
+    if request_id is not None:
+        stmt = stmt.where(a.id == request_id)
+    if f.status:
+        stmt = stmt.where(a.status == f.status)
+    if f.requested_by_id is not None:
+        stmt = stmt.where(a.requested_by_id == f.requested_by_id)
+    if f.approver_id is not None:
+        # a cancelled request has no approver even though decided_at is set
+        stmt = stmt.where(or_(a.first_approver_id == f.approver_id,
+                              a.decided_by_id == f.approver_id))
+    if f.reason_code:
+        stmt = stmt.where(a.reason_code == f.reason_code)
+    if f.member_id is not None:
+        stmt = stmt.where(a.member_id == f.member_id)
+    if f.date_from:
+        stmt = stmt.where(a.requested_at >= dt.datetime.combine(f.date_from, dt.time.min))
+    if f.date_to:
+        stmt = stmt.where(
+            a.requested_at < dt.datetime.combine(f.date_to + dt.timedelta(days=1), dt.time.min)
+        )
+    rows = s.execute(
+        stmt.order_by(a.requested_at.desc(), a.id.desc())
+        .offset(max(0, offset)).limit(max(1, min(limit, MAX_LIST)))
+    ).all()
+    return [
+        AdjustmentRow(
+            r.id, r.member_id, ext, name or "", int(bal or 0), r.points, r.reason_code,
+            r.comment or "", r.ticket_ref or "", r.corrects_entry_id, r.status,
+            r.approvals_required, r.requested_by_id, rq or "", r.requested_at, fa or "",
+            r.first_approved_at, dc or "", r.decided_at, r.decision_reason or "", r.tx_id,
+        )
+        for r, ext, name, bal, rq, fa, dc in rows
+    ]
+
+
+def get_adjustment(s: Session, request_id: int) -> AdjustmentRow:
+    rows = list_adjustments(s, request_id=request_id, limit=1)
+    if not rows:
+        raise NotFound(f"adjustment request {request_id} does not exist")
+    return rows[0]
+
+
+@dataclass(frozen=True)
+class Limits:
+    second_approval_over: int  # points (absolute) above which two approvals are needed
+    supervisor_request_over: int  # points above which only a supervisor may request
+
+
+def limits(s: Session) -> Limits:
+    st = s.get(ProgramSettings, 1)
+    return Limits(st.adjustment_second_approval_points, st.adjustment_supervisor_request_points)

@@ -1,0 +1,501 @@
+"""Posting many operations in one transaction: the importer's and the seeder's path.
+
+The single-order path (:func:`db.ledger.post_order`) asks the database for
+the member's qualifying spend and balance on every order. Here that state is
+loaded once per member and kept in memory while orders are posted in payment
+order, then everything is written in a few bulk statements. The accrual
+decision itself is the engine's (:func:`db.ledger.decide_accrual`), so both
+paths give the same entries - the integrity check verifies it.
+
+The caller owns the transaction (pass the session of ``db.begin()``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import DateTime, bindparam, func, select
+from sqlalchemy.orm import Session
+
+from db.actor import SYSTEM, Actor
+from db.errors import InsufficientPoints, InvalidState, ValidationError
+from db.ledger import (
+    ADJUSTMENT,
+    ISSUANCE,
+    REDEMPTION,
+    OrderIn,
+    decide_accrual,
+    entry,
+    lock_accounts,
+    payload_hash,
+    utcnow,
+)
+from db.models import Account, LedgerEntry, LedgerTransaction, Member, Order, Transfer
+from db.rules import load_rulebook
+
+_CHUNK = 5_000
+_WRITE_CHUNK = 50_000
+
+
+def _sqlite_dt(v: dt.datetime) -> str:
+    """SQLAlchemy's SQLite storage format: one format everywhere keeps string
+    comparisons of datetimes in SQL correct."""
+    return v.isoformat(" ", "microseconds")
+
+
+def reserve_ids(s: Session, table, n: int) -> list[int]:
+    """``n`` fresh primary keys for ``table``.
+
+    SQLite: the caller holds the write lock (``BEGIN IMMEDIATE``), so the ids
+    after ``max(id)`` are ours. PostgreSQL: taken from the table's sequence.
+    """
+    if n == 0:
+        return []
+    if s.get_bind().dialect.name == "postgresql":
+        seq = s.scalar(select(func.pg_get_serial_sequence(table.name, "id")))
+        return list(
+            s.scalars(select(func.nextval(seq)).select_from(func.generate_series(1, n)))
+        )
+    top = s.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+    return list(range(top + 1, top + n + 1))
+
+
+def write_rows(s: Session, table, columns: list[str], rows: list[tuple]) -> None:
+    """Insert plain tuples as fast as the driver allows: COPY on PostgreSQL,
+    one prepared executemany on SQLite (no per-value conversion in Python
+    beyond datetimes)."""
+    if not rows:
+        return
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        cols = ", ".join(columns)
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
+        return
+    dt_cols = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime)]
+    if dt_cols:
+        fixed = []
+        for r in rows:
+            r = list(r)
+            for i in dt_cols:
+                if r[i] is not None:
+                    r[i] = _sqlite_dt(r[i])
+            fixed.append(tuple(r))
+        rows = fixed
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    for start in range(0, len(rows), _WRITE_CHUNK):
+        conn.exec_driver_sql(sql, rows[start : start + _WRITE_CHUNK])
+
+
+def _write_dicts(s: Session, table, rows: list[dict], ids: list[int] | None = None) -> None:
+    """Rows built by one constructor share their key order, so values() lines up."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    if ids is None:
+        tuples = [tuple(r.values()) for r in rows]
+    else:
+        columns = ["id", *columns]
+        tuples = [(i, *r.values()) for i, r in zip(ids, rows, strict=True)]
+    write_rows(s, table, columns, tuples)
+
+
+@dataclass
+class _State:
+    account_id: int
+    balance: int
+    referrer_id: int | None
+    status: str
+    base_spend: int = 0  # paid orders before the horizon (lifetime only)
+    ts: list = field(default_factory=list)  # paid orders at/after the horizon, sorted
+    prefix: list = field(default_factory=lambda: [0])  # prefix sums of their amounts
+    tier: str | None = None
+    tier_at: dt.datetime | None = None
+    delta: int = 0  # balance change not yet written
+
+    def add_order(self, at: dt.datetime, amount: int) -> None:
+        if not self.ts or at >= self.ts[-1]:
+            self.ts.append(at)
+            self.prefix.append(self.prefix[-1] + amount)
+            return
+        i = bisect.bisect_right(self.ts, at)  # rare: an older order arrives late
+        amounts = [b - a for a, b in zip(self.prefix, self.prefix[1:], strict=False)]
+        self.ts.insert(i, at)
+        amounts.insert(i, amount)
+        self.prefix = [0]
+        for a in amounts:
+            self.prefix.append(self.prefix[-1] + a)
+
+    def remove_order(self, at: dt.datetime, amount: int) -> None:
+        """Forget a refunded order so it no longer counts towards the tier."""
+        i = bisect.bisect_left(self.ts, at)
+        while i < len(self.ts) and self.ts[i] == at:
+            if self.prefix[i + 1] - self.prefix[i] == amount:
+                amounts = [b - a for a, b in zip(self.prefix, self.prefix[1:], strict=False)]
+                del self.ts[i], amounts[i]
+                self.prefix = [0]
+                for a in amounts:
+                    self.prefix.append(self.prefix[-1] + a)
+                return
+            i += 1
+        self.base_spend -= amount  # it was before the horizon (lifetime spend only)
+
+    def spend_before(self, at: dt.datetime, window_days: int | None) -> int:
+        hi = bisect.bisect_left(self.ts, at)
+        if window_days:
+            lo = bisect.bisect_left(self.ts, at - dt.timedelta(days=window_days))
+            return self.prefix[hi] - self.prefix[lo]
+        return self.base_spend + self.prefix[hi]
+
+
+@dataclass(frozen=True)
+class PostedOrder:
+    accrued: int
+    redeemed: int
+    referral_bonus: int
+    tier: str | None
+
+
+class BulkPoster:
+    """Buffered posting with in-memory member state. Not thread-safe; one
+    instance per transaction."""
+
+    def __init__(self, s: Session, *, actor: Actor = SYSTEM) -> None:
+        self.s = s
+        self.actor = actor
+        self.book = load_rulebook(s)
+        self.window = self.book.max_window_days
+        self.state: dict[int, _State] = {}
+        self._orders: list[dict] = []
+        self._order_entries: list[list[dict]] = []
+        self._other_tx: list[dict] = []
+        self._other_entries: list[list[dict]] = []
+        self._transfers: list[dict | None] = []
+        self._last_at: dt.datetime | None = None
+        self.counts = {"orders": 0, "entries": 0, "members": 0}
+
+    # -- members ----------------------------------------------------------
+
+    def add_members(self, rows: list[dict]) -> list[int]:
+        """Bulk-create members and their accounts; returns ids in input order."""
+        if not rows:
+            return []
+        ids: list[int] = []
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            values = [
+                {
+                    "external_id": r["external_id"],
+                    "joined_at": r["joined_at"],
+                    "name": r.get("name", ""),
+                    "email": r.get("email"),
+                    "phone": r.get("phone"),
+                    "segment": r.get("segment", "regular"),
+                    "referrer_id": r.get("referrer_id"),
+                    "status": r.get("status", "active"),
+                }
+                for r in chunk
+            ]
+            got = reserve_ids(self.s, Member.__table__, len(values))
+            _write_dicts(self.s, Member.__table__, values, got)
+            accs = reserve_ids(self.s, Account.__table__, len(got))
+            _write_dicts(
+                self.s, Account.__table__,
+                [{"kind": "member", "member_id": m, "balance": 0} for m in got], accs,
+            )
+            for m, a, v in zip(got, accs, values, strict=True):
+                self.state[m] = _State(a, 0, v["referrer_id"], v["status"])
+            ids.extend(got)
+        self.counts["members"] += len(ids)
+        return ids
+
+    def prepare(self, member_ids: Iterable[int], since: dt.datetime) -> None:
+        """Load and lock existing members' state; later orders must be at/after ``since``."""
+        ids = sorted({m for m in member_ids if m not in self.state})
+        horizon = since - dt.timedelta(days=self.window) if self.window else since
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self.s.execute(
+                select(Member.id, Member.referrer_id, Member.status, Member.tier,
+                       Account.id.label("acc"))
+                .join(Account, Account.member_id == Member.id)
+                .where(Member.id.in_(chunk))
+            ).all()
+            balances = lock_accounts(self.s, [r.acc for r in rows])
+            for r in rows:
+                self.state[r.id] = _State(r.acc, balances[r.acc], r.referrer_id, r.status,
+                                          tier=r.tier)
+            if not self.window:
+                for mid, total in self.s.execute(
+                    select(Order.member_id, func.sum(Order.amount_minor))
+                    .where(Order.member_id.in_(chunk), Order.status == "paid",
+                           Order.paid_at < horizon)
+                    .group_by(Order.member_id)
+                ):
+                    self.state[mid].base_spend = int(total)
+            for mid, at, amount in self.s.execute(
+                select(Order.member_id, Order.paid_at, Order.amount_minor)
+                .where(Order.member_id.in_(chunk), Order.status == "paid",
+                       Order.paid_at >= horizon)
+                .order_by(Order.member_id, Order.paid_at)
+            ):
+                self.state[mid].add_order(at, amount)
+        # referrers earn bonuses, so they need state too
+        refs = {st.referrer_id for m in ids if (st := self.state.get(m)) and st.referrer_id}
+        refs -= self.state.keys()
+        if refs:
+            self.prepare(refs, since)
+
+    def note_refund(self, member_id: int, paid_at: dt.datetime, amount_minor: int) -> None:
+        """Tell the poster an order was refunded (by :func:`db.ledger.refund_order`
+        on the same session, after a flush): it stops counting towards the tier;
+        call :meth:`sync_balances` for the balances."""
+        st = self.state.get(member_id)
+        if st is not None:
+            st.remove_order(paid_at, amount_minor)
+
+    def balance_of(self, member_id: int) -> int:
+        return self.state[member_id].balance
+
+    def _st(self, member_id: int) -> _State:
+        st = self.state.get(member_id)
+        if st is None:
+            raise InvalidState(f"member {member_id} was not prepared for bulk posting")
+        return st
+
+    def _clock(self, at: dt.datetime) -> None:
+        if self._last_at is not None and at < self._last_at:
+            raise ValidationError("paid_at", "bulk operations must be posted in time order")
+        self._last_at = at
+
+    # -- operations -------------------------------------------------------
+
+    def post(self, o: OrderIn, member_id: int | None) -> PostedOrder:
+        """Buffer one paid order (redemption, accrual, referral bonus, tier)."""
+        o.validate()
+        self._clock(o.paid_at)
+        base = {
+            "order_ref": o.order_ref,
+            "customer_ref": o.customer_ref,
+            "member_id": member_id,
+            "paid_at": o.paid_at,
+            "amount_minor": o.amount_minor,
+            "points_redeemed": o.points_redeemed,
+            "status": "paid",
+            "refunded_at": None,
+            "rule_set_id": None,
+            "tier": None,
+            "pilot_id": None,
+            "payload_hash": o.hash(),
+            "created_at": utcnow(),
+        }
+        if member_id is None:
+            if o.points_redeemed:
+                raise ValidationError("points_redeemed", "a guest (non-member) cannot redeem")
+            self._orders.append(base)
+            self._order_entries.append([])
+            return PostedOrder(0, 0, 0, None)
+        st = self._st(member_id)
+        if o.points_redeemed:
+            if st.status != "active":
+                raise InvalidState(f"member {o.customer_ref} is {st.status} and cannot redeem")
+            if o.points_redeemed > st.balance:
+                raise InsufficientPoints(
+                    f"member {o.customer_ref} has {st.balance} points at "
+                    f"{o.paid_at:%Y-%m-%d %H:%M}, cannot redeem {o.points_redeemed}"
+                )
+        rules, _ = self.book.for_member(member_id, o.paid_at)
+        window = rules.tier_window_days if rules else None
+        spend = st.spend_before(o.paid_at, window)
+        ref = self.state.get(st.referrer_id) if st.referrer_id else None
+        if st.referrer_id and ref is None:
+            raise InvalidState(f"referrer {st.referrer_id} was not prepared for bulk posting")
+        ref_spend = None
+        if ref is not None:
+            ref_rules, _ = self.book.for_member(st.referrer_id, o.paid_at)
+            ref_spend = ref.spend_before(
+                o.paid_at, ref_rules.tier_window_days if ref_rules else None
+            )
+        a = decide_accrual(
+            self.book, member_id, o.paid_at, o.amount_minor, spend,
+            st.referrer_id if ref is not None else None, ref_spend,
+            member_active=st.status == "active",
+            referrer_active=ref is not None and ref.status == "active",
+        )
+        rs_id = a.rules.rule_set_id if a.rules else None
+        base.update(rule_set_id=rs_id, tier=a.tier, pilot_id=a.pilot_id)
+        rows = []
+        if o.points_redeemed:
+            rows.append(entry(None, "redemption", st.account_id, REDEMPTION, o.points_redeemed,
+                              o.paid_at))
+            st.balance -= o.points_redeemed
+            st.delta -= o.points_redeemed
+        if a.points:
+            rows.append(entry(None, "accrual", ISSUANCE, st.account_id, a.points, o.paid_at,
+                              rule_set_id=rs_id, rate_bp=a.rate_bp))
+            st.balance += a.points
+            st.delta += a.points
+        if a.referral_points:
+            rows.append(entry(None, "referral_bonus", ISSUANCE, ref.account_id,
+                              a.referral_points, o.paid_at, rule_set_id=rs_id,
+                              rate_bp=a.referral_rate_bp, memo=f"referral of member {member_id}"))
+            ref.balance += a.referral_points
+            ref.delta += a.referral_points
+        st.add_order(o.paid_at, o.amount_minor)
+        if a.rules is not None:
+            st.tier = a.rules.tier_for(spend + o.amount_minor).name
+            st.tier_at = o.paid_at
+        self._orders.append(base)
+        self._order_entries.append(rows)
+        return PostedOrder(a.points, o.points_redeemed, a.referral_points, a.tier)
+
+    def _other(self, kind: str, key: str, payload: dict, at: dt.datetime, rows: list[dict],
+               transfer: dict | None = None) -> None:
+        self._other_tx.append(
+            {"kind": kind, "idempotency_key": key, "payload_hash": payload_hash(payload),
+             "order_id": None, "actor": self.actor.name, "effective_at": at,
+             "created_at": utcnow()}
+        )
+        self._other_entries.append(rows)
+        self._transfers.append(transfer)
+
+    def redeem(self, member_id: int, points: int, at: dt.datetime, key: str,
+               memo: str = "") -> None:
+        self._clock(at)
+        st = self._st(member_id)
+        if points <= 0:
+            raise ValidationError("points", "must be positive")
+        if points > st.balance:
+            raise InsufficientPoints(f"member {member_id} has {st.balance} points")
+        st.balance -= points
+        st.delta -= points
+        self._other("redemption", f"redeem:{key}",
+                    {"member_id": member_id, "points": points, "memo": memo}, at,
+                    [entry(None, "redemption", st.account_id, REDEMPTION, points, at, memo=memo)])
+
+    def transfer(self, from_id: int, to_id: int, points: int, at: dt.datetime, key: str) -> None:
+        self._clock(at)
+        src, dst = self._st(from_id), self._st(to_id)
+        if from_id == to_id or points <= 0:
+            raise ValidationError("points", "a transfer needs two members and positive points")
+        if src.status != "active" or dst.status != "active":
+            raise InvalidState("transfers need active members")
+        if points > src.balance:
+            raise InsufficientPoints(f"member {from_id} has {src.balance} points")
+        src.balance -= points
+        src.delta -= points
+        dst.balance += points
+        dst.delta += points
+        self._other("transfer", f"transfer:{key}",
+                    {"from": from_id, "to": to_id, "points": points}, at,
+                    [entry(None, "transfer", src.account_id, dst.account_id, points, at,
+                           memo=f"member {from_id} -> member {to_id}")],
+                    {"from_member_id": from_id, "to_member_id": to_id, "points": points,
+                     "created_at": at})
+
+    # -- writing ----------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every buffered row in bulk statements."""
+        s = self.s
+        entries: list[dict] = []
+        for start in range(0, len(self._orders), _CHUNK):
+            orders = self._orders[start : start + _CHUNK]
+            order_ids = reserve_ids(s, Order.__table__, len(orders))
+            _write_dicts(s, Order.__table__, orders, order_ids)
+            with_entries = [
+                (oid, o, rows)
+                for oid, o, rows in zip(
+                    order_ids, orders, self._order_entries[start : start + _CHUNK], strict=True
+                )
+                if rows
+            ]
+            order_txs = [
+                {"kind": "order", "idempotency_key": f"order:{o['order_ref']}",
+                 "payload_hash": o["payload_hash"], "order_id": oid,
+                 "actor": self.actor.name, "effective_at": o["paid_at"],
+                 "created_at": o["created_at"]}
+                for oid, o, _ in with_entries
+            ]
+            tx_ids = reserve_ids(s, LedgerTransaction.__table__, len(order_txs))
+            _write_dicts(s, LedgerTransaction.__table__, order_txs, tx_ids)
+            for tx, (oid, _, rows) in zip(tx_ids, with_entries, strict=True):
+                for r in rows:
+                    r["tx_id"] = tx
+                    r["order_id"] = oid
+                    entries.append(r)
+        self.counts["orders"] += len(self._orders)
+        for start in range(0, len(self._other_tx), _CHUNK):
+            txs = self._other_tx[start : start + _CHUNK]
+            tx_ids = reserve_ids(s, LedgerTransaction.__table__, len(txs))
+            _write_dicts(s, LedgerTransaction.__table__, txs, tx_ids)
+            transfers = []
+            for tx, rows, tr in zip(
+                tx_ids, self._other_entries[start : start + _CHUNK],
+                self._transfers[start : start + _CHUNK], strict=True,
+            ):
+                for r in rows:
+                    r["tx_id"] = tx
+                    entries.append(r)
+                if tr is not None:
+                    transfers.append(tr | {"tx_id": tx})
+            if transfers:
+                _write_dicts(s, Transfer.__table__, transfers,
+                             reserve_ids(s, Transfer.__table__, len(transfers)))
+        if entries:
+            _write_dicts(s, LedgerEntry.__table__, entries,
+                         reserve_ids(s, LedgerEntry.__table__, len(entries)))
+        self.counts["entries"] += len(entries)
+        conn = s.connection()
+        moves = [
+            {"b_acc": st.account_id, "b_d": st.delta}
+            for st in self.state.values()
+            if st.delta and st.account_id > ADJUSTMENT
+        ]
+        if moves:
+            t = Account.__table__
+            conn.execute(
+                t.update()
+                .where(t.c.id == bindparam("b_acc"))
+                .values(balance=t.c.balance + bindparam("b_d")),
+                moves,
+            )
+        tiers = [
+            {"b_id": mid, "b_tier": st.tier, "b_at": st.tier_at}
+            for mid, st in self.state.items()
+            if st.tier_at is not None
+        ]
+        if tiers:
+            m = Member.__table__
+            conn.execute(
+                m.update()
+                .where(m.c.id == bindparam("b_id"))
+                .values(tier=bindparam("b_tier"), tier_evaluated_at=bindparam("b_at")),
+                tiers,
+            )
+        for st in self.state.values():
+            st.delta = 0
+            st.tier_at = None
+        self._orders, self._order_entries = [], []
+        self._other_tx, self._other_entries, self._transfers = [], [], []
+
+    def sync_balances(self) -> None:
+        """Reload cached balances after another service changed them (flush first)."""
+        if any(st.delta for st in self.state.values()):
+            raise InvalidState("flush before syncing balances")
+        by_acc = {st.account_id: st for st in self.state.values()}
+        accs = sorted(by_acc)
+        for start in range(0, len(accs), _CHUNK * 4):
+            chunk = accs[start : start + _CHUNK * 4]
+            for acc, bal in self.s.execute(
+                select(Account.id, Account.balance).where(Account.id.in_(chunk))
+            ):
+                by_acc[acc].balance = bal

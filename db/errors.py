@@ -1,0 +1,36 @@
+"""Errors the services raise; each carries a message fit to show a user."""
+
+from __future__ import annotations
+
+
+class LoyaltyError(Exception):
+    """Base class: a refusal with a clear message; nothing was changed."""
+
+
+class ValidationError(LoyaltyError):
+    """Bad input: ``field`` names where, the message says what."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFound(LoyaltyError):
+    pass
+
+
+class InsufficientPoints(LoyaltyError):
+    """The operation would take a member's balance below zero."""
+
+
+class IdempotencyConflict(LoyaltyError):
+    """The same idempotency key (order id, ...) was used with a different payload."""
+
+
+class InvalidState(LoyaltyError):
+    """The object is not in a state that allows this (already decided, published, ...)."""
+
+
+class Forbidden(LoyaltyError):
+    """The actor may not do this (four-eyes rule, role)."""

@@ -1,0 +1,809 @@
+"""The points engine: every balance change, each in one transaction.
+
+Every service takes a ``Session`` (to join the caller's transaction) or a
+:class:`~db.session.Database` (then it runs in its own retried write
+transaction) - see :func:`db.session.transactional`.
+
+Locking: the member accounts an operation touches are locked first
+(``SELECT ... FOR UPDATE`` in ascending id order on PostgreSQL, so two
+operations can never deadlock on each other; SQLite's ``BEGIN IMMEDIATE``
+serialises writers anyway). Idempotency is re-checked after the locks are
+held, so two concurrent posts of the same order write it once.
+
+Accrual: ``floor(amount x accrual rate / point value)`` at the tier the
+member's qualifying spend (paid orders strictly before this one, within the
+tier window) reaches under the version in force at the payment time - or the
+pilot's version for a pilot-group member during the pilot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select, union_all, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.actor import SYSTEM, Actor
+from db.errors import (
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidState,
+    NotFound,
+    ValidationError,
+)
+from db.models import (
+    Account,
+    LedgerEntry,
+    LedgerTransaction,
+    Member,
+    Order,
+    ProgramSettings,
+    Transfer,
+)
+from db.rules import RuleBook, Rules, load_rulebook
+from db.session import Database, transactional
+
+ISSUANCE, REDEMPTION, BREAKAGE, ADJUSTMENT = 1, 2, 3, 4
+MAX_POINTS = 10**12
+MAX_AMOUNT_MINOR = 10**13
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def payload_hash(payload: dict) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# members and accounts
+
+
+def create_member(
+    s: Session,
+    external_id: str,
+    joined_at: dt.datetime,
+    *,
+    name: str = "",
+    email: str | None = None,
+    phone: str | None = None,
+    segment: str = "regular",
+    referrer_id: int | None = None,
+) -> int:
+    """A member and their points account."""
+    external_id = (external_id or "").strip()
+    if not external_id or len(external_id) > 64:
+        raise ValidationError("customer_id", "must be 1-64 characters")
+    m = Member(
+        external_id=external_id,
+        joined_at=joined_at,
+        name=name,
+        email=email,
+        phone=phone,
+        segment=segment,
+        referrer_id=referrer_id,
+        status="active",
+    )
+    s.add(m)
+    s.flush()
+    s.add(Account(kind="member", member_id=m.id, balance=0))
+    s.flush()
+    return m.id
+
+
+def account_of(s: Session, member_id: int) -> int:
+    acc = s.scalar(select(Account.id).where(Account.member_id == member_id))
+    if acc is None:
+        raise NotFound(f"member {member_id} does not exist")
+    return acc
+
+
+def balance(s: Session, member_id: int) -> int:
+    b = s.scalar(select(Account.balance).where(Account.member_id == member_id))
+    if b is None:
+        raise NotFound(f"member {member_id} does not exist")
+    return b
+
+
+def lock_accounts(s: Session, account_ids) -> dict[int, int]:
+    """Lock member accounts in ascending id order; returns their balances."""
+    ids = sorted({a for a in account_ids if a is not None})
+    if not ids:
+        return {}
+    rows = s.execute(
+        select(Account.id, Account.balance)
+        .where(Account.id.in_(ids))
+        .order_by(Account.id)
+        .with_for_update()
+    ).all()
+    return {r.id: r.balance for r in rows}
+
+
+def _new_tx(
+    s: Session,
+    kind: str,
+    key: str,
+    phash: str,
+    at: dt.datetime,
+    *,
+    order_id: int | None = None,
+    actor: Actor = SYSTEM,
+) -> int:
+    return s.execute(
+        insert(LedgerTransaction)
+        .values(
+            kind=kind,
+            idempotency_key=key,
+            payload_hash=phash,
+            effective_at=at,
+            order_id=order_id,
+            actor=actor.name,
+            created_at=utcnow(),
+        )
+        .returning(LedgerTransaction.id)
+    ).scalar_one()
+
+
+def _existing_tx(s: Session, key: str, phash: str) -> int | None:
+    row = s.execute(
+        select(LedgerTransaction.id, LedgerTransaction.payload_hash).where(
+            LedgerTransaction.idempotency_key == key
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.payload_hash != phash:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used for a different operation"
+        )
+    return row.id
+
+
+def post_entries(s: Session, rows: list[dict]) -> None:
+    """Insert entries and move the cached member balances with them.
+
+    The CHECK constraint on accounts refuses a negative member balance even
+    if a caller's own check were wrong.
+    """
+    if not rows:
+        return
+    s.execute(insert(LedgerEntry), rows)
+    delta: dict[int, int] = {}
+    for r in rows:
+        delta[r["debit_account_id"]] = delta.get(r["debit_account_id"], 0) - r["amount"]
+        delta[r["credit_account_id"]] = delta.get(r["credit_account_id"], 0) + r["amount"]
+    params = [{"b_acc": a, "b_d": d} for a, d in sorted(delta.items()) if a > ADJUSTMENT and d]
+    if params:
+        s.connection().execute(_MOVE_BALANCE, params)
+
+
+_acc = Account.__table__
+_MOVE_BALANCE = (
+    _acc.update()
+    .where(_acc.c.id == bindparam("b_acc"), _acc.c.kind == "member")
+    .values(balance=_acc.c.balance + bindparam("b_d"))
+)
+
+
+def entry(
+    tx_id: int,
+    kind: str,
+    debit: int,
+    credit: int,
+    amount: int,
+    at: dt.datetime,
+    **extra,
+) -> dict:
+    row = {
+        "tx_id": tx_id,
+        "kind": kind,
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "effective_at": at,
+        "order_id": None,
+        "rule_set_id": None,
+        "rate_bp": None,
+        "reverses_entry_id": None,
+        "memo": "",
+    }
+    row.update(extra)
+    return row
+
+
+# --------------------------------------------------------------------------
+# orders
+
+
+@dataclass(frozen=True)
+class OrderIn:
+    order_ref: str
+    customer_ref: str
+    paid_at: dt.datetime
+    amount_minor: int
+    points_redeemed: int = 0
+
+    def validate(self) -> None:
+        if not (self.order_ref or "").strip() or len(self.order_ref) > 64:
+            raise ValidationError("order_id", "must be 1-64 characters")
+        if not (self.customer_ref or "").strip() or len(self.customer_ref) > 64:
+            raise ValidationError("customer_id", "must be 1-64 characters")
+        if not isinstance(self.paid_at, dt.datetime):
+            raise ValidationError("paid_at", "must be a date and time")
+        if not isinstance(self.amount_minor, int) or not 0 <= self.amount_minor <= MAX_AMOUNT_MINOR:
+            raise ValidationError("amount", "must be a non-negative amount")
+        if (
+            not isinstance(self.points_redeemed, int)
+            or not 0 <= self.points_redeemed <= MAX_POINTS
+        ):
+            raise ValidationError("points_redeemed", "must be a non-negative whole number")
+
+    def hash(self) -> str:
+        """Fingerprint of what was posted under this order id (hot in bulk
+        imports, so a joined string rather than JSON)."""
+        key = (
+            f"{self.customer_ref}\x1f{self.paid_at.isoformat()}\x1f"
+            f"{self.amount_minor}\x1f{self.points_redeemed}"
+        )
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order_id: int
+    member_id: int | None
+    accrued: int
+    redeemed: int
+    referral_bonus: int
+    tier: str | None
+    rule_set_id: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Accrual:
+    """What one order earns: the pure decision shared by both posting paths."""
+
+    rules: Rules | None
+    pilot_id: int | None
+    tier: str | None
+    rate_bp: int
+    points: int
+    referral_rate_bp: int
+    referral_points: int
+    referrer_tier: str | None
+
+
+def decide_accrual(
+    book: RuleBook,
+    member_id: int,
+    paid_at: dt.datetime,
+    amount_minor: int,
+    spend_before: int,
+    referrer_id: int | None,
+    referrer_spend_before: int | None,
+    *,
+    member_active: bool = True,
+    referrer_active: bool = True,
+) -> Accrual:
+    rules, pilot_id = book.for_member(member_id, paid_at)
+    if rules is None:
+        return Accrual(None, None, None, 0, 0, 0, 0, None)
+    tier = rules.tier_for(spend_before)
+    points = rules.points_for(amount_minor, tier.accrual_rate_bp) if member_active else 0
+    ref_rate = ref_points = 0
+    ref_tier = None
+    if referrer_id is not None and referrer_active and referrer_spend_before is not None:
+        ref_rules, _ = book.for_member(referrer_id, paid_at)
+        if ref_rules is not None:
+            rt = ref_rules.tier_for(referrer_spend_before)
+            ref_tier = rt.name
+            ref_rate = rt.referral_rate_bp
+            ref_points = ref_rules.points_for(amount_minor, ref_rate)
+    return Accrual(
+        rules, pilot_id, tier.name, tier.accrual_rate_bp, points, ref_rate, ref_points, ref_tier
+    )
+
+
+def qualifying_spend(
+    s: Session, member_id: int, before: dt.datetime, window_days: int | None
+) -> int:
+    """Sum of the member's paid orders strictly before ``before`` (within the window)."""
+    q = select(func.coalesce(func.sum(Order.amount_minor), 0)).where(
+        Order.member_id == member_id, Order.status == "paid", Order.paid_at < before
+    )
+    if window_days:
+        q = q.where(Order.paid_at >= before - dt.timedelta(days=window_days))
+    return int(s.scalar(q))
+
+
+def _order_result(s: Session, order_id: int, replayed: bool) -> OrderResult:
+    o = s.get(Order, order_id)
+    sums = dict(
+        s.execute(
+            select(LedgerEntry.kind, func.sum(LedgerEntry.amount))
+            .where(LedgerEntry.order_id == order_id)
+            .group_by(LedgerEntry.kind)
+        ).all()
+    )
+    return OrderResult(
+        o.id,
+        o.member_id,
+        int(sums.get("accrual", 0)),
+        int(sums.get("redemption", 0)),
+        int(sums.get("referral_bonus", 0)),
+        o.tier,
+        o.rule_set_id,
+        replayed,
+    )
+
+
+@transactional
+def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
+    """Record a paid order: redemption, accrual, referral bonus, tier update.
+
+    Idempotent on the order id: the same payload again returns the first
+    result; a different payload under the same id is an error.
+    """
+    o.validate()
+    phash = o.hash()
+
+    def existing() -> OrderResult | None:
+        row = s.execute(
+            select(Order.id, Order.payload_hash).where(Order.order_ref == o.order_ref)
+        ).first()
+        if row is None:
+            return None
+        if row.payload_hash != phash:
+            raise IdempotencyConflict(
+                f"order {o.order_ref!r} was already posted with different details"
+            )
+        return _order_result(s, row.id, True)
+
+    if (r := existing()) is not None:
+        return r
+    m = s.execute(
+        select(Member.id, Member.referrer_id, Member.status).where(
+            Member.external_id == o.customer_ref
+        )
+    ).first()
+    if m is None:
+        if o.points_redeemed:
+            raise ValidationError("points_redeemed", "a guest (non-member) cannot redeem points")
+        oid = s.execute(
+            insert(Order)
+            .values(
+                order_ref=o.order_ref,
+                customer_ref=o.customer_ref,
+                member_id=None,
+                paid_at=o.paid_at,
+                amount_minor=o.amount_minor,
+                points_redeemed=0,
+                status="paid",
+                payload_hash=phash,
+                created_at=utcnow(),
+            )
+            .returning(Order.id)
+        ).scalar_one()
+        return OrderResult(oid, None, 0, 0, 0, None, None)
+
+    acc = account_of(s, m.id)
+    ref = s.execute(
+        select(Member.id, Member.status, Account.id.label("acc"))
+        .join(Account, Account.member_id == Member.id)
+        .where(Member.id == m.referrer_id)
+    ).first() if m.referrer_id else None
+    balances = lock_accounts(s, [acc, ref.acc if ref else None])
+    if (r := existing()) is not None:  # posted while we waited for the lock
+        return r
+    if o.points_redeemed:
+        if m.status != "active":
+            raise InvalidState(f"member {o.customer_ref} is {m.status} and cannot redeem points")
+        if o.points_redeemed > balances[acc]:
+            raise InsufficientPoints(
+                f"member {o.customer_ref} has {balances[acc]} points, "
+                f"cannot redeem {o.points_redeemed}"
+            )
+    book = load_rulebook(s, [m.id] + ([ref.id] if ref else []))
+    rules_now, _ = book.for_member(m.id, o.paid_at)
+    window = rules_now.tier_window_days if rules_now else None
+    spend = qualifying_spend(s, m.id, o.paid_at, window)
+    ref_spend = None
+    if ref:
+        ref_rules, _ = book.for_member(ref.id, o.paid_at)
+        ref_spend = qualifying_spend(
+            s, ref.id, o.paid_at, ref_rules.tier_window_days if ref_rules else None
+        )
+    a = decide_accrual(
+        book, m.id, o.paid_at, o.amount_minor, spend,
+        ref.id if ref else None, ref_spend,
+        member_active=m.status == "active",
+        referrer_active=bool(ref) and ref.status == "active",
+    )
+    oid = s.execute(
+        insert(Order)
+        .values(
+            order_ref=o.order_ref,
+            customer_ref=o.customer_ref,
+            member_id=m.id,
+            paid_at=o.paid_at,
+            amount_minor=o.amount_minor,
+            points_redeemed=o.points_redeemed,
+            status="paid",
+            rule_set_id=a.rules.rule_set_id if a.rules else None,
+            tier=a.tier,
+            pilot_id=a.pilot_id,
+            payload_hash=phash,
+            created_at=utcnow(),
+        )
+        .returning(Order.id)
+    ).scalar_one()
+    tx = None  # set below once there is an entry to group
+    rows = []
+    rs_id = a.rules.rule_set_id if a.rules else None
+    if o.points_redeemed or a.points or a.referral_points:
+        tx = _new_tx(s, "order", f"order:{o.order_ref}", phash, o.paid_at, order_id=oid,
+                     actor=actor)
+    if o.points_redeemed:
+        rows.append(entry(tx, "redemption", acc, REDEMPTION, o.points_redeemed, o.paid_at,
+                          order_id=oid))
+    if a.points:
+        rows.append(entry(tx, "accrual", ISSUANCE, acc, a.points, o.paid_at, order_id=oid,
+                          rule_set_id=rs_id, rate_bp=a.rate_bp))
+    if a.referral_points:
+        rows.append(entry(tx, "referral_bonus", ISSUANCE, ref.acc, a.referral_points, o.paid_at,
+                          order_id=oid, rule_set_id=rs_id, rate_bp=a.referral_rate_bp,
+                          memo=f"referral of member {m.id}"))
+    post_entries(s, rows)
+    if a.rules is not None:
+        new_tier = a.rules.tier_for(spend + o.amount_minor).name
+        s.execute(
+            update(Member)
+            .where(Member.id == m.id)
+            .values(tier=new_tier, tier_evaluated_at=o.paid_at)
+        )
+    return OrderResult(oid, m.id, a.points, o.points_redeemed, a.referral_points, a.tier, rs_id)
+
+
+def post_order_safely(db: Database, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
+    """``post_order`` in its own transaction; a concurrent duplicate that won
+    the unique-key race is answered from the row it wrote."""
+    try:
+        return post_order(db, o, actor=actor)
+    except IntegrityError:
+        return post_order(db, o, actor=actor)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    order_id: int
+    reversed_accrual: int
+    restored_redemption: int
+    reversed_referral: int
+    unrecovered: int  # points already spent that could not be clawed back
+    replayed: bool = False
+
+
+@transactional
+def refund_order(
+    s: Session, order_ref: str, *, at: dt.datetime | None = None, actor: Actor = SYSTEM
+) -> RefundResult:
+    """Refund a whole order: restore its redeemed points, claw back its
+    accrual and referral bonus by reversal entries.
+
+    A balance never goes below zero: if the member (or referrer) has already
+    spent the points, the clawback takes what is there and reports the rest
+    as ``unrecovered`` (written in the reversal's memo).
+    """
+    at = at or utcnow()
+    o = s.execute(
+        select(Order).where(Order.order_ref == order_ref).with_for_update()
+    ).scalar_one_or_none()
+    if o is None:
+        raise NotFound(f"order {order_ref!r} does not exist")
+    key = f"refund:{order_ref}"
+    phash = payload_hash({"order_ref": order_ref})
+    if o.status == "refunded" or _existing_tx(s, key, phash):
+        return _refund_result(s, o.id, replayed=True)
+    originals = s.execute(
+        select(LedgerEntry).where(
+            LedgerEntry.order_id == o.id,
+            LedgerEntry.kind.in_(("accrual", "redemption", "referral_bonus")),
+        ).order_by(LedgerEntry.id)
+    ).scalars().all()
+    accounts = {e.credit_account_id for e in originals} | {e.debit_account_id for e in originals}
+    balances = lock_accounts(s, [a for a in accounts if a > ADJUSTMENT])
+    s.refresh(o)
+    if o.status == "refunded":
+        return _refund_result(s, o.id, replayed=True)
+    if at < o.paid_at:
+        raise ValidationError("refunded_at", "a refund cannot precede the payment")
+    tx = _new_tx(s, "refund", key, phash, at, order_id=o.id, actor=actor)
+    rows: list[dict] = []
+    # restore redeemed points first, so a clawback can use them
+    for e in (e for e in originals if e.kind == "redemption"):
+        rows.append(entry(tx, "reversal", REDEMPTION, e.debit_account_id, e.amount, at,
+                          order_id=o.id, reverses_entry_id=e.id, memo="refund: redemption"))
+        balances[e.debit_account_id] += e.amount
+    for e in (e for e in originals if e.kind in ("accrual", "referral_bonus")):
+        take = min(e.amount, balances[e.credit_account_id])
+        short = e.amount - take
+        if take > 0:
+            rows.append(entry(tx, "reversal", e.credit_account_id, ISSUANCE, take, at,
+                              order_id=o.id, reverses_entry_id=e.id,
+                              memo=f"refund: {e.kind}"
+                              + (f"; {short} unrecovered" if short else "")))
+            balances[e.credit_account_id] -= take
+    post_entries(s, rows)
+    o.status = "refunded"
+    o.refunded_at = at
+    if o.member_id is not None:
+        _reevaluate_tier(s, o.member_id, at)
+    s.flush()
+    return _refund_result(s, o.id)
+
+
+def _refund_result(s: Session, order_id: int, replayed: bool = False) -> RefundResult:
+    rows = s.execute(
+        select(LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.reverses_entry_id)
+        .where(LedgerEntry.order_id == order_id)
+    ).all()
+    orig = {}
+    for r in s.execute(
+        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount)
+        .where(LedgerEntry.order_id == order_id, LedgerEntry.kind != "reversal")
+    ):
+        orig[r.id] = (r.kind, r.amount)
+    got = {"accrual": 0, "redemption": 0, "referral_bonus": 0}
+    unrecovered = 0
+    reversed_ids = set()
+    for r in rows:
+        if r.kind == "reversal":
+            kind, amount = orig[r.reverses_entry_id]
+            got[kind] += r.amount
+            unrecovered += amount - r.amount
+            reversed_ids.add(r.reverses_entry_id)
+    for eid, (kind, amount) in orig.items():
+        if kind in ("accrual", "referral_bonus") and eid not in reversed_ids:
+            unrecovered += amount
+    return RefundResult(
+        order_id, got["accrual"], got["redemption"], got["referral_bonus"], unrecovered, replayed
+    )
+
+
+def _reevaluate_tier(s: Session, member_id: int, at: dt.datetime) -> None:
+    book = load_rulebook(s, [member_id])
+    rules, _ = book.for_member(member_id, at)
+    if rules is None:
+        return
+    spend = qualifying_spend(
+        s, member_id, at + dt.timedelta(microseconds=1), rules.tier_window_days
+    )
+    s.execute(
+        update(Member)
+        .where(Member.id == member_id)
+        .values(tier=rules.tier_for(spend).name, tier_evaluated_at=at)
+    )
+
+
+# --------------------------------------------------------------------------
+# redemptions, transfers, adjustments
+
+
+def _check_points(points, field: str = "points") -> None:
+    if not isinstance(points, int) or isinstance(points, bool) or not 0 < points <= MAX_POINTS:
+        raise ValidationError(field, "must be a positive whole number of points")
+
+
+def _active_member(s: Session, member_id: int) -> Member:
+    m = s.get(Member, member_id)
+    if m is None:
+        raise NotFound(f"member {member_id} does not exist")
+    return m
+
+
+@transactional
+def redeem(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    key: str,
+    at: dt.datetime | None = None,
+    memo: str = "",
+    actor: Actor = SYSTEM,
+) -> int:
+    """Spend points on a reward or voucher; refused below zero. Returns the tx id."""
+    _check_points(points)
+    at = at or utcnow()
+    phash = payload_hash({"member_id": member_id, "points": points, "memo": memo})
+    if (tx := _existing_tx(s, f"redeem:{key}", phash)) is not None:
+        return tx
+    m = _active_member(s, member_id)
+    if m.status != "active":
+        raise InvalidState(f"member {member_id} is {m.status} and cannot redeem points")
+    acc = account_of(s, member_id)
+    bal = lock_accounts(s, [acc])[acc]
+    if (tx := _existing_tx(s, f"redeem:{key}", phash)) is not None:
+        return tx
+    if points > bal:
+        raise InsufficientPoints(f"member {member_id} has {bal} points, cannot redeem {points}")
+    tx = _new_tx(s, "redemption", f"redeem:{key}", phash, at, actor=actor)
+    post_entries(s, [entry(tx, "redemption", acc, REDEMPTION, points, at, memo=memo)])
+    return tx
+
+
+@transactional
+def transfer(
+    s: Session,
+    from_member_id: int,
+    to_member_id: int,
+    points: int,
+    *,
+    key: str,
+    at: dt.datetime | None = None,
+    actor: Actor = SYSTEM,
+) -> int:
+    """Move points between members: one entry, so both legs or neither."""
+    _check_points(points)
+    if from_member_id == to_member_id:
+        raise ValidationError("to_member", "cannot transfer points to the same member")
+    at = at or utcnow()
+    phash = payload_hash({"from": from_member_id, "to": to_member_id, "points": points})
+    if (tx := _existing_tx(s, f"transfer:{key}", phash)) is not None:
+        return tx
+    src, dst = _active_member(s, from_member_id), _active_member(s, to_member_id)
+    for m in (src, dst):
+        if m.status != "active":
+            raise InvalidState(f"member {m.id} is {m.status}; transfers need active members")
+    a_from, a_to = account_of(s, from_member_id), account_of(s, to_member_id)
+    bal = lock_accounts(s, [a_from, a_to])
+    if (tx := _existing_tx(s, f"transfer:{key}", phash)) is not None:
+        return tx
+    if points > bal[a_from]:
+        raise InsufficientPoints(
+            f"member {from_member_id} has {bal[a_from]} points, cannot transfer {points}"
+        )
+    tx = _new_tx(s, "transfer", f"transfer:{key}", phash, at, actor=actor)
+    post_entries(s, [entry(tx, "transfer", a_from, a_to, points, at,
+                           memo=f"member {from_member_id} -> member {to_member_id}")])
+    s.add(Transfer(from_member_id=from_member_id, to_member_id=to_member_id, points=points,
+                   tx_id=tx, created_at=at))
+    s.flush()
+    return tx
+
+
+def post_adjustment(
+    s: Session,
+    member_id: int,
+    points: int,
+    *,
+    key: str,
+    at: dt.datetime,
+    memo: str,
+    actor: Actor,
+) -> int:
+    """One adjustment entry (+ credits, - debits the member) inside the
+    caller's transaction; the caller (an approval) holds the decision."""
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        raise ValidationError("points", "must be a non-zero whole number")
+    phash = payload_hash({"member_id": member_id, "points": points})
+    if (tx := _existing_tx(s, f"adjustment:{key}", phash)) is not None:
+        return tx
+    acc = account_of(s, member_id)
+    bal = lock_accounts(s, [acc])[acc]
+    if bal + points < 0:
+        raise InsufficientPoints(
+            f"member {member_id} has {bal} points; removing {-points} would make it negative"
+        )
+    tx = _new_tx(s, "adjustment", f"adjustment:{key}", phash, at, actor=actor)
+    if points > 0:
+        row = entry(tx, "adjustment", ADJUSTMENT, acc, points, at, memo=memo)
+    else:
+        row = entry(tx, "adjustment", acc, ADJUSTMENT, -points, at, memo=memo)
+    post_entries(s, [row])
+    return tx
+
+
+# --------------------------------------------------------------------------
+# expiry
+
+
+@dataclass(frozen=True)
+class ExpiryResult:
+    as_of: dt.datetime
+    members: int
+    points: int
+    tx_id: int | None
+    replayed: bool = False
+
+
+def expirable_points_query(as_of: dt.datetime, expiry_days: int, account_ids=None):
+    """Per member account, points to expire at ``as_of`` (FIFO, set-based).
+
+    Points are spent oldest first, so what is left of everything credited up
+    to ``as_of - expiry_days`` after all spending and earlier expiries is due:
+    ``max(0, credited_before_cutoff - spent - expired)``.
+    """
+    cutoff = as_of - dt.timedelta(days=expiry_days)
+    e = LedgerEntry.__table__
+    credits = select(
+        e.c.credit_account_id.label("acc"),
+        case((e.c.effective_at <= cutoff, e.c.amount), else_=0).label("early_in"),
+        literal(0).label("spent"),
+        literal(0).label("expired"),
+    ).where(e.c.credit_account_id > ADJUSTMENT)
+    debits = select(
+        e.c.debit_account_id.label("acc"),
+        literal(0).label("early_in"),
+        case(
+            (and_(e.c.kind != "expiry", e.c.effective_at <= as_of), e.c.amount), else_=0
+        ).label("spent"),
+        case((e.c.kind == "expiry", e.c.amount), else_=0).label("expired"),
+    ).where(e.c.debit_account_id > ADJUSTMENT)
+    if account_ids is not None:
+        credits = credits.where(e.c.credit_account_id.in_(account_ids))
+        debits = debits.where(e.c.debit_account_id.in_(account_ids))
+    u = union_all(credits, debits).subquery()
+    due = func.sum(u.c.early_in) - func.sum(u.c.spent) - func.sum(u.c.expired)
+    return (
+        select(u.c.acc, due.label("due"))
+        .group_by(u.c.acc)
+        .having(due > 0)
+        .order_by(u.c.acc)
+    )
+
+
+@transactional
+def expire_points(
+    s: Session, as_of: dt.datetime | None = None, *, actor: Actor = SYSTEM
+) -> ExpiryResult:
+    """Expire every member's points older than the expiry period, in one pass.
+
+    Idempotent per ``as_of``: running it again expires nothing more.
+    """
+    as_of = as_of or utcnow()
+    expiry_days = s.scalar(select(ProgramSettings.expiry_days).where(ProgramSettings.id == 1))
+    key = f"expiry:{as_of.isoformat()}"
+    phash = payload_hash({"as_of": as_of.isoformat(), "expiry_days": expiry_days})
+    existing = s.execute(
+        select(LedgerTransaction.id, LedgerTransaction.payload_hash).where(
+            LedgerTransaction.idempotency_key == key
+        )
+    ).first()
+    if existing is not None:
+        n, pts = s.execute(
+            select(func.count(), func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.tx_id == existing.id
+            )
+        ).one()
+        return ExpiryResult(as_of, n, int(pts), existing.id, replayed=True)
+    if not expiry_days:
+        return ExpiryResult(as_of, 0, 0, None)
+    candidates = [r.acc for r in s.execute(expirable_points_query(as_of, expiry_days))]
+    if not candidates:
+        return ExpiryResult(as_of, 0, 0, None)
+    rows: list[dict] = []
+    tx = None
+    for start in range(0, len(candidates), 5000):
+        chunk = candidates[start : start + 5000]
+        balances = lock_accounts(s, chunk)
+        # recompute under the locks: an order may have spent some meanwhile
+        due = s.execute(expirable_points_query(as_of, expiry_days, chunk)).all()
+        if tx is None and due:
+            tx = _new_tx(s, "expiry", key, phash, as_of, actor=actor)
+        for acc, amount in due:
+            amount = min(int(amount), balances[acc])
+            if amount > 0:
+                rows.append(entry(tx, "expiry", acc, BREAKAGE, amount, as_of,
+                                  memo=f"expired after {expiry_days} days"))
+    for start in range(0, len(rows), 5000):
+        post_entries(s, rows[start : start + 5000])
+    return ExpiryResult(as_of, len(rows), sum(r["amount"] for r in rows), tx)

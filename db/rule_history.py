@@ -1,0 +1,167 @@
+"""The life of rule versions over time: their history and state, the
+program-wide expiry setting shown beside them, and the audited tier pass.
+
+A version's *state* is derived, never stored: a published version is
+"scheduled" before its ``effective_at``, "in force" while it is the latest
+effective one, "superseded" after a later one takes effect (see
+docs/ARCHITECTURE.md, "Rule versions are derived, not flagged").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from db import audit
+from db.actor import Actor
+from db.errors import InvalidState, NotFound, ValidationError
+from db.models import ProgramSettings, RuleSet, StaffUser
+from db.rules import Rules, rules_from_rows
+from db.tiers import TierPass, reevaluate_tiers
+
+MAX_EXPIRY_DAYS = 3660
+STATES = ("draft", "pending", "scheduled", "in force", "superseded", "rejected")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    name: str
+    status: str  # stored: draft, pending, published, rejected
+    state: str  # derived: one of STATES
+    note: str
+    author: str
+    author_id: int | None
+    approver: str
+    created_at: dt.datetime
+    submitted_at: dt.datetime | None
+    decided_at: dt.datetime | None
+    effective_at: dt.datetime | None
+    decision_note: str
+    based_on_id: int | None
+    rules: Rules
+
+
+def derive_states(
+    published: list[tuple[int, dt.datetime]], now: dt.datetime
+) -> dict[int, str]:
+    """{id: scheduled | in force | superseded} for published (id, effective_at)."""
+    effective = [(at, i) for i, at in published if at <= now]
+    in_force = max(effective)[1] if effective else None
+    return {
+        i: "scheduled" if at > now else "in force" if i == in_force else "superseded"
+        for i, at in published
+    }
+
+
+def versions(s: Session, *, now: dt.datetime | None = None, limit: int = 200) -> list[Version]:
+    """Every version, newest first, with author, approver and derived state."""
+    now = now or _now()
+    author = aliased(StaffUser)
+    approver = aliased(StaffUser)
+    rows = s.execute(
+        select(RuleSet, author.username, approver.username)
+        .outerjoin(author, author.id == RuleSet.created_by_id)
+        .outerjoin(approver, approver.id == RuleSet.approved_by_id)
+        .order_by(RuleSet.id.desc())
+        .limit(limit)
+    ).all()
+    published = s.execute(
+        select(RuleSet.id, RuleSet.effective_at).where(RuleSet.status == "published")
+    ).all()
+    states = derive_states([(i, at) for i, at in published], now)
+    return [
+        Version(
+            id=rs.id, name=rs.name, status=rs.status, state=states.get(rs.id, rs.status),
+            note=rs.note or "", author=a or "", author_id=rs.created_by_id, approver=b or "",
+            created_at=rs.created_at, submitted_at=rs.submitted_at, decided_at=rs.decided_at,
+            effective_at=rs.effective_at, decision_note=rs.decision_note or "",
+            based_on_id=rs.based_on_id, rules=rules_from_rows(rs),
+        )
+        for rs, a, b in rows
+    ]
+
+
+def version(s: Session, rule_set_id: int, *, now: dt.datetime | None = None) -> Version:
+    found = [v for v in versions(s, now=now, limit=10_000) if v.id == rule_set_id]
+    if not found:
+        raise NotFound(f"rule set {rule_set_id} does not exist")
+    return found[0]
+
+
+# --------------------------------------------------------------------------
+# program settings beside the rules
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    currency: str
+    expiry_days: int | None  # None: points never expire
+
+
+def program_info(s: Session) -> ProgramInfo:
+    ps = s.get(ProgramSettings, 1)
+    return ProgramInfo(ps.currency if ps else "RUB", ps.expiry_days if ps else None)
+
+
+def set_expiry_days(s: Session, actor: Actor, days: int | None) -> None:
+    """Change the points expiry period (None = never); audited with before/after.
+
+    It is a program setting, not part of a rule version: expiry runs on the
+    ledger, whichever version earned the points.
+    """
+    if days is not None and (
+        not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS
+    ):
+        raise ValidationError("expiry_days", f"must be 1 to {MAX_EXPIRY_DAYS} days, or never")
+    ps = s.get(ProgramSettings, 1, with_for_update=True)
+    if ps is None:
+        raise NotFound("program settings are missing: run `loyalty init-db`")
+    before = ps.expiry_days
+    if before == days:
+        return
+    ps.expiry_days = days
+    ps.updated_at = _now()
+    audit.record(
+        s, actor.name, "settings.update", actor_id=actor.id, object_type="program_settings",
+        object_id=1, before={"expiry_days": before}, after={"expiry_days": days},
+    )
+
+
+# --------------------------------------------------------------------------
+# the tier pass, on demand
+
+
+def reevaluate_now(
+    s: Session, actor: Actor, rule_set_id: int, *, now: dt.datetime | None = None
+) -> TierPass:
+    """Re-evaluate every member's cached tier under the version in force.
+
+    ``rule_set_id`` is the version the supervisor looked at: if another one
+    took effect meanwhile the pass is refused rather than run under rules
+    they did not see.
+    """
+    now = now or _now()
+    published = s.execute(
+        select(RuleSet.id, RuleSet.effective_at).where(RuleSet.status == "published")
+    ).all()
+    state = derive_states([(i, at) for i, at in published], now).get(rule_set_id)
+    if state != "in force":
+        raise InvalidState(
+            f"rule set {rule_set_id} is not the version in force"
+            + (f" (it is {state})" if state else "")
+        )
+    result = reevaluate_tiers(s, now)
+    audit.record(
+        s, actor.name, "tiers.reevaluate", actor_id=actor.id, object_type="rule_set",
+        object_id=rule_set_id, after={"members": result.members, "changed": result.changed,
+                                      "distribution": result.distribution},
+    )
+    return result

@@ -1,0 +1,164 @@
+"""Staff accounts: creation, password hashing (argon2id), roles, disabling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db import audit
+from db.errors import NotFound, ValidationError
+from db.models import ROLES, StaffUser
+
+_hasher = PasswordHasher()  # argon2id with the library's current defaults
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+MIN_PASSWORD = 8
+# verified against when the user does not exist, so timing does not tell
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    username: str
+    full_name: str
+    role: str
+    active: bool
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None
+
+
+def _info(u: StaffUser) -> UserInfo:
+    return UserInfo(u.id, u.username, u.full_name, u.role, u.active, u.created_at, u.last_login_at)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def validate_new_user(username: str, password: str, role: str) -> None:
+    if not USERNAME_RE.match(username or ""):
+        raise ValidationError(
+            "username", "use 2-64 letters, digits or . _ @ - (no spaces)"
+        )
+    if role not in ROLES:
+        raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
+    if len(password or "") < MIN_PASSWORD:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+
+
+def create_user(
+    s: Session,
+    username: str,
+    password: str,
+    role: str,
+    *,
+    full_name: str = "",
+    actor: str = "cli",
+    actor_id: int | None = None,
+) -> UserInfo:
+    validate_new_user(username, password, role)
+    exists = s.scalar(
+        select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())
+    )
+    if exists:
+        raise ValidationError("username", f"{username!r} is already taken")
+    u = StaffUser(
+        username=username, full_name=full_name, password_hash=hash_password(password), role=role
+    )
+    s.add(u)
+    s.flush()
+    audit.record(
+        s, actor, "staff.create", actor_id=actor_id, object_type="staff_user", object_id=u.id,
+        after={"username": username, "role": role, "full_name": full_name, "active": True},
+    )
+    return _info(u)
+
+
+def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
+    """The user if the password is right and the account active, else None."""
+    u = s.scalar(select(StaffUser).where(StaffUser.username == (username or "")))
+    try:
+        if u is None:
+            _hasher.verify(_DUMMY_HASH, password or "")
+            return None
+        _hasher.verify(u.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return None
+    if not u.active:
+        return None
+    if _hasher.check_needs_rehash(u.password_hash):
+        u.password_hash = hash_password(password)
+    u.last_login_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return _info(u)
+
+
+def get_user(s: Session, user_id: int) -> UserInfo | None:
+    u = s.get(StaffUser, user_id)
+    return _info(u) if u else None
+
+
+def get_user_by_name(s: Session, username: str) -> UserInfo | None:
+    u = s.scalar(select(StaffUser).where(StaffUser.username == username))
+    return _info(u) if u else None
+
+
+def list_users(s: Session) -> list[UserInfo]:
+    return [_info(u) for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]
+
+
+def _load(s: Session, user_id: int) -> StaffUser:
+    u = s.get(StaffUser, user_id, with_for_update=True)
+    if u is None:
+        raise NotFound(f"staff user {user_id} does not exist")
+    return u
+
+
+def set_active(
+    s: Session, user_id: int, active: bool, *, actor: str, actor_id: int | None = None
+) -> UserInfo:
+    u = _load(s, user_id)
+    if actor_id is not None and actor_id == user_id and not active:
+        raise ValidationError("active", "you cannot disable your own account")
+    before = u.active
+    u.active = active
+    audit.record(
+        s, actor, "staff.enable" if active else "staff.disable", actor_id=actor_id,
+        object_type="staff_user", object_id=u.id, before={"active": before},
+        after={"active": active},
+    )
+    return _info(u)
+
+
+def set_role(
+    s: Session, user_id: int, role: str, *, actor: str, actor_id: int | None = None
+) -> UserInfo:
+    if role not in ROLES:
+        raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
+    u = _load(s, user_id)
+    if actor_id is not None and actor_id == user_id and role != u.role:
+        raise ValidationError("role", "you cannot change your own role")
+    before = u.role
+    u.role = role
+    audit.record(
+        s, actor, "staff.role", actor_id=actor_id, object_type="staff_user", object_id=u.id,
+        before={"role": before}, after={"role": role},
+    )
+    return _info(u)
+
+
+def set_password(
+    s: Session, user_id: int, password: str, *, actor: str, actor_id: int | None = None
+) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+    u = _load(s, user_id)
+    u.password_hash = hash_password(password)
+    audit.record(
+        s, actor, "staff.password", actor_id=actor_id, object_type="staff_user", object_id=u.id
+    )

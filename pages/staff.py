@@ -1,0 +1,96 @@
+"""Staff accounts (supervisor): create, disable/enable, change role."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.ids import Staff as ids
+from dashboard.shell import grid, page_header
+from db.models import ROLES
+
+dash.register_page(
+    __name__, path="/staff", name="Staff", title="Staff accounts", order=90,
+    roles=("supervisor",),
+)
+
+STAFF_COLUMNS = [
+    {"field": "username", "headerName": "Username"},
+    {"field": "full_name", "headerName": "Full name"},
+    {"field": "role", "headerName": "Role"},
+    {"field": "active", "headerName": "Active"},
+    {"field": "created_at", "headerName": "Created"},
+    {"field": "last_login_at", "headerName": "Last login"},
+]
+ROLE_OPTIONS = [{"label": r, "value": r} for r in ROLES]
+
+
+def _field(label: str, control: object, feedback_id: str | None = None) -> html.Div:
+    children = [dbc.Label(label), control]
+    if feedback_id:
+        children.append(html.Div(id=feedback_id, className="field-error"))
+    return html.Div(children, className="mb-2")
+
+
+def layout(**_: object) -> html.Div:
+    return html.Div(
+        [
+            page_header("Staff accounts", "Every change here is written to the audit log."),
+            dcc.Store(id=ids.REFRESH, data=0),
+            grid(ids.GRID, STAFF_COLUMNS, height="300px"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.Card(
+                            dbc.CardBody(
+                                [
+                                    html.H2("New account", className="h5"),
+                                    _field("Username", dbc.Input(id=ids.NEW_USERNAME),
+                                           ids.NEW_USERNAME_FEEDBACK),
+                                    _field("Full name", dbc.Input(id=ids.NEW_FULL_NAME)),
+                                    _field("Role", dcc.Dropdown(id=ids.NEW_ROLE,
+                                                                options=ROLE_OPTIONS),
+                                           ids.NEW_ROLE_FEEDBACK),
+                                    _field("Initial password",
+                                           dbc.Input(id=ids.NEW_PASSWORD, type="password",
+                                                     autocomplete="new-password"),
+                                           ids.NEW_PASSWORD_FEEDBACK),
+                                    dbc.Button("Create account", id=ids.CREATE,
+                                               color="primary"),
+                                    html.Div(id=ids.CREATE_RESULT, className="mt-2"),
+                                ]
+                            )
+                        ),
+                        lg=6, className="mt-3",
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            dbc.CardBody(
+                                [
+                                    html.H2("Change an account", className="h5"),
+                                    _field("Account", dcc.Dropdown(id=ids.PICK_USER)),
+                                    _field("Role", dcc.Dropdown(id=ids.PICK_ROLE,
+                                                                options=ROLE_OPTIONS),
+                                           ids.PICK_FEEDBACK),
+                                    html.Div(
+                                        [
+                                            dbc.Button("Change role", id=ids.SET_ROLE,
+                                                       color="primary", className="me-2"),
+                                            dbc.Button("Disable", id=ids.DISABLE,
+                                                       color="danger", outline=True,
+                                                       className="me-2"),
+                                            dbc.Button("Enable", id=ids.ENABLE,
+                                                       color="success", outline=True),
+                                        ]
+                                    ),
+                                    html.Div(id=ids.CHANGE_RESULT, className="mt-2"),
+                                ]
+                            )
+                        ),
+                        lg=6, className="mt-3",
+                    ),
+                ]
+            ),
+        ]
+    )

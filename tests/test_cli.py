@@ -1,0 +1,106 @@
+"""The `loyalty` command: clear one-line failures, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from dashboard.cli import EXIT_VIOLATIONS, main
+from db.session import Database
+
+
+@pytest.fixture
+def cli(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    runner = CliRunner()
+
+    def run(*args, input=None):
+        return runner.invoke(main, ["--database-url", url, *args], input=input)
+
+    assert run("init-db").exit_code == 0
+    run.url = url
+    return run
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for cmd in main.commands:
+        res = runner.invoke(main, [cmd, "--help"])
+        assert res.exit_code == 0, cmd
+        assert "Usage:" in res.output
+
+
+def test_create_user_reads_password_from_stdin(cli):
+    res = cli("create-user", "alice", "--role", "supervisor", input="long-password\n")
+    assert res.exit_code == 0, res.output
+    assert "created supervisor alice" in res.output
+    again = cli("create-user", "alice", "--role", "support", input="long-password\n")
+    assert again.exit_code == 1
+    assert again.output.strip().splitlines()[-1] == "Error: username: 'alice' is already taken"
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["bob", "--role", "admin"], "long-password\n", "Invalid value for '--role'"),
+        (["bob", "--role", "support"], "short\n", "password: must be at least 8 characters"),
+        (["b b", "--role", "support"], "long-password\n", "username: use 2-64 letters"),
+        (["bob", "--role", "support"], "", "no password on standard input"),
+    ],
+)
+def test_create_user_bad_input(cli, args, stdin, message):
+    res = cli("create-user", *args, input=stdin)
+    assert res.exit_code != 0
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_password_never_in_argv():
+    res = CliRunner().invoke(main, ["create-user", "--help"])
+    assert "--password" not in res.output
+
+
+def test_check_clean_then_violation(cli):
+    res = cli("check")
+    assert res.exit_code == 0, res.output
+    assert "all invariants hold" in res.output
+    with Database(cli.url).begin() as s:
+        s.execute(text(
+            "INSERT INTO members (external_id, name, joined_at, segment, status) "
+            "VALUES ('x', '', '2025-01-01', 'regular', 'active')"
+        ))
+        s.execute(text("INSERT INTO accounts (kind, member_id, balance) VALUES ('member', 1, 7)"))
+    res = cli("check")
+    assert res.exit_code == EXIT_VIOLATIONS
+    assert "balance_mismatch: member 1: balance 7 but entries sum to 0" in res.output
+
+
+def test_uninitialised_database_is_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    res = CliRunner().invoke(main, ["--database-url", url, "check"])
+    assert res.exit_code == 1
+    assert "loyalty init-db" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_expire_and_bad_date(cli):
+    assert cli("expire", "--as-of", "2025-02-01").exit_code == 0
+    res = cli("expire", "--as-of", "yesterday")
+    assert res.exit_code == 2 and "is not an ISO date" in res.output
+
+
+def test_demo_prints_working_logins_every_time(cli):
+    from db import users
+
+    for _ in range(2):  # a second run keeps the data and gives fresh passwords
+        res = cli("demo", "--no-serve", "--members", "150")
+        assert res.exit_code == 0, res.output
+        lines = res.output.split("log in with one of (username / password / role):\n")[1]
+        creds = [line.split() for line in lines.strip().splitlines()]
+        assert {c[2] for c in creds} == {"supervisor", "executive", "support"}
+        with Database(cli.url).begin() as s:
+            for username, password, role in creds:
+                u = users.authenticate(s, username, password)
+                assert u is not None and u.role == role
+    assert "demo data already there" in res.output

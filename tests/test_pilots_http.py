@@ -1,0 +1,217 @@
+"""Pilots page callbacks over HTTP: role refusals and the form's messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+
+from dashboard import access
+from dashboard.ids import Pilots as ids
+from db.models import Pilot
+from db.session import Database
+from tests.test_auth_http import UPDATE, callback_body, logged_in, server_callbacks
+
+
+def keys_writing(app, output_id: str) -> list[str]:
+    """Callback-map keys of the callbacks whose outputs include ``output_id``."""
+    out = []
+    for key in server_callbacks(app):
+        parts = key[2:-2].split("...") if key.startswith("..") else [key]
+        if any(p.rsplit(".", 1)[0] == output_id for p in parts):
+            out.append(key)
+    return out
+
+
+def key_of(app, output_id: str) -> str:
+    keys = keys_writing(app, output_id)
+    assert len(keys) == 1, (output_id, keys)
+    return keys[0]
+
+
+WRITES = {
+    "create": ids.CREATE_MSG,
+    "start/end/cancel/roll-out": ids.ACTION_MSG,
+    "upload check": ids.UPLOAD_INFO,
+}
+
+
+@pytest.mark.parametrize("what", list(WRITES))
+def test_executive_is_refused_the_supervisor_callbacks(client, web_app, what):
+    logged_in(client, "executive")
+    key = key_of(web_app, WRITES[what])
+    r = client.post(UPDATE, json=callback_body(web_app, key, {
+        f"{ids.CREATE}.n_clicks": 1, f"{ids.END}.n_clicks": 1, f"{ids.ROLLOUT}.n_clicks": 1,
+        f"{ids.PICK}.value": 1}))
+    assert r.status_code == 403
+
+
+def test_executive_is_refused_the_power_preview(client, web_app):
+    logged_in(client, "executive")
+    key = next(k for k in keys_writing(web_app, ids.PREVIEW_OUT)
+               if ids.CREATE_MSG not in k)
+    r = client.post(UPDATE, json=callback_body(web_app, key, {f"{ids.PREVIEW}.n_clicks": 1}))
+    assert r.status_code == 403
+
+
+def _token(client, web_app) -> str:
+    """The signed identity the page's pickers callback hands the browser."""
+    r = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ids.ACTOR), {
+        f"{ids.REFRESH}.data": 0}))
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    return r.get_json()["response"][ids.ACTOR]["data"]
+
+
+def _poll(client, b: dict[str, Any], handles: dict[str, str], timeout: float = 90) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}",
+                        json=b)
+        assert r.status_code in (200, 204), r.status_code
+        if r.status_code == 200 and "response" in (r.get_json() or {}):
+            return r.get_json()["response"]
+        time.sleep(0.3)
+    raise AssertionError("the results job did not finish")
+
+
+def test_executive_reads_results_in_the_background_and_support_is_refused(client, web_app):
+    logged_in(client, "executive")
+    key = key_of(web_app, ids.RESULTS)
+    b = callback_body(web_app, key, {f"{ids.PICK}.value": 1, f"{ids.REFRESH}.data": 0,
+                                     f"{ids.ACTOR}.data": _token(client, web_app)})
+    r = client.post(UPDATE, json=b)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    handles = r.get_json()
+    assert set(handles) >= {"cacheKey", "job"}  # a job, not the results in the request
+    out = _poll(client, b, handles)
+    text = json.dumps(out)
+    assert "Verdict" in text and "Too little data" in text
+    export = out[ids.RESULTS_CSV]["data"]
+    assert export["pilot_id"] == 1 and "spend_per_member,welch" in export["csv"]
+    # the export sends what the job computed, without computing it again
+    sent = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ids.DOWNLOAD), {
+        f"{ids.EXPORT}.n_clicks": 1, f"{ids.PICK}.value": 1, f"{ids.RESULTS_CSV}.data": export}))
+    assert sent.status_code == 200
+    assert "spend_per_member,welch" in sent.get_json()["response"][ids.DOWNLOAD]["data"]["content"]
+    # but an executive may not act on a pilot
+    act = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ids.ACTION_MSG), {
+        f"{ids.END}.n_clicks": 1, f"{ids.PICK}.value": 1}))
+    assert act.status_code == 403
+
+    # support may not open the page: refused when starting the job, polling it,
+    # cancelling it, reading the pickers or exporting
+    client.get("/logout")
+    logged_in(client, "support")
+    assert client.post(UPDATE, json=b).status_code == 403
+    assert client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}",
+                       json=b).status_code == 403
+    cancel = f"{ids.RESULTS_CANCEL}.id"
+    assert access.callback_roles(web_app.callback_map[cancel]["callback"]) == {
+        "supervisor", "executive"}
+    assert client.post(UPDATE, json=callback_body(web_app, cancel, {}, [
+        f"{ids.RESULTS_CANCEL}.n_clicks"])).status_code == 403
+    for out_id in (ids.ACTOR, ids.DOWNLOAD, ids.LIST):
+        assert client.post(UPDATE, json=callback_body(
+            web_app, key_of(web_app, out_id), {})).status_code == 403, out_id
+
+
+def test_results_job_rechecks_the_role_and_reports_progress(web_app, web_seed):
+    """The job body without a request (as in a Celery worker): the signed
+    identity decides, and the account as it is now."""
+    from flask_login import login_user
+
+    from callbacks.pilots import results_job
+    from dashboard import jobs
+    from dashboard.auth import StaffSession
+
+    _url, seeded = web_seed
+
+    def token(uid: int, name: str, role: str) -> str:
+        with web_app.server.test_request_context("/"):
+            login_user(StaffSession(uid, name, name, role))
+            return jobs.identity_token()
+
+    steps: list[Any] = []
+
+    def run(tok: str | None) -> str:
+        return json.dumps(results_job(steps.append, 1, tok),
+                          default=lambda o: o.to_plotly_json())
+
+    assert "Verdict" in run(token(seeded["ed"], "ed", "executive"))
+    pcts = [pct for pct, _ in steps]
+    assert pcts == sorted(pcts) and pcts[-1] == 100 and len(pcts) >= 6
+    assert any("bootstrap" in label for _, label in steps)
+    assert "may not run this" in run(token(seeded["sam"], "sam", "support"))
+    assert "out of date or not yours" in run(None)
+
+
+def _form(values: dict[str, Any]) -> dict[str, Any]:
+    base = {
+        f"{ids.CREATE}.n_clicks": 1, f"{ids.NAME}.value": "HTTP pilot",
+        f"{ids.RULE_SET}.value": None, f"{ids.SOURCE}.value": "file",
+        f"{ids.SHARE}.value": "50", f"{ids.SEED}.value": 3,
+        f"{ids.START_AT}.value": "2099-01-01 00:00", f"{ids.END_AT}.value": "2099-02-01",
+        f"{ids.METRIC}.value": "spend_per_member", f"{ids.MIN_EFFECT}.value": "100",
+        f"{ids.REFRESH}.data": 0,
+    }
+    base.update(values)
+    return base
+
+
+def _draft_id(url: str) -> int:
+    from db.models import RuleSet
+
+    d = Database(url)
+    try:
+        with d.read() as s:
+            return s.query(RuleSet.id).filter(RuleSet.status == "draft").first()[0]
+    finally:
+        d.dispose()
+
+
+def _pilots(url: str) -> int:
+    d = Database(url)
+    try:
+        with d.read() as s:
+            return s.query(Pilot).count()
+    finally:
+        d.dispose()
+
+
+def test_bad_upload_lists_its_lines_and_creates_nothing(client, web_app, web_seed):
+    url, _ids = web_seed
+    logged_in(client, "supervisor")
+    before = _pilots(url)
+    contents = "data:text/csv;base64," + base64.b64encode(
+        b"member_id\n1\nabc\n99999\n1\n").decode()
+    check = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ids.UPLOAD_INFO), {
+        f"{ids.UPLOAD}.contents": contents, f"{ids.UPLOAD}.filename": "bad.csv"}))
+    assert check.status_code == 200, check.get_data(as_text=True)[:300]
+    shown = json.dumps(check.get_json()["response"])
+    for expected in ("line 3", "not a number", "line 4", "unknown member", "line 5",
+                     "duplicate of line 2"):
+        assert expected in shown, expected
+    create = client.post(UPDATE, json=callback_body(
+        web_app, key_of(web_app, ids.CREATE_MSG),
+        _form({f"{ids.UPLOAD}.contents": contents, f"{ids.UPLOAD}.filename": "bad.csv",
+               f"{ids.RULE_SET}.value": _draft_id(url)})))
+    assert create.status_code == 200, create.get_data(as_text=True)[:300]
+    resp = json.dumps(create.get_json()["response"])
+    assert "Nothing was created" in resp and "unknown member" in resp
+    assert _pilots(url) == before
+
+
+def test_create_names_a_bad_date_next_to_its_field(client, web_app, web_seed):
+    url, _ids = web_seed
+    logged_in(client, "supervisor")
+    before = _pilots(url)
+    r = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ids.CREATE_MSG), _form(
+        {f"{ids.SOURCE}.value": "filter", f"{ids.START_AT}.value": "tomorrow"})))
+    assert r.status_code == 200
+    resp = r.get_json()["response"]
+    assert "2025-01-31" in resp[ids.FEEDBACK["start_at"]]["children"]
+    assert resp[ids.FEEDBACK["name"]]["children"] == ""
+    assert _pilots(url) == before
