@@ -111,8 +111,9 @@ def sign_in(driver: webdriver.Chrome, base_url: str, username: str, password: st
     cookie deletion repeated until the login form (not a redirect) is served.
     """
     for _ in range(5):
-        driver.get("about:blank")
-        driver.delete_all_cookies()
+        driver.get("about:blank")  # aborts the previous page's requests
+        # every cookie of every site: delete_all_cookies() only reaches the current page's
+        driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
         driver.get(f"{base_url}/login")
         if driver.find_elements(By.ID, "username"):
             break
