@@ -47,6 +47,7 @@ def build(path: Path, members: int, orders_per_member: float = 3.5,
     marker = path.with_suffix(".ok")
     if path.exists() and marker.exists() and marker.read_text().strip() == str(members):
         d = Database(url)
+        upgrade(d.engine)  # a file built before the latest migration
         with d.read() as s:
             from db.models import RuleSet
 

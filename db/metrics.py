@@ -388,7 +388,7 @@ def _per_customer(where: ColumnElement[bool], *keys: Any) -> Any:
 
 
 def _order_stats(s: Session, f: dt.datetime, t: dt.datetime) -> dict[str, int]:
-    """One pass over the period's orders (ix_orders_paid_at) for every order KPI."""
+    """One pass over the period's orders (ix_orders_paid_cover) for every order KPI."""
     c = _per_customer(_in_window(_o.c.paid_at, f, t)).c
 
     def n(expr: Any) -> Any:

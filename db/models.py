@@ -249,7 +249,8 @@ class Order(Base):
         ),
         # covering: set-based passes read these columns of millions of orders
         Index("ix_orders_member_status_paid", "member_id", "status", "paid_at", "amount_minor"),
-        Index("ix_orders_paid_at", "paid_at"),
+        # a period's member orders by time (rule simulation, period KPIs)
+        Index("ix_orders_paid_cover", "paid_at", "status", "member_id", "amount_minor"),
         Index(
             "ix_orders_customer_paid",
             "customer_ref", "paid_at", "member_id", "status", "amount_minor",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, cast, extract, func, select
+from sqlalchemy import BigInteger, Connection, Engine, Select, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from db.errors import LoyaltyError, ValidationError
@@ -24,6 +26,7 @@ from db.models import LedgerEntry, Member, Order
 from db.rules import BP, Rules, get_rules, rules_in_force
 
 Progress = Callable[[float, str], None]
+T = TypeVar("T")
 MS_PER_DAY = _MS_PER_DAY = 86_400_000
 # keys are member rank x 2^40 + milliseconds since the origin: 34 years of
 # history for up to 8M members inside an int64
@@ -70,7 +73,15 @@ def epoch_ms(col, s: Session):
 
 
 class SpendIndex:
-    """Qualifying spend of any member at any time, by prefix sums."""
+    """Qualifying spend of any member at any time, by prefix sums.
+
+    The loaded orders are sorted by key ``(member rank, time)``; ``prefix``
+    holds running sums in that order and ``starts[r]:starts[r + 1]`` is member
+    rank ``r``'s run of orders, so a member's spend between two moments is a
+    difference of two prefix sums found by binary search - or, for the
+    loaded orders themselves (:meth:`own_before`) and for "now"
+    (:meth:`totals`), found without any search at all.
+    """
 
     def __init__(self, universe: np.ndarray, member: np.ndarray, t_ms: np.ndarray,
                  amount: np.ndarray,
@@ -78,15 +89,19 @@ class SpendIndex:
         self.universe = np.sort(universe)  # every member id, for dense ranks
         rank = self.rank(member)
         order = np.lexsort((t_ms, rank))
-        self.keys = rank[order] * _STRIDE + t_ms[order]
+        self.order = order
+        self.sorted_rank = rank[order]
+        self.keys = self.sorted_rank * _STRIDE + t_ms[order]
         self.prefix = np.concatenate([[0], np.cumsum(amount[order], dtype=np.int64)])
+        self.starts = np.searchsorted(
+            self.sorted_rank, np.arange(len(self.universe) + 1, dtype=np.int64), side="left")
         # lifetime spend before the loaded orders, by member rank
         self.base = None
         if base is not None:
             if isinstance(base, dict):
                 base = (np.fromiter(base.keys(), np.int64, len(base)),
                         np.fromiter(base.values(), np.int64, len(base)))
-            self.base = np.zeros(len(self.universe), dtype=np.int64)
+            self.base = np.zeros(len(self.universe) + 1, dtype=np.int64)
             if len(base[0]):
                 self.base[self.rank(base[0])] = base[1]
 
@@ -95,18 +110,56 @@ class SpendIndex:
 
     def before(self, member: np.ndarray, t_ms: np.ndarray, window_ms: int | None) -> np.ndarray:
         """Sum of paid orders with time in [t - window, t) (lifetime: [-inf, t) + base)."""
-        rank = self.rank(member)
+        return self.before_rank(self.rank(member), t_ms, window_ms)
+
+    def before_rank(self, rank: np.ndarray, t_ms: np.ndarray, window_ms: int | None
+                    ) -> np.ndarray:
+        """:meth:`before` for members given by rank."""
         hi = np.searchsorted(self.keys, rank * _STRIDE + t_ms, side="left")
+        return self._spend(rank, hi, t_ms, window_ms)
+
+    def own_before(self, window_ms: int | None) -> np.ndarray:
+        """For each loaded order (in the order given): its member's spend before it."""
+        keys = self.keys
+        n = len(keys)
+        # the first position of each run of equal keys: orders of one member at
+        # the same moment do not count towards each other (as with side="left")
+        pos = np.arange(n, dtype=np.int64)
+        if n:
+            new_key = np.empty(n, dtype=bool)
+            new_key[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=new_key[1:])
+            pos = np.maximum.accumulate(np.where(new_key, pos, 0))
+        t_sorted = keys - self.sorted_rank * _STRIDE
+        spend_sorted = self._spend(self.sorted_rank, pos, t_sorted, window_ms)
+        out = np.empty(n, dtype=np.int64)
+        out[self.order] = spend_sorted
+        return out
+
+    def totals(self, now_ms: int, window_ms: int | None) -> np.ndarray:
+        """Every member's spend before ``now_ms`` (later than every loaded order), by rank."""
+        rank = np.arange(len(self.universe), dtype=np.int64)
+        hi = self.starts[1:]
+        return self._spend(rank, hi, np.full(len(rank), now_ms, dtype=np.int64), window_ms)
+
+    def _spend(self, rank: np.ndarray, hi: np.ndarray, t_ms: np.ndarray,
+               window_ms: int | None) -> np.ndarray:
         if window_ms:
+            # queries in key order (own_before, totals) keep the search cache-friendly
             lo = np.searchsorted(
                 self.keys, rank * _STRIDE + np.maximum(t_ms - window_ms, 0), side="left"
             )
             return self.prefix[hi] - self.prefix[lo]
-        lo = np.searchsorted(self.keys, rank * _STRIDE, side="left")
-        spend = self.prefix[hi] - self.prefix[lo]
+        spend = self.prefix[hi] - self.prefix[self.starts[rank]]
         if self.base is not None:
-            spend = spend + self.base[np.minimum(rank, len(self.base) - 1)]
+            spend = spend + self.base[rank]
         return spend
+
+
+def _sum_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Exact integer sums of ``values`` per code 0..n-1 (bincount would go through floats)."""
+    sums = pd.Series(values, dtype=np.int64).groupby(codes).sum()
+    return sums.reindex(range(n), fill_value=0).to_numpy(dtype=np.int64)
 
 
 def tier_ranks(rules: Rules, spend: np.ndarray) -> np.ndarray:
@@ -123,6 +176,67 @@ def rate_points(rules: Rules, amount: np.ndarray, rank: np.ndarray, referral: bo
         dtype=np.int64,
     )
     return (amount * rates[rank]) // (BP * rules.point_value_minor)
+
+
+
+def _rows(conn: Connection, stmt: Select, columns: int | None = None) -> list[tuple]:
+    """The result's columns (one tuple each), read through the DBAPI cursor:
+    millions of plain tuples without building a Row object per row."""
+    result = conn.execute(stmt)
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    width = columns if columns is not None else len(result.keys())
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+
+
+def _earlier_spend(conn: Connection, before: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
+    """(member ids, lifetime paid spend before ``before``): one aggregate
+    over the covering index on (member, status, paid_at, amount)."""
+    ids, spend = _rows(conn, (
+        select(Order.member_id, func.sum(Order.amount_minor))
+        .where(Order.member_id.is_not(None), Order.status == "paid", Order.paid_at < before)
+        .group_by(Order.member_id)
+    ), columns=2)
+    return np.array(ids, dtype=np.int64), np.array(spend, dtype=np.int64)
+
+
+class _Beside:
+    """``fn(connection, *args)`` on a connection of its own in a worker thread,
+    while the caller goes on with the session's; run inline when the session
+    is not bound to a file or server database another connection can open.
+
+    The two connections read separate snapshots: the aggregate covers orders
+    paid before the simulated period, which later writes barely touch (a
+    refund of an old order in between is the only difference possible)."""
+
+    def __init__(self, s: Session, fn: Callable[..., T], *args: Any) -> None:
+        bind = s.get_bind()
+        database = getattr(getattr(bind, "url", None), "database", None)
+        separate = isinstance(bind, Engine) and (
+            bind.dialect.name != "sqlite" or database not in (None, "", ":memory:")
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        if separate:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulate")
+
+            def run() -> T:
+                with bind.connect() as conn:
+                    return fn(conn, *args)
+
+            self._future: Future[T] = self._pool.submit(run)
+        else:
+            self._fn, self._args, self._s = fn, args, s
+
+    def result(self) -> Any:
+        if self._pool is None:
+            return self._fn(self._s.connection(), *self._args)
+        return self._future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 # the old private names, still imported elsewhere
@@ -163,43 +277,42 @@ def simulate(
     lookback = start - dt.timedelta(days=max(w or 0 for w in windows))
     lifetime = any(w is None for w in windows)
 
-    step(0.05, "reading members")
-    conn = s.connection()
-    m_rows = conn.execute(
-        select(Member.id, Member.segment, func.coalesce(Member.referrer_id, 0))
-        .order_by(Member.id)
-    ).all()
-    # columns built from tuples directly: DataFrame.from_records is ~4x slower here
-    n_members = len(m_rows)
-    all_ids = np.fromiter((r[0] for r in m_rows), np.int64, n_members)
-    members = pd.DataFrame({
-        "id": all_ids,
-        "segment": pd.Categorical([r[1] for r in m_rows]),
-        "referrer_id": np.fromiter((r[2] for r in m_rows), np.int64, n_members),
-    })
-    del m_rows
-    step(0.2, "reading orders")
-    o_rows = conn.execute(
-        select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
-        .where(Order.member_id.is_not(None), Order.status == "paid",
-               Order.paid_at >= lookback, Order.paid_at < as_of)
-    ).all()
+    step(0.05, "reading members and orders")
     origin_ms = to_epoch_ms(lookback - dt.timedelta(days=1))
-    m_ids = np.fromiter((r[0] for r in o_rows), np.int64, len(o_rows))
-    t_ms = np.fromiter((r[1] for r in o_rows), np.int64, len(o_rows)) - origin_ms
-    amount = np.fromiter((r[2] for r in o_rows), np.int64, len(o_rows))
-    del o_rows
-    base = None
+    earlier = None
     if lifetime:
-        step(0.35, "summing earlier spend")
-        b_rows = conn.execute(
-            select(Order.member_id, func.sum(Order.amount_minor))
-            .where(Order.member_id.is_not(None), Order.status == "paid",
-                   Order.paid_at < lookback)
-            .group_by(Order.member_id)
-        ).all()
-        base = (np.fromiter((r[0] for r in b_rows), np.int64, len(b_rows)),
-                np.fromiter((int(r[1]) for r in b_rows), np.int64, len(b_rows)))
+        # the one aggregate over all history runs on a connection of its own,
+        # beside the reads below (the database works while Python builds arrays)
+        earlier = _Beside(s, _earlier_spend, lookback)
+    try:
+        conn = s.connection()
+        ids, segment, referrer = _rows(conn, (
+            select(Member.id, Member.segment, func.coalesce(Member.referrer_id, 0))
+            .order_by(Member.id)
+        ), columns=3)
+        all_ids = np.array(ids, dtype=np.int64)
+        members = pd.DataFrame({
+            "id": all_ids,
+            "segment": pd.Categorical(segment),
+            "referrer_id": np.array(referrer, dtype=np.int64),
+        })
+        del ids, segment, referrer
+        step(0.2, "reading orders")
+        m_ids, t_ms, amount = (
+            np.array(col, dtype=np.int64) for col in _rows(conn, (
+                select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
+                .where(Order.paid_at >= lookback, Order.paid_at < as_of,
+                       Order.status == "paid", Order.member_id.is_not(None))
+            ), columns=3)
+        )
+        t_ms -= origin_ms
+        base = None
+        if earlier is not None:
+            step(0.35, "summing earlier spend")
+            base = earlier.result()
+    finally:
+        if earlier is not None:
+            earlier.close()
     step(0.5, "computing tiers")
     idx = SpendIndex(all_ids, m_ids, t_ms, amount, base)
 
@@ -207,18 +320,23 @@ def simulate(
         return r.tier_window_days * _MS_PER_DAY if r.tier_window_days else None
 
     # -- members today -----------------------------------------------------
-    now_ms = np.full(len(all_ids), to_epoch_ms(as_of) - origin_ms, dtype=np.int64)
+    # members are read in id order, so a member's row is its rank in the index
+    now_ms = to_epoch_ms(as_of) - origin_ms
     names_cur = [t.name for t in current.tiers]
     names_new = [t.name for t in draft.tiers]
-    rank_cur = tier_ranks(current, idx.before(all_ids, now_ms, window_ms(current)))
-    rank_new = tier_ranks(draft, idx.before(all_ids, now_ms, window_ms(draft)))
+    rank_cur = tier_ranks(current, idx.totals(now_ms, window_ms(current)))
+    rank_new = tier_ranks(draft, idx.totals(now_ms, window_ms(draft)))
     # up/down: by the accrual rate a member earns at, the thing they feel
     rate_cur = np.array([t.accrual_rate_bp for t in current.tiers])[rank_cur]
     rate_new = np.array([t.accrual_rate_bp for t in draft.tiers])[rank_new]
-    members["tier_current"] = pd.Categorical.from_codes(rank_cur, names_cur)
-    members["tier_draft"] = pd.Categorical.from_codes(rank_new, names_new)
-    members["move"] = np.sign(rate_new - rate_cur)
-    matrix = pd.crosstab(members["tier_current"], members["tier_draft"], dropna=False)
+    move = np.sign(rate_new - rate_cur)
+    cells = np.bincount(rank_cur * len(names_new) + rank_new,
+                        minlength=len(names_cur) * len(names_new))
+    matrix = pd.DataFrame(
+        cells.reshape(len(names_cur), len(names_new)),
+        index=pd.CategoricalIndex(names_cur, categories=names_cur, name="tier_current"),
+        columns=pd.CategoricalIndex(names_new, categories=names_new, name="tier_draft"),
+    )
 
     step(0.7, "recomputing points")
     # -- orders of the period ---------------------------------------------
@@ -226,16 +344,19 @@ def simulate(
     p_mem = m_ids[in_period]
     p_t = t_ms[in_period]
     p_amt = amount[in_period]
-    # members are read in id order, so a member's row is its rank in the index
     p_rank = idx.rank(p_mem)
     p_ref = members["referrer_id"].to_numpy()[p_rank]  # 0: no referrer
     has_ref = p_ref > 0
+    ref_rank = idx.rank(p_ref[has_ref])
+    ref_t = p_t[has_ref]
+    ref_amt = p_amt[has_ref]
 
     def points_under(r: Rules) -> tuple[np.ndarray, np.ndarray]:
-        rank = tier_ranks(r, idx.before(p_mem, p_t, window_ms(r)))
+        rank = tier_ranks(r, idx.own_before(window_ms(r))[in_period])
         acc = rate_points(r, p_amt, rank, referral=False)
-        rrank = tier_ranks(r, idx.before(p_ref, p_t, window_ms(r)))
-        ref = np.where(has_ref, rate_points(r, p_amt, rrank, referral=True), 0)
+        ref = np.zeros(len(p_amt), dtype=np.int64)
+        rrank = tier_ranks(r, idx.before_rank(ref_rank, ref_t, window_ms(r)))
+        ref[has_ref] = rate_points(r, ref_amt, rrank, referral=True)
         return acc, ref
 
     acc_cur, ref_cur = points_under(current)
@@ -260,20 +381,19 @@ def simulate(
     )
 
     # -- per segment ------------------------------------------------------
-    per_order = pd.DataFrame({
-        "segment": members["segment"].to_numpy()[p_rank],
-        "points_current": acc_cur,
-        "points_draft": acc_new,
+    segments = members["segment"].cat
+    n_seg = len(segments.categories)
+    seg_code = segments.codes.to_numpy().astype(np.int64)
+    p_seg = seg_code[p_rank]
+    by_segment = pd.DataFrame({
+        "segment": pd.Categorical(segments.categories),
+        "members": np.bincount(seg_code, minlength=n_seg),
+        "moved_up": np.bincount(seg_code[move > 0], minlength=n_seg),
+        "moved_down": np.bincount(seg_code[move < 0], minlength=n_seg),
+        "points_current": _sum_by(p_seg, acc_cur, n_seg),
+        "points_draft": _sum_by(p_seg, acc_new, n_seg),
     })
-    seg_points = per_order.groupby("segment")[["points_current", "points_draft"]].sum()
-    seg_members = members.groupby("segment").agg(
-        members=("id", "size"),
-        moved_up=("move", lambda x: int((x > 0).sum())),
-        moved_down=("move", lambda x: int((x < 0).sum())),
-    )
-    by_segment = seg_members.join(seg_points, how="left").fillna(0).astype(np.int64)
     by_segment["points_change"] = by_segment["points_draft"] - by_segment["points_current"]
-    by_segment = by_segment.reset_index()
 
     day = ((p_t + origin_ms) // _MS_PER_DAY).astype("datetime64[D]")
     by_day = (
@@ -287,12 +407,12 @@ def simulate(
         days=days,
         current=current,
         draft=draft,
-        members=len(members),
+        members=len(all_ids),
         orders=int(in_period.sum()),
         matrix=matrix,
-        moved_up=int((members["move"] > 0).sum()),
-        moved_down=int((members["move"] < 0).sum()),
-        unchanged=int((members["move"] == 0).sum()),
+        moved_up=int((move > 0).sum()),
+        moved_down=int((move < 0).sum()),
+        unchanged=int((move == 0).sum()),
         points=points,
         liability_change_minor=int(delta_points * draft.point_value_minor),
         by_segment=by_segment,

@@ -209,7 +209,10 @@ def test_decisions_race_with_orders_and_redemptions(file_or_pg):
                          .where(LedgerEntry.kind == "adjustment"))
     assert n_adj == len(approved)
     statuses = Counter(rows[rid].status for rid in requests)
-    # the races really happened: approvals, rejections and cancels all won somewhere
-    assert statuses["approved"] > 0 and statuses["rejected"] + statuses["cancelled"] > 0
+    # the races really happened: approvals won, and rejections and cancels either
+    # won or met a request already decided (which one wins is the scheduler's call)
+    refused = sum((x.refused for x in sups), Counter())
+    assert statuses["approved"] > 0
+    assert statuses["rejected"] + statuses["cancelled"] + refused["InvalidState"] > 0
     print(f"{d.dialect}: {dict(statuses)}; refusals "
           f"{dict(sum((x.refused for x in sups), Counter()))}")

@@ -87,3 +87,25 @@ def test_refusals(db):
             simulate(s, draft)
         with pytest.raises(ValidationError):
             simulate(s, draft, days=0)
+
+
+def test_orders_at_one_moment_and_at_the_window_edge(db):
+    """Two orders of one member at the same moment do not count towards each
+    other (the engine's "strictly before"); an order exactly one window
+    earlier does count ([t - window, t))."""
+    with db.begin() as s:
+        publish(s)  # lifetime: Bronze 0 / 1 %, Silver 1000 / 3 %, Gold 5000 / 5 %
+        member(s, "A")
+        windowed = rules.create_draft(s, staff(s, "author", "supervisor"), "windowed", DRAFT,
+                                      tier_window_days=20)
+    for ref, day, units in [("t1", 0, 2000), ("t2", 0, 2000), ("t3", 20, 500)]:
+        ledger.post_order(db, OrderIn(ref, "A", at(day), units * 100))
+    with db.read() as s:
+        r = simulate(s, windowed, days=30, as_of=T0 + dt.timedelta(days=30))
+    # current: t1 and t2 both at Bronze (20 + 20), t3 at Silver on 4000 spent (15)
+    assert r.points["accrual"]["current"] == r.points["accrual"]["actual"] == 55
+    # draft: t1, t2 Basic 2 % (40 + 40); t3 sees both (exactly 20 days earlier):
+    # 4000 >= 3000, Premium 4 % of 500 = 20
+    assert r.points["accrual"]["draft"] == 100
+    # today (day 30): lifetime 4500 is Silver; the 20-day window holds t3 only: Basic
+    assert r.matrix.loc["Silver", "Basic"] == 1
