@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Connection, Engine, Select, cast, extract, func, select
+from sqlalchemy import BigInteger, Connection, Select, case, cast, extract, func, literal, select
 from sqlalchemy.orm import Session
 
 from db.errors import LoyaltyError, ValidationError
@@ -26,7 +24,6 @@ from db.models import LedgerEntry, Member, Order
 from db.rules import BP, Rules, get_rules, rules_in_force
 
 Progress = Callable[[float, str], None]
-T = TypeVar("T")
 MS_PER_DAY = _MS_PER_DAY = 86_400_000
 # keys are member rank x 2^40 + milliseconds since the origin: 34 years of
 # history for up to 8M members inside an int64
@@ -179,64 +176,18 @@ def rate_points(rules: Rules, amount: np.ndarray, rank: np.ndarray, referral: bo
 
 
 
-def _rows(conn: Connection, stmt: Select, columns: int | None = None) -> list[tuple]:
-    """The result's columns (one tuple each), read through the DBAPI cursor:
-    millions of plain tuples without building a Row object per row."""
+def _int_rows(conn: Connection, stmt: Select, columns: int) -> np.ndarray:
+    """The result as an ``(n, columns)`` int64 array, read through the DBAPI
+    cursor in chunks: no Row object per row, and the Python tuples of one
+    chunk at a time only."""
     result = conn.execute(stmt)
+    chunks = []
     try:
-        rows = result.cursor.fetchall()
+        while rows := result.cursor.fetchmany(100_000):
+            chunks.append(np.array(rows, dtype=np.int64).reshape(len(rows), columns))
     finally:
         result.close()
-    width = columns if columns is not None else len(result.keys())
-    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
-
-
-def _earlier_spend(conn: Connection, before: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
-    """(member ids, lifetime paid spend before ``before``): one aggregate
-    over the covering index on (member, status, paid_at, amount)."""
-    ids, spend = _rows(conn, (
-        select(Order.member_id, func.sum(Order.amount_minor))
-        .where(Order.member_id.is_not(None), Order.status == "paid", Order.paid_at < before)
-        .group_by(Order.member_id)
-    ), columns=2)
-    return np.array(ids, dtype=np.int64), np.array(spend, dtype=np.int64)
-
-
-class _Beside:
-    """``fn(connection, *args)`` on a connection of its own in a worker thread,
-    while the caller goes on with the session's; run inline when the session
-    is not bound to a file or server database another connection can open.
-
-    The two connections read separate snapshots: the aggregate covers orders
-    paid before the simulated period, which later writes barely touch (a
-    refund of an old order in between is the only difference possible)."""
-
-    def __init__(self, s: Session, fn: Callable[..., T], *args: Any) -> None:
-        bind = s.get_bind()
-        database = getattr(getattr(bind, "url", None), "database", None)
-        separate = isinstance(bind, Engine) and (
-            bind.dialect.name != "sqlite" or database not in (None, "", ":memory:")
-        )
-        self._pool: ThreadPoolExecutor | None = None
-        if separate:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulate")
-
-            def run() -> T:
-                with bind.connect() as conn:
-                    return fn(conn, *args)
-
-            self._future: Future[T] = self._pool.submit(run)
-        else:
-            self._fn, self._args, self._s = fn, args, s
-
-    def result(self) -> Any:
-        if self._pool is None:
-            return self._fn(self._s.connection(), *self._args)
-        return self._future.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+    return np.concatenate(chunks) if chunks else np.zeros((0, columns), dtype=np.int64)
 
 
 # the old private names, still imported elsewhere
@@ -277,42 +228,40 @@ def simulate(
     lookback = start - dt.timedelta(days=max(w or 0 for w in windows))
     lifetime = any(w is None for w in windows)
 
-    step(0.05, "reading members and orders")
+    step(0.05, "reading members")
+    conn = s.connection()
+    # segments travel as small integer codes: no Python string per member
+    seg_names = sorted(conn.scalars(select(Member.segment).distinct()).all())
+    seg_code = case({name: i for i, name in enumerate(seg_names)}, value=Member.segment,
+                    else_=-1) if seg_names else literal(-1)
+    m = _int_rows(conn, (
+        select(Member.id, seg_code, func.coalesce(Member.referrer_id, 0)).order_by(Member.id)
+    ), 3)
+    all_ids, member_seg, member_referrer = m[:, 0].copy(), m[:, 1].copy(), m[:, 2].copy()
+    del m
+    if (member_seg < 0).any():  # a segment first written between the two reads
+        member_seg[member_seg < 0] = len(seg_names)
+        seg_names.append("(new segment)")
+    step(0.2, "reading orders")
     origin_ms = to_epoch_ms(lookback - dt.timedelta(days=1))
-    earlier = None
+    o = _int_rows(conn, (
+        select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
+        .where(Order.paid_at >= lookback, Order.paid_at < as_of,
+               Order.status == "paid", Order.member_id.is_not(None))
+    ), 3)
+    m_ids, t_ms, amount = o[:, 0].copy(), o[:, 1] - origin_ms, o[:, 2].copy()
+    del o
+    base = None
     if lifetime:
-        # the one aggregate over all history runs on a connection of its own,
-        # beside the reads below (the database works while Python builds arrays)
-        earlier = _Beside(s, _earlier_spend, lookback)
-    try:
-        conn = s.connection()
-        ids, segment, referrer = _rows(conn, (
-            select(Member.id, Member.segment, func.coalesce(Member.referrer_id, 0))
-            .order_by(Member.id)
-        ), columns=3)
-        all_ids = np.array(ids, dtype=np.int64)
-        members = pd.DataFrame({
-            "id": all_ids,
-            "segment": pd.Categorical(segment),
-            "referrer_id": np.array(referrer, dtype=np.int64),
-        })
-        del ids, segment, referrer
-        step(0.2, "reading orders")
-        m_ids, t_ms, amount = (
-            np.array(col, dtype=np.int64) for col in _rows(conn, (
-                select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
-                .where(Order.paid_at >= lookback, Order.paid_at < as_of,
-                       Order.status == "paid", Order.member_id.is_not(None))
-            ), columns=3)
-        )
-        t_ms -= origin_ms
-        base = None
-        if earlier is not None:
-            step(0.35, "summing earlier spend")
-            base = earlier.result()
-    finally:
-        if earlier is not None:
-            earlier.close()
+        step(0.35, "summing earlier spend")
+        b = _int_rows(conn, (
+            select(Order.member_id, func.sum(Order.amount_minor))
+            .where(Order.member_id.is_not(None), Order.status == "paid",
+                   Order.paid_at < lookback)
+            .group_by(Order.member_id)
+        ), 2)
+        base = (b[:, 0].copy(), b[:, 1].copy())
+        del b
     step(0.5, "computing tiers")
     idx = SpendIndex(all_ids, m_ids, t_ms, amount, base)
 
@@ -345,7 +294,7 @@ def simulate(
     p_t = t_ms[in_period]
     p_amt = amount[in_period]
     p_rank = idx.rank(p_mem)
-    p_ref = members["referrer_id"].to_numpy()[p_rank]  # 0: no referrer
+    p_ref = member_referrer[p_rank]  # 0: no referrer
     has_ref = p_ref > 0
     ref_rank = idx.rank(p_ref[has_ref])
     ref_t = p_t[has_ref]
@@ -381,15 +330,13 @@ def simulate(
     )
 
     # -- per segment ------------------------------------------------------
-    segments = members["segment"].cat
-    n_seg = len(segments.categories)
-    seg_code = segments.codes.to_numpy().astype(np.int64)
-    p_seg = seg_code[p_rank]
+    n_seg = len(seg_names)
+    p_seg = member_seg[p_rank]
     by_segment = pd.DataFrame({
-        "segment": pd.Categorical(segments.categories),
-        "members": np.bincount(seg_code, minlength=n_seg),
-        "moved_up": np.bincount(seg_code[move > 0], minlength=n_seg),
-        "moved_down": np.bincount(seg_code[move < 0], minlength=n_seg),
+        "segment": pd.Categorical(seg_names),
+        "members": np.bincount(member_seg, minlength=n_seg),
+        "moved_up": np.bincount(member_seg[move > 0], minlength=n_seg),
+        "moved_down": np.bincount(member_seg[move < 0], minlength=n_seg),
         "points_current": _sum_by(p_seg, acc_cur, n_seg),
         "points_draft": _sum_by(p_seg, acc_new, n_seg),
     })
