@@ -66,6 +66,7 @@ from db.simulation import (
     Progress,
     SpendIndex,
     epoch_ms,
+    int_rows,
     rate_points,
     tier_ranks,
     to_epoch_ms,
@@ -1032,13 +1033,11 @@ def _window_orders(s: Session, pilot_id: int, groups: pd.DataFrame, t0: dt.datet
     )
     if t0 < pre_start:
         q = q.where(or_(Order.paid_at >= pre_start, pm.c.grp == "pilot"))
-    rows = s.connection().execute(q).all()
-    n = len(rows)
-    member = np.fromiter((r[0] for r in rows), np.int64, n)
-    t_ms = np.fromiter((r[1] for r in rows), np.int64, n)
-    amount = np.fromiter((r[2] for r in rows), np.int64, n)
-    per = np.fromiter((r[3] for r in rows), np.int8, n)
-    del rows
+    a = int_rows(s.connection(), q, 4)
+    n = len(a)
+    member, t_ms, amount = a[:, 0].copy(), a[:, 1].copy(), a[:, 2].copy()
+    per = a[:, 3].astype(np.int8)
+    del a
     ids = groups["member_id"].to_numpy(np.int64)
     is_pilot = (groups["grp"] == "pilot").to_numpy()
     order = np.argsort(ids)
@@ -1112,20 +1111,16 @@ class _PilotOrders:
 
 def _pilot_orders(s: Session, p: Pilot, start: dt.datetime, end: dt.datetime) -> _PilotOrders:
     """The pilot's orders in [start, end) with their accrual (index on orders.pilot_id)."""
-    rows = s.connection().execute(
+    a = int_rows(s.connection(), (
         select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor,
                func.coalesce(LedgerEntry.amount, 0))
         .outerjoin(LedgerEntry, and_(LedgerEntry.order_id == Order.id,
                                      LedgerEntry.kind == "accrual"))
         .where(Order.pilot_id == p.id, Order.status == "paid", Order.paid_at >= start,
                Order.paid_at < end)
-    ).all()
-    n = len(rows)
-    member = np.fromiter((r[0] for r in rows), np.int64, n)
-    t_ms = np.fromiter((r[1] for r in rows), np.int64, n)
-    amount = np.fromiter((r[2] for r in rows), np.int64, n)
-    points = np.fromiter((r[3] for r in rows), np.int64, n)
-    del rows
+    ), 4)
+    member, t_ms, amount, points = (a[:, i].copy() for i in range(4))
+    del a
     published = [
         (to_epoch_ms(rs.effective_at), rules.rules_from_rows(rs))
         for rs in s.scalars(select(RuleSet).where(RuleSet.status == "published")
@@ -1150,16 +1145,15 @@ def _points_cost(s: Session, pilot_id: int, po: _PilotOrders, w: _WindowOrders,
     origin_ms = to_epoch_ms(t0 - dt.timedelta(days=1))
     base = None
     if po.lookback_days is None:
-        b_rows = s.connection().execute(
+        b = int_rows(s.connection(), (
             select(Order.member_id, func.sum(Order.amount_minor))
             .join(PilotMember, and_(PilotMember.member_id == Order.member_id,
                                     PilotMember.pilot_id == pilot_id,
                                     PilotMember.grp == "pilot"))
             .where(Order.status == "paid", Order.paid_at < t0)
             .group_by(Order.member_id)
-        ).all()
-        base = (np.fromiter((r[0] for r in b_rows), np.int64, len(b_rows)),
-                np.fromiter((int(r[1]) for r in b_rows), np.int64, len(b_rows)))
+        ), 2)
+        base = (b[:, 0].copy(), b[:, 1].copy())
     hist = w.pilot
     # every member the index is asked about or given a base for: a base of a
     # member missing from the universe would land on another member's rank

@@ -176,7 +176,7 @@ def rate_points(rules: Rules, amount: np.ndarray, rank: np.ndarray, referral: bo
 
 
 
-def _int_rows(conn: Connection, stmt: Select, columns: int) -> np.ndarray:
+def int_rows(conn: Connection, stmt: Select, columns: int) -> np.ndarray:
     """The result as an ``(n, columns)`` int64 array, read through the DBAPI
     cursor in chunks: no Row object per row, and the Python tuples of one
     chunk at a time only."""
@@ -234,7 +234,7 @@ def simulate(
     seg_names = sorted(conn.scalars(select(Member.segment).distinct()).all())
     seg_code = case({name: i for i, name in enumerate(seg_names)}, value=Member.segment,
                     else_=-1) if seg_names else literal(-1)
-    m = _int_rows(conn, (
+    m = int_rows(conn, (
         select(Member.id, seg_code, func.coalesce(Member.referrer_id, 0)).order_by(Member.id)
     ), 3)
     all_ids, member_seg, member_referrer = m[:, 0].copy(), m[:, 1].copy(), m[:, 2].copy()
@@ -244,7 +244,7 @@ def simulate(
         seg_names.append("(new segment)")
     step(0.2, "reading orders")
     origin_ms = to_epoch_ms(lookback - dt.timedelta(days=1))
-    o = _int_rows(conn, (
+    o = int_rows(conn, (
         select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
         .where(Order.paid_at >= lookback, Order.paid_at < as_of,
                Order.status == "paid", Order.member_id.is_not(None))
@@ -254,7 +254,7 @@ def simulate(
     base = None
     if lifetime:
         step(0.35, "summing earlier spend")
-        b = _int_rows(conn, (
+        b = int_rows(conn, (
             select(Order.member_id, func.sum(Order.amount_minor))
             .where(Order.member_id.is_not(None), Order.status == "paid",
                    Order.paid_at < lookback)

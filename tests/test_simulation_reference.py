@@ -103,7 +103,7 @@ def test_simulate_matches_the_per_member_reference(
                 referrer_id=referrer, status="active").returning(Member.id)).scalar_one()
             ids.append(mid)
         members = {}
-        for i, mid in enumerate(ids):
+        for mid in ids:
             row = s.get(Member, mid)
             members[mid] = (row.referrer_id, row.segment)
         paid_orders = []
@@ -137,11 +137,9 @@ def test_simulate_matches_the_per_member_reference(
         assert {(i, j): int(result.matrix.iat[i, j])
                 for i in range(len(current.tiers)) for j in range(len(draft.tiers))
                 if result.matrix.iat[i, j]} == dict(cells)
-        moves = Counter(
-            (draft.tiers[today_new[m]].accrual_rate_bp > current.tiers[today_cur[m]].accrual_rate_bp)
-            - (draft.tiers[today_new[m]].accrual_rate_bp
-               < current.tiers[today_cur[m]].accrual_rate_bp)
-            for m in ids)
+        rate_cur = {m: current.tiers[today_cur[m]].accrual_rate_bp for m in ids}
+        rate_new = {m: draft.tiers[today_new[m]].accrual_rate_bp for m in ids}
+        moves = Counter((rate_new[m] > rate_cur[m]) - (rate_new[m] < rate_cur[m]) for m in ids)
         assert (result.moved_up, result.moved_down, result.unchanged) == (
             moves[1], moves[-1], moves[0])
         seg = result.by_segment.set_index("segment")
