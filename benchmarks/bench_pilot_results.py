@@ -21,6 +21,7 @@ page's pure builders.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -198,7 +199,8 @@ def compare(d: Database, before: Database, pid: int, ref: str, rounds: int,
                         [y.welch.lift, y.welch.ci_low, y.welch.ci_high], rtol=1e-9)
             for x, y in zip(rb.metrics, ra.metrics, strict=True)),
         "daily series": daily(rb) == daily(ra),
-        "points cost": rb.cost == ra.cost,
+        # the two runs' PointsCost are classes of two modules: compare the values
+        "points cost": dataclasses.astuple(rb.cost) == dataclasses.astuple(ra.cost),
     }
     print("  same results: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
     if not checks["points cost"]:
