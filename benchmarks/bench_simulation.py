@@ -4,9 +4,12 @@ computation (each member's orders and their referrer's fetched and walked
 in Python) on a sample; prints the time per member of both and the ratio.
 
     .venv/bin/python -m benchmarks.bench_simulation --members 1000000
+    .venv/bin/python -m benchmarks.bench_simulation --members 1000000 \
+        --db postgresql+psycopg://postgres@127.0.0.1:5432/bench_simulation
 
-The database is synthetic (benchmarks/synthetic_membership.py) and lives
-under /tmp; it is reused between runs.
+The database is synthetic (benchmarks/synthetic_membership.py): a SQLite
+file under /tmp, or the PostgreSQL database named (dropped and created
+again); it is reused between runs when it holds the same number of members.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=2_000)
     ap.add_argument("--db", default="/tmp/loyalty-bench-{members}.sqlite3")
     args = ap.parse_args()
-    path = Path(args.db.format(members=args.members))
+    target = args.db.format(members=args.members)
+    path = target if target.startswith("postgresql") else Path(target)
     url, draft_id = build(path, args.members)
     d = Database(url)
     with d.read() as s:

@@ -75,9 +75,10 @@ class SpendIndex:
     The loaded orders are sorted by key ``(member rank, time)``; ``prefix``
     holds running sums in that order and ``starts[r]:starts[r + 1]`` is member
     rank ``r``'s run of orders, so a member's spend between two moments is a
-    difference of two prefix sums found by binary search - or, for the
-    loaded orders themselves (:meth:`own_before`) and for "now"
-    (:meth:`totals`), found without any search at all.
+    difference of two prefix sums found by binary search. For the loaded
+    orders themselves (:meth:`own_before`) and for "now" (:meth:`totals`) the
+    upper end needs no search, and the lower end of a rolling window is
+    searched with queries in key order.
     """
 
     def __init__(self, universe: np.ndarray, member: np.ndarray, t_ms: np.ndarray,
@@ -234,10 +235,14 @@ def simulate(
     seg_names = sorted(conn.scalars(select(Member.segment).distinct()).all())
     seg_code = case({name: i for i, name in enumerate(seg_names)}, value=Member.segment,
                     else_=-1) if seg_names else literal(-1)
+    # as the engine: an inactive member earns nothing, an inactive referrer no bonus
+    active = case((Member.status == "active", 1), else_=0)
     m = int_rows(conn, (
-        select(Member.id, seg_code, func.coalesce(Member.referrer_id, 0)).order_by(Member.id)
-    ), 3)
+        select(Member.id, seg_code, func.coalesce(Member.referrer_id, 0), active)
+        .order_by(Member.id)
+    ), 4)
     all_ids, member_seg, member_referrer = m[:, 0].copy(), m[:, 1].copy(), m[:, 2].copy()
+    member_active = m[:, 3].astype(bool)
     del m
     if (member_seg < 0).any():  # a segment first written between the two reads
         member_seg[member_seg < 0] = len(seg_names)
@@ -249,8 +254,14 @@ def simulate(
         .where(Order.paid_at >= lookback, Order.paid_at < as_of,
                Order.status == "paid", Order.member_id.is_not(None))
     ), 3)
+    # under READ COMMITTED (PostgreSQL) each statement has its own snapshot: an
+    # order of a member who joined after the members were read is left out
+    at = np.minimum(np.searchsorted(all_ids, o[:, 0]), max(len(all_ids) - 1, 0))
+    known = all_ids[at] == o[:, 0] if len(all_ids) else np.zeros(len(o), dtype=bool)
+    if not known.all():
+        o = o[known]
     m_ids, t_ms, amount = o[:, 0].copy(), o[:, 1] - origin_ms, o[:, 2].copy()
-    del o
+    del o, known, at
     base = None
     if lifetime:
         step(0.35, "summing earlier spend")
@@ -295,14 +306,16 @@ def simulate(
     p_amt = amount[in_period]
     p_rank = idx.rank(p_mem)
     p_ref = member_referrer[p_rank]  # 0: no referrer
+    p_active = member_active[p_rank]
     has_ref = p_ref > 0
+    has_ref[has_ref] = member_active[idx.rank(p_ref[has_ref])]
     ref_rank = idx.rank(p_ref[has_ref])
     ref_t = p_t[has_ref]
     ref_amt = p_amt[has_ref]
 
     def points_under(r: Rules) -> tuple[np.ndarray, np.ndarray]:
         rank = tier_ranks(r, idx.own_before(window_ms(r))[in_period])
-        acc = rate_points(r, p_amt, rank, referral=False)
+        acc = np.where(p_active, rate_points(r, p_amt, rank, referral=False), 0)
         ref = np.zeros(len(p_amt), dtype=np.int64)
         rrank = tier_ranks(r, idx.before_rank(ref_rank, ref_t, window_ms(r)))
         ref[has_ref] = rate_points(r, ref_amt, rrank, referral=True)

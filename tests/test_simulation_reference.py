@@ -3,9 +3,10 @@
 The reference walks each member's orders in Python exactly as the engine
 decides accrual (db.ledger.qualifying_spend: paid orders strictly before the
 moment, within the tier window) - the per-member loop the set-based code
-replaces. Random data includes guests, refunded orders, referrers, orders of
-one member at the same moment, orders before the period and rolling windows
-on either side.
+replaces. Random data includes guests, refunded orders, referrers, blocked
+and closed members (no accrual, no referral bonus, as in the engine), orders
+of one member at the same moment, orders before the period and rolling
+windows on either side.
 """
 
 from __future__ import annotations
@@ -32,18 +33,23 @@ tiers_st = st.lists(
     st.tuples(st.integers(1, 60), st.integers(0, 900), st.integers(0, 400)),
     min_size=1, max_size=4,
 ).map(lambda rows: [
-    {"name": f"T{i}", "threshold": str(0 if i == 0 else sum(r[0] for r in rows[1:i + 1]) * 20),
+    {"name": f"T{i}", "threshold": str(0 if i == 0 else sum(r[0] for r in rows[1:i + 1]) * 50),
      "accrual_rate": f"{a / 100:.2f}", "referral_rate": f"{b / 100:.2f}"}
     for i, (_, a, b) in enumerate(rows)
 ])
 # days, windows and the period on a 20-day grid, minutes from a short list, few members: orders
 # of one member at one moment, and orders exactly a window or a period apart, are common
 window_st = st.one_of(st.none(), st.integers(1, 6).map(lambda n: n * 20))
-member_st = st.tuples(st.integers(0, 9), st.sampled_from(SEGMENTS))  # referrer pick, segment
+member_st = st.tuples(
+    st.sampled_from([True, True, False]), st.integers(0, 9),  # referred?, which earlier member
+    st.sampled_from(SEGMENTS), st.sampled_from(["active"] * 4 + ["blocked", "closed"]),
+)
 order_st = st.tuples(
     st.integers(-1, 3),  # member index (-1: a guest)
-    st.integers(0, 19).map(lambda n: n * 20), st.sampled_from([0, 0, 0, 600]),  # day, minute
-    st.integers(0, 400_000),  # amount in minor units
+    # day (mostly in the period), minute
+    st.one_of(st.integers(0, 19), st.integers(14, 19)).map(lambda n: n * 20),
+    st.sampled_from([0, 0, 0, 600]),
+    st.integers(0, 150_000),  # amount in minor units: a few orders climb a tier
     st.sampled_from([True, True, True, False]),  # paid (else refunded)
 )
 
@@ -68,9 +74,11 @@ def reference(orders, members, current: Rules, draft: Rules, start: dt.datetime)
             if at < start:
                 continue
             a = r.points_for(amount, r.tier_for(spend(m, at, w)).accrual_rate_bp)
+            if not members[m][2]:  # the engine gives an inactive member nothing
+                a = 0
             b = 0
             referrer = members[m][0]
-            if referrer is not None:
+            if referrer is not None and members[referrer][2]:
                 b = r.points_for(amount, r.tier_for(spend(referrer, at, w)).referral_rate_bp)
             acc, ref = acc + a, ref + b
             seg[members[m][1]] += a
@@ -80,11 +88,11 @@ def reference(orders, members, current: Rules, draft: Rules, start: dt.datetime)
     return out
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
-@given(tiers_st, tiers_st, window_st, window_st, st.integers(1, 10).map(lambda n: n * 20),
-       st.lists(member_st, min_size=1, max_size=8), st.lists(order_st, min_size=3, max_size=40))
+@given(tiers_st, tiers_st, window_st, window_st, st.integers(5, 10).map(lambda n: n * 20),
+       st.lists(member_st, min_size=2, max_size=6), st.lists(order_st, min_size=10, max_size=40))
 def test_simulate_matches_the_per_member_reference(
     any_db, cur_tiers, new_tiers, cur_window, new_window, days, member_specs, order_specs
 ):
@@ -96,16 +104,16 @@ def test_simulate_matches_the_per_member_reference(
         draft_id = rules.create_draft(s, staff(s, "author", "supervisor"), f"draft {version}",
                                       new_tiers, tier_window_days=new_window)
         ids = []
-        for i, (pick, segment) in enumerate(member_specs):
-            referrer = ids[pick % len(ids)] if ids and pick < len(ids) else None
+        for i, (referred, pick, segment, status) in enumerate(member_specs):
+            referrer = ids[pick % len(ids)] if ids and referred else None
             mid = s.execute(insert(Member).values(
                 external_id=f"M{version}-{i}", name="", joined_at=T0, segment=segment,
-                referrer_id=referrer, status="active").returning(Member.id)).scalar_one()
+                referrer_id=referrer, status=status).returning(Member.id)).scalar_one()
             ids.append(mid)
         members = {}
         for mid in ids:
             row = s.get(Member, mid)
-            members[mid] = (row.referrer_id, row.segment)
+            members[mid] = (row.referrer_id, row.segment, row.status == "active")
         paid_orders = []
         for k, (who, day, minute, amount, is_paid) in enumerate(order_specs):
             mid = ids[who % len(ids)] if who >= 0 else None
@@ -143,10 +151,11 @@ def test_simulate_matches_the_per_member_reference(
         assert (result.moved_up, result.moved_down, result.unchanged) == (
             moves[1], moves[-1], moves[0])
         seg = result.by_segment.set_index("segment")
-        for name in {sg for _, sg in members.values()}:
+        for name in {sg for _, sg, _ in members.values()}:
             assert seg.loc[name, "points_current"] == seg_cur[name]
             assert seg.loc[name, "points_draft"] == seg_new[name]
-            assert seg.loc[name, "members"] == sum(1 for _, sg in members.values() if sg == name)
+            assert seg.loc[name, "members"] == sum(1 for _, sg, _ in members.values()
+                                                   if sg == name)
         by_day = {d.date(): (c, n) for d, c, n in zip(
             result.by_day["date"], result.by_day["current_points"],
             result.by_day["draft_points"], strict=True)}
