@@ -68,6 +68,11 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def unicode_lower(value: object) -> object:
+    """SQL lower() on SQLite connections: Unicode-aware, NULL stays NULL."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
@@ -81,6 +86,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # 64 MB page cache: bulk inserts into several indexes thrash the 2 MB default
         cur.execute("PRAGMA cache_size = -65536")
         cur.close()
+        # SQLite's own lower() folds ASCII only: "Иванов" would stay as is and
+        # a search for "иван" would miss it. Python's folds every script, as
+        # PostgreSQL's does; the member search indexes are on lower(name) and
+        # lower(email), rebuilt with this function by migration 0008.
+        dbapi_conn.create_function("lower", 1, unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

@@ -56,6 +56,23 @@ def test_name_prefix_is_case_insensitive_and_ordered(people):
         assert names(members.search_members(s, "petrova")) == []
 
 
+def test_name_prefix_ignores_case_in_every_script(people):
+    """Cyrillic and other non-ASCII names fold like ASCII ones, on SQLite too."""
+    d, _ = people
+    with d.begin() as s:
+        ivanov = member(s, "R1", name="Иванов Пётр")
+        member(s, "R2", name="ЁЛКИН Иван")
+        member(s, "R3", name="Straße Öz")
+    with d.read() as s:
+        for q in ("иванов", "ИВАНОВ", "Иван", "иВаНоВ п"):
+            page = members.search_members(s, q)
+            assert (page.field, names(page)) == ("name", ["Иванов Пётр"]), q
+        assert names(members.search_members(s, "ёлкин")) == ["ЁЛКИН Иван"]
+        assert names(members.search_members(s, "STRASSE")) == []  # lower(), not casefold
+        assert names(members.search_members(s, "straße ö")) == ["Straße Öz"]
+        assert [h.id for h in members.search_members(s, "Иванов П", "name").rows] == [ivanov]
+
+
 def test_email_prefix_and_exact_email(people):
     d, ids = people
     with d.read() as s:
