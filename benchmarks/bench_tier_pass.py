@@ -3,6 +3,8 @@ one aggregate of qualifying spend per member and two UPDATEs, on the
 synthetic membership of benchmarks/synthetic_membership.py (under /tmp).
 
     .venv/bin/python -m benchmarks.bench_tier_pass --members 1000000
+    .venv/bin/python -m benchmarks.bench_tier_pass --members 1000000 \
+        --db postgresql+psycopg://postgres@127.0.0.1:5432/bench_simulation
 
 Runs the pass twice: first from an empty tier cache (every member changes),
 then again at the same time (nothing changes: the cost of the scan alone).
@@ -26,7 +28,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1_000_000)
     ap.add_argument("--db", default="/tmp/loyalty-bench-{members}.sqlite3")
     args = ap.parse_args()
-    path = Path(args.db.format(members=args.members))
+    target = args.db.format(members=args.members)
+    path = target if target.startswith("postgresql") else Path(target)
     url, _draft = build(path, args.members)
     d = Database(url)
     d.write_tx(lambda s: s.execute(text("UPDATE members SET tier = NULL, "

@@ -391,23 +391,43 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
             _stamp(rule_set_id))
 
 
+def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
+    """The body of the background tier pass (no request here: see dashboard.jobs).
+
+    A background job because it rewrites every member's row: on PostgreSQL at
+    a million members that takes tens of seconds (benchmarks/bench_tier_pass.py).
+    """
+    with jobs.job_context():
+        try:
+            actor = jobs.job_actor(token, WRITE)
+        except LoyaltyError as exc:
+            return _alert(str(exc))
+        if in_force_id is None:
+            return _alert("No version is in force: there are no tiers to evaluate.", "warning")
+        try:
+            res = get_db().write_tx(
+                lambda s: rule_history.reevaluate_now(s, actor, int(in_force_id)))
+        except LoyaltyError as exc:
+            return _alert(str(exc))
+        dist = ", ".join(f"{k}: {v:,}" for k, v in sorted(res.distribution.items()))
+        return _alert(f"Tiers re-evaluated under #{res.rule_set_id}: {res.changed:,} of "
+                      f"{res.members:,} members changed tier ({dist}).", "success")
+
+
 @callback(
     Output(ids.REEVALUATE_RESULT, "children"),
-    Input(ids.REEVALUATE, "n_clicks"), State(ids.IN_FORCE_ID, "data"),
+    Input(ids.REEVALUATE, "n_clicks"), State(ids.IN_FORCE_ID, "data"), State(ids.ACTOR, "data"),
+    background=True,
+    running=[
+        (Output(ids.REEVALUATE, "disabled"), True, False),
+        (Output(ids.REEVALUATE_RUNNING, "children"),
+         "Re-evaluating every member's tier...", ""),
+    ],
     prevent_initial_call=True,
 )
 @require_roles(*WRITE, writes=True)
-def reevaluate(_n: int | None, in_force_id: int | None) -> Any:
-    if in_force_id is None:
-        return _alert("No version is in force: there are no tiers to evaluate.", "warning")
-    actor = current_actor()
-    try:
-        res = get_db().write_tx(lambda s: rule_history.reevaluate_now(s, actor, int(in_force_id)))
-    except LoyaltyError as exc:
-        return _alert(str(exc))
-    dist = ", ".join(f"{k}: {v:,}" for k, v in sorted(res.distribution.items()))
-    return _alert(f"Tiers re-evaluated under #{res.rule_set_id}: {res.changed:,} of "
-                  f"{res.members:,} members changed tier ({dist}).", "success")
+def reevaluate(_n: int | None, in_force_id: int | None, token: str | None) -> Any:
+    return reevaluate_job(in_force_id, token)
 
 
 # ---------------------------------------------------------------- simulation

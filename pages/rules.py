@@ -167,6 +167,7 @@ def _approval(write: bool) -> html.Div:
             html.Span(" Brings every member's displayed tier up to date under the version "
                       "in force (accrual always uses the tier at payment time).",
                       className="small text-muted"),
+            html.Div(id=ids.REEVALUATE_RUNNING, className="small text-primary mt-2"),
             html.Div(id=ids.REEVALUATE_RESULT, className="mt-2"),
         ], style=_hidden(not write)),
         html.H6("Submitted versions waiting for a decision", className="mt-4"),

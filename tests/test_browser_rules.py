@@ -145,6 +145,11 @@ def _flow(d, url, web_seed, draft_id) -> None:
         rs = s.get(RuleSet, draft_id)
         assert rs.status == "published" and rs.approved_by_id == web_seed[1][SECOND_SUPERVISOR]
 
+    # the tier pass runs in the background and reports what changed
+    click(d, "rules-reevaluate")
+    wait_text(d, "#rules-reevaluate-result", "members changed tier")
+    assert d.find_element(By.ID, "rules-reevaluate").is_enabled()
+
     # the history lists it as scheduled and shows the diff against the version in force
     tab(d, "History")
     wait_text(d, "#rules-history-grid", "scheduled")

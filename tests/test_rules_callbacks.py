@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from flask_login import login_user
+from sqlalchemy import func, select
 
 from dashboard import access, jobs
 from dashboard.auth import StaffSession
 from db import rules, users
-from db.models import RuleSet
+from db.models import AuditLog, RuleSet
 from db.session import Database
 from tests.factories import DEFAULT_TIERS
 from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
@@ -328,3 +329,28 @@ def test_job_rechecks_the_role_without_a_request(web_app, web_seed, web_db):
     token = _token(web_app, uid, "dee", "supervisor")
     d.write_tx(lambda s: users.set_role(s, uid, "support", actor="test"))
     assert "may not run this" in run(token)
+
+
+def test_reevaluation_job_runs_for_supervisors_only(web_app, web_seed, web_db):
+    """The tier pass is a background job: it re-checks the signed identity
+    (no request in a worker), runs under the version in force and is audited."""
+    from callbacks.rules import reevaluate_job
+
+    d, ids = web_db
+    in_force = next(v for v in _versions(web_seed) if v.state == "in force").id
+
+    def run(token: str | None, version: int | None = in_force) -> str:
+        return json.dumps(reevaluate_job(version, token), default=lambda o: o.to_plotly_json())
+
+    assert "may not run this" in run(_token(web_app, ids["ed"], "ed", "executive"))
+    assert "out of date or not yours" in run(None)
+    with d.read() as s:
+        before = s.scalar(select(func.count()).select_from(AuditLog)
+                          .where(AuditLog.action == "tiers.reevaluate"))
+    done = run(_token(web_app, ids["sue"], "sue", "supervisor"))
+    assert f"Tiers re-evaluated under #{in_force}" in done and "members changed tier" in done
+    with d.read() as s:
+        assert s.scalar(select(func.count()).select_from(AuditLog)
+                        .where(AuditLog.action == "tiers.reevaluate")) == before + 1
+    assert "No version is in force" in run(_token(web_app, ids["sue"], "sue", "supervisor"),
+                                           None)

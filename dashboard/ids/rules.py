@@ -52,6 +52,7 @@ class Rules:
     DECIDE_RESULT = "rules-decide-result"
     REEVALUATE = "rules-reevaluate"
     REEVALUATE_RESULT = "rules-reevaluate-result"
+    REEVALUATE_RUNNING = "rules-reevaluate-running"
     # history
     HISTORY_GRID = "rules-history-grid"
     DIFF_A = "rules-diff-a"
