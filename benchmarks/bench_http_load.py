@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -85,39 +86,66 @@ def build_db(path: Path, members: int, orders: int) -> str:
     return url
 
 
-def body(output: str, inputs: list[tuple[str, str, Any]]) -> dict[str, Any]:
+def find_callback(deps: list[dict[str, Any]], output_id: str) -> dict[str, Any]:
+    """The server callback (from ``/_dash-dependencies``) writing to ``output_id``."""
+    found = [d for d in deps if not d.get("clientside_function")
+             and re.search(rf"(^|\.){re.escape(output_id)}\.", d["output"])]
+    if len(found) != 1:
+        raise SystemExit(f"no single server callback writes to {output_id!r}: {found}")
+    return found[0]
+
+
+def body(dep: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A request body shaped like the Dash renderer's, values keyed 'id.property'."""
+    output = dep["output"]
     multi = output.startswith("..")
     parts = output[2:-2].split("...") if multi else [output]
     outs = [{"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1]} for p in parts]
-    return {
-        "output": output,
-        "outputs": outs if multi else outs[0],
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
-        "state": [],
-    }
+
+    def spec(items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        return [{"id": i["id"], "property": i["property"],
+                 "value": values.get(f"{i['id']}.{i['property']}")} for i in items]
+
+    inputs = spec(dep["inputs"])
+    return {"output": output, "outputs": outs if multi else outs[0], "inputs": inputs,
+            "state": spec(dep.get("state", [])),
+            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs[:1]]}
 
 
-LIVE = body("..live-tiles.children...live-updated.children..",
-            [("live-interval", "n_intervals", 1), ("live-days", "value", 30)])
-BANNER = body("shell-db-banner.is_open", [("shell-db-interval", "n_intervals", 1)])
-MEMBERS = body("..members-grid.rowData...members-count.children..",
-               [("members-query", "value", "bench member 12")])
-OVERVIEW = body(
-    "..overview-summary.children...overview-orders-figure.figure...overview-revenue-figure.figure..",
-    [("overview-months", "value", 12)],
-)
-PLANS = {
-    "supervisor": [("GET", "/overview", None), ("POST", UPDATE, OVERVIEW),
-                   ("POST", UPDATE, MEMBERS), ("POST", UPDATE, LIVE)],
-    "executive": [("GET", "/overview", None), ("POST", UPDATE, OVERVIEW),
-                  ("POST", UPDATE, LIVE), ("GET", "/_dash-layout", None)],
-    "support": [("GET", "/members", None), ("POST", UPDATE, MEMBERS),
-                ("POST", UPDATE, LIVE), ("POST", UPDATE, BANNER)],
+ROWS = {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}
+# what each role's user does, in turn: (method, path, (output id, input values) or None)
+PLANS: dict[str, list[tuple[str, str, tuple[str, dict[str, Any]] | None]]] = {
+    "supervisor": [
+        ("GET", "/overview", None),
+        ("POST", UPDATE, ("overview-actor", {"overview-loaded.data": 1})),
+        ("POST", UPDATE, ("members-grid", {"members-grid.getRowsRequest": ROWS,
+                                           "members-query.value": "bench member 12",
+                                           "members-field.value": "auto"})),
+        ("POST", UPDATE, ("live-updated", {"live-interval.n_intervals": 1,
+                                           "live-days.value": 30})),
+    ],
+    "executive": [
+        ("GET", "/overview", None),
+        ("POST", UPDATE, ("overview-actor", {"overview-loaded.data": 1})),
+        ("POST", UPDATE, ("live-updated", {"live-interval.n_intervals": 1,
+                                           "live-days.value": 7})),
+        ("GET", "/_dash-layout", None),
+    ],
+    "support": [
+        ("GET", "/members", None),
+        ("POST", UPDATE, ("members-grid", {"members-grid.getRowsRequest": ROWS,
+                                           "members-query.value": "Bench Member 3",
+                                           "members-field.value": "name"})),
+        ("POST", UPDATE, ("live-updated", {"live-interval.n_intervals": 1,
+                                           "live-days.value": 30})),
+        ("POST", UPDATE, ("shell-db-banner", {"shell-db-interval.n_intervals": 1})),
+    ],
 }
 
+Result = tuple[float, bool, str]
 
-def run_user(base: str, role: str, n_requests: int, timeout: float) -> list[tuple[float, bool]]:
+
+def run_user(base: str, role: str, n_requests: int, timeout: float) -> list[Result]:
     s = requests.Session()
     page = s.get(f"{base}/login", timeout=timeout)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -125,21 +153,26 @@ def run_user(base: str, role: str, n_requests: int, timeout: float) -> list[tupl
                                       "csrf_token": token, "next": "/"},
                allow_redirects=False, timeout=timeout)
     if r.status_code != 302:
-        return [(0.0, False)] * n_requests
-    plan = PLANS[role]
-    out = []
+        return [(0.0, False, f"{role} login {r.status_code}")] * n_requests
+    deps = s.get(f"{base}/_dash-dependencies", timeout=timeout).json()
+    plan = [(m, p, None if c is None else (c[0], body(find_callback(deps, c[0]), c[1])))
+            for m, p, c in PLANS[role]]
+    out: list[Result] = []
     for i in range(n_requests):
-        method, path, payload = plan[i % len(plan)]
+        method, path, call = plan[i % len(plan)]
+        label = f"{role} {method} {path}" + (f" -> {call[0]}" if call else "")
         t0 = time.perf_counter()
         try:
-            if method == "GET":
+            if call is None:
                 resp = s.get(base + path, timeout=timeout, allow_redirects=False)
             else:
-                resp = s.post(base + path, json=payload, timeout=timeout)
+                resp = s.post(base + path, json=call[1], timeout=timeout)
             ok = resp.status_code in (200, 204)
-        except requests.RequestException:
+            label += f" {resp.status_code}"
+        except requests.RequestException as e:
             ok = False
-        out.append((time.perf_counter() - t0, ok))
+            label += f" {type(e).__name__}"
+        out.append((time.perf_counter() - t0, ok, label))
     return out
 
 
@@ -191,16 +224,18 @@ def main() -> int:
                                    args.timeout) for i in range(users)]
             results = [r for f in futures for r in f.result()]
         elapsed = time.perf_counter() - t0
-        lat = sorted(x for x, _ in results)
-        errors = sum(1 for _, ok in results if not ok)
+        lat = sorted(x for x, _, _ in results)
+        failed = Counter(label for _, ok, label in results if not ok)
         q = statistics.quantiles(lat, n=100)
         print(f"gunicorn workers: {args.workers}; users: {users}; "
               f"requests: {len(results)} (+{users * 2} login requests)")
         print(f"elapsed: {elapsed:.2f}s; throughput: {len(results) / elapsed:.1f} req/s")
         print(f"latency p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
               f"max: {lat[-1] * 1000:.0f} ms")
-        print(f"errors: {errors}")
-        return 0
+        print(f"errors: {sum(failed.values())}")
+        for label, n in failed.most_common():
+            print(f"  {n:5d} x {label}")
+        return 1 if failed else 0
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
