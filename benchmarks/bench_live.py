@@ -2,13 +2,16 @@
 
 Builds (once, reused if present) synthetic SQLite programs set-based in SQL
 (members, accounts, orders, one accrual per order, redemptions, transfers,
-referral bonuses; two years of history), rebuilds the rollups, then times what
+referral bonuses; two years of history): 100k and 1M members with six
+orders each, and 100k members with sixty orders each (ten times the history
+at the same membership), rebuilds the rollups, then times what
 the live page's interval callback does — ``refresh_rollups`` after a fixed
 batch of new events written through the engine (db.live_stream), plus
 ``live_snapshot`` — and a naive full-table pandas computation of the same
 headline figures (liability, window flows, participation, active rate).
 
-    .venv/bin/python benchmarks/bench_live.py                      # 100k and 1M members
+    .venv/bin/python benchmarks/bench_live.py                      # 100k and 1M members,
+                                                                   # and 100k x 60 orders
     .venv/bin/python benchmarks/bench_live.py --members 100000     # one size
     .venv/bin/python benchmarks/bench_live.py --no-pandas-large    # skip pandas at 10M
 """
@@ -37,8 +40,9 @@ DAY = 86400
 SPAN_DAYS = 730
 
 
-def build(d: Database, n: int) -> None:
-    """n members with ~9.5 ledger entries each, in a handful of SQL statements."""
+def build(d: Database, n: int, per_member: int = 6) -> None:
+    """n members with ``per_member`` orders (~1.6 ledger entries per order) each,
+    in a handful of SQL statements."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     start = now - dt.timedelta(days=SPAN_DAYS)
     s0 = start.strftime("%Y-%m-%d %H:%M:%S")
@@ -53,11 +57,12 @@ def build(d: Database, n: int) -> None:
             CASE WHEN x % 3 = 0 AND x > 10 THEN x / 3 END, 'active' FROM q""",
         f"""{seq} INSERT INTO accounts (id, kind, member_id, balance)
             SELECT x + 4, 'member', x, 0 FROM q""",
-        # six orders per member over the time after joining, one of ten by a guest
-        f"""WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k WHERE j < 5)
+        # per_member orders per member over the time after joining, one of ten by a guest
+        f"""WITH RECURSIVE k(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM k
+            WHERE j < {per_member - 1})
             INSERT INTO orders (id, order_ref, customer_ref, member_id, paid_at, amount_minor,
             points_redeemed, status, payload_hash, created_at)
-            SELECT m.id * 6 + j, 'O' || (m.id * 6 + j),
+            SELECT m.id * {per_member} + j, 'O' || (m.id * {per_member} + j),
               CASE WHEN (m.id + j) % 10 = 0 THEN 'G' || (m.id % 50000) ELSE m.external_id END,
               CASE WHEN (m.id + j) % 10 = 0 THEN NULL ELSE m.id END,
               strftime('%Y-%m-%d %H:%M:%S.000000', m.joined_at, '+' ||
@@ -93,7 +98,7 @@ def build(d: Database, n: int) -> None:
         """INSERT INTO ledger_transactions (kind, idempotency_key, payload_hash, actor,
             effective_at, created_at)
             SELECT 'transfer', 't' || m.id, 'x', 'bench', o.paid_at, o.paid_at
-            FROM members m JOIN orders o ON o.id = m.id * 6 + 1 WHERE m.id % 5 = 0
+            FROM members m JOIN orders o ON o.id = m.id * {per_member} + 1 WHERE m.id % 5 = 0
             AND o.member_id IS NOT NULL""",
         """INSERT INTO ledger_entries (tx_id, kind, debit_account_id, credit_account_id, amount,
             effective_at, memo)
@@ -110,7 +115,8 @@ def build(d: Database, n: int) -> None:
     ]
     with d.engine.begin() as c:
         for sql in stmts:
-            c.exec_driver_sql(sql.replace("{n}", str(n)))
+            c.exec_driver_sql(sql.replace("{n}", str(n))
+                              .replace("{per_member}", str(per_member)))
     with d.engine.connect() as c:
         c.exec_driver_sql("ANALYZE")
 
@@ -175,42 +181,62 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100, help="New events per refresh.")
     ap.add_argument("--no-pandas-large", action="store_true",
                     help="Skip the pandas comparison above 200k members.")
+    ap.add_argument("--history-orders", type=int, default=60, metavar="K",
+                    help="Also time the smallest membership with K orders per member "
+                         "(ten times the history at the same size; 0 to skip).")
     args = ap.parse_args()
-    results = {}
-    for n in args.members:
-        path = Path(args.dir) / f"synthetic-{n}.sqlite3"
+    runs = [(n, 6) for n in args.members]
+    if args.history_orders and args.members:
+        runs.append((min(args.members), args.history_orders))
+    results: dict[tuple[int, int], tuple[int, dict[str, float]]] = {}
+    for n, k in runs:
+        name = f"synthetic-{n}.sqlite3" if k == 6 else f"synthetic-{n}-orders{k}.sqlite3"
+        path = Path(args.dir) / name
         fresh = not path.exists()
         d = Database(f"sqlite:///{path}")
         if fresh:
             upgrade(d.engine)
             t0 = time.perf_counter()
-            build(d, n)
-            print(f"built {n:,} members in {time.perf_counter() - t0:.0f} s", flush=True)
+            build(d, n, k)
+            print(f"built {n:,} members x {k} orders in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
         with d.read() as s:
             entries = s.scalar(select(func.max(LedgerEntry.id))) or 0
         t0 = time.perf_counter()
-        rb = rollups.rebuild_rollups(d)
+        rollups.rebuild_rollups(d)
         rebuild_s = time.perf_counter() - t0
         m = measure(d, args.rounds, args.events)
-        line = (f"{n:>9,} members  {entries:>11,} ledger entries  rebuild {rebuild_s:6.1f} s  "
+        line = (f"{n:>9,} members x {k:>2} orders {entries:>11,} ledger entries  "
+                f"rebuild {rebuild_s:6.1f} s  "
                 f"refresh after {args.events} events {m['refresh_ms']:7.1f} ms  "
                 f"snapshot {m['snapshot_ms']:7.1f} ms  total {m['total_ms']:7.1f} ms")
-        if not (args.no_pandas_large and n > 200_000):
+        if not (args.no_pandas_large and entries > 2_000_000):
             t0 = time.perf_counter()
             naive_pandas(d)
             pandas_ms = 1000 * (time.perf_counter() - t0)
             m["pandas_ms"] = pandas_ms
             line += f"  pandas {pandas_ms:9.0f} ms  speed-up x{pandas_ms / m['total_ms']:.0f}"
         print(line, flush=True)
-        results[n] = (entries, m, rb)
+        results[(n, k)] = (entries, m)
         with d.engine.connect() as c:
             c.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
         d.dispose()
-    if len(results) >= 2:
-        (n1, (e1, m1, _)), (n2, (e2, m2, _)) = sorted(results.items())[:2]
-        print(f"ledger entries x{e2 / e1:.1f}: refresh x{m2['refresh_ms'] / m1['refresh_ms']:.2f}, "
-              f"refresh + snapshot x{m2['total_ms'] / m1['total_ms']:.2f}")
 
+    def compare(label: str, a: tuple[int, int], b: tuple[int, int]) -> None:
+        (e1, m1), (e2, m2) = results[a], results[b]
+        print(f"{label}: ledger entries x{e2 / e1:.1f} -> refresh "
+              f"x{m2['refresh_ms'] / m1['refresh_ms']:.2f}, snapshot "
+              f"x{m2['snapshot_ms'] / m1['snapshot_ms']:.2f}, refresh + snapshot "
+              f"x{m2['total_ms'] / m1['total_ms']:.2f}")
+
+    sizes = sorted(n for n, k in results if k == 6)
+    if len(sizes) >= 2:
+        compare(f"members x{sizes[1] / sizes[0]:.0f} (history and program grow)",
+                (sizes[0], 6), (sizes[1], 6))
+    if args.history_orders and (min(args.members), args.history_orders) in results:
+        n0 = min(args.members)
+        compare(f"same {n0:,} members, {args.history_orders} orders each instead of 6 "
+                "(history grows)", (n0, 6), (n0, args.history_orders))
 
 if __name__ == "__main__":
     main()

@@ -496,7 +496,7 @@ class RollupMember(Base):
 
     __tablename__ = "rollup_members"
     __table_args__ = (
-        Index("ix_rollup_members_joined", "joined_at"),
+        Index("ix_rollup_members_joined_earn", "joined_at", "first_earn_at"),
         Index("ix_rollup_members_activity", "last_activity_at"),
         Index("ix_rollup_members_first_paid", "first_paid_at"),
     )
