@@ -54,7 +54,8 @@ class LiveStream:
         self.rate = rate
         self.rng = random.Random(seed)
         self.expiry_every = expiry_every
-        self.run_id = uuid.uuid4().hex[:8] if seed is None else f"s{seed}"
+        # keys stay unique when a seeded run is repeated on the same database
+        self.run_id = uuid.uuid4().hex[:8] if seed is None else f"s{seed}-{uuid.uuid4().hex[:6]}"
         self.stats = StreamStats()
         self.stop_event = threading.Event()
         self._n = 0
