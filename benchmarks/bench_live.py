@@ -194,8 +194,8 @@ def main() -> None:
         path = Path(args.dir) / name
         fresh = not path.exists()
         d = Database(f"sqlite:///{path}")
+        upgrade(d.engine)  # a reused database gets the newest indexes too
         if fresh:
-            upgrade(d.engine)
             t0 = time.perf_counter()
             build(d, n, k)
             print(f"built {n:,} members x {k} orders in {time.perf_counter() - t0:.0f} s",
