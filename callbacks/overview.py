@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -91,9 +92,15 @@ def overview(set_progress: Any, months: int | None, segment: str | None,
 def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any, ...]:
     """The page's components from the computed overview."""
     cur = o.currency
-    f, t = o.period
+    (f, t), (pf, pt) = o.period, o.previous
     orders = sum(m["paid_orders_m"] + m["paid_orders_g"] for m in o.monthly)
-    if orders == 0:
+    day = dt.timedelta(days=1)
+    if t <= f:
+        summary = empty_state(
+            "No complete day in this month yet: the figures compare complete days only.",
+            "Choose a longer period, or see today's activity on the live page.",
+        )
+    elif orders == 0:
         summary = empty_state(
             "No paid orders in these months yet: every figure below is zero or '–'.",
             "Orders arrive through the order import (loyalty import-orders), the demo data "
@@ -101,8 +108,9 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
             "there is nothing to divide by.",
         )
     else:
-        last = rollups._add_months(t, -1)
-        summary = (f"{f:%Y-%m} to {last:%Y-%m} against the {months} month(s) before"
+        summary = (f"{f:%d %b %Y} to {t - day:%d %b %Y} ({(t - f).days} complete days) "
+                   f"against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same stretch "
+                   f"{months} month{'s' if months > 1 else ''} earlier"
                    + (f"; members of segment '{segment}' (guests: all)" if segment else "")
                    + ". Frequency, repeat and participation cover every customer.")
     return (

@@ -976,6 +976,23 @@ def _add_months(value: dt.datetime, months: int) -> dt.datetime:
     return value.replace(year=idx // 12, month=idx % 12 + 1)
 
 
+def comparable_periods(now: dt.datetime, months: int
+                       ) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
+    """(from, to, previous from, previous to) of the overview: ``months``
+    calendar months from the start of the month ``months - 1`` before this one
+    up to today 00:00, and the same whole months plus the same number of days
+    ``months`` months earlier (days cut at that month's length)."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = _month_start(now)
+    f = _add_months(start, 1 - months)
+    pf = _add_months(f, -months)
+    done = (start.year - f.year) * 12 + start.month - f.month  # whole months before this one
+    month = _add_months(pf, done)
+    length = (_add_months(month, 1) - month).days
+    pt = month + dt.timedelta(days=min((today - start).days, length))
+    return f, today, pf, pt
+
+
 ORDER_METRICS = ["paid_orders_m", "paid_orders_g", "revenue_m", "revenue_g"]
 POINT_METRICS = ["pts_accrual", "pts_referral_bonus", "pts_rev_accrual",
                  "pts_rev_referral_bonus", "pts_redemption", "pts_rev_redemption",
@@ -1010,7 +1027,10 @@ def overview(
     s: Session, *, months: int = 3, segment: str | None = None, now: dt.datetime | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Overview:
-    """Whole calendar months ending with the current one, vs the months before.
+    """The last ``months`` calendar months, the current one up to the end of
+    yesterday (complete days only: today is the live page's), against the same
+    stretch ``months`` months earlier - like for like, so a month only two days
+    old is not compared with a whole one.
 
     Sums (revenue, orders, points) come from rollup_daily and follow the
     segment filter; distinct-customer KPIs (frequency, repeat, participation)
@@ -1024,15 +1044,14 @@ def overview(
 
     prefer_rollups(s)
     now = now or _now()
-    t = _add_months(_month_start(now), 1)
-    f = _add_months(t, -months)
-    pf = _add_months(f, -months)
+    month_end = _add_months(_month_start(now), 1)  # the cohort charts' whole months
+    f, t, pf, pt = comparable_periods(now, months)
     currency = metrics._settings(s)[0]
     value = metrics.point_value_minor(s, now)
     step(0.05, "the period's orders and points")
     cur = _period_figures(s, f, t, segment, now)
     step(0.35, "the previous period")
-    prev = _period_figures(s, pf, f, segment, now)
+    prev = _period_figures(s, pf, pt, segment, now)
     step(0.65, "monthly series and tier mix")
     rows = []
 
@@ -1097,14 +1116,15 @@ def overview(
         key = (day.strftime("%Y-%m"), tier or "(none)")
         tier_acc[key] = tier_acc.get(key, 0) + v
     tiers = [{"month": m, "tier": tr, "orders": n} for (m, tr), n in sorted(tier_acc.items())]
-    cohort_from = _add_months(t, -12)
+    cohort_from = _add_months(month_end, -12)
+    cohort_to = min(month_end, now + dt.timedelta(microseconds=1))
     step(0.75, "LTV by join cohort")
-    ltv = metrics.ltv_cohorts(s, cohort_from, min(t, now + dt.timedelta(microseconds=1)))
+    ltv = metrics.ltv_cohorts(s, cohort_from, cohort_to)
     step(0.85, "cohort retention")
-    retention = _retention(s, cohort_from, min(t, now + dt.timedelta(microseconds=1)), segment)
+    retention = _retention(s, cohort_from, cohort_to, segment)
     step(1.0, "done")
     return Overview(
-        period=(f, t), previous=(pf, f), segment=segment, currency=currency,
+        period=(f, t), previous=(pf, pt), segment=segment, currency=currency,
         point_value_minor=value, rows=rows, monthly=monthly_rows, tiers=tiers, ltv=ltv,
         retention=retention,
     )

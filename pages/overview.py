@@ -26,16 +26,17 @@ def layout(**_: object) -> html.Div:
         [
             page_header(
                 "Overview",
-                "The chosen whole calendar months (the current one included) against the same "
-                "number of months before. Hover a KPI for its definition; export the tables "
-                "as CSV and each chart as PNG (camera icon).",
+                "The chosen calendar months, the current one up to the end of yesterday, "
+                "against the same stretch as many months earlier (today's activity is on the "
+                "live page). Hover a KPI for its definition; export the tables as CSV and "
+                "each chart as PNG (camera icon).",
             ),
             dbc.Row(
                 [
                     dbc.Col([
                         dbc.Label("Period", html_for=ids.MONTHS),
                         dcc.Dropdown(id=ids.MONTHS, clearable=False, value=3, options=[
-                            {"label": "This month" if n == 1 else f"Last {n} months",
+                            {"label": "This month so far" if n == 1 else f"Last {n} months",
                              "value": n} for n in (1, 3, 6, 12)]),
                     ], md=3),
                     dbc.Col([
