@@ -175,6 +175,7 @@ class SeedReport:
     staff: list[DemoStaff] = field(default_factory=list)
     pilot: Any = None  # db.pilots.DemoPilotReport when a demo pilot was seeded
     adjustments: int = 0
+    recent_signups: int = 0  # members who joined after the base history (see _recent_signups)
 
     def _per_s(self, n: int) -> float:
         return n / self.seconds if self.seconds > 0 else 0.0
@@ -206,6 +207,9 @@ class SeedReport:
         )
         if self.pilot is not None:
             lines.append(self.pilot.summary())
+        if self.recent_signups:
+            lines.append(f"{self.recent_signups:,} members joined since the base history "
+                         "(sign-ups and first orders up to now)")
         for st in self.staff:
             if st.created:
                 lines.append(f"created staff {st.username} ({st.role}), password {st.password}")
@@ -510,6 +514,56 @@ def _member_rows(rng: np.random.Generator, idx: np.ndarray, pop: _Population,
             "referrer_id": int(ids[ref]) if ref >= 0 else None,
         })
     return rows
+
+
+def _recent_signups(s: Session, rng: np.random.Generator, since: dt.datetime,
+                    until: dt.datetime, actor: Actor) -> tuple[int, int]:
+    """Sign-ups from ``since`` (the end of the base history) to ``until``, at the
+    rate of the base history's last 60 days, about 15 % through a referral link,
+    most of them ordering soon after joining: so the live page's participation
+    and referral figures have recent joiners to count. The demo pilot has drawn
+    its groups before: these members are in neither. Posted one by one through
+    the engine (their orders interleave in time with the pilot period's)."""
+    if until <= since:
+        return 0, 0
+    joined_recently = s.scalar(select(func.count()).select_from(Member).where(
+        Member.joined_at >= since - dt.timedelta(days=60), Member.joined_at < since)) or 0
+    span = (until - since).total_seconds()
+    n = int(rng.poisson(joined_recently / 60 * span / DAY))
+    if n == 0:
+        return 0, 0
+    referrers = [i for (i,) in s.execute(
+        select(Member.id).where(Member.status == "active", Member.joined_at < since)
+        .order_by(Member.id))]
+    join = np.sort(rng.random(n) * span)
+    first = join + np.where(rng.random(n) < 0.55, 120.0, rng.exponential(4 * DAY, n))
+    second = first + rng.exponential(12 * DAY, n)
+    buys = rng.random(n) < 0.88
+    again = rng.random(n) < 0.35
+    names_f = rng.integers(0, len(FIRST), n)
+    names_l = rng.integers(0, len(LAST), n)
+    phone = rng.integers(900_000_0000, 999_999_9999, n)
+    segment = rng.integers(0, len(SEGMENT_NAMES), n)
+    referred = rng.random(n) < REFERRED_SHARE
+    amount = np.maximum(100, np.round(80_000 * rng.lognormal(-0.125, 0.5, (n, 2)))).astype(
+        np.int64)
+    base = s.scalar(select(func.count()).select_from(Member)) or 0
+    orders: list[tuple[float, int, str, int]] = []
+    for k in range(n):
+        fn, ln = FIRST[names_f[k]], LAST[names_l[k]]
+        ext = f"C{base + k + 1:07d}"
+        ref = referrers[int(rng.integers(0, len(referrers)))] if referred[k] and referrers else None
+        ledger.create_member(
+            s, ext, since + dt.timedelta(seconds=float(join[k])), name=f"{fn} {ln}",
+            email=f"{fn}.{ln}{base + k + 1}@example.com".lower(), phone=f"+7{phone[k]}",
+            segment=SEGMENT_NAMES[segment[k]], referrer_id=ref)
+        for j, t in enumerate((first[k], second[k])):
+            if buys[k] and (j == 0 or again[k]) and t < span:
+                orders.append((float(t), k, ext, int(amount[k, j])))
+    for t, k, ext, amt in sorted(orders):
+        ledger.post_order(s, OrderIn(f"N{k + 1:07d}-{int(t)}", ext,
+                                     since + dt.timedelta(seconds=t), amt), actor=actor)
+    return n, int(referred.sum()) if referrers else 0
 
 
 # --------------------------------------------------------------------------
@@ -838,6 +892,12 @@ def _seed(
         from db.pilots import seed_demo_pilot
 
         rep.pilot = seed_demo_pilot(s, seed=seed_, days=DEMO_PILOT_DAYS)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rep.recent_signups, referred = _recent_signups(
+            s, np.random.default_rng([seed_, 13]), rep.pilot.start_at,
+            min(now, rep.pilot.data_until + dt.timedelta(days=2)), actor)
+        rep.members += rep.recent_signups
+        rep.referred_members += referred
     rep.adjustments = _demo_adjustments(s, np.random.default_rng([seed_, 11]))
     rep.orders = s.scalar(select(func.count()).select_from(Order))
     rep.entries = s.scalar(select(func.count()).select_from(LedgerEntry))

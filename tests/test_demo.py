@@ -143,3 +143,31 @@ def test_default_start_ends_today_and_works_on_postgres(any_db):
         check = run_check(s)
         assert check.ok, "\n".join(map(str, check.violations))
         assert s.scalar(select(func.max(Order.paid_at))) < today
+
+
+def test_demo_with_a_pilot_keeps_members_joining_up_to_the_end(sqlite_template, tmp_path):
+    """After the pilot period the demo goes on with sign-ups (some referred, most
+    ordering soon after), in neither pilot group, all through the engine."""
+    from db.models import PilotMember
+
+    path = tmp_path / "tail.sqlite3"
+    shutil.copy(sqlite_template, path)
+    d = Database(f"sqlite:///{path}")
+    r = demo.seed(d, members=800, seed=5, start=START, months=4, progress=False, pilot=True)
+    assert r.pilot is not None and r.recent_signups > 0
+    with d.read() as s:
+        assert run_check(s).ok
+        since = r.pilot.start_at
+        late = select(Member.id).where(Member.joined_at >= since)
+        assert s.scalar(select(func.count()).select_from(late.subquery())) == r.recent_signups
+        assert s.scalar(select(func.max(Member.joined_at))) < r.pilot.data_until + dt.timedelta(
+            days=2)
+        assert s.scalar(select(func.count()).select_from(Member).where(
+            Member.joined_at >= since, Member.referrer_id.is_not(None))) > 0
+        buyers = s.scalar(select(func.count(func.distinct(Order.member_id))).where(
+            Order.member_id.in_(late), Order.status == "paid"))
+        assert buyers > r.recent_signups // 2
+        assert s.scalar(select(func.count()).select_from(PilotMember).where(
+            PilotMember.member_id.in_(late))) == 0
+        assert r.members == s.scalar(select(func.count()).select_from(Member))
+    d.dispose()
