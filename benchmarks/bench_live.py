@@ -180,7 +180,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--events", type=int, default=100, help="New events per refresh.")
     ap.add_argument("--no-pandas-large", action="store_true",
-                    help="Skip the pandas comparison above 200k members.")
+                    help="Skip the pandas comparison above 2M ledger entries.")
     ap.add_argument("--history-orders", type=int, default=60, metavar="K",
                     help="Also time the smallest membership with K orders per member "
                          "(ten times the history at the same size; 0 to skip).")

@@ -93,7 +93,8 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
     """The page's components from the computed overview."""
     cur = o.currency
     (f, t), (pf, pt) = o.period, o.previous
-    orders = sum(m["paid_orders_m"] + m["paid_orders_g"] for m in o.monthly)
+    # the compared stretches' paid orders (the monthly charts also show whole months)
+    orders = sum(r["current"] + r["previous"] for r in o.rows if r["key"] == "orders")
     day = dt.timedelta(days=1)
     if t <= f:
         summary = empty_state(

@@ -895,7 +895,9 @@ def _seed(
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rep.recent_signups, referred = _recent_signups(
             s, np.random.default_rng([seed_, 13]), rep.pilot.start_at,
-            min(now, rep.pilot.data_until + dt.timedelta(days=2)), actor)
+            # up to two hours ago: the demo adjustments come after the last operation
+            min(now - dt.timedelta(hours=2), rep.pilot.data_until + dt.timedelta(days=2)),
+            actor)
         rep.members += rep.recent_signups
         rep.referred_members += referred
     rep.adjustments = _demo_adjustments(s, np.random.default_rng([seed_, 11]))

@@ -1018,7 +1018,9 @@ def _period_figures(s: Session, f: dt.datetime, t: dt.datetime,
         "frequency": metrics._purchase_frequency(st, months),
         "repeat": metrics._repeat(st),
         "participation": metrics._participation(st),
-        "breakage": metrics.breakage_rate(s, f, t),
+        # an empty stretch (the 1st of the month, "this month so far") has no cohort
+        "breakage": metrics.breakage_rate(s, f, t) if t > f else metrics.Breakage(
+            metrics.ratio(0, 0), "shifted_cohort", None, t),
         "liability": metrics.points_liability(s, min(t, now)),
     }
 

@@ -58,3 +58,21 @@ def test_overview_counts_the_same_stretch_in_both_periods(db: Database) -> None:
     by_month = {m["month"]: m["paid_orders_m"] for m in o.monthly}
     assert by_month == {"2026-07": 1, "2026-08": 0, "2026-09": 2, "2026-10": 1,
                         "2026-11": 0, "2026-12": 1}
+
+
+def test_first_of_the_month_this_month_so_far_is_empty_not_an_error(db: Database) -> None:
+    with db.begin() as s:
+        publish(s, effective_at=D(2026, 1, 1))
+        member(s, "C1", joined_at=D(2026, 1, 1))
+    ledger.post_order_safely(db, OrderIn("nov", "C1", D(2026, 11, 20, 12), 100_00))
+    ledger.post_order_safely(db, OrderIn("today", "C1", D(2026, 12, 1, 8), 100_00))
+    rollups.refresh_rollups(db)
+    with db.read() as s:
+        o = rollups.overview(s, months=1, now=D(2026, 12, 1, 9))
+    assert o.period == (D(2026, 12, 1), D(2026, 12, 1))
+    rows = {r["metric"]: r for r in o.rows}
+    assert rows["Paid orders, members"]["current"] == rows["Paid orders, members"]["previous"] == 0
+    assert rows["Breakage rate"]["current"] is None
+    from callbacks.overview import _render
+
+    assert "No complete day in this month yet" in repr(_render(o, 1, None)[0])
