@@ -71,18 +71,20 @@ ADJUSTMENT_COLUMNS = [
     {"field": "decided", "headerName": "Decided"},
     {"field": "comment", "headerName": "Comment"},
 ]
-QUEUE_COLUMNS = [
-    {"field": "id", "headerName": "#", "maxWidth": 80},
-    {"field": "requested_at", "headerName": "Requested (UTC)", "maxWidth": 160},
-    {"field": "requested_by", "headerName": "By", "maxWidth": 110},
-    {"field": "member", "headerName": "Member"},
-    {"field": "points", "headerName": "Points", "type": "rightAligned", "maxWidth": 110},
+QUEUE_COLUMNS = [  # wide enough to read; the grid scrolls sideways rather than truncate
+    {"field": "id", "headerName": "#", "minWidth": 70, "maxWidth": 80},
+    {"field": "requested_at", "headerName": "Requested (UTC)", "minWidth": 150,
+     "maxWidth": 160},
+    {"field": "requested_by", "headerName": "By", "minWidth": 100, "maxWidth": 110},
+    {"field": "member", "headerName": "Member", "minWidth": 190},
+    {"field": "points", "headerName": "Points", "type": "rightAligned", "minWidth": 100,
+     "maxWidth": 110},
     {"field": "balance", "headerName": "Balance now", "type": "rightAligned",
-     "maxWidth": 130},
+     "minWidth": 125, "maxWidth": 130},
     {"field": "after", "headerName": "After approval", "type": "rightAligned",
-     "maxWidth": 140},
-    {"field": "approvals", "headerName": "Approvals", "maxWidth": 120},
-    {"field": "reason", "headerName": "Reason", "maxWidth": 150},
+     "minWidth": 135, "maxWidth": 140},
+    {"field": "approvals", "headerName": "Approvals", "minWidth": 110, "maxWidth": 120},
+    {"field": "reason", "headerName": "Reason", "minWidth": 140, "maxWidth": 150},
 ]
 
 
