@@ -522,8 +522,8 @@ def _recent_signups(s: Session, rng: np.random.Generator, since: dt.datetime,
     rate of the base history's last 60 days, about 15 % through a referral link,
     most of them ordering soon after joining: so the live page's participation
     and referral figures have recent joiners to count. The demo pilot has drawn
-    its groups before: these members are in neither. Posted one by one through
-    the engine (their orders interleave in time with the pilot period's)."""
+    its groups before: these members are in neither. Written by the engine's
+    bulk path, in time order; their orders interleave with the pilot period's."""
     if until <= since:
         return 0, 0
     joined_recently = s.scalar(select(func.count()).select_from(Member).where(
@@ -548,21 +548,29 @@ def _recent_signups(s: Session, rng: np.random.Generator, since: dt.datetime,
     amount = np.maximum(100, np.round(80_000 * rng.lognormal(-0.125, 0.5, (n, 2)))).astype(
         np.int64)
     base = s.scalar(select(func.count()).select_from(Member)) or 0
-    orders: list[tuple[float, int, str, int]] = []
+    rows, orders = [], []
     for k in range(n):
         fn, ln = FIRST[names_f[k]], LAST[names_l[k]]
         ext = f"C{base + k + 1:07d}"
         ref = referrers[int(rng.integers(0, len(referrers)))] if referred[k] and referrers else None
-        ledger.create_member(
-            s, ext, since + dt.timedelta(seconds=float(join[k])), name=f"{fn} {ln}",
-            email=f"{fn}.{ln}{base + k + 1}@example.com".lower(), phone=f"+7{phone[k]}",
-            segment=SEGMENT_NAMES[segment[k]], referrer_id=ref)
+        rows.append({"external_id": ext, "joined_at": since + dt.timedelta(seconds=float(join[k])),
+                     "name": f"{fn} {ln}", "email": f"{fn}.{ln}{base + k + 1}@example.com".lower(),
+                     "phone": f"+7{phone[k]}", "segment": SEGMENT_NAMES[segment[k]],
+                     "referrer_id": ref})
         for j, t in enumerate((first[k], second[k])):
             if buys[k] and (j == 0 or again[k]) and t < span:
                 orders.append((float(t), k, ext, int(amount[k, j])))
+    from db.bulk import BulkPoster
+
+    # the referrers' state holds all their orders, those of the pilot period
+    # included, so a bonus uses the referrer's tier at the payment time
+    poster = BulkPoster(s, actor=actor)
+    poster.prepare({r["referrer_id"] for r in rows if r["referrer_id"]}, since)
+    ids = poster.add_members(rows)
     for t, k, ext, amt in sorted(orders):
-        ledger.post_order(s, OrderIn(f"N{k + 1:07d}-{int(t)}", ext,
-                                     since + dt.timedelta(seconds=t), amt), actor=actor)
+        poster.post(OrderIn(f"N{k + 1:07d}-{int(t)}", ext, since + dt.timedelta(seconds=t), amt),
+                    ids[k])
+    poster.flush()
     return n, int(referred.sum()) if referrers else 0
 
 

@@ -148,7 +148,9 @@ def test_default_start_ends_today_and_works_on_postgres(any_db):
 def test_demo_with_a_pilot_keeps_members_joining_up_to_the_end(sqlite_template, tmp_path):
     """After the pilot period the demo goes on with sign-ups (some referred, most
     ordering soon after), in neither pilot group, all through the engine."""
+    from db.ledger import decide_accrual, qualifying_spend
     from db.models import PilotMember
+    from db.rules import load_rulebook
 
     path = tmp_path / "tail.sqlite3"
     shutil.copy(sqlite_template, path)
@@ -170,4 +172,29 @@ def test_demo_with_a_pilot_keeps_members_joining_up_to_the_end(sqlite_template, 
         assert s.scalar(select(func.count()).select_from(PilotMember).where(
             PilotMember.member_id.in_(late))) == 0
         assert r.members == s.scalar(select(func.count()).select_from(Member))
+        # the bulk path gave each of their orders what the single-order path
+        # derives from the database now (tier and referrer's tier at payment time)
+        late_orders = s.execute(
+            select(Order.id, Order.member_id, Order.paid_at, Order.amount_minor,
+                   Member.referrer_id)
+            .join(Member, Member.id == Order.member_id).where(Member.joined_at >= since)
+        ).all()
+        assert late_orders
+        book = load_rulebook(s)
+        bonus_seen = 0
+        for oid, mid, at, amount, ref in late_orders:
+            rules_now, _ = book.for_member(mid, at)
+            spend = qualifying_spend(s, mid, at, rules_now.tier_window_days)
+            ref_spend = None
+            if ref is not None:
+                ref_rules, _ = book.for_member(ref, at)
+                ref_spend = qualifying_spend(s, ref, at, ref_rules.tier_window_days)
+            a = decide_accrual(book, mid, at, amount, spend, ref, ref_spend)
+            got = dict(s.execute(select(LedgerEntry.kind, func.sum(LedgerEntry.amount))
+                                 .where(LedgerEntry.order_id == oid)
+                                 .group_by(LedgerEntry.kind)).all())
+            assert got.get("accrual", 0) == a.points, (oid, got, a)
+            assert got.get("referral_bonus", 0) == a.referral_points, (oid, got, a)
+            bonus_seen += a.referral_points > 0
+        assert bonus_seen > 0
     d.dispose()
