@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 from db.migrate import upgrade  # noqa: E402
 from db.models import Account, Member, Order  # noqa: E402
 from db.session import Database  # noqa: E402
+from tests.dash_requests import UPDATE, keys_writing, request_body  # noqa: E402
 from tests.seed import PASSWORD, STAFF, seed_small  # noqa: E402
 
 MAX_USERS = 64
-UPDATE = "/_dash-update-component"
 
 
 def free_port() -> int:
@@ -88,28 +88,16 @@ def build_db(path: Path, members: int, orders: int) -> str:
 
 def find_callback(deps: list[dict[str, Any]], output_id: str) -> dict[str, Any]:
     """The server callback (from ``/_dash-dependencies``) writing to ``output_id``."""
-    found = [d for d in deps if not d.get("clientside_function")
-             and re.search(rf"(^|\.){re.escape(output_id)}\.", d["output"])]
+    server = {d["output"]: d for d in deps if not d.get("clientside_function")}
+    found = keys_writing(server, output_id)
     if len(found) != 1:
         raise SystemExit(f"no single server callback writes to {output_id!r}: {found}")
-    return found[0]
+    return server[found[0]]
 
 
 def body(dep: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A request body shaped like the Dash renderer's, values keyed 'id.property'."""
-    output = dep["output"]
-    multi = output.startswith("..")
-    parts = output[2:-2].split("...") if multi else [output]
-    outs = [{"id": p.rsplit(".", 1)[0], "property": p.rsplit(".", 1)[1]} for p in parts]
-
-    def spec(items: list[dict[str, str]]) -> list[dict[str, Any]]:
-        return [{"id": i["id"], "property": i["property"],
-                 "value": values.get(f"{i['id']}.{i['property']}")} for i in items]
-
-    inputs = spec(dep["inputs"])
-    return {"output": output, "outputs": outs if multi else outs[0], "inputs": inputs,
-            "state": spec(dep.get("state", [])),
-            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs[:1]]}
+    return request_body(dep["output"], dep, values)
 
 
 ROWS = {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}

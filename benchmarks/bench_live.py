@@ -38,9 +38,10 @@ from db.session import Database  # noqa: E402
 
 DAY = 86400
 SPAN_DAYS = 730
+BASE_ORDERS = 6  # orders per member of the size runs; the history run has more
 
 
-def build(d: Database, n: int, per_member: int = 6) -> None:
+def build(d: Database, n: int, per_member: int = BASE_ORDERS) -> None:
     """n members with ``per_member`` orders (~1.6 ledger entries per order) each,
     in a handful of SQL statements."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
@@ -185,12 +186,12 @@ def main() -> None:
                     help="Also time the smallest membership with K orders per member "
                          "(ten times the history at the same size; 0 to skip).")
     args = ap.parse_args()
-    runs = [(n, 6) for n in args.members]
+    runs = [(n, BASE_ORDERS) for n in args.members]
     if args.history_orders and args.members:
         runs.append((min(args.members), args.history_orders))
     results: dict[tuple[int, int], tuple[int, dict[str, float]]] = {}
     for n, k in runs:
-        name = f"synthetic-{n}.sqlite3" if k == 6 else f"synthetic-{n}-orders{k}.sqlite3"
+        name = f"synthetic-{n}.sqlite3" if k == BASE_ORDERS else f"synthetic-{n}-orders{k}.sqlite3"
         path = Path(args.dir) / name
         fresh = not path.exists()
         d = Database(f"sqlite:///{path}")
@@ -233,14 +234,14 @@ def main() -> None:
               f"x{m2['snapshot_ms'] / m1['snapshot_ms']:.2f}, refresh + snapshot "
               f"x{m2['total_ms'] / m1['total_ms']:.2f}")
 
-    sizes = sorted(n for n, k in results if k == 6)
+    sizes = sorted(n for n, k in results if k == BASE_ORDERS)
     if len(sizes) >= 2:
         compare(f"members x{sizes[1] / sizes[0]:.0f} (history and program grow)",
-                (sizes[0], 6), (sizes[1], 6))
+                (sizes[0], BASE_ORDERS), (sizes[1], BASE_ORDERS))
     if args.history_orders and (min(args.members), args.history_orders) in results:
         n0 = min(args.members)
-        compare(f"same {n0:,} members, {args.history_orders} orders each instead of 6 "
-                "(history grows)", (n0, 6), (n0, args.history_orders))
+        compare(f"same {n0:,} members, {args.history_orders} orders each instead of {BASE_ORDERS} "
+                "(history grows)", (n0, BASE_ORDERS), (n0, args.history_orders))
 
 if __name__ == "__main__":
     main()

@@ -491,6 +491,14 @@ def _population(
                        np.zeros(n, dtype=np.int64))
 
 
+def _contact(first: str, last: str, number: int, phone: int | None, email: bool = True
+             ) -> dict[str, str | None]:
+    """A demo member's name, email (made unique by ``number``) and phone."""
+    return {"name": f"{first} {last}",
+            "email": f"{first}.{last}{number}@example.com".lower() if email else None,
+            "phone": f"+7{phone}" if phone is not None else None}
+
+
 def _member_rows(rng: np.random.Generator, idx: np.ndarray, pop: _Population,
                  start: dt.datetime, ids: np.ndarray) -> list[dict]:
     first = rng.integers(0, len(FIRST), len(idx))
@@ -507,9 +515,7 @@ def _member_rows(rng: np.random.Generator, idx: np.ndarray, pop: _Population,
         rows.append({
             "external_id": f"C{i + 1:07d}",
             "joined_at": joined[k],
-            "name": f"{fn} {ln}",
-            "email": f"{fn}.{ln}{i + 1}@example.com".lower() if has_email[k] else None,
-            "phone": f"+7{phone[k]}" if has_phone[k] else None,
+            **_contact(fn, ln, i + 1, int(phone[k]) if has_phone[k] else None, has_email[k]),
             "segment": SEGMENT_NAMES[pop.segment[i]],
             "referrer_id": int(ids[ref]) if ref >= 0 else None,
         })
@@ -554,9 +560,8 @@ def _recent_signups(s: Session, rng: np.random.Generator, since: dt.datetime,
         ext = f"C{base + k + 1:07d}"
         ref = referrers[int(rng.integers(0, len(referrers)))] if referred[k] and referrers else None
         rows.append({"external_id": ext, "joined_at": since + dt.timedelta(seconds=float(join[k])),
-                     "name": f"{fn} {ln}", "email": f"{fn}.{ln}{base + k + 1}@example.com".lower(),
-                     "phone": f"+7{phone[k]}", "segment": SEGMENT_NAMES[segment[k]],
-                     "referrer_id": ref})
+                     **_contact(fn, ln, base + k + 1, int(phone[k])),
+                     "segment": SEGMENT_NAMES[segment[k]], "referrer_id": ref})
         for j, t in enumerate((first[k], second[k])):
             if buys[k] and (j == 0 or again[k]) and t < span:
                 orders.append((float(t), k, ext, int(amount[k, j])))

@@ -21,9 +21,9 @@ from db import users
 from db.models import ROLES, AuditLog
 from db.session import Database
 from tests.conftest import login
+from tests.dash_requests import UPDATE, keys_writing, request_body
 from tests.seed import DISABLED_USER, STAFF, THROTTLE_USER, VICTIM_USER
 
-UPDATE = "/_dash-update-component"
 # PRODUCT.md, "Pages and who may use them"
 EXPECTED_PAGES = {
     "/overview": {"supervisor", "executive"},
@@ -48,43 +48,15 @@ def server_callbacks(app) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in app.callback_map.items() if v.get("callback") is not None}
 
 
-def _outputs(key: str) -> list[dict[str, str]] | dict[str, str]:
-    parts = key[2:-2].split("...") if key.startswith("..") else [key]
-    outs = []
-    for part in parts:
-        cid, prop = part.rsplit(".", 1)
-        outs.append({"id": cid, "property": prop})
-    return outs if key.startswith("..") else outs[0]
-
-
 def callback_body(app, key: str, values: dict[str, Any] | None = None,
                   changed: list[str] | None = None) -> dict[str, Any]:
     """A request body shaped like the Dash renderer's for callback ``key``."""
-    values = values or {}
-    entry = app.callback_map[key]
-
-    def spec(items: list[dict[str, str]]) -> list[dict[str, Any]]:
-        return [
-            {"id": i["id"], "property": i["property"],
-             "value": values.get(f"{i['id']}.{i['property']}")}
-            for i in items
-        ]
-
-    inputs = spec(entry["inputs"])
-    return {
-        "output": key,
-        "outputs": _outputs(key),
-        "inputs": inputs,
-        "state": spec(entry.get("state", [])),
-        "changedPropIds": changed if changed is not None else [
-            f"{i['id']}.{i['property']}" for i in inputs[:1]
-        ],
-    }
+    return request_body(key, app.callback_map[key], values, changed)
 
 
 def key_for(app, output_id: str) -> str:
     """The callback-map key of the callback writing to component ``output_id``."""
-    keys = [k for k in server_callbacks(app) if re.search(rf"(^|\.){re.escape(output_id)}\.", k)]
+    keys = keys_writing(server_callbacks(app), output_id)
     assert len(keys) == 1, (output_id, keys)
     return keys[0]
 
