@@ -99,7 +99,8 @@ def build(d: Database, n: int, per_month: float, seed: int) -> int:
         )
         print(f"  create_pilot (eligible query, stratified draw, bulk insert of {n:,}) "
               f"{time.perf_counter() - t0:.2f} s", flush=True)
-        pilots.start_pilot(s, a, made.pilot_id, now=START, allow_past=True)
+        pilots.request_start(s, a, made.pilot_id, now=START, allow_past=True)
+        pilots.start_pilot(s, b, made.pilot_id, now=START, allow_past=True)
         grp = dict(s.execute(select(PilotMember.member_id, PilotMember.grp)
                              .where(PilotMember.pilot_id == made.pilot_id)).all())
         ids = np.array(sorted(s.scalars(select(Member.id))), dtype=np.int64)

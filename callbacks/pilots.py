@@ -155,16 +155,18 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     """The body of the background results job (no request here: see
     dashboard.jobs): the role is checked again from the signed identity."""
     off = (True, True, True, True, True)
+    plain = ("Request start", True)  # START's label, SEND_BACK disabled
     with jobs.job_context():
         try:
             jobs.job_actor(token, READ)
         except LoyaltyError as exc:
             return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
-                    None)
+                    None, *plain)
         if pilot_id is None:
             return empty_state("Choose a pilot to see its results.",
                                "Running and ended pilots show the lift against their control "
-                               "group; a draft shows what its groups can detect."), *off, None
+                               "group; a draft shows what its groups can detect."), *off, None, \
+                *plain
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))
@@ -177,25 +179,26 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
                 if info.status == "draft":
                     progress(0.3, "estimating power from the pre-period orders")
                     power = pilots.pilot_power(s, int(pilot_id))
+                    requested = info.start_requested_by is not None
                     return html.Div([
                         pv.pilot_facts(info),
-                        dbc.Alert("This pilot is a draft: nothing has changed for its members "
-                                  "yet. Check the power estimate, then start it.", color="info"),
+                        pv.draft_alert(info),
                         pv.power_card(power, currency, title="Power estimate before the start"),
-                    ]), False, False, True, True, True, None
+                    ]), False, False, True, True, True, None, \
+                        ("Approve start" if requested else "Request start"), not requested
                 if info.status == "cancelled":
                     return html.Div([pv.pilot_facts(info), dbc.Alert(
                         "This pilot was cancelled before it started; it has no results.",
-                        color="secondary")]), *off, None
+                        color="secondary")]), *off, None, *plain
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return dbc.Alert(str(exc), color="warning"), *off, None
+            return dbc.Alert(str(exc), color="warning"), *off, None, *plain
         running = info.status == "running"
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
-        return pv.results_view(r), True, True, not running, False, False, export
+        return pv.results_view(r), True, True, not running, False, False, export, *plain
 
 
 @callback(
@@ -206,6 +209,8 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     Output(ids.ROLLOUT, "disabled"),
     Output(ids.EXPORT, "disabled"),
     Output(ids.RESULTS_CSV, "data"),
+    Output(ids.START, "children"),
+    Output(ids.SEND_BACK, "disabled"),
     Input(ids.PICK, "value"),
     Input(ids.REFRESH, "data"),
     State(ids.ACTOR, "data"),
@@ -250,16 +255,18 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     Output(ids.ACTION_MSG, "children"),
     Output(ids.REFRESH, "data"),
     Input(ids.START, "n_clicks"),
+    Input(ids.SEND_BACK, "n_clicks"),
     Input(ids.CANCEL, "n_clicks"),
     Input(ids.END, "n_clicks"),
     Input(ids.ROLLOUT, "n_clicks"),
     State(ids.PICK, "value"),
+    State(ids.SEND_BACK_REASON, "value"),
     State(ids.REFRESH, "data"),
     prevent_initial_call=True,
 )
 @require_roles("supervisor", writes=True)
-def act(_s: int, _c: int, _e: int, _r: int, pilot_id: int | None, refresh: int
-        ) -> tuple[Any, Any]:
+def act(_s: int, _b: int, _c: int, _e: int, _r: int, pilot_id: int | None, reason: str | None,
+        refresh: int) -> tuple[Any, Any]:
     if pilot_id is None:
         return dbc.Alert("Choose a pilot first.", color="warning"), no_update
     actor = current_actor()
@@ -267,8 +274,17 @@ def act(_s: int, _c: int, _e: int, _r: int, pilot_id: int | None, refresh: int
     try:
         with get_db().begin() as s:
             if what == ids.START:
-                pilots.start_pilot(s, actor, pilot_id)
-                msg = "Pilot started: its pilot group now earns under the pilot's rules."
+                if pilots.pilot_info(s, pilot_id).start_requested_by is None:
+                    pilots.request_start(s, actor, pilot_id)
+                    msg = ("Start requested. Another supervisor, who did not write the pilot's "
+                           "rules or create it, approves it; until then nothing changes for "
+                           "its members.")
+                else:
+                    pilots.start_pilot(s, actor, pilot_id)
+                    msg = "Pilot started: its pilot group now earns under the pilot's rules."
+            elif what == ids.SEND_BACK:
+                pilots.send_back_start(s, actor, pilot_id, reason or "")
+                msg = "Start sent back: the pilot stays a draft."
             elif what == ids.CANCEL:
                 pilots.cancel_pilot(s, actor, pilot_id)
                 msg = "Draft pilot cancelled; its members are free for another pilot."

@@ -110,6 +110,7 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
         with get_db().read() as s:
             v = rule_history.version(s, int(version_id))
             currency = rule_history.program_info(s).currency
+            frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
         return (_alert(str(exc)),) + (no_update,) * 18
     if actor.role not in WRITE:
@@ -117,6 +118,8 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
     elif v.status != "draft":
         why = (f"This version is {v.state}: a version is never edited once submitted. "
                "Use \u201cNew draft from this version\u201d to change it.")
+    elif frozen:
+        why = frozen[0].upper() + frozen[1:] + "."
     elif v.author_id is not None and v.author_id != actor.id:
         why = (f"This draft belongs to {v.author}: only its author edits it. "
                "Use \u201cNew draft from this version\u201d to make your own.")

@@ -212,8 +212,25 @@ def pilot_facts(p: PilotInfo) -> html.Div:
         + (f", ended {fmt.when(p.ended_at)}" if p.ended_at else ""),
         f"primary metric: {METRIC_LABELS[p.primary_metric].lower()}, minimum effect "
         f"{p.min_effect}",
+        f"created by {p.created_by}"
+        + (f", start requested by {p.start_requested_by}" if p.start_requested_by else "")
+        + (f", approved by {p.started_by}" if p.started_by else ""),
     ]
     return html.Div(" · ".join(facts), className="small text-muted mb-2", id="pilots-facts")
+
+
+def draft_alert(p: PilotInfo) -> dbc.Alert:
+    """What a draft waits for: a start request, then a second supervisor."""
+    if p.start_requested_by is None:
+        return dbc.Alert(
+            f"This pilot is a draft (created by {p.created_by}): nothing has changed for its "
+            "members yet. Check the power estimate, then request its start; another "
+            "supervisor approves it.", color="info", id="pilots-draft-state")
+    return dbc.Alert(
+        f"Start requested by {p.start_requested_by} on {fmt.when(p.start_requested_at)}. "
+        "A supervisor who did not write the pilot's rules, create the pilot or request its "
+        "start approves it (or sends it back with a reason); until then nothing changes for "
+        "its members.", color="warning", id="pilots-draft-state")
 
 
 def results_view(r: PilotResults) -> html.Div:

@@ -120,6 +120,57 @@ class StaffUser(Base):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
+GRANT_STATUSES = ("pending", "approved", "rejected")
+
+
+class StaffRoleRequest(Base):
+    """Creating or promoting a supervisor: waits for a second supervisor.
+
+    ``kind`` "create": the account was created disabled and its approval
+    enables it; "promote": the account keeps its role until approved.
+    """
+
+    __tablename__ = "staff_role_requests"
+    __table_args__ = (
+        CheckConstraint("kind IN ('create', 'promote')", name="kind_known"),
+        CheckConstraint(_in("status", GRANT_STATUSES), name="status_known"),
+        Index("ix_staff_role_requests_status", "status", "id"),
+        Index("ix_staff_role_requests_user", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class SettingsChange(Base):
+    """A proposed change of program settings (JSON ``{field: new value}``),
+    with its simulated effect; a second supervisor applies or rejects it."""
+
+    __tablename__ = "settings_changes"
+    __table_args__ = (
+        CheckConstraint(_in("status", GRANT_STATUSES), name="status_known"),
+        Index("ix_settings_changes_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    changes: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    effect: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
 class RuleSet(Base):
     """A version of the tier rules.
 
@@ -422,6 +473,10 @@ class Pilot(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    # four-eyes: one supervisor requests the start, another approves it
+    start_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    start_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
 
 class PilotMember(Base):

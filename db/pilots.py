@@ -2,7 +2,8 @@
 
 The life of a pilot: ``create_pilot`` (draft: eligible population, groups
 drawn and stored) -> ``power_preview`` / ``pilot_power`` (what the groups can
-detect, from the pre-period data) -> ``start_pilot`` (running: the engine
+detect, from the pre-period data) -> ``request_start`` (one supervisor) ->
+``start_pilot`` (a second supervisor approves; running: the engine
 applies the pilot's rule set to pilot-group orders, see
 :meth:`db.rules.RuleBook.for_member`) -> ``end_pilot`` (everyone back on the
 published rules) -> ``rollout_draft`` (a normal draft that goes through the
@@ -44,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from db import audit, rules, stats
 from db.actor import Actor
-from db.errors import InvalidState, NotFound, ValidationError
+from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.models import (
     PILOT_METRICS,
     SEGMENTS,
@@ -55,6 +56,7 @@ from db.models import (
     PilotMember,
     ProgramSettings,
     RuleSet,
+    StaffUser,
     Tier,
 )
 
@@ -637,7 +639,9 @@ def _get(s: Session, pilot_id: int, *, lock: bool = False) -> Pilot:
 
 def _snapshot(p: Pilot) -> dict[str, Any]:
     return {"name": p.name, "status": p.status, "rule_set_id": p.rule_set_id,
-            "start_at": p.start_at, "planned_end_at": p.planned_end_at, "ended_at": p.ended_at}
+            "start_at": p.start_at, "planned_end_at": p.planned_end_at, "ended_at": p.ended_at,
+            "start_requested_by_id": p.start_requested_by_id,
+            "started_by_id": p.started_by_id}
 
 
 def create_pilot(
@@ -745,19 +749,7 @@ def _overlap(s: Session, pilot_id: int) -> int:
     ) or 0)
 
 
-def start_pilot(
-    s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime | None = None,
-    allow_past: bool = False,
-) -> None:
-    """draft -> running. From ``start_at`` the engine applies the pilot's rule
-    set to the pilot group's orders. A start in the past would re-label
-    orders already accrued, so it is refused (the demo seeder starts its
-    pilot after the last order)."""
-    now = now or utcnow()
-    _lock(s)
-    p = _get(s, pilot_id, lock=True)
-    if p.status != "draft":
-        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be started")
+def _check_startable(s: Session, p: Pilot, now: dt.datetime, allow_past: bool) -> RuleSet:
     if p.start_at < now - dt.timedelta(minutes=5) and not allow_past:
         raise ValidationError("start_at", "is in the past: change the dates or create it again")
     rs = s.get(RuleSet, p.rule_set_id)
@@ -766,7 +758,7 @@ def start_pilot(
     clash = s.scalar(
         select(func.count()).select_from(Order)
         .join(PilotMember, and_(PilotMember.member_id == Order.member_id,
-                                PilotMember.pilot_id == pilot_id, PilotMember.grp == "pilot"))
+                                PilotMember.pilot_id == p.id, PilotMember.grp == "pilot"))
         .where(Order.paid_at >= p.start_at, Order.paid_at < p.planned_end_at)
     )
     if clash:
@@ -774,12 +766,92 @@ def start_pilot(
             f"{clash} order(s) of pilot-group members are already recorded after the start: "
             "they were accrued under the published rules; choose a later start"
         )
-    if n := _overlap(s, pilot_id):
+    if n := _overlap(s, p.id):
         raise InvalidState(f"{n} member(s) of this pilot are already in another running pilot")
+    return rs
+
+
+def _name_of(s: Session, user_id: int | None) -> str:
+    if user_id is None:
+        return "the system"
+    return s.scalar(select(StaffUser.username).where(StaffUser.id == user_id)) or f"#{user_id}"
+
+
+def request_start(
+    s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime | None = None,
+    allow_past: bool = False,
+) -> None:
+    """Ask for a draft pilot to start: members' points change only when a
+    second supervisor approves (:func:`start_pilot`)."""
+    now = now or utcnow()
+    _lock(s)
+    p = _get(s, pilot_id, lock=True)
+    if p.status != "draft":
+        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be started")
+    if p.start_requested_by_id is not None:
+        raise InvalidState(
+            f"the start was already requested by {_name_of(s, p.start_requested_by_id)}: "
+            "another supervisor approves or sends it back"
+        )
+    _check_startable(s, p, now, allow_past)
+    before = _snapshot(p)
+    p.start_requested_by_id = actor.id
+    p.start_requested_at = now
+    audit.record(s, actor.name, "pilot.start_request", actor_id=actor.id, object_type="pilot",
+                 object_id=p.id, before=before, after=_snapshot(p))
+
+
+def start_pilot(
+    s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime | None = None,
+    allow_past: bool = False,
+) -> None:
+    """Approve a requested start: draft -> running (four-eyes).
+
+    From ``start_at`` the engine applies the pilot's rule set to the pilot
+    group's orders, so the approver is a supervisor who neither wrote that
+    rule set, nor created the pilot, nor requested its start. A start in the
+    past would re-label orders already accrued, so it is refused (the demo
+    seeder starts its pilot after the last order)."""
+    now = now or utcnow()
+    _lock(s)
+    p = _get(s, pilot_id, lock=True)
+    if p.status != "draft":
+        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be started")
+    if p.start_requested_by_id is None:
+        raise InvalidState(
+            "nobody has requested this pilot's start yet: one supervisor requests it, "
+            "another approves it"
+        )
+    rs = _check_startable(s, p, now, allow_past)
+    involved = {p.start_requested_by_id, p.created_by_id, rs.created_by_id} - {None}
+    if actor.id is None or actor.id in involved:
+        raise Forbidden(
+            "four-eyes: the start must be approved by a supervisor who did not write the "
+            "pilot's rules, create the pilot or request its start"
+        )
     before = _snapshot(p)
     p.status = "running"
+    p.started_by_id = actor.id
     audit.record(s, actor.name, "pilot.start", actor_id=actor.id, object_type="pilot",
-                 object_id=p.id, before=before, after=_snapshot(p))
+                 object_id=p.id, before=before,
+                 after={**_snapshot(p),
+                        "requested_by": _name_of(s, p.start_requested_by_id),
+                        "approved_by": actor.name})
+
+
+def send_back_start(s: Session, actor: Actor, pilot_id: int, reason: str) -> None:
+    """Refuse a requested start: the pilot stays a draft, the request is cleared."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("reason", "say why the start is sent back")
+    p = _get(s, pilot_id, lock=True)
+    if p.status != "draft" or p.start_requested_by_id is None:
+        raise InvalidState(f"pilot {pilot_id} has no start waiting for approval")
+    before = _snapshot(p)
+    p.start_requested_by_id = None
+    p.start_requested_at = None
+    audit.record(s, actor.name, "pilot.start_rejected", actor_id=actor.id, object_type="pilot",
+                 object_id=p.id, before=before, after=_snapshot(p), detail=reason[:2000])
 
 
 def end_pilot(s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime | None = None) -> None:
@@ -862,6 +934,10 @@ class PilotInfo:
     population: dict[str, Any]
     n_pilot: int
     n_control: int
+    created_by: str = ""
+    start_requested_by: str | None = None
+    start_requested_at: dt.datetime | None = None
+    started_by: str | None = None
 
     @property
     def window_end(self) -> dt.datetime:
@@ -882,7 +958,10 @@ def pilot_info(s: Session, pilot_id: int) -> PilotInfo:
     return PilotInfo(p.id, p.name, p.status, rs.id, rs.name, rs.status, p.primary_metric,
                      p.min_effect, p.pilot_share_bp, p.random_seed, p.start_at, p.planned_end_at,
                      p.ended_at, population, int(sizes.get("pilot", 0)),
-                     int(sizes.get("control", 0)))
+                     int(sizes.get("control", 0)), _name_of(s, p.created_by_id),
+                     _name_of(s, p.start_requested_by_id) if p.start_requested_by_id else None,
+                     p.start_requested_at,
+                     _name_of(s, p.started_by_id) if p.started_by_id else None)
 
 
 def pilot_choices(s: Session) -> list[tuple[int, str, str]]:
@@ -1419,7 +1498,11 @@ def _seed_demo_pilot(s: Session, seed: int, effect: float, days: int, segments: 
     if published is None:
         raise InvalidState("no published rule version is in force: nothing to pilot against")
     u = users.get_user_by_name(s, "supervisor")
-    actor = Actor(u.username, u.id, u.role) if u is not None else Actor("system")
+    u2 = users.get_user_by_name(s, "supervisor2")
+    if u is None or u2 is None:
+        raise InvalidState("the demo pilot needs the demo's two supervisors: run the demo seeder")
+    actor = Actor(u.username, u.id, u.role)
+    approver = Actor(u2.username, u2.id, u2.role)
     tier_rows = [
         {"name": t.name, "threshold": f"{t.threshold_minor / 100:.2f}",
          "accrual_rate": f"{min(BP, t.accrual_rate_bp + extra_accrual_bp) / 100:.2f}",
@@ -1441,7 +1524,9 @@ def _seed_demo_pilot(s: Session, seed: int, effect: float, days: int, segments: 
         planned_end_at=start + dt.timedelta(days=days),
         primary_metric="spend_per_member", min_effect="500", now=start,
     )
-    start_pilot(s, actor, created.pilot_id, now=start, allow_past=True)
+    # the same four-eyes path as on the page: one requests, the other approves
+    request_start(s, actor, created.pilot_id, now=start, allow_past=True)
+    start_pilot(s, approver, created.pilot_id, now=start, allow_past=True)
 
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 7_007])
     hist_from = start - dt.timedelta(days=180)

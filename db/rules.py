@@ -503,6 +503,21 @@ def _check_draft(
     return tiers
 
 
+def frozen_by_pilot(s: Session, rule_set_id: int) -> str | None:
+    """Why a rule set cannot change: a pilot (not cancelled) uses it, so pilot
+    members' orders in its window accrue under exactly this content."""
+    pilot = s.execute(
+        select(Pilot.id, Pilot.name, Pilot.status)
+        .where(Pilot.rule_set_id == rule_set_id, Pilot.status != "cancelled")
+        .limit(1)
+    ).first()
+    if pilot is None:
+        return None
+    return (f"rule set {rule_set_id} is frozen: {pilot.status} pilot #{pilot.id} "
+            f"'{pilot.name}' uses it (orders in its window accrue under it). Copy it into "
+            "a new draft to change it")
+
+
 def update_draft(
     s: Session,
     actor: Actor,
@@ -526,6 +541,8 @@ def update_draft(
         )
     if actor.id is not None and rs.created_by_id is not None and rs.created_by_id != actor.id:
         raise Forbidden("only the author can edit this draft: copy it into your own draft")
+    if why := frozen_by_pilot(s, rule_set_id):
+        raise InvalidState(why)
     before = _snapshot(rs)
     rs.tiers.clear()
     s.flush()  # the old tiers go first: (rule_set, position/name) are unique

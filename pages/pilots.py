@@ -124,8 +124,10 @@ def layout(**_: object) -> html.Div:
                         dbc.Col([dbc.Label("Pilot", html_for=ids.PICK),
                                  dcc.Dropdown(id=ids.PICK, placeholder="Choose a pilot")], md=6),
                         dbc.Col([
-                            dbc.Button("Start pilot", id=ids.START, color="primary",
+                            dbc.Button("Request start", id=ids.START, color="primary",
                                        className=f"me-2 {hide}", disabled=True),
+                            dbc.Button("Send back", id=ids.SEND_BACK, color="warning",
+                                       outline=True, className=f"me-2 {hide}", disabled=True),
                             dbc.Button("Cancel draft", id=ids.CANCEL, color="secondary",
                                        outline=True, className=f"me-2 {hide}", disabled=True),
                             dbc.Button("End pilot", id=ids.END, color="danger", outline=True,
@@ -138,6 +140,10 @@ def layout(**_: object) -> html.Div:
                             dcc.Download(id=ids.DOWNLOAD),
                         ], md=6, className="d-flex align-items-end justify-content-end"),
                     ], className="mb-2"),
+                    dbc.Row(dbc.Col(dbc.Input(
+                        id=ids.SEND_BACK_REASON, maxlength=500,
+                        placeholder="Why the start is sent back (needed to send it back)",
+                    ), md={"size": 6, "offset": 6}), className=f"mb-2 {hide}"),
                     html.Div(id=ids.ACTION_MSG),
                     dbc.Row([
                         dbc.Col(dbc.Progress(id=ids.RESULTS_PROGRESS, value=0, label="",

@@ -45,6 +45,12 @@ def _program(s, n: int = 40, *, segment_every: int = 0) -> tuple[Actor, int, lis
     return sup, draft, ids
 
 
+def _start(s, requester, pilot_id, **kw):
+    """The four-eyes start: ``requester`` asks, a second supervisor approves."""
+    pilots.request_start(s, requester, pilot_id, **kw)
+    pilots.start_pilot(s, staff(s, f"ok{pilot_id}", "supervisor"), pilot_id, **kw)
+
+
 def _create(s, sup, draft, **kw):
     name = kw.pop("name", "P1")
     args = dict(pilot_share=50, seed=7, start_at=START, planned_end_at=END,
@@ -201,13 +207,13 @@ def test_start_refuses_a_member_already_in_a_running_pilot(db):
         sup, draft, ids = _program(s, 10)
         first = _create(s, sup, draft, name="First", member_ids=ids[:4])
         second = _create(s, sup, draft, name="Second", member_ids=ids[4:8])
-        pilots.start_pilot(s, sup, first.pilot_id, now=START)
+        _start(s, sup, first.pilot_id, now=START)
         # a member slipped into both (e.g. written by hand): the start refuses
         s.execute(update(PilotMember).where(PilotMember.pilot_id == second.pilot_id,
                                             PilotMember.member_id == ids[4])
                   .values(member_id=ids[0]))
         with pytest.raises(InvalidState, match="already in another running pilot"):
-            pilots.start_pilot(s, sup, second.pilot_id, now=START)
+            _start(s, sup, second.pilot_id, now=START)
 
 
 def test_concurrent_creations_draw_disjoint_groups(pg_db):
@@ -275,7 +281,7 @@ def test_engine_uses_pilot_rules_only_for_pilot_members_during_the_pilot(db):
         pilot_m = next(m for m in ids if grp[m] == "pilot")
         control_m = next(m for m in ids if grp[m] == "control")
         ext = dict(s.execute(select(Member.id, Member.external_id)).all())
-        pilots.start_pilot(s, sup, made.pilot_id, now=START - dt.timedelta(days=1))
+        _start(s, sup, made.pilot_id, now=START - dt.timedelta(days=1))
 
     def accrue(ref: str, mid: int, at: dt.datetime) -> tuple[int, int | None]:
         r = post_order(db, OrderIn(ref, ext[mid], at, 10_000))  # 100.00: Bronze
@@ -304,18 +310,18 @@ def test_start_rules_and_states(db):
         sup, draft, ids = _program(s, 6)
         made = _create(s, sup, draft, member_ids=ids)
         with pytest.raises(ValidationError, match="in the past"):
-            pilots.start_pilot(s, sup, made.pilot_id, now=START + dt.timedelta(days=2))
+            _start(s, sup, made.pilot_id, now=START + dt.timedelta(days=2))
         with pytest.raises(InvalidState, match="only a running"):
             pilots.end_pilot(s, sup, made.pilot_id)
-        pilots.start_pilot(s, sup, made.pilot_id, now=START + dt.timedelta(days=2),
+        _start(s, sup, made.pilot_id, now=START + dt.timedelta(days=2),
                            allow_past=True)
         with pytest.raises(InvalidState, match="only a draft"):
-            pilots.start_pilot(s, sup, made.pilot_id, now=START)
+            _start(s, sup, made.pilot_id, now=START)
         with pytest.raises(InvalidState, match="only a draft"):
             pilots.cancel_pilot(s, sup, made.pilot_id)
         actions = list(s.scalars(select(AuditLog.action).where(
             AuditLog.action.like("pilot.%")).order_by(AuditLog.id)))
-    assert actions == ["pilot.create", "pilot.start"]
+    assert actions == ["pilot.create", "pilot.start_request", "pilot.start"]
 
 
 def test_start_refuses_when_orders_already_sit_in_the_window(db):
@@ -325,7 +331,7 @@ def test_start_refuses_when_orders_already_sit_in_the_window(db):
         for i in range(4):
             post_order(s, OrderIn(f"x{i}", f"C{i:04d}", START + dt.timedelta(hours=2), 5000))
         with pytest.raises(InvalidState, match="already recorded"):
-            pilots.start_pilot(s, sup, made.pilot_id, now=START, allow_past=True)
+            _start(s, sup, made.pilot_id, now=START, allow_past=True)
 
 
 # ---------------------------------------------------------------- roll-out
@@ -338,7 +344,7 @@ def test_rollout_creates_a_normal_draft_from_the_pilot_rules(db):
         made = _create(s, sup, draft, member_ids=ids)
         with pytest.raises(InvalidState, match="only a run pilot"):
             pilots.rollout_draft(s, sup, made.pilot_id)
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
         in_force = rules.rules_in_force(s, START).rule_set_id
         rid = pilots.rollout_draft(s, sup, made.pilot_id, now=START)
         new = s.get(RuleSet, rid)
@@ -365,7 +371,7 @@ def test_results_hand_checked_small_pilot(db):
         s.execute(update(Member).values(tier="Bronze"))
         made = _create(s, sup, draft, member_ids=ids, pilot_share=50, seed=2,
                        start_at=START, planned_end_at=START + dt.timedelta(days=10))
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
         grp = dict(s.execute(select(PilotMember.member_id, PilotMember.grp)).all())
         ext = dict(s.execute(select(Member.id, Member.external_id)).all())
         p1, p2 = sorted(m for m in ids if grp[m] == "pilot")
@@ -415,7 +421,7 @@ def test_results_read_spend_history_of_a_rolling_window_before_the_pre_period(db
         ids = [member(s, f"C{i:04d}") for i in range(4)]
         made = _create(s, sup, draft, member_ids=ids, seed=2,
                        planned_end_at=START + dt.timedelta(days=10))
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
         grp = dict(s.execute(select(PilotMember.member_id, PilotMember.grp)).all())
         ext = dict(s.execute(select(Member.id, Member.external_id)).all())
         p1, p2 = sorted(m for m in ids if grp[m] == "pilot")
@@ -444,7 +450,7 @@ def test_points_cost_keeps_each_members_earlier_spend_to_themselves(db):
         s.execute(update(Member).values(tier="Bronze"))
         made = _create(s, sup, draft, member_ids=ids, seed=2,
                        planned_end_at=START + dt.timedelta(days=10))
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
         grp = dict(s.execute(select(PilotMember.member_id, PilotMember.grp)).all())
         ext = dict(s.execute(select(Member.id, Member.external_id)).all())
         p1, p2 = sorted(m for m in ids if grp[m] == "pilot")
@@ -460,7 +466,7 @@ def test_results_report_progress_and_stop_when_cancelled(db):
     with db.begin() as s:
         sup, draft, ids = _program(s, 20)
         made = _create(s, sup, draft, member_ids=ids)
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
     seen: list[tuple[float, str]] = []
     with db.read() as s:
         pilots.pilot_results(s, made.pilot_id, START + dt.timedelta(days=5), n_boot=20,
@@ -484,7 +490,7 @@ def test_results_warn_on_sample_ratio_mismatch(db):
     with db.begin() as s:
         sup, draft, ids = _program(s, 200)
         made = _create(s, sup, draft, member_ids=ids, pilot_share=50)
-        pilots.start_pilot(s, sup, made.pilot_id, now=START)
+        _start(s, sup, made.pilot_id, now=START)
         # a broken assignment: most of the control group moved to the pilot group
         ctrl = list(s.scalars(select(PilotMember.member_id).where(PilotMember.grp == "control")))
         s.execute(update(PilotMember).where(PilotMember.member_id.in_(ctrl[:70]))

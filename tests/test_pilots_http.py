@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -215,3 +216,48 @@ def test_create_names_a_bad_date_next_to_its_field(client, web_app, web_seed):
     assert "2025-01-31" in resp[ids.FEEDBACK["start_at"]]["children"]
     assert resp[ids.FEEDBACK["name"]]["children"] == ""
     assert _pilots(url) == before
+
+
+def test_the_start_button_requests_and_only_a_second_supervisor_approves(web_app, web_seed):
+    """Over HTTP, as on the page: sue requests the start, her second click is
+    refused (four-eyes), the second supervisor's click starts the pilot."""
+    from db import pilots as service
+    from db.actor import Actor
+    from tests.conftest import login
+    from tests.factories import member
+    from tests.seed import SECOND_SUPERVISOR
+
+    url, seeded = web_seed
+    d = Database(url)
+    try:
+        with d.begin() as s:
+            free = [member(s, f"FOUR-EYES-{i}") for i in range(6)]
+            made = service.create_pilot(
+                s, Actor("sue", seeded["sue"], "supervisor"), "Four eyes over HTTP",
+                _draft_id(url), member_ids=free, pilot_share=50, seed=1,
+                start_at=dt.datetime(2099, 1, 1), planned_end_at=dt.datetime(2099, 2, 1),
+                min_effect="100")
+        key = key_of(web_app, ids.ACTION_MSG)
+
+        def click(client) -> str:
+            r = client.post(UPDATE, json=callback_body(web_app, key, {
+                f"{ids.START}.n_clicks": 1, f"{ids.PICK}.value": made.pilot_id,
+                f"{ids.REFRESH}.data": 0}, changed=[f"{ids.START}.n_clicks"]))
+            assert r.status_code == 200, r.get_data(as_text=True)[:300]
+            return r.get_data(as_text=True)
+
+        sue = web_app.server.test_client()
+        logged_in(sue, "supervisor")
+        assert "Start requested" in click(sue)
+        assert "four-eyes" in click(sue)
+        with d.read() as s:
+            assert s.get(Pilot, made.pilot_id).status == "draft"
+        sid = web_app.server.test_client()
+        assert login(sid, SECOND_SUPERVISOR).status_code == 302
+        assert "Pilot started" in click(sid)
+        with d.begin() as s:
+            assert s.get(Pilot, made.pilot_id).status == "running"
+            # leave the shared database as it was for the other tests
+            s.query(Pilot).filter(Pilot.id == made.pilot_id).update({"status": "cancelled"})
+    finally:
+        d.dispose()

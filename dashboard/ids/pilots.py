@@ -10,7 +10,9 @@ class Pilots:
     PICK = "pilots-pick"
     RESULTS = "pilots-results"
     ACTION_MSG = "pilots-action-msg"
-    START = "pilots-start"
+    START = "pilots-start"  # "Request start", or "Approve start" once requested
+    SEND_BACK = "pilots-send-back"  # refuse a requested start, with a reason
+    SEND_BACK_REASON = "pilots-send-back-reason"
     CANCEL = "pilots-cancel"
     END = "pilots-end"
     ROLLOUT = "pilots-rollout"
