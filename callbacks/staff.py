@@ -11,20 +11,25 @@ from dashboard import views
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Staff as ids
-from db import users
+from db import staff_grants, users
 from db.errors import LoyaltyError, ValidationError
 
 
 @callback(
     Output(ids.GRID, "rowData"),
     Output(ids.PICK_USER, "options"),
+    Output(ids.GRANTS, "children"),
+    Output(ids.GRANT_PICK, "options"),
+    Output(ids.GRANT_PICK, "value"),
     Input(ids.REFRESH, "data"),
 )
 @require_roles("supervisor")
-def staff_list(_version: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def staff_list(_version: int | None) -> tuple[Any, ...]:
     with get_db().read() as s:
         found = users.list_users(s)
-    return views.staff_rows(found), views.staff_options(found)
+        waiting = staff_grants.pending(s)
+    return (views.staff_rows(found), views.staff_options(found), views.grants_table(waiting),
+            views.grant_options(waiting), None)
 
 
 @callback(
@@ -51,18 +56,25 @@ def create(
         return (no_update,) * 6
     actor = current_actor()
     errors = {"username": "", "role": "", "password": ""}
+    name, full = (username or "").strip(), (full_name or "").strip()
     try:
-        info = get_db().write_tx(
-            lambda s: users.create_user(
-                s, (username or "").strip(), password or "", role or "",
-                full_name=(full_name or "").strip(), actor=actor.name, actor_id=actor.id,
-            )
-        )
+        if role == staff_grants.PRIVILEGED:
+            info = get_db().write_tx(lambda s: staff_grants.create_supervisor(
+                s, actor, name, password or "", full_name=full))
+        else:
+            info = get_db().write_tx(lambda s: users.create_user(
+                s, name, password or "", role or "", full_name=full, actor=actor.name,
+                actor_id=actor.id))
     except ValidationError as exc:
         errors[exc.field if exc.field in errors else "username"] = exc.message
         return errors["username"], errors["role"], errors["password"], None, no_update, no_update
-    done = dbc.Alert(f"Account {info.username} ({info.role}) created.", color="success",
-                     className="py-2 mb-0")
+    except LoyaltyError as exc:
+        return "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
+            no_update, no_update
+    text = (f"Account {info.username} (supervisor) created disabled: it becomes active when "
+            "a second supervisor approves it." if not info.active
+            else f"Account {info.username} ({info.role}) created.")
+    done = dbc.Alert(text, color="success", className="py-2 mb-0")
     return "", "", "", done, (version or 0) + 1, ""
 
 
@@ -93,11 +105,17 @@ def change(
         if button == ids.SET_ROLE:
             if not role:
                 return "Choose the new role.", None, no_update
-            info = get_db().write_tx(
-                lambda s: users.set_role(s, int(user_id), role, actor=actor.name,
-                                         actor_id=actor.id)
-            )
-            message = f"{info.username} is now {info.role}."
+            def change_role(s):
+                current = users.get_user(s, int(user_id))
+                if role == staff_grants.PRIVILEGED and current and current.role != role:
+                    staff_grants.request_promotion(s, actor, int(user_id))
+                    return (f"{current.username} becomes a supervisor when a second "
+                            "supervisor approves it.")
+                info = users.set_role(s, int(user_id), role, actor=actor.name,
+                                      actor_id=actor.id)
+                return f"{info.username} is now {info.role}."
+
+            message = get_db().write_tx(change_role)
         else:
             active = button == ids.ENABLE
             info = get_db().write_tx(
@@ -110,3 +128,36 @@ def change(
     except LoyaltyError as exc:
         return str(exc), None, no_update
     return "", dbc.Alert(message, color="success", className="py-2 mb-0"), (version or 0) + 1
+
+
+@callback(
+    Output(ids.GRANT_RESULT, "children"),
+    Output(ids.REFRESH, "data", allow_duplicate=True),
+    Input(ids.GRANT_APPROVE, "n_clicks"),
+    Input(ids.GRANT_REJECT, "n_clicks"),
+    State(ids.GRANT_PICK, "value"),
+    State(ids.GRANT_REASON, "value"),
+    State(ids.REFRESH, "data"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor", writes=True)
+def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
+                 version: int | None) -> tuple[Any, Any]:
+    """The second supervisor's decision on a supervisor grant."""
+    if ctx.triggered_id not in (ids.GRANT_APPROVE, ids.GRANT_REJECT):
+        return no_update, no_update
+    if not isinstance(grant_id, int) or isinstance(grant_id, bool):
+        return dbc.Alert("Choose a waiting grant first.", color="warning",
+                         className="py-2 mb-0"), no_update
+    actor = current_actor()
+    try:
+        if ctx.triggered_id == ids.GRANT_APPROVE:
+            info = get_db().write_tx(lambda s: staff_grants.approve(s, actor, grant_id))
+            text = f"Approved: {info.username} is an active supervisor."
+        else:
+            get_db().write_tx(lambda s: staff_grants.reject(
+                s, actor, grant_id, reason if isinstance(reason, str) else ""))
+            text = "Refused: the account keeps its role (a new account stays disabled)."
+    except LoyaltyError as exc:
+        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
+    return dbc.Alert(text, color="success", className="py-2 mb-0"), (version or 0) + 1

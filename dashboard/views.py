@@ -23,6 +23,7 @@ from db.readviews import (
     PilotView,
     RuleSetView,
 )
+from db.staff_grants import Grant
 from db.users import UserInfo
 
 
@@ -284,6 +285,27 @@ def staff_options(users: Iterable[UserInfo]) -> list[dict[str, Any]]:
         {"label": f"{u.username} ({u.role}{'' if u.active else ', disabled'})", "value": u.id}
         for u in users
     ]
+
+
+def grants_table(grants: Iterable[Grant]) -> Any:
+    grants = list(grants)
+    if not grants:
+        return html.P("Nothing is waiting.", className="text-muted small mb-2",
+                      id="staff-grants-empty")
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in ("#", "Account", "Asked", "By", "When")])),
+         html.Tbody([html.Tr([
+             html.Td(g.id), html.Td(g.username),
+             html.Td("new supervisor account" if g.kind == "create" else "promotion to supervisor"),
+             html.Td(g.requested_by), html.Td(fmt.when(g.requested_at))]) for g in grants])],
+        size="sm", className="mb-2", id="staff-grants-table",
+    )
+
+
+def grant_options(grants: Iterable[Grant]) -> list[dict[str, Any]]:
+    return [{"label": f"#{g.id} {g.username}: "
+                      f"{'new supervisor' if g.kind == 'create' else 'promotion'} "
+                      f"(asked by {g.requested_by})", "value": g.id} for g in grants]
 
 
 def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.errors import NotFound, ValidationError
+from db.errors import Forbidden, NotFound, ValidationError
 from db.models import ROLES, StaffUser
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
@@ -61,21 +61,28 @@ def create_user(
     full_name: str = "",
     actor: str = "cli",
     actor_id: int | None = None,
+    active: bool = True,
 ) -> UserInfo:
+    """A new account. A supervisor created by a staff member (``actor_id``)
+    goes through :func:`db.staff_grants.create_supervisor` (four-eyes); the
+    command line (no ``actor_id``) is the operator's bootstrap."""
     validate_new_user(username, password, role)
+    if role == "supervisor" and actor_id is not None and active:
+        raise Forbidden("a new supervisor account waits for a second supervisor's approval")
     exists = s.scalar(
         select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())
     )
     if exists:
         raise ValidationError("username", f"{username!r} is already taken")
     u = StaffUser(
-        username=username, full_name=full_name, password_hash=hash_password(password), role=role
+        username=username, full_name=full_name, password_hash=hash_password(password), role=role,
+        active=active,
     )
     s.add(u)
     s.flush()
     audit.record(
         s, actor, "staff.create", actor_id=actor_id, object_type="staff_user", object_id=u.id,
-        after={"username": username, "role": role, "full_name": full_name, "active": True},
+        after={"username": username, "role": role, "full_name": full_name, "active": active},
     )
     return _info(u)
 
@@ -125,6 +132,11 @@ def set_active(
     u = _load(s, user_id)
     if actor_id is not None and actor_id == user_id and not active:
         raise ValidationError("active", "you cannot disable your own account")
+    if active and not u.active:
+        from db.staff_grants import enable_blocker
+
+        if why := enable_blocker(s, user_id):
+            raise Forbidden(why)
     before = u.active
     u.active = active
     audit.record(
@@ -136,13 +148,18 @@ def set_active(
 
 
 def set_role(
-    s: Session, user_id: int, role: str, *, actor: str, actor_id: int | None = None
+    s: Session, user_id: int, role: str, *, actor: str, actor_id: int | None = None,
+    granted: bool = False,
 ) -> UserInfo:
+    """Change a role. Making a staff member a supervisor takes a second
+    supervisor (:mod:`db.staff_grants`, which passes ``granted``)."""
     if role not in ROLES:
         raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
     u = _load(s, user_id)
     if actor_id is not None and actor_id == user_id and role != u.role:
         raise ValidationError("role", "you cannot change your own role")
+    if role == "supervisor" and u.role != role and actor_id is not None and not granted:
+        raise Forbidden("promoting to supervisor waits for a second supervisor's approval")
     before = u.role
     u.role = role
     audit.record(

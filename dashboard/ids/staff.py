@@ -20,3 +20,10 @@ class Staff:
     DISABLE = "staff-disable"
     ENABLE = "staff-enable"
     CHANGE_RESULT = "staff-change-result"
+    # supervisor grants waiting for a second supervisor
+    GRANTS = "staff-grants"
+    GRANT_PICK = "staff-grant-pick"
+    GRANT_REASON = "staff-grant-reason"
+    GRANT_APPROVE = "staff-grant-approve"
+    GRANT_REJECT = "staff-grant-reject"
+    GRANT_RESULT = "staff-grant-result"
