@@ -23,8 +23,8 @@ from dashboard import rules_views as rv
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Rules as ids
-from db import audit, rule_history, rules
-from db.errors import LoyaltyError, ValidationError
+from db import audit, rule_history, rules, settings_changes
+from db.errors import InvalidState, LoyaltyError, ValidationError
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
 
@@ -278,30 +278,85 @@ def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
 
 @callback(
     Output(ids.EXPIRY_RESULT, "children"), Output(ids.EXPIRY, "invalid"),
-    Output(ids.EXPIRY_FB, "children"),
+    Output(ids.EXPIRY_FB, "children"), Output(ids.EXPIRY_CHANGED, "data"),
     Input(ids.EXPIRY_SAVE, "n_clicks"),
     State(ids.EXPIRY, "value"), State(ids.EXPIRY_NEVER, "value"),
+    State(ids.EXPIRY_CHANGED, "data"),
     prevent_initial_call=True,
 )
 @require_roles(*WRITE, writes=True)
-def save_expiry(_n: int | None, days: Any, never: bool | None) -> tuple:
+def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any) -> tuple:
+    """Propose a new expiry period; it applies once a second supervisor approves."""
     value: int | None = None
-    if not never:
+    if never is not True:
         try:
             value = int(str(days).strip())
             if str(value) != str(days).strip():
                 raise ValueError
         except (TypeError, ValueError):
-            return None, True, "enter a whole number of days, or tick \u201cnever expire\u201d"
+            return (None, True, "enter a whole number of days, or tick \u201cnever expire\u201d",
+                    no_update)
     actor = current_actor()
     try:
-        get_db().write_tx(lambda s: rule_history.set_expiry_days(s, actor, value))
+        get_db().write_tx(lambda s: settings_changes.propose_expiry(s, actor, value))
     except ValidationError as exc:
-        return None, True, exc.message
+        return None, True, exc.message, no_update
     except LoyaltyError as exc:
-        return _alert(str(exc)), False, ""
-    text = "Points never expire." if value is None else f"Points expire after {value} days."
-    return _alert(f"Saved. {text}", "success", duration=6000), False, ""
+        return _alert(str(exc)), False, "", no_update
+    text = "never expire" if value is None else f"expire after {value} days"
+    return (_alert(f"Proposed: points {text}. Another supervisor approves it.", "success",
+                   duration=8000), False, "", (changed if isinstance(changed, int) else 0) + 1)
+
+
+@callback(
+    Output(ids.EXPIRY_PENDING, "children"), Output(ids.EXPIRY_DECIDE_BOX, "style"),
+    Input(ids.EXPIRY_CHANGED, "data"),
+)
+@require_roles(*READ)
+def show_expiry_proposal(_changed: Any) -> tuple:
+    """The proposal waiting for a second supervisor, with its simulated effect."""
+    actor = current_actor()
+    with get_db().read() as s:
+        waiting = settings_changes.waiting(s)
+        currency = rule_history.program_info(s).currency
+    if waiting is None:
+        return None, {"display": "none"}
+    can_decide = actor.role in WRITE
+    return (rv.expiry_proposal(waiting, currency, mine=waiting.requested_by_id == actor.id),
+            {"display": "block"} if can_decide else {"display": "none"})
+
+
+@callback(
+    Output(ids.EXPIRY_DECISION, "children"), Output(ids.EXPIRY_CHANGED, "data",
+                                                    allow_duplicate=True),
+    Input(ids.EXPIRY_APPROVE, "n_clicks"), Input(ids.EXPIRY_REJECT, "n_clicks"),
+    State(ids.EXPIRY_REASON, "value"), State(ids.EXPIRY_CHANGED, "data"),
+    prevent_initial_call=True,
+)
+@require_roles(*WRITE, writes=True)
+def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -> tuple:
+    if ctx.triggered_id not in (ids.EXPIRY_APPROVE, ids.EXPIRY_REJECT):
+        raise PreventUpdate
+    actor = current_actor()
+
+    def decide(s) -> str:
+        waiting = settings_changes.waiting(s)
+        if waiting is None:
+            raise InvalidState("no settings change is waiting")
+        if ctx.triggered_id == ids.EXPIRY_APPROVE:
+            settings_changes.approve(s, actor, waiting.id)
+            days = waiting.changes["expiry_days"]
+            return ("Approved: points now never expire." if days is None
+                    else f"Approved: points now expire after {days} days.")
+        settings_changes.reject(s, actor, waiting.id, reason if isinstance(reason, str) else "")
+        return "Refused: the expiry period stays as it was."
+
+    try:
+        text = get_db().write_tx(decide)
+    except LoyaltyError as exc:
+        return _alert(str(exc)), no_update
+    return (_alert(text, "success", duration=8000),
+            (changed if isinstance(changed, int) else 0) + 1)
 
 
 # ---------------------------------------------------------------- copies

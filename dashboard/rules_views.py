@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import format as fmt
 from db.rule_history import Version
 from db.rules import Problem, Rules, RulesDiff
+from db.settings_changes import Proposal
 from db.simulation import SimulationResult
 
 EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
@@ -403,3 +404,28 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
 
 def empty_diff() -> Any:
     return html.Div("Choose two versions to compare.", className="text-muted small")
+
+
+def _period(days: int | None) -> str:
+    return "never" if days is None else f"{days:,} days"
+
+
+def expiry_proposal(p: Proposal, currency: str, *, mine: bool) -> dbc.Alert:
+    """A proposed expiry period with what it would expire, for the approver."""
+    e = p.effect
+    lines: list[Any] = [html.Strong(
+        f"Proposal #{p.id} by {p.requested_by} ({fmt.when(p.requested_at)}): points expire "
+        f"after {_period(p.changes.get('expiry_days'))}.")]
+    if e is not None:
+        lines.append(html.Div(
+            f"Due to expire by {fmt.when(e.until)} if members spend nothing more: "
+            f"{fmt.points(e.current_points)} points of {e.current_members:,} members under the "
+            f"period in force ({_period(e.current_days)}), {fmt.points(e.proposed_points)} "
+            f"points of {e.proposed_members:,} members under the proposal "
+            f"(difference {e.proposed_points - e.current_points:+,} points). Computed when "
+            "proposed.", id="rules-expiry-effect"))
+    lines.append(html.Div(
+        "You proposed it: another supervisor approves or refuses it." if mine
+        else "Approve to apply it from now, or refuse with a reason.",
+        className="text-muted"))
+    return dbc.Alert(lines, color="warning", className="py-2 mb-2")

@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import audit, ledger, rules, users
+from db import audit, ledger, rules, settings_changes, users
 from db.actor import SYSTEM, Actor
 from db.errors import InvalidState, ValidationError
 from db.ledger import OrderIn
@@ -726,12 +726,10 @@ def _seed(
         rep.staff = ensure_demo_staff(s)
         author, approver = _actor(s, "supervisor"), _actor(s, "supervisor2")
     rep.published_versions = _publish_history(s, author, approver, start, end, months)
-    settings = s.get(ProgramSettings, 1)
-    before = settings.expiry_days
-    settings.expiry_days = expiry_days
-    audit.record(s, actor.name, "settings.update", object_type="program_settings", object_id=1,
-                 before={"expiry_days": before}, after={"expiry_days": expiry_days},
-                 detail="demo data")
+    if s.get(ProgramSettings, 1).expiry_days != expiry_days:
+        # the same four-eyes path as on the page: one proposes, the other approves
+        change = settings_changes.propose_expiry(s, author, expiry_days, now=start)
+        settings_changes.approve(s, approver, change, now=start)
 
     rng = np.random.default_rng(seed_)
     # month boundaries, as seconds from start: PRE_MONTHS before, then the demo months

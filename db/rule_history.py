@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session, aliased
 
 from db import audit
 from db.actor import Actor
-from db.errors import InvalidState, NotFound, ValidationError
+from db.errors import InvalidState, NotFound
 from db.models import ProgramSettings, RuleSet, StaffUser
 from db.rules import Rules, rules_from_rows
 from db.tiers import TierPass, reevaluate_tiers
 
-MAX_EXPIRY_DAYS = 3660
 STATES = ("draft", "pending", "scheduled", "in force", "superseded", "rejected")
 
 
@@ -109,30 +108,6 @@ class ProgramInfo:
 def program_info(s: Session) -> ProgramInfo:
     ps = s.get(ProgramSettings, 1)
     return ProgramInfo(ps.currency if ps else "RUB", ps.expiry_days if ps else None)
-
-
-def set_expiry_days(s: Session, actor: Actor, days: int | None) -> None:
-    """Change the points expiry period (None = never); audited with before/after.
-
-    It is a program setting, not part of a rule version: expiry runs on the
-    ledger, whichever version earned the points.
-    """
-    if days is not None and (
-        not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS
-    ):
-        raise ValidationError("expiry_days", f"must be 1 to {MAX_EXPIRY_DAYS} days, or never")
-    ps = s.get(ProgramSettings, 1, with_for_update=True)
-    if ps is None:
-        raise NotFound("program settings are missing: run `loyalty init-db`")
-    before = ps.expiry_days
-    if before == days:
-        return
-    ps.expiry_days = days
-    ps.updated_at = _now()
-    audit.record(
-        s, actor.name, "settings.update", actor_id=actor.id, object_type="program_settings",
-        object_id=1, before={"expiry_days": before}, after={"expiry_days": days},
-    )
 
 
 # --------------------------------------------------------------------------

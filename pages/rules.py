@@ -79,9 +79,23 @@ def _editor(write: bool) -> dbc.Row:
         ]),
         dbc.Checkbox(id=ids.EXPIRY_NEVER, label="points never expire", disabled=not write),
         dbc.FormFeedback(id=ids.EXPIRY_FB, type="invalid"),
-        html.Div(dbc.Button("Save expiry", id=ids.EXPIRY_SAVE, size="sm", color="secondary",
-                            className="mt-2"), style=_hidden(not write)),
+        html.Div(dbc.Button("Propose change", id=ids.EXPIRY_SAVE, size="sm",
+                            color="secondary", className="mt-2"), style=_hidden(not write)),
+        html.Div("A change applies when a second supervisor approves it, after seeing how "
+                 "many points it would expire.", className="small text-muted mt-1",
+                 style=_hidden(not write)),
         html.Div(id=ids.EXPIRY_RESULT, className="small mt-2"),
+        dcc.Store(id=ids.EXPIRY_CHANGED, data=0),
+        html.Div(id=ids.EXPIRY_PENDING, className="small mt-2"),
+        html.Div([
+            dbc.Input(id=ids.EXPIRY_REASON, size="sm", maxlength=500,
+                      placeholder="Reason (needed to refuse)", className="mb-1"),
+            dbc.Button("Approve change", id=ids.EXPIRY_APPROVE, size="sm", color="success",
+                       className="me-2"),
+            dbc.Button("Refuse", id=ids.EXPIRY_REJECT, size="sm", color="danger",
+                       outline=True),
+            html.Div(id=ids.EXPIRY_DECISION, className="small mt-2"),
+        ], id=ids.EXPIRY_DECIDE_BOX, style={"display": "none"}),
     ]), className="mt-3")
     return dbc.Row([
         dbc.Col([

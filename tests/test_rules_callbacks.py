@@ -21,8 +21,10 @@ from db.session import Database
 from tests.factories import DEFAULT_TIERS
 from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
 
-WRITES = ("save_draft", "edit_tier_rows", "save_expiry", "copy_version", "decide", "reevaluate")
-READS = ("load_versions", "show_version", "field_feedback", "show_diff", "run_simulation")
+WRITES = ("save_draft", "edit_tier_rows", "propose_expiry", "decide_expiry", "copy_version",
+          "decide", "reevaluate")
+READS = ("load_versions", "show_version", "field_feedback", "show_diff", "run_simulation",
+         "show_expiry_proposal")
 
 
 def key_of(app, fn_name: str) -> str:
@@ -76,7 +78,8 @@ def test_every_rules_callback_declares_the_expected_roles(web_app):
         assert access.callback_roles(fn) == {"supervisor", "executive"}, name
     writes = {n for n in WRITES + READS
               if access.callback_writes(web_app.callback_map[key_of(web_app, n)]["callback"])}
-    assert writes == {"save_draft", "save_expiry", "copy_version", "decide", "reevaluate"}
+    assert writes == {"save_draft", "propose_expiry", "decide_expiry", "copy_version", "decide",
+                      "reevaluate"}
 
 
 @pytest.mark.parametrize("name", WRITES)

@@ -5,6 +5,7 @@ concurrent approval, expiry setting and the audited tier pass."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -338,22 +339,24 @@ def test_concurrent_approval_publishes_once(any_db, n):
 
 
 def test_expiry_setting_is_validated_and_audited(db):
+    from db import settings_changes
+
     with db.begin() as s:
         sup = staff(s, "sup", "supervisor")
+        other = staff(s, "other", "supervisor")
     for bad in (0, -1, 3661, 1.5, True):
         with pytest.raises(ValidationError), db.begin() as s:
-            rule_history.set_expiry_days(s, sup, bad)
-    with db.begin() as s:
-        rule_history.set_expiry_days(s, sup, 90)
-    with db.begin() as s:
-        rule_history.set_expiry_days(s, sup, None)
+            settings_changes.propose_expiry(s, sup, bad)
+    for days in (90, None):
+        with db.begin() as s:
+            cid = settings_changes.propose_expiry(s, sup, days)
+            settings_changes.approve(s, other, cid)
     with db.read() as s:
         assert s.get(ProgramSettings, 1).expiry_days is None
         rows = s.scalars(select(AuditLog).where(AuditLog.action == "settings.update")
                          .order_by(AuditLog.id)).all()
-        assert [(r.before, r.after) for r in rows] == [
-            ('{"expiry_days": 365}', '{"expiry_days": 90}'),
-            ('{"expiry_days": 90}', '{"expiry_days": null}')]
+        assert [(json.loads(r.before), json.loads(r.after)["expiry_days"]) for r in rows] == [
+            ({"expiry_days": 365}, 90), ({"expiry_days": 90}, None)]
         assert rule_history.program_info(s).expiry_days is None
 
 

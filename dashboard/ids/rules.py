@@ -34,6 +34,14 @@ class Rules:
     EXPIRY_FB = "rules-expiry-feedback"
     EXPIRY_SAVE = "rules-expiry-save"
     EXPIRY_RESULT = "rules-expiry-result"
+    # a proposed expiry change waiting for a second supervisor
+    EXPIRY_CHANGED = "rules-expiry-changed"  # store: bumped after a proposal or decision
+    EXPIRY_PENDING = "rules-expiry-pending"
+    EXPIRY_DECIDE_BOX = "rules-expiry-decide-box"
+    EXPIRY_REASON = "rules-expiry-reason"
+    EXPIRY_APPROVE = "rules-expiry-approve"
+    EXPIRY_REJECT = "rules-expiry-reject"
+    EXPIRY_DECISION = "rules-expiry-decision"
     # simulation
     SIM_DAYS = "rules-sim-days"
     SIM_RUN = "rules-sim-run"
