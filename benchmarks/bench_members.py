@@ -149,10 +149,13 @@ def run(d: Database, repeat: int) -> None:
         email, phone, name, ext = m.email or "", m.phone or "+79", m.name, m.external_id
     print(f"{d.dialect}: {n:,} members; probe member {mid} ({name}, {email}, {phone})")
 
-    def search(q: str, field: str = "auto", offset: int = 0) -> Callable[[], object]:
+    def search(q: str, field: str = "auto", offset: int = 0, reveal: bool = True
+               ) -> Callable[[], object]:
+        """As support (contacts in clear, prefixes allowed) unless ``reveal`` is off."""
         def go() -> object:
             with d.read() as s:
-                page = members.search_members(s, q, field, offset=offset, limit=100)
+                page = members.search_members(s, q, field, offset=offset, limit=100,
+                                              reveal=reveal)
                 assert page.rows or offset, (q, field)
                 return page
         return go
@@ -184,6 +187,8 @@ def run(d: Database, repeat: int) -> None:
     timed(f"name prefix '{name[:2]}', rows 1000-1099", search(name[:2], offset=1000), repeat)
     timed(f"phone prefix '{phone[:8]}'", search(phone[:8]), repeat)
     timed(f"phone full '{phone}'", search(phone), repeat)
+    timed(f"masked role: email full '{email}' (exact only)", search(email, reveal=False), repeat)
+    timed(f"masked role: phone full '{phone}' (exact only)", search(phone, reveal=False), repeat)
     timed("empty query (newest members)", search(""), repeat)
     print("profile + first ledger page:")
     timed(f"typical member {mid} (3 entries, 2 orders)", profile(mid), repeat)

@@ -164,7 +164,8 @@ def search_members(
 
     Exact hits (member id, customer id) come first, then the prefix matches of
     the one search key, ordered by (key, id). ``reveal`` shows email and
-    phone unmasked (see :func:`pii_visible`).
+    phone unmasked (see :func:`pii_visible`); without it, email and phone
+    match only in full (exactly, case-insensitive for email), never by prefix.
     """
     if field not in SEARCH_FIELDS:
         raise ValidationError("field", f"must be one of {', '.join(SEARCH_FIELDS)}")
@@ -215,6 +216,13 @@ def search_members(
             if s.scalar(select(Member.id).where(key >= p, key < _next_prefix(p)).limit(1)) \
                     is None:
                 kind, prefix = "email", (_key(s, Member.email, True), term.lower())
+
+    if not reveal and prefix is not None and kind in ("number", "phone", "email"):
+        # masked contacts are found by their whole value only: a prefix search
+        # would spell a masked email or phone out one character at a time
+        key, p = prefix
+        exact.append(key == p)
+        prefix = None
 
     # exact hits: at most a couple of rows, looked up by unique keys
     found: list[MemberHit] = []

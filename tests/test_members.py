@@ -78,10 +78,27 @@ def test_email_prefix_and_exact_email(people):
     with d.read() as s:
         page = members.search_members(s, "anna.p@EXAMPLE.com", reveal=True)
         assert page.field == "email" and [h.id for h in page.rows] == [ids["anna"]]
-        assert names(members.search_members(s, "b", "email")) == ["Boris Ivanov"]
+        assert names(members.search_members(s, "b", "email", reveal=True)) == ["Boris Ivanov"]
         # no "@" yet, and no name starts with it: the start of an email
-        page = members.search_members(s, "anna.p")
+        page = members.search_members(s, "anna.p", reveal=True)
         assert (page.field, [h.id for h in page.rows]) == ("email", [ids["anna"]])
+
+
+def test_masked_contacts_are_found_only_by_their_whole_value(people):
+    """Roles that see email and phone masked cannot spell them out by prefixes."""
+    d, ids = people
+    with d.read() as s:
+        full = members.search_members(s, "anna.p@example.com", reveal=True).rows[0]
+        phone = full.phone
+        for query, field in (("anna.p", "auto"), ("anna.p@exam", "email"), ("b", "email"),
+                             ("+7 900 111", "auto"), ("7900111", "phone"), (phone[:-1], "auto")):
+            assert members.search_members(s, query, field).rows == [], (query, field)
+        hit = members.search_members(s, "ANNA.P@example.com").rows
+        assert [h.id for h in hit] == [ids["anna"]] and "***@" in hit[0].email
+        assert [h.id for h in members.search_members(s, phone).rows] == [ids["anna"]]
+        assert [h.id for h in members.search_members(s, phone, "phone").rows] == [ids["anna"]]
+        # names are not masked: their prefixes still find members
+        assert ids["anna"] in [h.id for h in members.search_members(s, "ann").rows]
 
 
 def test_number_finds_member_id_customer_id_and_phone(people):
@@ -93,7 +110,7 @@ def test_number_finds_member_id_customer_id_and_phone(people):
         assert by_id.field == "number" and by_id.rows[0].id == ids["boris"]
         phone = members.search_members(s, "+7 900 111", reveal=True)
         assert [h.id for h in phone.rows] == [ids["anna"], ids["annette"]]
-        assert [h.id for h in members.search_members(s, "7900111").rows] == [
+        assert [h.id for h in members.search_members(s, "7900111", reveal=True).rows] == [
             ids["anna"], ids["annette"]]
         assert [h.id for h in members.search_members(s, str(ids["chen"]), "member_id").rows] \
             == [ids["chen"]]
@@ -176,7 +193,7 @@ def test_search_uses_the_indexes(people):
 
             event.listen(d.engine, "before_cursor_execute", capture)
             try:
-                members.search_members(s, value, field)
+                members.search_members(s, value, field, reveal=True)
             finally:
                 event.remove(d.engine, "before_cursor_execute", capture)
             statement, params = stmt_log[-1]
