@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, ctx, html, no_update
 from dashboard import format as fmt
 from dashboard import members_views as mv
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import AdjRequest as ids
 from db import adjustments, members
@@ -54,7 +55,7 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
         hint = (f"Over {fmt.points(lim.second_approval_over)} points: two supervisors approve. "
                 f"Over {fmt.points(lim.supervisor_request_over)} points: only a supervisor "
                 "may request.")
-        if not (ref or "").strip():
+        if not isinstance(ref, str) or not ref.strip():
             return "", [], hint
         try:
             mid = members.resolve_member(s, ref or "")
@@ -98,15 +99,20 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
            ) -> tuple[Any, ...]:
     if not n:
         return (no_update,) * 10
+    member_ref, comment, ticket = as_text(member_ref), as_text(comment), as_text(ticket)
+    reason = as_text(reason)
     feedback = dict.fromkeys(FIELDS, "")
     actor = current_actor()
     try:
         with get_db().read() as s:
             mid = members.resolve_member(s, member_ref or "")
         pts = parse_points(points)
+        entry_id = as_id(entry)
+        if entry not in (None, "") and entry_id is None:
+            raise ValidationError("corrects_entry_id", "choose the entry to correct from the list")
         info = adjustments.request_adjustment(
             get_db(), actor, mid, pts, reason or "", comment or "", ticket_ref=ticket or "",
-            corrects_entry_id=int(entry) if entry not in (None, "") else None,
+            corrects_entry_id=entry_id,
         )
     except ValidationError as exc:
         feedback[exc.field if exc.field in feedback else "member"] = exc.message

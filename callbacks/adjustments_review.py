@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import members_views as mv
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import AdjReview as ids
 from dashboard.shell import empty_state, grid
@@ -93,10 +94,11 @@ def _decided(text: str, color: str, version: int | None) -> tuple[Any, int, bool
 )
 @require_roles("supervisor", writes=True)
 def approve(n: int | None, request_id: int | None, version: int | None) -> tuple[Any, ...]:
+    request_id = as_id(request_id)
     if not n or request_id is None:
         return no_update, no_update, no_update, no_update
     try:
-        info = adjustments.approve_adjustment(get_db(), current_actor(), int(request_id))
+        info = adjustments.approve_adjustment(get_db(), current_actor(), request_id)
     except LoyaltyError as exc:
         # the loser of a race, a changed balance, one's own request: nothing written
         return _decided(f"Not approved: {exc}", "danger", version)
@@ -126,11 +128,12 @@ def approve(n: int | None, request_id: int | None, version: int | None) -> tuple
 @require_roles("supervisor", writes=True)
 def reject(n: int | None, request_id: int | None, reason: str | None, version: int | None
            ) -> tuple[Any, ...]:
+    request_id = as_id(request_id)
     if not n or request_id is None:
         return (no_update,) * 5
     try:
-        info = adjustments.reject_adjustment(get_db(), current_actor(), int(request_id),
-                                             reason or "")
+        info = adjustments.reject_adjustment(get_db(), current_actor(), request_id,
+                                             as_text(reason))
     except ValidationError as exc:
         # a missing reason: say so next to the field and leave the buttons usable
         return no_update, no_update, False, False, exc.message

@@ -18,6 +18,7 @@ from dash import Input, Output, Patch, State, callback, html, no_update
 
 from dashboard import live_views as views
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_dict
 from dashboard.context import get_db
 from dashboard.ids import Live as ids
 from db import rollups
@@ -60,7 +61,7 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
         snap = rollups.live_snapshot(s, days=days)
     texts = [views.display(k, snap.values[k], snap.currency) for k in views.KEYS]
     values = [t if t != old else no_update for t, old in zip(texts, shown, strict=True)]
-    last = last or {}
+    last = as_dict(last)
     sent: dict[str, str] = {}
     outs: list[Any] = []
     parts = {

@@ -22,6 +22,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import jobs, views
 from dashboard import pilots_views as pv
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_id
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
@@ -144,6 +145,7 @@ def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str
         trial = pilots.trial_rule_sets(s)
         tiers = pilots.tier_names(s)
     known = {i for i, _n, _st in found}
+    current = as_id(current)
     value = current if current in known else next(
         (i for i, _n, st in found if st in ("running", "ended")), found[0][0] if found else None)
     return (pv.pilot_options(found), value,

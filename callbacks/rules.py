@@ -21,6 +21,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import jobs
 from dashboard import rules_views as rv
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Rules as ids
 from db import audit, rule_history, rules, settings_changes
@@ -69,7 +70,7 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
     trigger = {ids.SAVED: saved, ids.DECIDED: decided, ids.COPIED: copied}.get(
         ctx.triggered_id or "")
     wanted = (trigger or {}).get("select") if isinstance(trigger, dict) else None
-    selected = next((x for x in (wanted, current) if x in known), None)
+    selected = next((x for x in (as_id(wanted), as_id(current)) if x in known), None)
     selected = selected or rv.default_selection(versions, actor.id)
     live = next((v for v in versions if v.state == "in force"), None)
     scheduled = sorted((v for v in versions if v.state == "scheduled"),
@@ -103,12 +104,13 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
 
     Re-run after every save (the lists reload); the message of a save of this
     very version just now stays, any other message is cleared."""
+    version_id = as_id(version_id)
     if version_id is None:
         raise PreventUpdate
     actor = current_actor()
     try:
         with get_db().read() as s:
-            v = rule_history.version(s, int(version_id))
+            v = rule_history.version(s, version_id)
             currency = rule_history.program_info(s).currency
             frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
@@ -155,7 +157,7 @@ def _just_saved(saved: dict | None, version_id: Any) -> bool:
 @require_roles(*READ)
 def field_feedback(problems: dict[str, str] | None) -> tuple:
     """Rule-set level messages next to their inputs."""
-    p = problems or {}
+    p = problems if isinstance(problems, dict) else {}
     out: list[Any] = []
     for key in ("name", "point_value", "tier_window_days"):
         out += [bool(p.get(key)), p.get(key, "")]
@@ -165,6 +167,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
 @callback(Output(ids.DIFF, "children"), Input(ids.DIFF_A, "value"), Input(ids.DIFF_B, "value"))
 @require_roles(*READ)
 def show_diff(a_id: int | None, b_id: int | None) -> Any:
+    a_id, b_id = as_id(a_id), as_id(b_id)
     if a_id is None or b_id is None:
         return rv.empty_diff()
     with get_db().read() as s:
@@ -238,8 +241,10 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
                virtual_rows: list | None, rows: list | None, name: str | None,
                note: str | None, point_value: Any, mode: str | None, days: Any) -> tuple:
     """Validate everything, then save (and submit); an invalid draft is never saved."""
+    version_id = as_id(version_id)
     if version_id is None:
         raise PreventUpdate
+    name, note = as_text(name), as_text(note)
     grid_rows = virtual_rows if virtual_rows is not None else rows or []
     clean = rv.clean_rows(grid_rows)
     submit = ctx.triggered_id == ids.SUBMIT

@@ -9,6 +9,7 @@ from dash import Input, Output, State, callback, ctx, no_update
 
 from dashboard import views
 from dashboard.auth import require_roles
+from dashboard.callback_inputs import as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Staff as ids
 from db import staff_grants, users
@@ -56,7 +57,8 @@ def create(
         return (no_update,) * 6
     actor = current_actor()
     errors = {"username": "", "role": "", "password": ""}
-    name, full = (username or "").strip(), (full_name or "").strip()
+    name, full = as_text(username).strip(), as_text(full_name).strip()
+    password, role = as_text(password), as_text(role)
     try:
         if role == staff_grants.PRIVILEGED:
             info = get_db().write_tx(lambda s: staff_grants.create_supervisor(

@@ -31,6 +31,7 @@ import callbacks
 import pages
 from dashboard import access, shell
 from dashboard.auth import init_auth
+from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
 from db.session import Database
@@ -202,6 +203,8 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
 
     server.before_request(_declare_cancel_roles)
     init_auth(server, app, cfg)
+    # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
+    init_callback_checks(server)
     if cfg.proxy_hops:
         server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops
