@@ -34,6 +34,7 @@ from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
+from dashboard.csp import init_csp
 from db.session import Database
 
 log = logging.getLogger("dashboard.app")
@@ -205,6 +206,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     init_auth(server, app, cfg)
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
+    init_csp(server, app)
     if cfg.proxy_hops:
         server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops

@@ -33,3 +33,10 @@ def when(value: dt.datetime | dt.date | None) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return value.isoformat()
+
+
+def chart_text(value: object) -> str:
+    """Text for a Plotly label: Plotly reads ``<b>``, ``<a href>``, ``<br>`` in
+    labels as markup, so names typed by staff (tiers, segments) go in with
+    ``& < >`` as entities and show as typed."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -134,7 +134,7 @@ def tiers_figure(tiers: list[dict[str, Any]]) -> dict[str, Any]:
     names = sorted({t["tier"] for t in tiers})
     months = sorted({t["month"] for t in tiers})
     cell = {(t["month"], t["tier"]): t["orders"] for t in tiers}
-    return {"data": [{"type": "bar", "name": n, "x": months,
+    return {"data": [{"type": "bar", "name": fmt.chart_text(n), "x": months,
                       "y": [cell.get((m, n), 0) for m in months]} for n in names],
             "layout": _layout("Member orders by the tier they were accrued under",
                               barmode="stack")}

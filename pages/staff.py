@@ -39,29 +39,6 @@ def layout(**_: object) -> html.Div:
             page_header("Staff accounts", "Every change here is written to the audit log."),
             dcc.Store(id=ids.REFRESH, data=0),
             grid(ids.GRID, STAFF_COLUMNS, height="300px"),
-            dbc.Card(
-                dbc.CardBody(
-                    [
-                        html.H2("Supervisor accounts waiting for approval", className="h5"),
-                        html.P(
-                            "A new supervisor account stays disabled, and a promotion to "
-                            "supervisor does not happen, until a second supervisor approves "
-                            "it: neither the one who asked nor the account itself.",
-                            className="small text-muted",
-                        ),
-                        html.Div(id=ids.GRANTS),
-                        _field("Grant", dcc.Dropdown(id=ids.GRANT_PICK)),
-                        _field("Reason (needed to refuse)",
-                               dbc.Input(id=ids.GRANT_REASON, maxlength=500)),
-                        dbc.Button("Approve", id=ids.GRANT_APPROVE, color="success",
-                                   className="me-2"),
-                        dbc.Button("Refuse", id=ids.GRANT_REJECT, color="danger",
-                                   outline=True),
-                        html.Div(id=ids.GRANT_RESULT, className="mt-2"),
-                    ]
-                ),
-                className="mt-3",
-            ),
             dbc.Row(
                 [
                     dbc.Col(
@@ -114,6 +91,29 @@ def layout(**_: object) -> html.Div:
                         lg=6, className="mt-3",
                     ),
                 ]
+            ),
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.H2("Supervisor accounts waiting for approval", className="h5"),
+                        html.P(
+                            "A new supervisor account stays disabled, and a promotion to "
+                            "supervisor does not happen, until a second supervisor approves "
+                            "it: neither the one who asked nor the account itself.",
+                            className="small text-muted",
+                        ),
+                        html.Div(id=ids.GRANTS),
+                        _field("Grant", dcc.Dropdown(id=ids.GRANT_PICK)),
+                        _field("Reason (needed to refuse)",
+                               dbc.Input(id=ids.GRANT_REASON, maxlength=500)),
+                        dbc.Button("Approve", id=ids.GRANT_APPROVE, color="success",
+                                   className="me-2"),
+                        dbc.Button("Refuse", id=ids.GRANT_REJECT, color="danger",
+                                   outline=True),
+                        html.Div(id=ids.GRANT_RESULT, className="mt-2"),
+                    ]
+                ),
+                className="mt-3",
             ),
         ]
     )
