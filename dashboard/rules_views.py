@@ -301,7 +301,8 @@ def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
     return {
         "data": [{
             "type": "heatmap", "z": z, "x": [fmt.chart_text(c) for c in matrix.columns],
-            "y": [fmt.chart_text(i) for i in matrix.index], "colorscale": [[0, "#f8f9fa"], [1, "#0d6efd"]],
+            "y": [fmt.chart_text(i) for i in matrix.index],
+            "colorscale": [[0, "#f8f9fa"], [1, "#0d6efd"]],
             "text": [[f"{v:,}" for v in row] for row in z], "texttemplate": "%{text}",
             "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
             "colorbar": {"title": {"text": "members"}},
