@@ -284,3 +284,16 @@ def test_missing_member_and_bad_kind(db):
             members.resolve_member(s, "nobody")
         with pytest.raises(ValidationError, match="enter the member id"):
             members.resolve_member(s, " ")
+
+
+@pytest.mark.parametrize("query", [
+    "' OR '1'='1", "%", "_", "a%", "\\", "'; DROP TABLE members; --", '"', "Anna' --",
+])
+def test_search_terms_are_data_not_sql_or_patterns(people, query):
+    """Quotes, comments and LIKE wildcards are searched for literally."""
+    d, _ = people
+    with d.read() as s:
+        before = s.execute(text("SELECT count(*) FROM members")).scalar_one()
+        page = members.search_members(s, query, "name", reveal=True)
+        assert names(page) == [], query
+        assert s.execute(text("SELECT count(*) FROM members")).scalar_one() == before
