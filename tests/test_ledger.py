@@ -196,6 +196,29 @@ def test_ledger_is_append_only_in_the_database(program):
         assert s.scalar(select(func.sum(LedgerEntry.amount))) == 10
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "TRUNCATE ledger_entries CASCADE",
+        "TRUNCATE ledger_transactions CASCADE",
+        "TRUNCATE audit_log CASCADE",
+        "TRUNCATE members CASCADE",  # reaches the ledger by cascade
+    ],
+)
+def test_ledger_and_audit_refuse_truncate_on_postgres(pg_db, sql):
+    with pg_db.begin() as s:
+        publish(s)
+        member(s, "A")
+    ledger.post_order(pg_db, order("o1", "A", 1, 1000))
+    with pytest.raises(DBAPIError, match="append-only"):
+        with pg_db.begin() as s:
+            s.execute(text(sql))
+    with pg_db.read() as s:
+        assert s.scalar(select(func.sum(LedgerEntry.amount))) == 10
+        assert s.scalar(text("SELECT count(*) FROM audit_log")) > 0
+
+
 def test_database_refuses_negative_balance(program):
     d, a, _ = program
     with pytest.raises(DBAPIError):
