@@ -45,6 +45,8 @@ def test_create_user_reads_password_from_stdin(cli):
     [
         (["bob", "--role", "admin"], "long-password\n", "Invalid value for '--role'"),
         (["bob", "--role", "support"], "short\n", "password: must be at least 8 characters"),
+        (["bob", "--role", "support"], "Password123\n", "password: is one of the most commonly"),
+        (["bobby", "--role", "support"], "bobby-long-pass\n", "password: must not contain the"),
         (["b b", "--role", "support"], "long-password\n", "username: use 2-64 letters"),
         (["bob", "--role", "support"], "", "no password on standard input"),
     ],
