@@ -106,3 +106,27 @@ def test_demo_prints_working_logins_every_time(cli):
                 u = users.authenticate(s, username, password)
                 assert u is not None and u.role == role
     assert "demo data already there" in res.output
+
+
+@pytest.mark.parametrize("env", ["production", " Production "])
+def test_serve_debug_is_refused_in_production(tmp_path, monkeypatch, env):
+    import dash
+
+    import dashboard.app
+
+    started = []
+    monkeypatch.setattr(dash.Dash, "run", lambda self, *a, **kw: started.append("run"))
+    real_create_app = dashboard.app.create_app
+
+    def create_app(*a, **kw):
+        started.append("create_app")
+        return real_create_app(*a, **kw)
+
+    monkeypatch.setattr(dashboard.app, "create_app", create_app)
+    url = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
+    environ = {"LOYALTY_ENV": env, "SECRET_KEY": "s" * 32}
+    res = CliRunner().invoke(main, ["--database-url", url, "serve", "--debug"], env=environ)
+    assert res.exit_code != 0
+    assert "--debug is refused with LOYALTY_ENV=production" in res.output
+    assert "Traceback" not in res.output
+    assert started == []
