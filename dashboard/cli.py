@@ -267,11 +267,15 @@ def serve(ctx: click.Context, host: str, port: int, debug: bool) -> None:
             "LOYALTY_ENV on a development machine"
         )
     from dashboard.app import create_app
+    from dashboard.config import ConfigError
 
     url = ctx.obj.get("url")
     if url:
         os.environ["DATABASE_URL"] = url
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"dashboard on http://{host}:{port}/")
     app.run(host=host, port=port, debug=debug)
 
