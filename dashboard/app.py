@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 import dash
 import flask
 from dash._callback import GLOBAL_CALLBACK_MAP
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import callbacks
@@ -32,10 +35,11 @@ import pages
 from dashboard import access, shell
 from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
-from dashboard.config import Config, load_config
+from dashboard.config import Config, ConfigError, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
 from dashboard.csp import init_csp
-from db.session import Database
+from db.session import DEFAULT_SQLITE_PATH, Database
+from db.session import database_url as database_url_of
 
 log = logging.getLogger("dashboard.app")
 CELERY_EXTENSION = "loyalty_celery"
@@ -94,13 +98,59 @@ def check_callback_roles(callback_map: dict[str, Any]) -> None:
         raise RuntimeError("callback roles misdeclared:\n  " + "\n  ".join(problems))
 
 
+BACKGROUND_FOLDER = "background-jobs"
+
+
+def instance_folder(database_url: str | None) -> Path:
+    """The app's own folder: the SQLite file's (``instance/`` by default), or
+    ``instance/`` of the working directory when the database is elsewhere."""
+    url = make_url(database_url_of(database_url))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).resolve().parent
+    return DEFAULT_SQLITE_PATH.parent.resolve()
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` as a directory only this process's user may enter (0700).
+
+    Created with mode 0700; an existing one must be a real directory owned by
+    this user. Read or search bits for others are taken away; one that others
+    could write to is refused, since what it holds may have been planted (the
+    background-job cache unpickles what it finds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{path} must be a directory (not a link or a file): remove it")
+    if not hasattr(os, "geteuid"):  # no POSIX owners and modes (Windows)
+        return path
+    if st.st_uid != os.geteuid():
+        raise ConfigError(
+            f"{path} belongs to user id {st.st_uid}, not to the user running the app "
+            f"({os.geteuid()}): remove it, or run the app as its owner"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        raise ConfigError(
+            f"{path} is writable by other users (mode {mode:o}), so its contents cannot be "
+            "trusted: remove the folder (it is recreated, private, at start-up)"
+        )
+    if mode != 0o700:
+        os.chmod(path, 0o700)
+        log.warning("%s had mode %o; set to 700", path, mode)
+    return path
+
+
 def background_manager(cfg: Config) -> tuple[Any, Any]:
     """(manager, celery app or None) for background callbacks.
 
     Celery + Redis when REDIS_URL is set (run the Procfile's ``worker:``);
     otherwise diskcache, whose jobs are child processes of the web worker and
-    whose cache directory all workers of this machine share. Tests get a
-    private directory.
+    whose cache (pickles) the workers of this instance share in a private
+    folder of the instance folder. Tests get a private temporary folder.
     """
     if cfg.redis_url:
         from celery import Celery
@@ -110,9 +160,9 @@ def background_manager(cfg: Config) -> tuple[Any, Any]:
     import diskcache
 
     if cfg.testing:
-        folder = Path(tempfile.mkdtemp(prefix="loyalty-background-"))
+        folder = Path(tempfile.mkdtemp(prefix="loyalty-background-"))  # mode 0700
     else:
-        folder = Path(tempfile.gettempdir()) / "loyalty-background"
+        folder = private_folder(instance_folder(cfg.database_url) / BACKGROUND_FOLDER)
     return dash.DiskcacheManager(diskcache.Cache(str(folder)), expire=3600), None
 
 

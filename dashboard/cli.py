@@ -259,12 +259,23 @@ def kpis(ctx: click.Context, as_json: bool, date_from: str | None, date_to: str 
 @clean_errors
 def serve(ctx: click.Context, host: str, port: int, debug: bool) -> None:
     """Run the dashboard with the development server (use gunicorn in production)."""
+    if debug and os.environ.get("LOYALTY_ENV", "").strip().lower() == "production":
+        # debug mode serves tracebacks with local values and reloads code: never in production
+        raise click.UsageError(
+            "--debug is refused with LOYALTY_ENV=production (debug mode shows tracebacks "
+            "and internals to anyone who can reach the server); drop --debug, or unset "
+            "LOYALTY_ENV on a development machine"
+        )
     from dashboard.app import create_app
+    from dashboard.config import ConfigError
 
     url = ctx.obj.get("url")
     if url:
         os.environ["DATABASE_URL"] = url
-    app = create_app()
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"dashboard on http://{host}:{port}/")
     app.run(host=host, port=port, debug=debug)
 

@@ -11,7 +11,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard import format as fmt
-from dashboard.views import csv_safe
+from db import exports
 from db.adjustments import AdjustmentRow
 from db.members import (
     LedgerRow,
@@ -374,19 +374,19 @@ def adjustments_csv(items: Iterable[AdjustmentRow]) -> str:
     df = pd.DataFrame(
         [
             {"id": a.id, "requested_at": iso(a.requested_at),
-             "requested_by": csv_safe(a.requested_by), "member_id": a.member_id,
-             "member_external_id": csv_safe(a.member_external_id),
-             "member_name": csv_safe(a.member_name), "points": a.points,
-             "reason_code": a.reason_code, "comment": csv_safe(a.comment),
-             "ticket_ref": csv_safe(a.ticket_ref),
+             "requested_by": a.requested_by, "member_id": a.member_id,
+             "member_external_id": a.member_external_id,
+             "member_name": a.member_name, "points": a.points,
+             "reason_code": a.reason_code, "comment": a.comment,
+             "ticket_ref": a.ticket_ref,
              "corrects_entry_id": a.corrects_entry_id if a.corrects_entry_id else "",
              "status": a.status, "approvals_required": a.approvals_required,
-             "first_approver": csv_safe(a.first_approver),
+             "first_approver": a.first_approver,
              "first_approved_at": iso(a.first_approved_at),
-             "decided_by": csv_safe(a.decided_by), "decided_at": iso(a.decided_at),
-             "decision_reason": csv_safe(a.decision_reason), "tx_id": a.tx_id or ""}
+             "decided_by": a.decided_by, "decided_at": iso(a.decided_at),
+             "decision_reason": a.decision_reason, "tx_id": a.tx_id or ""}
             for a in items
         ],
         columns=cols,
     )
-    return df.to_csv(index=False)
+    return exports.frame_to_csv(df)

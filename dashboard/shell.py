@@ -161,6 +161,13 @@ def empty_state(title: str, hint: str) -> dbc.Alert:
                      color="secondary", className="empty-state")
 
 
+# every grid's CSV export neutralises formula cells (assets/dashAgGridFunctions.js,
+# the same rule as db/exports.py for the server's exports)
+CSV_EXPORT_PARAMS: dict[str, Any] = {
+    "processCellCallback": {"function": "csvSafeCell(params)"},
+}
+
+
 def grid(
     component_id: str,
     columns: Sequence[dict[str, Any]],
@@ -181,5 +188,6 @@ def grid(
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
         columnSize="responsiveSizeToFit",
         dashGridOptions=options,
+        csvExportParams=CSV_EXPORT_PARAMS,
         style={"height": height, "width": "100%"},
     )

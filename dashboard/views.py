@@ -14,6 +14,7 @@ import pandas as pd
 from dash import html
 
 from dashboard import format as fmt
+from db import exports
 from db.readviews import (
     AdjustmentView,
     AuditRow,
@@ -317,22 +318,17 @@ def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:
     ]
 
 
-def csv_safe(value: str) -> str:
-    """Keep spreadsheet apps from running a cell as a formula (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def audit_csv(rows: Iterable[AuditRow]) -> str:
     """The export: full timestamps and raw JSON, one row per audit entry."""
     df = pd.DataFrame(
         [
-            {"id": r.id, "at": r.at.isoformat(sep=" "), "actor": csv_safe(r.actor),
-             "action": csv_safe(r.action), "object_type": csv_safe(r.object_type),
-             "object_id": csv_safe(r.object_id), "before": csv_safe(r.before),
-             "after": csv_safe(r.after), "detail": csv_safe(r.detail)}
+            {"id": r.id, "at": r.at.isoformat(sep=" "), "actor": r.actor,
+             "action": r.action, "object_type": r.object_type,
+             "object_id": r.object_id, "before": r.before,
+             "after": r.after, "detail": r.detail}
             for r in rows
         ],
         columns=["id", "at", "actor", "action", "object_type", "object_id", "before", "after",
                  "detail"],
     )
-    return df.to_csv(index=False)
+    return exports.frame_to_csv(df)

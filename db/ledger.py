@@ -52,8 +52,28 @@ MAX_POINTS = 10**12
 MAX_AMOUNT_MINOR = 10**13
 
 
+# an order is recorded once paid: a paid_at later than now (beyond the clock
+# skew between the shop and us) is a wrong date, and would keep a rule
+# version from being published before it
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def future_problem(paid_at: dt.datetime, now: dt.datetime | None = None) -> str | None:
+    """Why ``paid_at`` (naive UTC, or aware) is too far ahead of ``now``; None if it is not."""
+    now = now or utcnow()
+    if paid_at.tzinfo is not None:
+        paid_at = paid_at.astimezone(dt.UTC).replace(tzinfo=None)
+    if paid_at <= now + CLOCK_SKEW:
+        return None
+    minutes = int(CLOCK_SKEW.total_seconds() // 60)
+    return (
+        f"{paid_at:%Y-%m-%d %H:%M:%S} UTC is in the future (now is {now:%Y-%m-%d %H:%M:%S} "
+        f"UTC; at most {minutes} minutes ahead are accepted): record an order once it is paid"
+    )
 
 
 def payload_hash(payload: dict) -> str:
@@ -230,13 +250,17 @@ class OrderIn:
     amount_minor: int
     points_redeemed: int = 0
 
-    def validate(self) -> None:
+    def validate(self, now: dt.datetime | None = None) -> None:
+        """Refuse a malformed order, or one paid after ``now`` (default: the
+        clock) plus ``CLOCK_SKEW``."""
         if not (self.order_ref or "").strip() or len(self.order_ref) > 64:
             raise ValidationError("order_id", "must be 1-64 characters")
         if not (self.customer_ref or "").strip() or len(self.customer_ref) > 64:
             raise ValidationError("customer_id", "must be 1-64 characters")
         if not isinstance(self.paid_at, dt.datetime):
             raise ValidationError("paid_at", "must be a date and time")
+        if (why := future_problem(self.paid_at, now)) is not None:
+            raise ValidationError("paid_at", why)
         if not isinstance(self.amount_minor, int) or not 0 <= self.amount_minor <= MAX_AMOUNT_MINOR:
             raise ValidationError("amount", "must be a non-negative amount")
         if (

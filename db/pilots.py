@@ -43,7 +43,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 
-from db import audit, rules, stats
+from db import audit, exports, rules, stats
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.models import (
@@ -1392,13 +1392,14 @@ def results_csv(r: PilotResults) -> str:
             })
     df = pd.DataFrame(rows)
     out = io.StringIO()
-    out.write(f"# pilot {r.pilot.id} {r.pilot.name!r}; pre {r.pre_start:%Y-%m-%d %H:%M} to "
-              f"{r.start:%Y-%m-%d %H:%M}; during to {r.end:%Y-%m-%d %H:%M}; money in "
-              f"{r.currency}\n")
-    df.to_csv(out, index=False, float_format="%.6g")
+    exports.write_rows(out, [[
+        f"# pilot {r.pilot.id} {r.pilot.name!r}; pre {r.pre_start:%Y-%m-%d %H:%M} to "
+        f"{r.start:%Y-%m-%d %H:%M}; during to {r.end:%Y-%m-%d %H:%M}; money in {r.currency}"
+    ]])
+    exports.frame_to_csv(df, out, float_format="%.6g")
     c = r.cost
-    out.write("\nitem,value\n")
-    for k, v in (
+    out.write("\n")
+    exports.write_rows(out, [("item", "value"), *(
         ("verdict", r.verdict_code), ("srm_p_value", f"{r.srm.p_value:.6g}"),
         ("srm_expected_share", f"{r.srm.expected_share:.4f}"),
         ("srm_observed_share", f"{r.srm.observed_share:.4f}"),
@@ -1410,8 +1411,7 @@ def results_csv(r: PilotResults) -> str:
         ("incremental_revenue_high_minor", c.incremental_revenue_high_minor),
         ("revenue_per_point_minor", "" if c.revenue_per_point_minor is None
          else f"{c.revenue_per_point_minor:.4f}"),
-    ):
-        out.write(f"{k},{v}\n")
+    )])
     return out.getvalue()
 
 

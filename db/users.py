@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from db.models import ROLES, StaffUser
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD = 8
+MIN_USERNAME_IN_PASSWORD = 3  # a shorter username would refuse random passwords by chance
 # verified against when the user does not exist, so timing does not tell
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
@@ -41,6 +43,34 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of leaked password lists, lowercase
+    (the list the zxcvbn strength estimator ranks passwords against)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+
+
+def check_password(password: str, username: str) -> None:
+    """NIST SP 800-63B: long enough, not a commonly used password, not built
+    on the account's own name. Compared case-insensitively."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+    low = password.lower()
+    if low in common_passwords():
+        raise ValidationError(
+            "password",
+            "is one of the most commonly used passwords (found in leaked password lists); "
+            "choose another, e.g. a few unrelated words",
+        )
+    name = (username or "").lower()
+    for part in {name, name.split("@", 1)[0]}:
+        if len(part) >= MIN_USERNAME_IN_PASSWORD and part in low:
+            raise ValidationError("password", "must not contain the username")
+
+
 def validate_new_user(username: str, password: str, role: str) -> None:
     if not USERNAME_RE.match(username or ""):
         raise ValidationError(
@@ -48,8 +78,7 @@ def validate_new_user(username: str, password: str, role: str) -> None:
         )
     if role not in ROLES:
         raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
-    if len(password or "") < MIN_PASSWORD:
-        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+    check_password(password, username)
 
 
 def create_user(
@@ -172,9 +201,8 @@ def set_role(
 def set_password(
     s: Session, user_id: int, password: str, *, actor: str, actor_id: int | None = None
 ) -> None:
-    if len(password or "") < MIN_PASSWORD:
-        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
     u = _load(s, user_id)
+    check_password(password, u.username)
     u.password_hash = hash_password(password)
     audit.record(
         s, actor, "staff.password", actor_id=actor_id, object_type="staff_user", object_id=u.id

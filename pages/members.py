@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from dashboard.ids import Members as ids
 from dashboard.members_views import FIELD_LABELS, LEDGER_COLUMNS, SEARCH_COLUMNS
-from dashboard.shell import page_header
+from dashboard.shell import CSV_EXPORT_PARAMS, page_header
 from db.models import ENTRY_KINDS
 
 dash.register_page(
@@ -35,6 +35,7 @@ def infinite_grid(component_id: str, columns: list[dict], height: str) -> dag.Ag
                              "checkboxes": False},
             "animateRows": False,
         },
+        csvExportParams=CSV_EXPORT_PARAMS,
         style={"height": height, "width": "100%"},
     )
 

@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from dashboard.ids import Rules as ids
 from dashboard.rules_views import HISTORY_COLUMNS, PENDING_COLUMNS, tier_columns
-from dashboard.shell import grid, page_header
+from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
 
 dash.register_page(
     __name__, path="/rules", name="Tier rules", title="Tier rules", order=30,
@@ -49,6 +49,7 @@ def _editor(write: bool) -> dbc.Row:
             "domLayout": "autoHeight",
         },
         getRowId="params.data.rid",
+        csvExportParams=CSV_EXPORT_PARAMS,
         style={"width": "100%"},
     )
     settings = [

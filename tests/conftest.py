@@ -88,12 +88,20 @@ def pg_url() -> str:
 
 
 def reset_postgres(d: Database) -> None:
-    """Empty every table and restore the rows the first migration inserts."""
+    """Empty every table and restore the rows the first migration inserts.
+
+    The ledger and the audit log refuse TRUNCATE by trigger; the owner of
+    the tables switches those triggers off inside this one transaction."""
     from db.models import Base
 
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    guarded = ("ledger_entries", "ledger_transactions", "audit_log")
     with d.engine.begin() as c:
+        for t in guarded:
+            c.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER {t}_no_truncate"))
         c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for t in guarded:
+            c.execute(text(f"ALTER TABLE {t} ENABLE TRIGGER {t}_no_truncate"))
         c.execute(
             text(
                 "INSERT INTO accounts (id, kind) VALUES (1, 'issuance'), (2, 'redemption'), "

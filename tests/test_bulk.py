@@ -82,3 +82,18 @@ def test_bulk_equals_single_path(tmp_path, sqlite_template):
                     p.post(o, ext.get(o.customer_ref))
                 p.flush()
         assert _snapshot(single) == _snapshot(bulk)
+
+
+def test_bulk_poster_refuses_a_future_order(db):
+    import pytest
+
+    from db.errors import ValidationError
+
+    with db.begin() as s:
+        publish(s)
+        mid = member(s, "M0")
+        poster = BulkPoster(s)
+        poster.prepare([mid], T0)
+        late = ledger.utcnow() + dt.timedelta(hours=3)
+        with pytest.raises(ValidationError, match="paid_at: .* is in the future"):
+            poster.post(OrderIn("o1", "M0", late, 100_00), mid)

@@ -45,6 +45,8 @@ def test_create_user_reads_password_from_stdin(cli):
     [
         (["bob", "--role", "admin"], "long-password\n", "Invalid value for '--role'"),
         (["bob", "--role", "support"], "short\n", "password: must be at least 8 characters"),
+        (["bob", "--role", "support"], "Password123\n", "password: is one of the most commonly"),
+        (["bobby", "--role", "support"], "bobby-long-pass\n", "password: must not contain the"),
         (["b b", "--role", "support"], "long-password\n", "username: use 2-64 letters"),
         (["bob", "--role", "support"], "", "no password on standard input"),
     ],
@@ -104,3 +106,27 @@ def test_demo_prints_working_logins_every_time(cli):
                 u = users.authenticate(s, username, password)
                 assert u is not None and u.role == role
     assert "demo data already there" in res.output
+
+
+@pytest.mark.parametrize("env", ["production", " Production "])
+def test_serve_debug_is_refused_in_production(tmp_path, monkeypatch, env):
+    import dash
+
+    import dashboard.app
+
+    started = []
+    monkeypatch.setattr(dash.Dash, "run", lambda self, *a, **kw: started.append("run"))
+    real_create_app = dashboard.app.create_app
+
+    def create_app(*a, **kw):
+        started.append("create_app")
+        return real_create_app(*a, **kw)
+
+    monkeypatch.setattr(dashboard.app, "create_app", create_app)
+    url = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
+    environ = {"LOYALTY_ENV": env, "SECRET_KEY": "s" * 32}
+    res = CliRunner().invoke(main, ["--database-url", url, "serve", "--debug"], env=environ)
+    assert res.exit_code != 0
+    assert "--debug is refused with LOYALTY_ENV=production" in res.output
+    assert "Traceback" not in res.output
+    assert started == []

@@ -89,6 +89,18 @@ def test_same_order_twice_in_file_is_posted_once(lite):
     assert (r.imported, r.duplicates_in_file) == (1, 1)
 
 
+def test_order_paid_later_today_is_refused_naming_the_row(lite):
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    ok = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    text = HEADER + f"A,o1,{ok},5,,\nB,o2,{soon},5,,\n"
+    before = counts(lite)
+    with pytest.raises(OrderImportError) as ei:
+        import_orders(lite, io.StringIO(text), actor=CLI)
+    assert [(p.line, p.column) for p in ei.value.problems] == [(3, "paid_at")]
+    assert "line 3, paid_at: " in str(ei.value) and "is in the future" in str(ei.value)
+    assert counts(lite) == before
+
+
 @pytest.mark.parametrize(
     "text, line, column, reason",
     [

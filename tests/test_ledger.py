@@ -196,6 +196,54 @@ def test_ledger_is_append_only_in_the_database(program):
         assert s.scalar(select(func.sum(LedgerEntry.amount))) == 10
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "TRUNCATE ledger_entries CASCADE",
+        "TRUNCATE ledger_transactions CASCADE",
+        "TRUNCATE audit_log CASCADE",
+        "TRUNCATE members CASCADE",  # reaches the ledger by cascade
+    ],
+)
+def test_ledger_and_audit_refuse_truncate_on_postgres(pg_db, sql):
+    with pg_db.begin() as s:
+        publish(s)
+        member(s, "A")
+    ledger.post_order(pg_db, order("o1", "A", 1, 1000))
+    with pytest.raises(DBAPIError, match="append-only"):
+        with pg_db.begin() as s:
+            s.execute(text(sql))
+    with pg_db.read() as s:
+        assert s.scalar(select(func.sum(LedgerEntry.amount))) == 10
+        assert s.scalar(text("SELECT count(*) FROM audit_log")) > 0
+
+
+def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
+    from db import rules
+    from tests.factories import DEFAULT_TIERS, staff
+
+    d, _, _ = program
+    now = ledger.utcnow()
+    ahead = OrderIn("early", "A", now + dt.timedelta(hours=1), 1000_00)
+    with pytest.raises(ValidationError) as ei:
+        ledger.post_order(d, ahead)
+    assert ei.value.field == "paid_at"
+    assert "is in the future" in ei.value.message
+    assert f"{ahead.paid_at:%Y-%m-%d %H:%M:%S} UTC" in ei.value.message
+    # within the clock skew an order is taken
+    ledger.post_order(d, OrderIn("skew", "A", now + dt.timedelta(minutes=2), 10_00))
+    with d.read() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+    # nothing recorded later than the skew blocks a version effective from now on
+    with d.begin() as s:
+        author, approver = staff(s, "author", "supervisor"), staff(s, "approver", "supervisor")
+        rid = rules.create_draft(s, author, "Now", DEFAULT_TIERS)
+        rules.submit(s, author, rid)
+        rules.approve(s, approver, rid, now + dt.timedelta(minutes=10))
+    assert_clean(d)
+
+
 def test_database_refuses_negative_balance(program):
     d, a, _ = program
     with pytest.raises(DBAPIError):

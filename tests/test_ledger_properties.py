@@ -47,7 +47,9 @@ from db.models import Account, AdjustmentRequest, Base, LedgerEntry, Order, Staf
 from db.session import Database
 from tests.conftest import reset_postgres
 
-T0 = dt.datetime(2025, 1, 1)
+# far enough back that 40 steps of up to 400 days stay in the past (orders
+# after now are refused)
+T0 = dt.datetime(1980, 1, 1)
 START = T0 + dt.timedelta(days=1)
 EXPIRY_DAYS = 365  # the migration's default program setting
 SECOND_APPROVAL_OVER = 5000  # ditto: adjustments above this need two approvals
@@ -274,7 +276,9 @@ class LedgerMachine(RuleBasedStateMachine):
     # ---------------------------------------------------------------- helpers
 
     def tick(self, minutes: int) -> dt.datetime:
-        self.clock += dt.timedelta(minutes=minutes)
+        # never past the wall clock: the ledger refuses orders paid after now
+        self.clock = min(self.clock + dt.timedelta(minutes=minutes),
+                         max(self.clock, ledger.utcnow()))
         return self.clock
 
     def key(self, prefix: str) -> str:

@@ -1,0 +1,19 @@
+// Functions the AG Grids name in their options (dash-ag-grid reads them from
+// window.dashAgGridFunctions; the grid interprets the call, nothing is eval'd).
+var dagfuncs = (window.dashAgGridFunctions = window.dashAgGridFunctions || {});
+
+// CSV export: a text cell that a spreadsheet would run as a formula gets a
+// leading quote; numbers, and text that is only a signed number, stay as they
+// are. The same rule as db/exports.py (tests/test_exports.py holds both to
+// one table of cases).
+dagfuncs.csvSafeCell = function (params) {
+    var value = params.value;
+    if (typeof value !== "string" || value.length === 0) {
+        return value;
+    }
+    if ("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20".indexOf(value.charAt(0)) === -1) {
+        return value;
+    }
+    var plainNumber = /^[+-]?(?=[^0-9]*[0-9])[0-9.,\u00a0\u202f ]+(?:[eE][+-]?[0-9]+)?(?: ?%)?$/;
+    return plainNumber.test(value) ? value : "'" + value;
+};
