@@ -2,7 +2,8 @@
 
 - login/logout are plain Flask routes (Flask-WTF CSRF on the form, argon2 via
   ``db.users.authenticate``, Flask-Limiter on failed attempts per account and
-  per address);
+  per address); logout is a POST only, and it bumps the account's session
+  version, which every request checks, so no copy of the cookie outlives it;
 - one ``before_request`` guard stands in front of every route; the public
   routes are the short explicit list below;
 - pages declare roles in ``dash.register_page(..., roles=...)``; callbacks
@@ -48,6 +49,7 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 WRONG_CREDENTIALS = "Wrong username or password."
 SESSION_SEEN = "seen"
 SESSION_STAFF = "staff"
+SESSION_VERSION = "ver"  # the account's session_version at login
 SEEN_RESOLUTION_S = 10
 LIMITER_EXTENSION = "loyalty_limiter"
 
@@ -104,6 +106,11 @@ def _load_user(user_id: str) -> StaffSession | None:
     if info is None or not info.active:
         log.warning("refused session of %s account id=%s", "missing" if info is None else
                     "disabled", uid)
+        return None
+    if session.get(SESSION_VERSION) != info.session_version:
+        # logged out, or role, password or active flag changed since this
+        # session began: a copy of the cookie saved earlier is refused too
+        log.warning("refused an ended session of %s", info.username)
         return None
     user = StaffSession(info.id, info.username, info.full_name, info.role)
     if session.get(SESSION_STAFF) != user.as_dict():
@@ -383,6 +390,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
         session.permanent = True
         session[SESSION_SEEN] = time.time()
         session[SESSION_STAFF] = user.as_dict()
+        session[SESSION_VERSION] = info.session_version
         log.info("login %s (%s) from %s", info.username, info.role, request.remote_addr)
         _audit_auth("auth.login", user)
         # back to the page asked for, if it is one this role may open
@@ -393,7 +401,15 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
     server.add_url_rule(LOGIN_PATH, "login", login, methods=["GET", "POST"])
 
     def logout() -> Any:
+        if request.method == "GET":
+            # a link or an image on another page must not sign anyone out
+            return _logout_page()
         if current_user.is_authenticated:
+            user_id = current_user.id
+            try:
+                get_db().write_tx(lambda s: users_service.end_sessions(s, user_id))
+            except SQLAlchemyError:
+                log.exception("could not end the other sessions of %s", current_user.username)
             _audit_auth("auth.logout", current_user)
             log.info("logout %s", current_user.username)
         logout_user()
@@ -445,6 +461,11 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
         return resp
 
     return limiter
+
+
+def _logout_page() -> flask.Response:
+    """GET /logout: a button that posts the logout form (with its CSRF token)."""
+    return flask.make_response(render_template_string(templates.LOGOUT, title="Sign out"))
 
 
 def _error_page(status: int, title: str, message: str) -> flask.Response:

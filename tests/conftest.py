@@ -195,3 +195,12 @@ def login(client, username: str, password: str | None = None, next_path: str = "
             "next": next_path,
         },
     )
+
+
+def logout(client):
+    """Sign out through the real form: GET /logout shows it, POST signs out."""
+    page = client.get("/logout")
+    assert page.status_code == 200, page.status_code
+    r = client.post("/logout", data={"csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert r.status_code == 302, r.status_code
+    return r

@@ -20,7 +20,7 @@ from dashboard.context import DB_EXTENSION
 from db import users
 from db.models import ROLES, AuditLog
 from db.session import Database
-from tests.conftest import login
+from tests.conftest import login, logout
 from tests.dash_requests import UPDATE, keys_writing, request_body
 from tests.seed import DISABLED_USER, STAFF, THROTTLE_USER, VICTIM_USER
 
@@ -259,10 +259,10 @@ def test_login_then_allowed_callback_works(client, web_app):
 def test_login_redirects_to_next_only_when_allowed_and_local(client):
     r = login(client, USER["support"], next_path="/members")
     assert r.headers["Location"] == "/members"
-    client.get("/logout")
+    logout(client)
     r = login(client, USER["support"], next_path="//evil.example/x")
     assert r.headers["Location"] == "/live"
-    client.get("/logout")
+    logout(client)
     r = login(client, USER["support"], next_path="/staff")
     assert r.headers["Location"] == "/live"
 
@@ -455,10 +455,10 @@ def test_support_sees_only_own_adjustments(client, web_app):
     body = callback_body(web_app, key, {"adjreview-status.value": None})
     logged_in(client, "supervisor")
     assert "Late delivery" in client.post(UPDATE, json=body).get_data(as_text=True)
-    client.get("/logout")
+    logout(client)
     logged_in(client, "support")  # sam requested it
     assert "Late delivery" in client.post(UPDATE, json=body).get_data(as_text=True)
-    client.get("/logout")
+    logout(client)
     assert login(client, VICTIM_USER).status_code == 302  # another support user
     text = client.post(UPDATE, json=body).get_data(as_text=True)
     assert "Late delivery" not in text and "No adjustment requests" in text
