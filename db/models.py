@@ -127,6 +127,21 @@ class StaffUser(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
+class RateLimitHit(Base):
+    """One counted event (a failed sign-in, a member search) under a limit
+    key, for the limits shared by every web process (:mod:`db.ratelimit`)."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (
+        Index("ix_rate_limit_hits_key_at", "key", "at_ms"),
+        Index("ix_rate_limit_hits_at", "at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at_ms: Mapped[int] = mapped_column(BigInteger)  # epoch milliseconds
+
+
 ACCOUNT_FIELDS_ENDING_SESSIONS = ("role", "active", "password_hash")
 
 
