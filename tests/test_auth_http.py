@@ -523,3 +523,11 @@ def test_database_outage_banner_opens_and_closes(client, web_app):
     assert client.post(UPDATE, json=body).get_json()["response"] == {
         "shell-db-banner": {"is_open": False}
     }
+
+
+@pytest.mark.parametrize("name", ["LOGIN_LIMIT_ACCOUNT", "LOGIN_LIMIT_ADDRESS",
+                                  "MEMBER_SEARCH_LIMIT"])
+def test_an_unreadable_limit_setting_stops_start_up_naming_it(name):
+    with pytest.raises(ConfigError, match=f"{name} must be limits such as"):
+        load_config({name: "lots of tries", "SECRET_KEY": "s" * 40})
+    assert load_config({name: "7/minute", "SECRET_KEY": "s" * 40})
