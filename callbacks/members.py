@@ -14,13 +14,15 @@ from dash import Input, Output, State, callback, clientside_callback, html, no_u
 
 from dashboard import members_views as mv
 from dashboard.auth import require_roles
-from dashboard.context import current_actor, get_db
+from dashboard.context import current_actor, get_config, get_db, get_limits
 from dashboard.ids import Members as ids
 from dashboard.shell import empty_state
 from db import members
 from db.errors import NotFound, ValidationError
+from db.ratelimit import parse_rates
 
 ROLES = ("supervisor", "support")
+TOO_MANY_SEARCHES = "Too many searches: wait a minute and search again."
 PURGE = """
 function(_a, _b) {
     if (window.dash_ag_grid && dash_ag_grid.getApiAsync) {
@@ -36,6 +38,17 @@ clientside_callback(PURGE % ids.GRID, Output(ids.SEARCH_REFRESH, "data"),
 clientside_callback(PURGE % ids.LEDGER_GRID, Output(ids.LEDGER_REFRESH, "data"),
                     Input(ids.MEMBER, "data"), Input(ids.LEDGER_KIND, "value"),
                     prevent_initial_call=True)
+
+
+def _search_refusal(user_id: int) -> str | None:
+    """None when the user may search now (the search is counted), else why not.
+
+    Every block the grid asks for is a query, so each counts; masked contacts
+    can then not be spelt out by a flood of searches. While the shared store
+    is busy (a SQLite import holds the write lock) this process counts."""
+    claims = {f"member-search:{user_id}": parse_rates(get_config().member_search_limit)}
+    ticket = get_limits().acquire(claims, local_when_busy=True)
+    return None if ticket is not None else TOO_MANY_SEARCHES
 
 
 def _block(request: dict[str, Any] | None) -> tuple[int, int]:
@@ -62,8 +75,11 @@ def search(request: dict[str, Any] | None, query: str | None, field: str | None
            ) -> tuple[dict[str, Any], Any, str]:
     if request is None:
         return no_update, no_update, no_update
+    actor = current_actor()
+    if refusal := _search_refusal(actor.id):
+        return {"rowData": [], "rowCount": 0}, "", refusal
     start, limit = _block(request)
-    reveal = members.pii_visible(current_actor().role)
+    reveal = members.pii_visible(actor.role)
     try:
         with get_db().read() as s:
             page = members.search_members(s, query or "", field or "auto", offset=start,

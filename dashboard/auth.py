@@ -1,8 +1,11 @@
 """Authentication and authorization of the web app.
 
 - login/logout are plain Flask routes (Flask-WTF CSRF on the form, argon2 via
-  ``db.users.authenticate``, Flask-Limiter on failed attempts per account and
-  per address);
+  ``db.users.authenticate``); failed attempts are limited per address and
+  account, and more loosely per address, in the store every web process
+  shares (:mod:`db.ratelimit`: Redis, else the program database); logout
+  is a POST only, and it bumps the account's session version, which every
+  request checks, so no copy of the cookie outlives it;
 - one ``before_request`` guard stands in front of every route; the public
   routes are the short explicit list below;
 - pages declare roles in ``dash.register_page(..., roles=...)``; callbacks
@@ -25,16 +28,16 @@ from urllib.parse import urlencode, urlsplit
 import dash
 import flask
 from flask import Flask, redirect, render_template_string, request, session
-from flask_limiter import Limiter
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from dashboard import access, templates
 from dashboard.config import Config
-from dashboard.context import get_db
+from dashboard.context import DB_EXTENSION, LIMITS_EXTENSION, get_db
 from db import audit
 from db import users as users_service
+from db.ratelimit import LimitStore, LimitStoreUnavailable, open_store, parse_rates
 
 log = logging.getLogger("dashboard.auth")
 
@@ -46,10 +49,12 @@ CATCHALL_ENDPOINT = "/<path:path>"  # Dash's catch-all page route
 PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico", "/_favicon.ico", "/healthz"})
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
 WRONG_CREDENTIALS = "Wrong username or password."
+TOO_MANY_ATTEMPTS = "Too many failed sign-in attempts. Wait a minute and try again."
+LIMITS_BUSY = "Sign-in is busy at the moment. Try again in a minute."
 SESSION_SEEN = "seen"
 SESSION_STAFF = "staff"
+SESSION_VERSION = "ver"  # the account's session_version at login
 SEEN_RESOLUTION_S = 10
-LIMITER_EXTENSION = "loyalty_limiter"
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -104,6 +109,11 @@ def _load_user(user_id: str) -> StaffSession | None:
     if info is None or not info.active:
         log.warning("refused session of %s account id=%s", "missing" if info is None else
                     "disabled", uid)
+        return None
+    if session.get(SESSION_VERSION) != info.session_version:
+        # logged out, or role, password or active flag changed since this
+        # session began: a copy of the cookie saved earlier is refused too
+        log.warning("refused an ended session of %s", info.username)
         return None
     user = StaffSession(info.id, info.username, info.full_name, info.role)
     if session.get(SESSION_STAFF) != user.as_dict():
@@ -302,12 +312,16 @@ def _render_login(
     return flask.make_response(html, status)
 
 
-def _username_key() -> str:
-    return "user:" + (request.form.get("username") or "").strip().lower()
-
-
-def _address_key() -> str:
-    return "addr:" + (request.remote_addr or "unknown")
+def login_claims(config: Config, username: str) -> dict[str, tuple[tuple[int, int], ...]]:
+    """The limits one failed sign-in counts against: this address with this
+    account (a guesser elsewhere cannot lock the owner out), and this address
+    over all accounts (looser, against spraying many usernames)."""
+    address = (request.remote_addr or "unknown")[:64]
+    account = username.strip().lower()[:64]
+    return {
+        f"login:{address}|{account}": parse_rates(config.login_limit_account),
+        f"login-address:{address}": parse_rates(config.login_limit_address),
+    }
 
 
 def session_settings(config: Config) -> dict[str, Any]:
@@ -323,11 +337,10 @@ def session_settings(config: Config) -> dict[str, Any]:
         "SESSION_REFRESH_EACH_REQUEST": True,
         # the token lives as long as the session; the session has the idle limit
         "WTF_CSRF_TIME_LIMIT": None,
-        "RATELIMIT_HEADERS_ENABLED": False,
     }
 
 
-def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
+def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> LimitStore:
     """Wire sessions, CSRF, login, rate limits and the guard onto ``server``."""
     server.config.update(session_settings(config))
     csrf.init_app(server)
@@ -341,17 +354,10 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
     login_manager.user_loader(_load_user)
     login_manager.session_protection = "basic"
 
-    limiter = Limiter(
-        key_func=_address_key,
-        app=server,
-        storage_uri=config.redis_url or "memory://",
-        strategy="moving-window",
-    )
-    server.extensions[LIMITER_EXTENSION] = limiter
-    failed = dict(methods=["POST"], deduct_when=lambda resp: resp.status_code != 302)
+    db_url = server.extensions[DB_EXTENSION].url.render_as_string(hide_password=False)
+    limits = open_store(db_url, config.redis_url)
+    server.extensions[LIMITS_EXTENSION] = limits
 
-    @limiter.limit(config.login_limit_account, key_func=_username_key, **failed)
-    @limiter.limit(config.login_limit_address, key_func=_address_key, **failed)
     def login() -> Any:
         next_path = _safe_next(request.values.get("next"))
         if request.method == "GET":
@@ -364,6 +370,18 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
             return _render_login(notice=notice, next_path=next_path)
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
+        # counted before the password is checked (parallel guesses cannot
+        # slip past the count); taken back when the password was right
+        try:
+            ticket = limits.acquire(login_claims(config, username))
+        except LimitStoreUnavailable:
+            return _render_login(503, error=LIMITS_BUSY, username=username,
+                                 next_path=next_path)
+        if ticket is None:
+            log.warning("sign-in limit reached for %r from %s", username[:64],
+                        request.remote_addr)
+            return _render_login(429, error=TOO_MANY_ATTEMPTS, username=username,
+                                 next_path=next_path)
         try:
             info = get_db().write_tx(
                 lambda s: users_service.authenticate(s, username, password)
@@ -377,12 +395,17 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
         if info is None:
             log.warning("failed login for %r from %s", username[:64], request.remote_addr)
             return _render_login(error=WRONG_CREDENTIALS, username=username, next_path=next_path)
+        try:
+            limits.release(ticket)
+        except LimitStoreUnavailable:
+            log.warning("a successful sign-in of %s stays counted as failed", info.username)
         session.clear()  # no session fixation: a fresh session for the new user
         user = StaffSession(info.id, info.username, info.full_name, info.role)
         login_user(user)
         session.permanent = True
         session[SESSION_SEEN] = time.time()
         session[SESSION_STAFF] = user.as_dict()
+        session[SESSION_VERSION] = info.session_version
         log.info("login %s (%s) from %s", info.username, info.role, request.remote_addr)
         _audit_auth("auth.login", user)
         # back to the page asked for, if it is one this role may open
@@ -393,7 +416,15 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
     server.add_url_rule(LOGIN_PATH, "login", login, methods=["GET", "POST"])
 
     def logout() -> Any:
+        if request.method == "GET":
+            # a link or an image on another page must not sign anyone out
+            return _logout_page()
         if current_user.is_authenticated:
+            user_id = current_user.id
+            try:
+                get_db().write_tx(lambda s: users_service.end_sessions(s, user_id))
+            except SQLAlchemyError:
+                log.exception("could not end the other sessions of %s", current_user.username)
             _audit_auth("auth.logout", current_user)
             log.info("logout %s", current_user.username)
         logout_user()
@@ -425,14 +456,6 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
             )
         return _error_page(400, "Bad request", "The form expired. Go back and try again.")
 
-    @server.errorhandler(429)
-    def _too_many(exc: Exception) -> Any:
-        log.warning("rate limit hit on %s from %s", request.path, request.remote_addr)
-        return _render_login(
-            429, error="Too many failed sign-in attempts. Wait a minute and try again.",
-            next_path=_safe_next(request.values.get("next")),
-        )
-
     server.before_request(make_guard(dash_app, config))
 
     @server.after_request
@@ -444,7 +467,12 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> Limiter:
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
-    return limiter
+    return limits
+
+
+def _logout_page() -> flask.Response:
+    """GET /logout: a button that posts the logout form (with its CSRF token)."""
+    return flask.make_response(render_template_string(templates.LOGOUT, title="Sign out"))
 
 
 def _error_page(status: int, title: str, message: str) -> flask.Response:

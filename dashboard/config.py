@@ -14,14 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from db.ratelimit import parse_rates
+
 log = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("production", "development")
 DEFAULT_IDLE_MINUTES = 30
-# Failed logins only are counted (see dashboard.auth); these are generous
-# enough for a person who mistypes, far too low for a password guesser.
+# Failed logins only are counted (see dashboard.auth), per address and
+# account (so the owner can still sign in from elsewhere) and, looser, per
+# address; generous for a person who mistypes, far too low for a guesser.
 DEFAULT_LOGIN_LIMIT_ACCOUNT = "5 per minute; 30 per hour"
 DEFAULT_LOGIN_LIMIT_ADDRESS = "30 per minute; 300 per hour"
+# member searches per staff user (masked contacts must not be spelt out by
+# many searches)
+DEFAULT_MEMBER_SEARCH_LIMIT = "60 per minute"
 
 
 class ConfigError(RuntimeError):
@@ -37,6 +43,7 @@ class Config:
     session_idle_minutes: int
     login_limit_account: str
     login_limit_address: str
+    member_search_limit: str = DEFAULT_MEMBER_SEARCH_LIMIT
     testing: bool = False
     db_ping_ms: int = 15_000
     # number of reverse proxies in front (X-Forwarded-For hops to trust), so
@@ -91,14 +98,29 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
     if idle <= 0:
         raise ConfigError("SESSION_IDLE_MINUTES must be positive")
 
+    limits = {
+        name: str(_get(src, name, default)).strip()
+        for name, default in (("LOGIN_LIMIT_ACCOUNT", DEFAULT_LOGIN_LIMIT_ACCOUNT),
+                              ("LOGIN_LIMIT_ADDRESS", DEFAULT_LOGIN_LIMIT_ADDRESS),
+                              ("MEMBER_SEARCH_LIMIT", DEFAULT_MEMBER_SEARCH_LIMIT))
+    }
+    for name, value in limits.items():
+        try:
+            parse_rates(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name} must be limits such as '5 per minute; 30 per hour', not {value!r}"
+            ) from exc
+
     return Config(
         database_url=_get(src, "DATABASE_URL"),
         secret_key=str(secret),
         redis_url=_get(src, "REDIS_URL"),
         env=env,
         session_idle_minutes=idle,
-        login_limit_account=str(_get(src, "LOGIN_LIMIT_ACCOUNT", DEFAULT_LOGIN_LIMIT_ACCOUNT)),
-        login_limit_address=str(_get(src, "LOGIN_LIMIT_ADDRESS", DEFAULT_LOGIN_LIMIT_ADDRESS)),
+        login_limit_account=limits["LOGIN_LIMIT_ACCOUNT"],
+        login_limit_address=limits["LOGIN_LIMIT_ADDRESS"],
+        member_search_limit=limits["MEMBER_SEARCH_LIMIT"],
         testing=bool(_get(src, "TESTING", False)),
         db_ping_ms=int(_get(src, "DB_PING_MS", 15_000)),
         proxy_hops=int(_get(src, "PROXY_HOPS", 0)),

@@ -9,18 +9,30 @@ from __future__ import annotations
 from flask import current_app
 from flask_login import current_user
 
+from dashboard.config import Config
 from db.actor import Actor
 from db.errors import Forbidden
+from db.ratelimit import LimitStore
 from db.session import Database
 
 DB_EXTENSION = "loyalty_db"
 DASH_EXTENSION = "loyalty_dash"
 CONFIG_EXTENSION = "loyalty_config"
+LIMITS_EXTENSION = "loyalty_limits"
 
 
 def get_db() -> Database:
     """The program database of the running app."""
     return current_app.extensions[DB_EXTENSION]
+
+
+def get_limits() -> LimitStore:
+    """The rate limit store every web process shares (:mod:`db.ratelimit`)."""
+    return current_app.extensions[LIMITS_EXTENSION]
+
+
+def get_config() -> Config:
+    return current_app.extensions[CONFIG_EXTENSION]
 
 
 def current_actor() -> Actor:

@@ -1,4 +1,4 @@
-"""The two plain-Flask pages (login, and the error page for non-Dash routes).
+"""The plain-Flask pages (login, sign-out, and the error page for non-Dash routes).
 
 Kept as Jinja strings in a module so they ship with the package without
 package-data configuration; they use the locally served Bootstrap CSS.
@@ -44,6 +44,22 @@ LOGIN = (
     <button class="btn btn-primary w-100" id="login-submit" type="submit">Sign in</button>
   </form>
   </div></div>
+</main>
+</body>
+</html>
+"""
+)
+
+LOGOUT = (
+    _HEAD
+    + """<body class="bg-light">
+<main class="container" style="max-width: 26rem; margin-top: 12vh;">
+  <h1 class="h4 mb-3">Sign out of the loyalty back-office?</h1>
+  <form method="post" action="/logout">
+    <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+    <button class="btn btn-primary" id="logout-submit" type="submit">Sign out</button>
+    <a class="btn btn-link" href="/">Stay signed in</a>
+  </form>
 </main>
 </body>
 </html>

@@ -26,6 +26,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -118,6 +121,38 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # signed into each session at login and compared on every request: a
+    # bump (logout, role, password or active flag changed) ends every
+    # session of the account, including cookies saved earlier
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class RateLimitHit(Base):
+    """One counted event (a failed sign-in, a member search) under a limit
+    key, for the limits shared by every web process (:mod:`db.ratelimit`)."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (
+        Index("ix_rate_limit_hits_key_at", "key", "at_ms"),
+        Index("ix_rate_limit_hits_at", "at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at_ms: Mapped[int] = mapped_column(BigInteger)  # epoch milliseconds
+
+
+ACCOUNT_FIELDS_ENDING_SESSIONS = ("role", "active", "password_hash")
+
+
+@event.listens_for(StaffUser, "before_update")
+def _end_sessions_on_account_change(_mapper, _connection, user: StaffUser) -> None:
+    """Whatever code changes an account's role, password or active flag,
+    its sessions end: the version is bumped in the same UPDATE."""
+    attrs = inspect(user).attrs
+    changed = any(attrs[a].history.has_changes() for a in ACCOUNT_FIELDS_ENDING_SESSIONS)
+    if changed and not attrs.session_version.history.has_changes():
+        user.session_version = (user.session_version or 0) + 1
 
 
 GRANT_STATUSES = ("pending", "approved", "rejected")

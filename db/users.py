@@ -1,4 +1,9 @@
-"""Staff accounts: creation, password hashing (argon2id), roles, disabling."""
+"""Staff accounts: creation, password hashing (argon2id), roles, disabling.
+
+Every change of an account's role, password or active flag bumps its
+``session_version`` (an ORM event in :mod:`db.models`), which ends all its
+sessions; :func:`end_sessions` does the same on logout.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db import audit
@@ -33,10 +38,12 @@ class UserInfo:
     active: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    session_version: int = 0
 
 
 def _info(u: StaffUser) -> UserInfo:
-    return UserInfo(u.id, u.username, u.full_name, u.role, u.active, u.created_at, u.last_login_at)
+    return UserInfo(u.id, u.username, u.full_name, u.role, u.active, u.created_at, u.last_login_at,
+                    u.session_version or 0)
 
 
 def hash_password(password: str) -> str:
@@ -131,6 +138,7 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
     if _hasher.check_needs_rehash(u.password_hash):
         u.password_hash = hash_password(password)
     u.last_login_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    s.flush()  # a rehash bumps the session version: the new session gets the new one
     return _info(u)
 
 
@@ -142,6 +150,15 @@ def get_user(s: Session, user_id: int) -> UserInfo | None:
 def get_user_by_name(s: Session, username: str) -> UserInfo | None:
     u = s.scalar(select(StaffUser).where(StaffUser.username == username))
     return _info(u) if u else None
+
+
+def end_sessions(s: Session, user_id: int) -> None:
+    """End every session of the account (logout): cookies signed with the
+    current session version stop working everywhere."""
+    s.execute(
+        update(StaffUser).where(StaffUser.id == user_id)
+        .values(session_version=StaffUser.session_version + 1)
+    )
 
 
 def list_users(s: Session) -> list[UserInfo]:

@@ -176,9 +176,26 @@ def web_app(web_seed):
 
 @pytest.fixture
 def client(web_app):
-    """A fresh test client (no cookies) with the login rate limits reset."""
-    web_app.server.extensions["loyalty_limiter"].reset()
+    """A fresh test client (no cookies) with the rate limits reset."""
+    from dashboard.context import LIMITS_EXTENSION
+
+    web_app.server.extensions[LIMITS_EXTENSION].reset()
     return web_app.server.test_client()
+
+
+@pytest.fixture
+def frozen_limits(web_app, monkeypatch):
+    """The web app's rate limit store, emptied, its clock stopped: windows do
+    not slide during the test, however slow argon2 is on this machine."""
+    import time
+
+    from dashboard.context import LIMITS_EXTENSION
+
+    store = web_app.server.extensions[LIMITS_EXTENSION]
+    now = time.time()
+    monkeypatch.setattr(store, "clock", lambda: now)
+    store.reset()
+    return store
 
 
 def csrf_token_from(html: str) -> str:
@@ -203,3 +220,12 @@ def login(client, username: str, password: str | None = None, next_path: str = "
             "next": next_path,
         },
     )
+
+
+def logout(client):
+    """Sign out through the real form: GET /logout shows it, POST signs out."""
+    page = client.get("/logout")
+    assert page.status_code == 200, page.status_code
+    r = client.post("/logout", data={"csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert r.status_code == 302, r.status_code
+    return r

@@ -15,6 +15,7 @@ from db import ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
+from tests.conftest import logout
 from tests.test_auth_http import UPDATE, callback_body, logged_in
 
 MODULES = ("callbacks.members", "callbacks.adjustments_request", "callbacks.adjustments_review")
@@ -159,7 +160,7 @@ def test_form_messages_next_to_the_fields(client, web_app, world):
     out = submit(client, web_app, **good)
     assert "filed" in str(out["adjreq-result"]["children"]) and feedback(out) == {}
     assert out["adjreq-version"]["data"] == 1 and out["adjreq-points"]["value"] == ""
-    client.get("/logout")
+    logout(client)
     logged_in(client, "supervisor")
     out = submit(client, web_app, **(good | {"points": "60000", "comment": "big one"}))
     assert "two approvals" in str(out["adjreq-result"]["children"])
@@ -249,7 +250,7 @@ def test_support_is_pinned_to_their_own_requests(client, web_app, world, web_see
     logged_in(client, "supervisor")
     everything = history(client, web_app)
     assert "opening" in everything and "sues-own-request" in everything
-    client.get("/logout")
+    logout(client)
     logged_in(client, "support")
     # sam asks for sue's requests: the server keeps him to his own
     mine = history(client, web_app, requester=ids["sue"])
@@ -281,7 +282,7 @@ def test_search_masks_personal_data_for_supervisors(client, web_app, world):
     assert rows["rowCount"] == 1
     assert (rows["rowData"][0]["email"], rows["rowData"][0]["phone"]) == (
         "hattie@example.com", "+79990001122")
-    client.get("/logout")
+    logout(client)
     logged_in(client, "supervisor")
     out = response(call(client, web_app, "callbacks.members", "search", values))
     row = out["members-grid"]["getRowsResponse"]["rowData"][0]

@@ -11,6 +11,7 @@ from dashboard import access
 from dashboard.ids import Live as live_ids
 from dashboard.ids import Overview as ov_ids
 from dashboard.live_views import KEYS
+from tests.conftest import logout
 from tests.test_auth_http import UPDATE, callback_body, logged_in
 from tests.test_pilots_http import _poll, key_of, keys_writing
 
@@ -66,7 +67,7 @@ def test_overview_for_supervisor_and_executive(client, web_app, role):
         assert all(row["definition"] for row in rows)
         assert resp[ov_ids.LTV_FIG]["figure"]["layout"]["title"]["text"].startswith("LTV")
     # support may not poll the job an executive started
-    client.get("/logout")
+    logout(client)
     logged_in(client, "support")
     assert client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}",
                        json=b).status_code == 403

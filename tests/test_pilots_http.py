@@ -14,6 +14,7 @@ from dashboard import access
 from dashboard.ids import Pilots as ids
 from db.models import Pilot
 from db.session import Database
+from tests.conftest import logout
 from tests.test_auth_http import UPDATE, callback_body, logged_in, server_callbacks
 
 
@@ -104,7 +105,7 @@ def test_executive_reads_results_in_the_background_and_support_is_refused(client
 
     # support may not open the page: refused when starting the job, polling it,
     # cancelling it, reading the pickers or exporting
-    client.get("/logout")
+    logout(client)
     logged_in(client, "support")
     assert client.post(UPDATE, json=b).status_code == 403
     assert client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}",

@@ -18,6 +18,7 @@ from dashboard.auth import StaffSession
 from db import rules, users
 from db.models import AuditLog, RuleSet
 from db.session import Database
+from tests.conftest import logout
 from tests.factories import DEFAULT_TIERS
 from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
 
@@ -119,7 +120,7 @@ def test_own_draft_approval_gets_the_message_and_executive_gets_403(client, web_
     assert r.status_code == 403
     assert len(audit_rows(web_seed[0], "access.refused")) == before + 1
 
-    client.get("/logout")
+    logout(client)
     logged_in(client, "supervisor")  # sue, the author
     data = response(client.post(UPDATE, json=body(web_app, "decide", values,
                                                   "rules-approve.n_clicks")))
@@ -270,7 +271,7 @@ def test_background_simulation_runs_through_the_guard(client, web_app, web_seed)
     assert "rules-sim-matrix" in out and "heatmap" in out and "Richer gold" in out
 
     # another role holding the handles is still refused by the guard on the poll
-    client.get("/logout")
+    logout(client)
     logged_in(client, "support")
     r = client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}", json=b)
     assert r.status_code == 403
@@ -284,7 +285,7 @@ def test_cancel_callback_is_declared_for_the_simulation_roles(client, web_app):
         "supervisor", "executive"}
     assert client.post(UPDATE, json=callback_body(web_app, key, {}, [
         "rules-sim-cancel.n_clicks"])).status_code == 403
-    client.get("/logout")
+    logout(client)
     logged_in(client, "supervisor")
     assert client.post(UPDATE, json=callback_body(web_app, key, {}, [
         "rules-sim-cancel.n_clicks"])).status_code == 200
