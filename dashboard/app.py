@@ -35,6 +35,7 @@ from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
 from dashboard.csp import init_csp
+from dashboard.limits import init_limits
 from db.session import Database
 
 log = logging.getLogger("dashboard.app")
@@ -164,7 +165,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
             "create_app() already built the app in this process: Dash keeps pages and "
             "callbacks in process-global registries, build it once and reuse it"
         )
-    db = Database(cfg.database_url)
+    db = Database(cfg.database_url, timeouts=cfg.db_timeouts)
 
     server = flask.Flask("dashboard")
     server.config["TESTING"] = cfg.testing
@@ -207,6 +208,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
     init_csp(server, app)
+    init_limits(server)
     if cfg.proxy_hops:
         server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops

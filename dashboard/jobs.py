@@ -47,13 +47,17 @@ def job_context() -> Iterator[flask.Flask]:
     """An app context for a job (``get_db()`` works inside), with a fresh
     connection pool: a forked child must not share its parent's sockets."""
     from dashboard.app import built_app
-    from dashboard.context import get_db
+    from dashboard.context import JOB_DB, get_db
 
     server = flask.current_app._get_current_object() if flask.has_app_context() else None
     server = server or built_app().server
     with server.app_context():
+        db = get_db()
         if os.getpid() != _PID:  # a forked child (diskcache job, Celery prefork)
-            get_db().engine.dispose(close=False)
+            db.dispose(close=False)
+        # a job may run statements longer than a request may (a tier pass
+        # rewrites every member): the jobs' statement timeout, same lock wait
+        setattr(flask.g, JOB_DB, db.for_jobs())
         yield server
 
 
