@@ -29,7 +29,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import callbacks
 import pages
-from dashboard import access, shell
+from dashboard import access, jobs, shell
 from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, load_config
@@ -114,7 +114,7 @@ def background_manager(cfg: Config) -> tuple[Any, Any]:
         folder = Path(tempfile.mkdtemp(prefix="loyalty-background-"))
     else:
         folder = Path(tempfile.gettempdir()) / "loyalty-background"
-    return dash.DiskcacheManager(diskcache.Cache(str(folder)), expire=3600), None
+    return jobs.DiskcacheJobs(diskcache.Cache(str(folder)), expire=3600), None
 
 
 def built_app() -> dash.Dash:
@@ -174,6 +174,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     manager, celery_app = background_manager(cfg)
     if celery_app is not None:
         server.extensions[CELERY_EXTENSION] = celery_app
+    server.extensions[jobs.LEASES_EXTENSION] = jobs.lease_store(manager, cfg.redis_url)
 
     app = dash.Dash(
         __name__,
@@ -208,7 +209,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
     init_csp(server, app)
-    init_limits(server)
+    init_limits(server, cfg, manager)
     if cfg.proxy_hops:
         server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops

@@ -4,16 +4,24 @@
   database; see ``db.session.Timeouts``) raises ``DatabaseBusy``: callbacks
   that show service refusals show its message, any other request gets 503
   with it, never a worker held until the lock goes.
+- A request body larger than ``MAX_REQUEST_MB`` is refused with 413 before
+  it is read (the largest legitimate one carries a pilot's member list).
+- One background job of a kind per user (``dashboard.jobs``), and the
+  worker reaps its finished job processes after every request.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import flask
 from flask import render_template_string, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from dashboard import templates
+from dashboard.callback_inputs import MAX_UPLOAD_BYTES
+from dashboard.config import Config
 from db.errors import DatabaseBusy
 
 log = logging.getLogger("dashboard.limits")
@@ -37,5 +45,24 @@ def database_busy(exc: DatabaseBusy) -> flask.Response:
     return resp
 
 
-def init_limits(server: flask.Flask) -> None:
+def init_limits(server: flask.Flask, config: Config, manager: Any = None) -> None:
+    server.config["MAX_CONTENT_LENGTH"] = config.max_request_mb * 1024 * 1024
     server.register_error_handler(DatabaseBusy, database_busy)
+
+    @server.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge) -> flask.Response:
+        size = request.content_length
+        log.warning("refused a %s-byte request to %s from %s", size if size is not None
+                    else "streamed", request.path, request.remote_addr)
+        return _refusal(413, "Request too large",
+                        f"The request is larger than {config.max_request_mb} MB, the most "
+                        "this server accepts; nothing was done. A file to upload must be "
+                        f"smaller (a pilot's member list: at most {MAX_UPLOAD_BYTES // 2**20} "
+                        "MB).")
+
+    reap = getattr(manager, "reap", None)
+    if reap is not None:
+        @server.after_request
+        def _reap_finished_jobs(resp: flask.Response) -> flask.Response:
+            reap()
+            return resp
