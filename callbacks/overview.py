@@ -37,7 +37,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
     segment = segment if segment in SEGMENTS else None
     with jobs.job_context():
         try:
-            jobs.job_actor(token, ROLES)
+            jobs.job_actor(token, ROLES, kind="overview")
         except LoyaltyError as exc:
             refused = dbc.Alert(str(exc), color="danger", id="overview-refused")
             return (refused, *(no_update,) * 8)

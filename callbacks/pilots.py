@@ -22,7 +22,7 @@ from dash.exceptions import PreventUpdate
 from dashboard import jobs, views
 from dashboard import pilots_views as pv
 from dashboard.auth import require_roles
-from dashboard.callback_inputs import as_id
+from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
@@ -43,7 +43,6 @@ FORM_STATES = [
     State(ids.START_AT, "value"), State(ids.END_AT, "value"), State(ids.METRIC, "value"),
     State(ids.MIN_EFFECT, "value"),
 ]
-MAX_UPLOAD_BYTES = 30 * 1024 * 1024
 
 
 def _no_feedback() -> list[str]:
@@ -74,7 +73,8 @@ def _file(contents: str | None) -> bytes:
     except (IndexError, ValueError):
         raise ValidationError("member_file", "the upload could not be read") from None
     if len(raw) > MAX_UPLOAD_BYTES:
-        raise ValidationError("member_file", "the file is larger than 30 MB")
+        raise ValidationError("member_file",
+                              f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
     return raw
 
 
@@ -160,7 +160,7 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     plain = ("Request start", True)  # START's label, SEND_BACK disabled
     with jobs.job_context():
         try:
-            jobs.job_actor(token, READ)
+            jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
             return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
                     None, *plain)

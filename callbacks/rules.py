@@ -462,7 +462,7 @@ def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
     """
     with jobs.job_context():
         try:
-            actor = jobs.job_actor(token, WRITE)
+            actor = jobs.job_actor(token, WRITE, kind="tier-pass")
         except LoyaltyError as exc:
             return _alert(str(exc))
         if in_force_id is None:
@@ -500,7 +500,7 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
     """The body of the background simulation (no request here: see dashboard.jobs)."""
     with jobs.job_context():
         try:
-            actor = jobs.job_actor(token, READ)
+            actor = jobs.job_actor(token, READ, kind="simulation")
         except LoyaltyError as exc:
             return _alert(str(exc), id="rules-sim-refused")
         if version_id is None:

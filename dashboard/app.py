@@ -32,12 +32,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import callbacks
 import pages
-from dashboard import access, shell
+from dashboard import access, jobs, shell
 from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, ConfigError, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
 from dashboard.csp import init_csp
+from dashboard.limits import init_limits
 from db.session import DEFAULT_SQLITE_PATH, Database
 from db.session import database_url as database_url_of
 
@@ -163,7 +164,7 @@ def background_manager(cfg: Config) -> tuple[Any, Any]:
         folder = Path(tempfile.mkdtemp(prefix="loyalty-background-"))  # mode 0700
     else:
         folder = private_folder(instance_folder(cfg.database_url) / BACKGROUND_FOLDER)
-    return dash.DiskcacheManager(diskcache.Cache(str(folder)), expire=3600), None
+    return jobs.DiskcacheJobs(diskcache.Cache(str(folder)), expire=3600), None
 
 
 def built_app() -> dash.Dash:
@@ -214,7 +215,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
             "create_app() already built the app in this process: Dash keeps pages and "
             "callbacks in process-global registries, build it once and reuse it"
         )
-    db = Database(cfg.database_url)
+    db = Database(cfg.database_url, timeouts=cfg.db_timeouts)
 
     server = flask.Flask("dashboard")
     server.config["TESTING"] = cfg.testing
@@ -223,6 +224,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     manager, celery_app = background_manager(cfg)
     if celery_app is not None:
         server.extensions[CELERY_EXTENSION] = celery_app
+    server.extensions[jobs.LEASES_EXTENSION] = jobs.lease_store(manager, cfg.redis_url)
 
     app = dash.Dash(
         __name__,
@@ -257,6 +259,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
     init_csp(server, app)
+    init_limits(server, cfg, manager)
     if cfg.proxy_hops:
         server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops

@@ -23,7 +23,11 @@ from dashboard.auth import _json_error
 from db.errors import LoyaltyError
 
 UPDATE_PATH = "/_dash-update-component"
-MAX_TEXT = 1_000_000  # characters in one text value (an uploaded file is base64 text)
+MAX_TEXT = 1_000_000  # characters in one text value
+# An uploaded file (``contents``) is base64 text up to 4/3 of the file: it is
+# bounded by the request size cap (MAX_REQUEST_MB), not by MAX_TEXT.
+MAX_UPLOAD_BYTES = 30 * 1024 * 1024
+UNBOUNDED_TEXT = frozenset({"contents"})
 MAX_INT = 2**53  # beyond this a browser cannot hold the integer exactly
 MAX_DEPTH = 32
 
@@ -93,15 +97,15 @@ class BadValue(ValueError):
     pass
 
 
-def _walk(v: Any, where: str, depth: int = 0) -> None:
+def _walk(v: Any, where: str, depth: int = 0, max_text: int | None = MAX_TEXT) -> None:
     """Refuse what no component sends: NUL in text, huge or non-finite numbers."""
     if depth > MAX_DEPTH:
         raise BadValue(f"{where}: nested too deeply")
     if isinstance(v, str):
         if "\x00" in v:
             raise BadValue(f"{where}: a text contains a NUL character")
-        if len(v) > MAX_TEXT:
-            raise BadValue(f"{where}: a text is longer than {MAX_TEXT:,} characters")
+        if max_text is not None and len(v) > max_text:
+            raise BadValue(f"{where}: a text is longer than {max_text:,} characters")
     elif _is_int(v):
         if abs(v) > MAX_INT:
             raise BadValue(f"{where}: a number is too large")
@@ -110,11 +114,11 @@ def _walk(v: Any, where: str, depth: int = 0) -> None:
             raise BadValue(f"{where}: a number is not finite")
     elif isinstance(v, list):
         for x in v:
-            _walk(x, where, depth + 1)
+            _walk(x, where, depth + 1, max_text)
     elif isinstance(v, dict):
         for k, x in v.items():
             _walk(k, where, depth + 1)
-            _walk(x, where, depth + 1)
+            _walk(x, where, depth + 1, max_text)
 
 
 def check_body(body: Any) -> None:
@@ -132,7 +136,7 @@ def check_body(body: Any) -> None:
             cid = item.get("id")
             where = f"{cid}.{prop}" if isinstance(cid, str) else f"{part} {prop}"
             value = item.get("value")
-            _walk(value, where)
+            _walk(value, where, max_text=None if prop in UNBOUNDED_TEXT else MAX_TEXT)
             shape = SHAPES.get(prop) if isinstance(prop, str) else None
             if shape is not None and not shape[0](value):
                 raise BadValue(f"{where} must be {shape[1]}")

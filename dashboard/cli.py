@@ -25,11 +25,18 @@ EXIT_VIOLATIONS = 3
 
 
 def _db(ctx: click.Context):
-    from db.session import Database
+    """The database for command-line work: imports, demo data, rebuilds and
+    passes over every member may run longer than a web request is allowed
+    to, so no statement timeout here (the lock timeout stays)."""
+    from db.session import Database, Timeouts
 
     obj = ctx.ensure_object(dict)
     if "db" not in obj:
-        obj["db"] = Database(obj.get("url"))
+        try:
+            timeouts = Timeouts.from_env().for_batch()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        obj["db"] = Database(obj.get("url"), timeouts=timeouts)
     return obj["db"]
 
 

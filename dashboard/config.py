@@ -11,10 +11,11 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from db.ratelimit import parse_rates
+from db.session import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ DEFAULT_LOGIN_LIMIT_ADDRESS = "30 per minute; 300 per hour"
 # member searches per staff user (masked contacts must not be spelt out by
 # many searches)
 DEFAULT_MEMBER_SEARCH_LIMIT = "60 per minute"
+# The largest request body: a pilot's member list (up to 30 MB) arrives
+# base64-encoded (4/3 of its size) inside a callback's JSON.
+DEFAULT_MAX_REQUEST_MB = 48
 
 
 class ConfigError(RuntimeError):
@@ -49,6 +53,10 @@ class Config:
     # number of reverse proxies in front (X-Forwarded-For hops to trust), so
     # the per-address login limit sees clients, not the proxy
     proxy_hops: int = 0
+    # how long the app's database connections may wait (DB_*_TIMEOUT_* vars)
+    db_timeouts: Timeouts = field(default_factory=Timeouts)
+    # requests with a larger body are refused with 413 (MAX_REQUEST_MB)
+    max_request_mb: int = DEFAULT_MAX_REQUEST_MB
 
     @property
     def production(self) -> bool:
@@ -111,6 +119,17 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
             raise ConfigError(
                 f"{name} must be limits such as '5 per minute; 30 per hour', not {value!r}"
             ) from exc
+    try:
+        timeouts = Timeouts.from_env(src)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    raw_max = _get(src, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB)
+    try:
+        max_request_mb = int(raw_max)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"MAX_REQUEST_MB must be a whole number, not {raw_max!r}") from exc
+    if max_request_mb <= 0:
+        raise ConfigError("MAX_REQUEST_MB must be positive")
 
     return Config(
         database_url=_get(src, "DATABASE_URL"),
@@ -124,4 +143,6 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         testing=bool(_get(src, "TESTING", False)),
         db_ping_ms=int(_get(src, "DB_PING_MS", 15_000)),
         proxy_hops=int(_get(src, "PROXY_HOPS", 0)),
+        db_timeouts=timeouts,
+        max_request_mb=max_request_mb,
     )

@@ -6,7 +6,7 @@ the app object stays built once.
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 from flask_login import current_user
 
 from dashboard.config import Config
@@ -19,11 +19,13 @@ DB_EXTENSION = "loyalty_db"
 DASH_EXTENSION = "loyalty_dash"
 CONFIG_EXTENSION = "loyalty_config"
 LIMITS_EXTENSION = "loyalty_limits"
+JOB_DB = "loyalty_job_db"  # set by dashboard.jobs.job_context for the job's duration
 
 
 def get_db() -> Database:
-    """The program database of the running app."""
-    return current_app.extensions[DB_EXTENSION]
+    """The program database of the running app (inside a background job:
+    through connections with the jobs' longer statement timeout)."""
+    return g.get(JOB_DB) or current_app.extensions[DB_EXTENSION]
 
 
 def get_limits() -> LimitStore:

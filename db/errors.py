@@ -34,3 +34,8 @@ class InvalidState(LoyaltyError):
 
 class Forbidden(LoyaltyError):
     """The actor may not do this (four-eyes rule, role)."""
+
+
+class DatabaseBusy(LoyaltyError):
+    """A statement ran out of time waiting for a lock or for the database;
+    its transaction was rolled back."""

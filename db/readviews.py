@@ -14,8 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import and_, case, func, or_, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from db.models import (
@@ -42,13 +41,9 @@ def _now() -> dt.datetime:
 
 
 def ping(db: Database) -> bool:
-    """True when the database answers a trivial query (for the outage banner)."""
-    try:
-        with db.engine.connect() as c:
-            c.execute(text("SELECT 1"))
-        return True
-    except (SQLAlchemyError, OSError):
-        return False
+    """True when the database answers a trivial query at once (for the
+    outage banner); see :meth:`Database.probe`."""
+    return db.probe() is None
 
 
 def currency(s: Session) -> str:

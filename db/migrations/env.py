@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from db.models import Base
-from db.session import make_engine
+from db.session import Timeouts, make_engine
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,7 +27,9 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or None)
+    # a migration may rewrite a large table: no statement timeout
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or None,
+                         timeouts=Timeouts.from_env().for_batch())
     try:
         with engine.connect() as connection:
             _run(connection)
