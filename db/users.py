@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
 from db import audit
 from db.errors import Forbidden, NotFound, ValidationError
 from db.models import ROLES, StaffUser
 
+log = logging.getLogger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD = 8
@@ -88,7 +93,17 @@ def create_user(
 
 
 def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
-    """The user if the password is right and the account active, else None."""
+    """The user if the password is right and the account active, else None.
+
+    A login must not queue behind a long writer (an import on SQLite holds
+    the one write lock per batch). When this call opens the session's
+    transaction (the login form's case), it reads without the write lock
+    and writes the last-login stamp (and a rehash) in its own short
+    transaction that waits at most :data:`STAMP_WAIT_SECONDS` for the
+    database: the stamp is best effort, the login is not. Inside a caller's
+    ongoing transaction the stamp is part of that transaction.
+    """
+    fresh = _open_without_write_lock(s)
     u = s.scalar(select(StaffUser).where(StaffUser.username == (username or "")))
     try:
         if u is None:
@@ -99,10 +114,61 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
         return None
     if not u.active:
         return None
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    changes: dict = {"last_login_at": now}
     if _hasher.check_needs_rehash(u.password_hash):
-        u.password_hash = hash_password(password)
-    u.last_login_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    return _info(u)
+        changes["password_hash"] = hash_password(password)
+    if not fresh:
+        for k, v in changes.items():
+            setattr(u, k, v)
+        return _info(u)
+    info = _info(u)
+    if _stamp_apart(s, u.id, changes):
+        info = dataclasses.replace(info, last_login_at=now)
+    return info
+
+
+STAMP_WAIT_SECONDS = 2.0
+
+
+def _open_without_write_lock(s: Session) -> bool:
+    """Open the session's transaction as a plain read (SQLite: a deferred
+    BEGIN, not the write session's BEGIN IMMEDIATE). False when the session
+    already had its connection (the caller's transaction goes on as it is)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SAWarning)
+        s.connection(execution_options={"loyalty_write": False})
+    return not any("already established" in str(w.message) for w in caught)
+
+
+def _stamp_apart(s: Session, user_id: int, changes: dict) -> bool:
+    """Write ``changes`` to the user in a separate short transaction; give up
+    (logged) if the database stays busy for :data:`STAMP_WAIT_SECONDS`."""
+    from db.session import SQLITE_BUSY_TIMEOUT_MS
+
+    bind = s.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    t = StaffUser.__table__
+    try:
+        with bind.execution_options(loyalty_write=True).connect() as c:
+            raw = c.connection.driver_connection  # PRAGMA outside any transaction
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout = {int(STAMP_WAIT_SECONDS * 1000)}")
+            try:
+                with c.begin():
+                    if not sqlite:
+                        c.exec_driver_sql(
+                            f"SET LOCAL lock_timeout = '{int(STAMP_WAIT_SECONDS * 1000)}ms'"
+                        )
+                    c.execute(update(t).where(t.c.id == user_id).values(**changes))
+            finally:
+                if sqlite:
+                    raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    except DBAPIError as exc:
+        log.warning("last login of staff user %s not recorded (database busy): %s",
+                    user_id, str(exc.orig).strip().splitlines()[0])
+        return False
+    return True
 
 
 def get_user(s: Session, user_id: int) -> UserInfo | None:
