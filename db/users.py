@@ -101,9 +101,11 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
     and writes the last-login stamp (and a rehash) in its own short
     transaction that waits at most :data:`STAMP_WAIT_SECONDS` for the
     database: the stamp is best effort, the login is not. Inside a caller's
-    ongoing transaction the stamp is part of that transaction.
+    ongoing write transaction the stamp is part of that transaction.
     """
-    fresh = _open_without_write_lock(s)
+    _open_without_write_lock(s)
+    # a transaction without the write lock (ours, or a read) stamps apart
+    apart = not s.connection().get_execution_options().get("loyalty_write", False)
     u = s.scalar(select(StaffUser).where(StaffUser.username == (username or "")))
     try:
         if u is None:
@@ -118,7 +120,7 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
     changes: dict = {"last_login_at": now}
     if _hasher.check_needs_rehash(u.password_hash):
         changes["password_hash"] = hash_password(password)
-    if not fresh:
+    if not apart:
         for k, v in changes.items():
             setattr(u, k, v)
         return _info(u)
@@ -131,14 +133,13 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
 STAMP_WAIT_SECONDS = 2.0
 
 
-def _open_without_write_lock(s: Session) -> bool:
+def _open_without_write_lock(s: Session) -> None:
     """Open the session's transaction as a plain read (SQLite: a deferred
-    BEGIN, not the write session's BEGIN IMMEDIATE). False when the session
-    already had its connection (the caller's transaction goes on as it is)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SAWarning)
+    BEGIN, not the write session's BEGIN IMMEDIATE), unless the session
+    already has its connection (the caller's transaction goes on as it is)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # "already established"
         s.connection(execution_options={"loyalty_write": False})
-    return not any("already established" in str(w.message) for w in caught)
 
 
 def _stamp_apart(s: Session, user_id: int, changes: dict) -> bool:
