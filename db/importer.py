@@ -752,8 +752,10 @@ def _apply(tg: _Target, run_id: str, report: ImportReport) -> None:
                     else staged.c[c]
                     for c in cols
                 ]
+                # in ascending final id (placeholders -1, -2, ... descend): appends
+                key = staged.c.id.desc() if sqlite else staged.c.id
                 s.execute(insert(Base.metadata.tables[name]).from_select(
-                    cols, select(*exprs).where(staged.c.import_id == run_id)
+                    cols, select(*exprs).where(staged.c.import_id == run_id).order_by(key)
                 ))
             acc, b = Account.__table__, STAGED_BALANCES
             s.execute(
