@@ -1,12 +1,15 @@
-"""Time ``import_orders`` on a generated CSV (default 200,000 rows).
+"""Time ``import_orders`` on a generated CSV (default 500,000 rows; --huge: 2,000,000).
 
 Writes the CSV into a temp dir (about 20 % of customers referred, some
 checkout redemptions that the balance covers), imports it into a fresh
 migrated SQLite file and - if it answers - a fresh PostgreSQL database, and
-prints seconds and rows/s. Then imports the same file again (every row is
-skipped) to time the idempotency path.
+prints seconds, rows/s, the process's peak memory (RSS) and how long the one
+final transaction held the database (the batches before it are short). Then
+imports the same file again (every row is skipped) to time the idempotency
+path.
 
     .venv/bin/python benchmarks/bench_import.py
+    .venv/bin/python benchmarks/bench_import.py --huge --pg ''
     .venv/bin/python benchmarks/bench_import.py --rows 50000 --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import resource
 import sys
 import tempfile
 import time
@@ -83,17 +87,22 @@ def fresh_program(d: Database) -> None:
         rules.approve(s, approver, rid, START - dt.timedelta(days=1), allow_past=True)
 
 
-def run(d: Database, path: Path, label: str, check: bool) -> None:
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def run(d: Database, path: Path, label: str, check: bool, batch: int | None) -> None:
     fresh_program(d)
-    r = import_orders(d, path, actor=CLI)
+    r = import_orders(d, path, actor=CLI, batch_rows=batch)
     print(
         f"{label:10s} import   {r.rows:>8,} rows  {r.seconds:6.2f} s  "
-        f"{r.rows_per_second:>9,.0f} rows/s  (members {r.members_created:,}, "
+        f"{r.rows_per_second:>9,.0f} rows/s  peak RSS {peak_rss_mb():,.0f} MB  "
+        f"final transaction {r.final_seconds:.2f} s  (members {r.members_created:,}, "
         f"accrued {r.points_accrued:,}, referral {r.referral_bonus:,}, "
         f"redeemed {r.points_redeemed:,})",
         flush=True,
     )
-    r2 = import_orders(d, path, actor=CLI)
+    r2 = import_orders(d, path, actor=CLI, batch_rows=batch)
     print(
         f"{label:10s} re-import {r2.rows:>7,} rows  {r2.seconds:6.2f} s  "
         f"{r2.rows_per_second:>9,.0f} rows/s  (skipped {r2.skipped_existing:,})",
@@ -112,7 +121,9 @@ def run(d: Database, path: Path, label: str, check: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--rows", type=int, default=500_000)
+    ap.add_argument("--huge", action="store_true", help="2,000,000 rows")
+    ap.add_argument("--batch", type=int, default=None, help="rows per import batch")
     ap.add_argument(
         "--pg",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -120,18 +131,20 @@ def main() -> None:
     )
     ap.add_argument("--check", action="store_true", help="run the integrity check afterwards")
     args = ap.parse_args()
+    if args.huge:
+        args.rows = 2_000_000
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "orders.csv"
         t0 = time.perf_counter()
         write_csv(path, args.rows)
         print(
             f"generated {args.rows:,} rows ({path.stat().st_size / 1e6:.1f} MB) "
-            f"in {time.perf_counter() - t0:.1f} s",
+            f"in {time.perf_counter() - t0:.1f} s (peak RSS so far {peak_rss_mb():,.0f} MB)",
             flush=True,
         )
 
         d = Database(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
-        run(d, path, "sqlite", args.check)
+        run(d, path, "sqlite", args.check, args.batch)
         d.dispose()
 
         if args.pg:
@@ -147,7 +160,7 @@ def main() -> None:
                 return
             try:
                 d = Database(args.pg.rsplit("/", 1)[0] + f"/{name}")
-                run(d, path, "postgresql", args.check)
+                run(d, path, "postgresql", args.check, args.batch)
                 d.dispose()
             finally:
                 with admin.connect() as c:

@@ -8,6 +8,14 @@ decision itself is the engine's (:func:`db.ledger.decide_accrual`), so both
 paths give the same entries - the integrity check verifies it.
 
 The caller owns the transaction (pass the session of ``db.begin()``).
+
+Staged mode (``stage=<import id>``, the importer's): nothing is written to the
+program tables. Rows go to the ``import_*`` staging mirrors, in whatever
+write transactions the caller passes to :meth:`add_members` and
+:meth:`flush` (so it can commit in batches), with negative placeholder ids on
+SQLite (the final copy numbers them) and sequence values on PostgreSQL; the
+balance changes and last tiers accumulate in memory until
+:meth:`write_stage_state`. Existing members' accounts are read, not locked.
 """
 
 from __future__ import annotations
@@ -33,7 +41,17 @@ from db.ledger import (
     payload_hash,
     utcnow,
 )
-from db.models import Account, LedgerEntry, LedgerTransaction, Member, Order, Transfer
+from db.models import (
+    STAGED,
+    STAGED_BALANCES,
+    STAGED_TIERS,
+    Account,
+    LedgerEntry,
+    LedgerTransaction,
+    Member,
+    Order,
+    Transfer,
+)
 from db.rules import load_rulebook
 
 _CHUNK = 5_000
@@ -168,9 +186,11 @@ class BulkPoster:
     """Buffered posting with in-memory member state. Not thread-safe; one
     instance per transaction."""
 
-    def __init__(self, s: Session, *, actor: Actor = SYSTEM) -> None:
+    def __init__(self, s: Session, *, actor: Actor = SYSTEM, stage: str | None = None) -> None:
         self.s = s
         self.actor = actor
+        self.stage = stage
+        self._placeholders: dict[str, int] = {}  # table -> last negative id handed out
         self.book = load_rulebook(s)
         self.window = self.book.max_window_days
         self.state: dict[int, _State] = {}
@@ -184,10 +204,11 @@ class BulkPoster:
 
     # -- members ----------------------------------------------------------
 
-    def add_members(self, rows: list[dict]) -> list[int]:
+    def add_members(self, rows: list[dict], s: Session | None = None) -> list[int]:
         """Bulk-create members and their accounts; returns ids in input order."""
         if not rows:
             return []
+        s = s or self.s
         ids: list[int] = []
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
@@ -204,11 +225,11 @@ class BulkPoster:
                 }
                 for r in chunk
             ]
-            got = reserve_ids(self.s, Member.__table__, len(values))
-            _write_dicts(self.s, Member.__table__, values, got)
-            accs = reserve_ids(self.s, Account.__table__, len(got))
-            _write_dicts(
-                self.s, Account.__table__,
+            got = self._reserve(s, Member.__table__, len(values))
+            self._write(s, Member.__table__, values, got)
+            accs = self._reserve(s, Account.__table__, len(got))
+            self._write(
+                s, Account.__table__,
                 [{"kind": "member", "member_id": m, "balance": 0} for m in got], accs,
             )
             for m, a, v in zip(got, accs, values, strict=True):
@@ -229,7 +250,12 @@ class BulkPoster:
                 .join(Account, Account.member_id == Member.id)
                 .where(Member.id.in_(chunk))
             ).all()
-            balances = lock_accounts(self.s, [r.acc for r in rows])
+            if self.stage is None:
+                balances = lock_accounts(self.s, [r.acc for r in rows])
+            else:
+                balances = dict(self.s.execute(
+                    select(Account.id, Account.balance).where(Account.id.in_([r.acc for r in rows]))
+                ).all())
             for r in rows:
                 self.state[r.id] = _State(r.acc, balances[r.acc], r.referrer_id, r.status,
                                           tier=r.tier)
@@ -403,14 +429,51 @@ class BulkPoster:
 
     # -- writing ----------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write every buffered row in bulk statements."""
-        s = self.s
+    def _reserve(self, s: Session, table, n: int) -> list[int]:
+        if self.stage is None or s.get_bind().dialect.name == "postgresql":
+            return reserve_ids(s, table, n)
+        last = self._placeholders.get(table.name, 0)
+        self._placeholders[table.name] = last - n
+        return list(range(last - 1, last - n - 1, -1))
+
+    def _write(self, s: Session, table, rows: list[dict], ids: list[int] | None = None) -> None:
+        if self.stage is None:
+            _write_dicts(s, table, rows, ids)
+            return
+        staged = STAGED.get(table.name)
+        if staged is None:
+            raise InvalidState(f"{table.name} cannot be staged")
+        _write_dicts(s, staged, [{"import_id": self.stage, **r} for r in rows],
+                     None if ids is None else ids)
+
+    def drop_buffered(self) -> None:
+        """Forget the buffered rows without writing them (the work is refused anyway)."""
+        self._orders, self._order_entries = [], []
+        self._other_tx, self._other_entries, self._transfers = [], [], []
+
+    def write_stage_state(self, s: Session) -> None:
+        """Staged mode: write the net balance change of every account and the
+        last tier of every member (after the last :meth:`flush`)."""
+        _write_dicts(s, STAGED_BALANCES, [
+            {"import_id": self.stage, "account_id": st.account_id, "delta": st.delta}
+            for st in self.state.values()
+            if st.delta and not 0 < st.account_id <= ADJUSTMENT  # placeholders are < 0
+        ])
+        _write_dicts(s, STAGED_TIERS, [
+            {"import_id": self.stage, "member_id": mid, "tier": st.tier,
+             "tier_evaluated_at": st.tier_at}
+            for mid, st in self.state.items() if st.tier_at is not None
+        ])
+
+    def flush(self, s: Session | None = None) -> None:
+        """Write every buffered row in bulk statements (staged mode: into ``s``,
+        and the balances and tiers only at :meth:`write_stage_state`)."""
+        s = s or self.s
         entries: list[dict] = []
         for start in range(0, len(self._orders), _CHUNK):
             orders = self._orders[start : start + _CHUNK]
-            order_ids = reserve_ids(s, Order.__table__, len(orders))
-            _write_dicts(s, Order.__table__, orders, order_ids)
+            order_ids = self._reserve(s, Order.__table__, len(orders))
+            self._write(s, Order.__table__, orders, order_ids)
             with_entries = [
                 (oid, o, rows)
                 for oid, o, rows in zip(
@@ -425,8 +488,8 @@ class BulkPoster:
                  "created_at": o["created_at"]}
                 for oid, o, _ in with_entries
             ]
-            tx_ids = reserve_ids(s, LedgerTransaction.__table__, len(order_txs))
-            _write_dicts(s, LedgerTransaction.__table__, order_txs, tx_ids)
+            tx_ids = self._reserve(s, LedgerTransaction.__table__, len(order_txs))
+            self._write(s, LedgerTransaction.__table__, order_txs, tx_ids)
             for tx, (oid, _, rows) in zip(tx_ids, with_entries, strict=True):
                 for r in rows:
                     r["tx_id"] = tx
@@ -435,8 +498,8 @@ class BulkPoster:
         self.counts["orders"] += len(self._orders)
         for start in range(0, len(self._other_tx), _CHUNK):
             txs = self._other_tx[start : start + _CHUNK]
-            tx_ids = reserve_ids(s, LedgerTransaction.__table__, len(txs))
-            _write_dicts(s, LedgerTransaction.__table__, txs, tx_ids)
+            tx_ids = self._reserve(s, LedgerTransaction.__table__, len(txs))
+            self._write(s, LedgerTransaction.__table__, txs, tx_ids)
             transfers = []
             for tx, rows, tr in zip(
                 tx_ids, self._other_entries[start : start + _CHUNK],
@@ -448,12 +511,16 @@ class BulkPoster:
                 if tr is not None:
                     transfers.append(tr | {"tx_id": tx})
             if transfers:
-                _write_dicts(s, Transfer.__table__, transfers,
-                             reserve_ids(s, Transfer.__table__, len(transfers)))
+                self._write(s, Transfer.__table__, transfers,
+                            self._reserve(s, Transfer.__table__, len(transfers)))
         if entries:
-            _write_dicts(s, LedgerEntry.__table__, entries,
-                         reserve_ids(s, LedgerEntry.__table__, len(entries)))
+            self._write(s, LedgerEntry.__table__, entries,
+                        self._reserve(s, LedgerEntry.__table__, len(entries)))
         self.counts["entries"] += len(entries)
+        self._orders, self._order_entries = [], []
+        self._other_tx, self._other_entries, self._transfers = [], [], []
+        if self.stage is not None:
+            return
         conn = s.connection()
         moves = [
             {"b_acc": st.account_id, "b_d": st.delta}
@@ -484,8 +551,6 @@ class BulkPoster:
         for st in self.state.values():
             st.delta = 0
             st.tier_at = None
-        self._orders, self._order_entries = [], []
-        self._other_tx, self._other_entries, self._transfers = [], [], []
 
     def sync_balances(self) -> None:
         """Reload cached balances after another service changed them (flush first)."""

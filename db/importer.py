@@ -1,4 +1,4 @@
-"""Order import from a shop's CSV export: validate everything, then post all in one transaction.
+"""Order import from a shop's CSV export: all or nothing, in short batches.
 
 File format (UTF-8, comma separated, header on line 1)::
 
@@ -17,12 +17,39 @@ File format (UTF-8, comma separated, header on line 1)::
 Why validate everything first: a half-imported file is the worst outcome for
 whoever has to fix it, so one bad row means nothing is imported and the
 error lists every bad row (line, column, reason). Only "not enough points" is
-found while posting (it depends on the balance at that moment); it rolls the
-whole import back too.
+found while posting (it depends on the balance at that moment); it refuses
+the whole import too.
 
 Re-importing the same file changes nothing: an order id already in the
 database with the same details is skipped and counted, with other details
 it is a bad row.
+
+How a big file goes in without holding the database (SQLite has one
+writer): the file is read as a stream, ``batch_rows`` rows at a time, and
+nothing below keeps all its rows in memory.
+
+1. Each batch of rows that pass the row checks goes to the ``import_rows``
+   staging table under a fresh import id, in its own short transaction
+   (repeated order ids and orders already in the database are sorted out
+   there, against the rows staged before).
+2. The checks across rows (referrers, cycles, redemptions) are queries on
+   the staged rows.
+3. The orders are posted in payment order by :class:`db.bulk.BulkPoster` in
+   staged mode, a batch per short transaction, into the ``import_*``
+   mirrors of the program tables.
+4. One final transaction copies the staged rows into the program tables
+   (numbering them on SQLite) and applies the balance changes; only then is
+   anything of the import visible. Then the staged rows are deleted, in
+   batches.
+
+Between two transactions any other writer (a login, an adjustment) gets the
+database. A failure at any step, or a crash, changes no program data; what a
+crash leaves staged is deleted by the next import once the import has been
+idle for :data:`ABANDONED_AFTER` (or by :func:`discard_abandoned`).
+What the import decided from the state it read at step 3 (balances, spend)
+is applied as changes at step 4, so writers in between are not lost; if they
+spent points the import counted on, the balance check refuses the whole
+import at step 4 with a message to run it again.
 """
 
 from __future__ import annotations
@@ -30,24 +57,53 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import (
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union,
+    update,
+)
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.actor import SYSTEM, Actor
-from db.errors import InsufficientPoints, ValidationError
+from db.errors import InsufficientPoints, InvalidState, ValidationError
 from db.ledger import MAX_AMOUNT_MINOR, MAX_POINTS, OrderIn, future_problem
-from db.models import Member, Order
+from db.models import (
+    STAGED,
+    STAGED_BALANCES,
+    STAGED_TIERS,
+    Account,
+    Base,
+    ImportRow,
+    ImportRun,
+    Member,
+    Order,
+)
 from db.session import Database
+
+log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("customer_id", "order_id", "paid_at", "amount")
 OPTIONAL_COLUMNS = ("referrer_id", "points_redeemed")
@@ -56,6 +112,9 @@ EARLIEST = dt.datetime(2000, 1, 1)
 QUERY_CHUNK = 5000
 PG_QUERY_CHUNK = 50_000
 MAX_PROBLEMS_IN_MESSAGE = 20
+# rows per batch: per staging transaction, per posting transaction
+BATCH_ROWS = int(os.environ.get("LOYALTY_IMPORT_BATCH_ROWS", "20000"))
+ABANDONED_AFTER = dt.timedelta(hours=1)  # an import idle this long has crashed
 
 _MONEY = re.compile(r"([+-]?)(\d+)(?:[.,](\d*))?")
 _WHOLE = re.compile(r"([+-]?)(\d+)")
@@ -103,6 +162,7 @@ class ImportReport:
     points_redeemed: int = 0
     referral_bonus: int = 0
     seconds: float = 0.0
+    final_seconds: float = 0.0  # the one transaction that made the import visible
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -262,13 +322,109 @@ def _parse_record(
     return _Row(line, values["customer_id"], values["order_id"], paid_at, amount, referrer, points)
 
 
-def _read(
-    source, now: dt.datetime, report: ImportReport
-) -> tuple[list[_Row], list[RowProblem]]:
-    """Parse and check each row on its own, and order ids across the file."""
-    problems: list[RowProblem] = []
-    rows: list[_Row] = []
-    seen: dict[str, _Row] = {}
+
+# --------------------------------------------------------------------------
+# where the import's transactions come from
+
+
+class _Target:
+    """A :class:`Database`: a short transaction per batch. A caller's
+    :class:`Session`: everything in that session (the caller commits)."""
+
+    def __init__(self, target: Database | Session) -> None:
+        self.db = target if isinstance(target, Database) else None
+        self.session = None if self.db else target
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        if self.db is None:
+            yield self.session
+            return
+        with self.db.begin() as s:
+            yield s
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        if self.db is None:
+            yield self.session
+            return
+        with self.db.read() as s:
+            yield s
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _beat(s: Session, run_id: str) -> None:
+    s.execute(update(ImportRun).where(ImportRun.id == run_id).values(heartbeat_at=_utcnow()))
+
+
+# --------------------------------------------------------------------------
+# 1. reading and staging
+
+
+_STAGED_ROW_COLUMNS = ["import_id", "line", "state", "customer", "order_ref", "paid_at",
+                       "amount_minor", "referrer", "points", "payload_hash"]
+TO_POST, EXISTING, CONFLICT = 0, 1, 2
+
+
+def _stage_chunk(
+    tg: _Target, run_id: str, chunk: list[_Row], report: ImportReport,
+    problems: list[RowProblem],
+) -> None:
+    """Stage rows that passed the row checks: the first row with an order id
+    is kept (marked if the order is already in the database); a later one is a
+    repeat (same details) or a bad row."""
+    from db.bulk import write_rows
+
+    R = ImportRow
+    with tg.write() as s:
+        _beat(s, run_id)
+        refs = list({r.order_ref for r in chunk})
+        first: dict[str, tuple[int, tuple]] = {}
+        for cond in _matching(s, R.order_ref, refs):
+            for line, ref, *content in s.execute(
+                select(R.line, R.order_ref, R.customer, R.paid_at, R.amount_minor, R.referrer,
+                       R.points).where(R.import_id == run_id, cond)
+            ):
+                first[ref] = (line, tuple(content))
+        existing: dict[str, str] = {}
+        for cond in _matching(s, Order.order_ref, [x for x in refs if x not in first]):
+            q = select(Order.order_ref, Order.payload_hash).where(cond)
+            existing.update((ref, h) for ref, h in s.execute(q))
+        out = []
+        for r in chunk:
+            f = first.get(r.order_ref)
+            if f is None:
+                h = r.order_in().hash()
+                had = existing.get(r.order_ref)
+                state = TO_POST if had is None else EXISTING if had == h else CONFLICT
+                if state == EXISTING:
+                    report.skipped_existing += 1
+                elif state == CONFLICT:
+                    problems.append(RowProblem(
+                        r.line, "order_id",
+                        f"order {r.order_ref!r} was already imported with other details",
+                    ))
+                first[r.order_ref] = (r.line, r.content())
+                out.append((run_id, r.line, state, r.customer, r.order_ref, r.paid_at,
+                            r.amount_minor, r.referrer, r.points, h))
+            elif f[1] == r.content():
+                report.duplicates_in_file += 1
+            else:
+                problems.append(RowProblem(
+                    r.line, "order_id",
+                    f"order {r.order_ref!r} is already on line {f[0]} with other details",
+                ))
+        write_rows(s, R.__table__, _STAGED_ROW_COLUMNS, out)
+
+
+def _read_and_stage(
+    tg: _Target, run_id: str, source, now: dt.datetime, report: ImportReport,
+    problems: list[RowProblem], batch_rows: int,
+) -> None:
+    """Parse and check each row on its own, streaming; stage the good ones."""
     with _open(source) as f:
         reader = csv.reader(f)
         try:
@@ -297,6 +453,7 @@ def _read(
         cols = tuple(names.index(n) if n in names else None
                      for n in REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
 
+        chunk: list[_Row] = []
         last = reader.line_num
         while True:
             try:
@@ -318,22 +475,16 @@ def _read(
             row = _parse_record(rec, line, cols, now, problems)
             if row is None:
                 continue
-            first = seen.get(row.order_ref)
-            if first is None:
-                seen[row.order_ref] = row
-                rows.append(row)
-            elif first.content() == row.content():
-                report.duplicates_in_file += 1
-            else:
-                problems.append(RowProblem(
-                    line, "order_id",
-                    f"order {row.order_ref!r} is already on line {first.line} with other details",
-                ))
-    return rows, problems
+            chunk.append(row)
+            if len(chunk) >= batch_rows:
+                _stage_chunk(tg, run_id, chunk, report, problems)
+                chunk = []
+        if chunk:
+            _stage_chunk(tg, run_id, chunk, report, problems)
 
 
 # --------------------------------------------------------------------------
-# checks against the database
+# 2. checks across rows, on the staged rows
 
 
 def _matching(s: Session, col, values: list[str]) -> Iterator:
@@ -351,98 +502,105 @@ def _matching(s: Session, col, values: list[str]) -> Iterator:
 
 @dataclass
 class _Plan:
-    to_post: list[_Row]
+    to_post: int  # staged rows to post
+    since: dt.datetime | None  # the first payment time among them
     member_ids: dict[str, int]  # external id -> member id (existing members)
     new_layers: list[list[tuple[str, dt.datetime, str | None]]]  # referrers before referred
     prepare_ids: list[int]
 
 
+def _to_post(run_id: str):
+    return and_(ImportRow.import_id == run_id, ImportRow.state == TO_POST)
+
+
 def _plan(
     s: Session,
-    rows: list[_Row],
+    run_id: str,
     problems: list[RowProblem],
     report: ImportReport,
     unknown_customers: str,
 ) -> _Plan:
-    # orders already in the database
-    existing_hash: dict[str, str] = {}
-    for cond in _matching(s, Order.order_ref, [r.order_ref for r in rows]):
-        q = select(Order.order_ref, Order.payload_hash).where(cond)
-        existing_hash.update((ref, h) for ref, h in s.execute(q))
-    to_post: list[_Row] = []
-    for r in rows:
-        h = existing_hash.get(r.order_ref)
-        if h is None:
-            to_post.append(r)
-        elif h == r.order_in().hash():
-            report.skipped_existing += 1
-        else:
-            problems.append(RowProblem(
-                r.line, "order_id",
-                f"order {r.order_ref!r} was already imported with other details",
-            ))
-
+    R = ImportRow
+    todo = _to_post(run_id)
     # members already in the database (customers and named referrers)
-    names = sorted({r.customer for r in to_post} | {r.referrer for r in to_post if r.referrer})
+    names = union(
+        select(R.customer).where(todo),
+        select(R.referrer).where(todo, R.referrer.is_not(None)),
+    ).subquery()
     members: dict[str, tuple[int, str, int | None]] = {}
-    for cond in _matching(s, Member.external_id, names):
-        for mid, ext, status, ref in s.execute(
-            select(Member.id, Member.external_id, Member.status, Member.referrer_id).where(cond)
-        ):
-            members[ext] = (mid, status, ref)
+    for mid, ext, status, ref in s.execute(
+        select(Member.id, Member.external_id, Member.status, Member.referrer_id)
+        .where(Member.external_id.in_(select(names.c[0])))
+    ):
+        members[ext] = (mid, status, ref)
 
-    to_post.sort(key=lambda r: (r.paid_at, r.line))
     new: dict[str, list] = {}  # external id -> [joined_at, referrer, line naming it]
     guests = unknown_customers == "guests"
-    for r in to_post:
-        if r.customer not in members and not guests and r.customer not in new:
-            new[r.customer] = [r.paid_at, None, None]
-    for r in to_post:
-        m = members.get(r.customer)
-        if r.points:
+    posting_members: set[int] = set()
+    n_posts, since = 0, None
+    for customer, joined, n in s.execute(
+        select(R.customer, func.min(R.paid_at), func.count()).where(todo).group_by(R.customer)
+    ):
+        n_posts += n
+        since = joined if since is None or joined < since else since
+        m = members.get(customer)
+        if m is not None:
+            posting_members.add(m[0])
+        elif not guests:
+            new[customer] = [joined, None, None]
+
+    # only rows that redeem or name a referrer can be bad here; in payment order
+    for line, customer, referrer, points in s.execute(
+        select(R.line, R.customer, R.referrer, R.points)
+        .where(todo, or_(R.points > 0, R.referrer.is_not(None)))
+        .order_by(R.paid_at, R.line)
+        .execution_options(yield_per=QUERY_CHUNK)
+    ):
+        m = members.get(customer)
+        if points:
             if m is None and guests:
                 problems.append(RowProblem(
-                    r.line, "points_redeemed",
-                    f"customer {r.customer!r} is not a member (a guest cannot redeem points)",
+                    line, "points_redeemed",
+                    f"customer {customer!r} is not a member (a guest cannot redeem points)",
                 ))
             elif m is not None and m[1] != "active":
                 problems.append(RowProblem(
-                    r.line, "points_redeemed",
-                    f"member {r.customer!r} is {m[1]} and cannot redeem points",
+                    line, "points_redeemed",
+                    f"member {customer!r} is {m[1]} and cannot redeem points",
                 ))
-        if r.referrer is None:
+        if referrer is None:
             continue
-        if r.referrer == r.customer:
-            problems.append(RowProblem(r.line, "referrer_id", "a customer cannot refer themselves"))
+        if referrer == customer:
+            problems.append(RowProblem(line, "referrer_id", "a customer cannot refer themselves"))
             continue
-        if r.referrer not in members and r.referrer not in new:
+        if referrer not in members and referrer not in new:
             problems.append(RowProblem(
-                r.line, "referrer_id",
-                f"referrer {r.referrer!r} is neither a customer in this file "
+                line, "referrer_id",
+                f"referrer {referrer!r} is neither a customer in this file "
                 "nor an existing member",
             ))
             continue
         if m is None and guests:
             problems.append(RowProblem(
-                r.line, "referrer_id",
-                f"customer {r.customer!r} is not a member, so cannot have a referrer",
+                line, "referrer_id",
+                f"customer {customer!r} is not a member, so cannot have a referrer",
             ))
             continue
         if m is not None:
-            ref = members.get(r.referrer)
+            ref = members.get(referrer)
             if ref is None or ref[0] != m[2]:
                 report.warnings.append(
-                    f"line {r.line}: {r.customer!r} is already a member; "
-                    f"referrer {r.referrer!r} ignored (an import does not change referrers)"
+                    f"line {line}: {customer!r} is already a member; "
+                    f"referrer {referrer!r} ignored (an import does not change referrers)"
                 )
             continue
-        entry = new[r.customer]
+        entry = new[customer]
         if entry[1] is None:
-            entry[1], entry[2] = r.referrer, r.line
+            entry[1], entry[2] = referrer, line
 
     # new members in layers, referrers first; what never resolves is a cycle
     layers: list[list[tuple[str, dt.datetime, str | None]]] = []
-    pending = dict(new)
+    pending = new
     created: set[str] = set(members)
     while pending:
         layer = [
@@ -465,86 +623,70 @@ def _plan(
             created.add(ext)
             del pending[ext]
 
-    posting_members = {members[r.customer][0] for r in to_post if r.customer in members}
+    by_id = {v[0]: v for v in members.values()}
     prepare = posting_members | {
-        v[2] for ext, v in members.items() if v[0] in posting_members and v[2] is not None
-    } | {members[v[1]][0] for v in new.values() if v[1] in members}
-    return _Plan(to_post, {k: v[0] for k, v in members.items()}, layers, sorted(prepare))
+        by_id[m][2] for m in posting_members if by_id[m][2] is not None
+    } | {members[ref][0] for layer in layers for _, _, ref in layer if ref in members}
+    return _Plan(n_posts, since, {k: v[0] for k, v in members.items()}, layers, sorted(prepare))
 
 
 # --------------------------------------------------------------------------
-# the service
+# 3. posting, into the staging mirrors
 
 
-@contextmanager
-def _transaction(target: Database | Session) -> Iterator[Session]:
-    if isinstance(target, Database):
-        with target.begin() as s:
-            yield s
-    else:  # join the caller's transaction; a failure undoes only our part
-        with target.begin_nested():
-            yield target
+def _post(
+    tg: _Target, run_id: str, plan: _Plan, report: ImportReport, actor: Actor,
+    problems: list[RowProblem], batch_rows: int,
+) -> None:
+    from db.bulk import BulkPoster  # the bulk engine; imported late (optional at import)
 
-
-def import_orders(
-    db_or_session: Database | Session,
-    path_or_fileobj: str | os.PathLike | IO,
-    *,
-    actor: Actor = SYSTEM,
-    unknown_customers: Literal["members", "guests"] = "members",
-    now: dt.datetime | None = None,
-) -> ImportReport:
-    """Import a CSV of paid orders; all or nothing.
-
-    ``unknown_customers``: ``"members"`` (default) enrols a customer who is
-    not yet a member, joined at their first order in the file; ``"guests"``
-    posts their orders as guest (non-member) orders.
-    Raises :class:`OrderImportError` listing every bad row.
-    """
-    from db.bulk import BulkPoster  # the lead's bulk engine; imported late (optional at import)
-
-    if unknown_customers not in ("members", "guests"):
-        raise ValidationError("unknown_customers", "must be 'members' or 'guests'")
-    t0 = time.perf_counter()
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    report = ImportReport()
-    rows, problems = _read(path_or_fileobj, now, report)
-    bad_lines = {p.line for p in problems}
-    if bad_lines:
-        # a row can't be checked against others whose order id clashed with a bad row
-        rows = [r for r in rows if r.line not in bad_lines]
-    with _transaction(db_or_session) as s:
-        plan = _plan(s, rows, problems, report, unknown_customers)
-        if problems:
-            raise OrderImportError(problems)
-        poster = BulkPoster(s, actor=actor)
-        ids = dict(plan.member_ids)
-        for layer in plan.new_layers:
-            new_ids = poster.add_members([
-                {"external_id": ext, "joined_at": joined,
-                 "referrer_id": ids[ref] if ref is not None else None}
-                for ext, joined, ref in layer
-            ])
-            ids.update(zip((ext for ext, _, _ in layer), new_ids, strict=True))
-            report.members_created += len(new_ids)
+    with tg.read() as s:
+        poster = BulkPoster(s, actor=actor, stage=run_id)
         if plan.prepare_ids and plan.to_post:
-            poster.prepare(plan.prepare_ids, plan.to_post[0].paid_at)
-        for r in plan.to_post:
-            mid = ids.get(r.customer)
+            poster.prepare(plan.prepare_ids, plan.since)
+    ids = dict(plan.member_ids)
+    for layer in plan.new_layers:
+        for start in range(0, len(layer), batch_rows):
+            part = layer[start : start + batch_rows]
+            with tg.write() as s:
+                _beat(s, run_id)
+                new_ids = poster.add_members([
+                    {"external_id": ext, "joined_at": joined,
+                     "referrer_id": ids[ref] if ref is not None else None}
+                    for ext, joined, ref in part
+                ], s)
+            ids.update(zip((ext for ext, _, _ in part), new_ids, strict=True))
+            report.members_created += len(new_ids)
+
+    R = ImportRow
+    after = None
+    while True:
+        q = (select(R.line, R.customer, R.order_ref, R.paid_at, R.amount_minor, R.points)
+             .where(_to_post(run_id)).order_by(R.paid_at, R.line).limit(batch_rows))
+        if after is not None:
+            q = q.where(tuple_(R.paid_at, R.line) > tuple_(*after))
+        with tg.read() as s:
+            page = s.execute(q).all()
+        if not page:
+            break
+        after = (page[-1].paid_at, page[-1].line)
+        for line, customer, order_ref, paid_at, amount, points in page:
+            mid = ids.get(customer)
+            o = OrderIn(order_ref, customer, paid_at, amount, points)
             try:
-                res = poster.post(r.order_in(), mid)
+                res = poster.post(o, mid)
             except ValidationError as exc:  # e.g. a date that became "future" for the poster
-                problems.append(RowProblem(r.line, exc.field, exc.message))
+                problems.append(RowProblem(line, exc.field, exc.message))
                 continue
             except InsufficientPoints:
                 have = poster.balance_of(mid)
                 problems.append(RowProblem(
-                    r.line, "points_redeemed",
-                    f"customer {r.customer!r} has {have} points at {r.paid_at:%Y-%m-%d %H:%M:%S}"
-                    f", cannot redeem {r.points}",
+                    line, "points_redeemed",
+                    f"customer {customer!r} has {have} points at {paid_at:%Y-%m-%d %H:%M:%S}"
+                    f", cannot redeem {points}",
                 ))
                 # go on without the redemption, to find every such row in one run
-                res = poster.post(r.order_in(points=0), mid)
+                res = poster.post(OrderIn(order_ref, customer, paid_at, amount, 0), mid)
             report.imported += 1
             if mid is None:
                 report.guest_orders += 1
@@ -554,7 +696,216 @@ def import_orders(
                 report.points_redeemed += res.redeemed
                 report.referral_bonus += res.referral_bonus
         if problems:
-            raise OrderImportError(problems)
-        poster.flush()
+            poster.drop_buffered()  # refused anyway: keep looking, write nothing
+            continue
+        with tg.write() as s:
+            _beat(s, run_id)
+            poster.flush(s)
+    if not problems:
+        with tg.write() as s:
+            poster.write_stage_state(s)
+
+
+# --------------------------------------------------------------------------
+# 4. the one transaction that makes the import visible
+
+# staged column -> the program table its ids belong to
+_REFERS = {
+    ("members", "referrer_id"): "members",
+    ("accounts", "member_id"): "members",
+    ("orders", "member_id"): "members",
+    ("ledger_transactions", "order_id"): "orders",
+    ("ledger_entries", "tx_id"): "ledger_transactions",
+    ("ledger_entries", "order_id"): "orders",
+    ("ledger_entries", "debit_account_id"): "accounts",
+    ("ledger_entries", "credit_account_id"): "accounts",
+}
+
+
+def _apply(tg: _Target, run_id: str, report: ImportReport) -> None:
+    t0 = time.perf_counter()
+    with tg.write() as s:
+        claimed = s.execute(
+            update(ImportRun)
+            .where(ImportRun.id == run_id, ImportRun.status == "running")
+            .values(status="applying", heartbeat_at=_utcnow())
+        ).rowcount
+        if claimed != 1:
+            raise InvalidState("the import was discarded before it finished; nothing was "
+                               "imported, import the file again")
+        # SQLite: placeholders -1, -2, ... become max(id) + 1, + 2, ... (we hold the
+        # write lock); PostgreSQL: staged ids are already sequence values
+        sqlite = s.get_bind().dialect.name == "sqlite"
+        base = {
+            name: s.scalar(select(func.coalesce(func.max(Base.metadata.tables[name].c.id), 0)))
+            if sqlite else 0
+            for name in STAGED
+        }
+
+        def fix(col, table: str):
+            return case((col < 0, base[table] - col), else_=col)
+
+        try:
+            for name, staged in STAGED.items():  # in foreign-key order
+                cols = [c.name for c in staged.c if c.name != "import_id"]
+                exprs = [
+                    fix(staged.c[c], name) if c == "id"
+                    else fix(staged.c[c], _REFERS[name, c]) if (name, c) in _REFERS
+                    else staged.c[c]
+                    for c in cols
+                ]
+                # in ascending final id (placeholders -1, -2, ... descend): appends
+                key = staged.c.id.desc() if sqlite else staged.c.id
+                s.execute(insert(Base.metadata.tables[name]).from_select(
+                    cols, select(*exprs).where(staged.c.import_id == run_id).order_by(key)
+                ))
+            acc, b = Account.__table__, STAGED_BALANCES
+            s.execute(
+                update(acc)
+                .where(b.c.import_id == run_id, acc.c.id == fix(b.c.account_id, "accounts"))
+                .values(balance=acc.c.balance + b.c.delta)
+            )
+            m, t = Member.__table__, STAGED_TIERS
+            s.execute(
+                update(m)
+                .where(t.c.import_id == run_id, m.c.id == fix(t.c.member_id, "members"))
+                .values(tier=t.c.tier, tier_evaluated_at=t.c.tier_evaluated_at)
+            )
+            s.execute(update(ImportRun).where(ImportRun.id == run_id).values(status="applied"))
+            s.flush()
+        except IntegrityError as exc:
+            why = str(exc.orig).strip().splitlines()[0]
+            raise InvalidState(
+                "the program changed while the file was being imported (another import, "
+                f"or points spent meanwhile: {why}); nothing was imported, import the file "
+                "again"
+            ) from None
+    report.final_seconds = time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------
+# 5. deleting staged rows
+
+
+def _discard(tg: _Target, run_id: str) -> None:
+    """Delete what an import staged, in short transactions (by key ranges)."""
+    tables = [ImportRow.__table__, *STAGED.values(), STAGED_BALANCES, STAGED_TIERS]
+    for t in tables:
+        key = [c for c in t.primary_key.columns if c.name != "import_id"][0]
+        mine = t.c.import_id == run_id
+        while True:
+            with tg.write() as s:
+                if tg.db is None:
+                    s.execute(delete(t).where(mine))
+                    break
+                cut = s.scalar(select(key).where(mine).order_by(key).offset(BATCH_ROWS).limit(1))
+                s.execute(delete(t).where(mine, key < cut) if cut is not None
+                          else delete(t).where(mine))
+            if cut is None:
+                break
+    with tg.write() as s:
+        s.execute(delete(ImportRun).where(ImportRun.id == run_id))
+
+
+def discard_abandoned(db: Database, older_than: dt.timedelta = ABANDONED_AFTER) -> int:
+    """Delete the staged rows of imports that crashed (idle ``older_than``), or
+    that finished but did not get to clean up. Returns how many imports."""
+    cutoff = _utcnow() - older_than
+    gone = or_(ImportRun.status.in_(("applied", "failed", "discarding")),
+               and_(ImportRun.status == "running", ImportRun.heartbeat_at < cutoff))
+    with db.read() as s:
+        candidates = list(s.scalars(select(ImportRun.id).where(gone)))
+    done = 0
+    for run_id in candidates:
+        with db.begin() as s:  # claim it (an import still applying keeps it)
+            claimed = s.execute(
+                update(ImportRun).where(ImportRun.id == run_id, gone)
+                .values(status="discarding")
+            ).rowcount
+        if claimed:
+            _discard(_Target(db), run_id)
+            done += 1
+    return done
+
+
+# --------------------------------------------------------------------------
+# the service
+
+
+def import_orders(
+    db_or_session: Database | Session,
+    path_or_fileobj: str | os.PathLike | IO,
+    *,
+    actor: Actor = SYSTEM,
+    unknown_customers: Literal["members", "guests"] = "members",
+    now: dt.datetime | None = None,
+    batch_rows: int | None = None,
+) -> ImportReport:
+    """Import a CSV of paid orders; all or nothing.
+
+    ``unknown_customers``: ``"members"`` (default) enrols a customer who is
+    not yet a member, joined at their first order in the file; ``"guests"``
+    posts their orders as guest (non-member) orders.
+    With a :class:`Database`, the work goes in short transactions of
+    ``batch_rows`` rows (default :data:`BATCH_ROWS`) and one final one; with a
+    :class:`Session` it joins the caller's transaction (a failure undoes only
+    the import's part).
+    Raises :class:`OrderImportError` listing every bad row.
+    """
+    if unknown_customers not in ("members", "guests"):
+        raise ValidationError("unknown_customers", "must be 'members' or 'guests'")
+    batch = batch_rows or BATCH_ROWS
+    if batch < 1:
+        raise ValidationError("batch_rows", "must be at least 1")
+    t0 = time.perf_counter()
+    now = now or _utcnow()
+    report = ImportReport()
+    if isinstance(db_or_session, Session):
+        with db_or_session.begin_nested():
+            _run(_Target(db_or_session), path_or_fileobj, actor, unknown_customers, now,
+                 report, batch)
+    else:
+        try:
+            discard_abandoned(db_or_session)
+        except Exception:  # noqa: BLE001 - tidying up must not stop an import
+            log.exception("could not discard abandoned imports")
+        _run(_Target(db_or_session), path_or_fileobj, actor, unknown_customers, now, report,
+             batch)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _run(tg: _Target, source, actor: Actor, unknown_customers: str, now: dt.datetime,
+         report: ImportReport, batch: int) -> None:
+    run_id = uuid.uuid4().hex
+    with tg.write() as s:
+        s.execute(insert(ImportRun).values(
+            id=run_id, actor=actor.name[:64], status="running", started_at=_utcnow(),
+            heartbeat_at=_utcnow(),
+        ))
+    ok = False
+    try:
+        problems: list[RowProblem] = []
+        _read_and_stage(tg, run_id, source, now, report, problems, batch)
+        with tg.read() as s:
+            plan = _plan(s, run_id, problems, report, unknown_customers)
+        if problems:
+            raise OrderImportError(problems)
+        _post(tg, run_id, plan, report, actor, problems, batch)
+        if problems:
+            raise OrderImportError(problems)
+        _apply(tg, run_id, report)
+        ok = True
+    finally:
+        if tg.db is None:
+            if ok:  # on failure the caller's savepoint takes it all back
+                _discard(tg, run_id)
+        else:
+            try:
+                if not ok:
+                    with tg.write() as s:
+                        s.execute(update(ImportRun).where(ImportRun.id == run_id)
+                                  .values(status="failed"))
+                _discard(tg, run_id)
+            except Exception:  # noqa: BLE001 - the import's own outcome matters more
+                log.exception("could not discard the staged rows of import %s", run_id)

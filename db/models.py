@@ -18,12 +18,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -668,3 +670,101 @@ class RollupCohortMonth(Base):
     members: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_orders: Mapped[int] = mapped_column(BigInteger, default=0)
     revenue: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# ---------------------------------------------------------------- import staging
+# An order import (db.importer) stages its work here in short committed
+# batches, keyed by the import's id, and makes it visible in one final
+# transaction that copies the staged rows into the program tables. Nothing
+# here is program data: a crashed import leaves rows that are discarded.
+# ``import_rows`` are the file's accepted rows; the ``import_<table>`` mirrors
+# hold rows computed for the program table of that name, with ids that are
+# negative placeholders on SQLite (numbered at the final copy) and sequence
+# values on PostgreSQL; they have no foreign keys on purpose.
+
+IMPORT_STATES = ("running", "applying", "applied", "failed", "discarding")
+
+
+class ImportRun(Base):
+    __tablename__ = "import_runs"
+    __table_args__ = (CheckConstraint(_in("status", IMPORT_STATES), name="status_known"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ImportRow(Base):
+    """A data row of the file that passed the row checks and is the first
+    with its order id. ``state``: 0 to post, 1 already in the database with
+    the same details, 2 already there with other details (a bad row)."""
+
+    __tablename__ = "import_rows"
+    __table_args__ = (
+        Index("ix_import_rows_ref", "import_id", "order_ref"),
+        Index("ix_import_rows_post", "import_id", "state", "paid_at", "line"),
+    )
+
+    import_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    line: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    state: Mapped[int] = mapped_column(Integer)
+    customer: Mapped[str] = mapped_column(String(64))
+    order_ref: Mapped[str] = mapped_column(String(64))
+    paid_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    referrer: Mapped[str | None] = mapped_column(String(64))
+    points: Mapped[int] = mapped_column(BigInteger)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+
+
+def _staged(name: str, key: str, *columns) -> Table:
+    return Table(
+        name, Base.metadata,
+        Column("import_id", String(32), primary_key=True),
+        Column(key, BigInteger, primary_key=True, autoincrement=False),
+        *columns,
+    )
+
+
+def _c(name: str, type_) -> Column:
+    return Column(name, type_, nullable=True)
+
+
+STAGED = {
+    "members": _staged(
+        "import_members", "id", _c("external_id", String(64)), _c("name", String(200)),
+        _c("email", String(200)), _c("phone", String(32)), _c("joined_at", DateTime),
+        _c("segment", String(32)), _c("referrer_id", BigInteger), _c("status", String(16)),
+    ),
+    "accounts": _staged(
+        "import_accounts", "id", _c("kind", String(16)), _c("member_id", BigInteger),
+        _c("balance", BigInteger),
+    ),
+    "orders": _staged(
+        "import_orders", "id", _c("order_ref", String(64)), _c("customer_ref", String(64)),
+        _c("member_id", BigInteger), _c("paid_at", DateTime), _c("amount_minor", BigInteger),
+        _c("points_redeemed", BigInteger), _c("status", String(16)),
+        _c("refunded_at", DateTime), _c("rule_set_id", BigInteger), _c("tier", String(64)),
+        _c("pilot_id", BigInteger), _c("payload_hash", String(64)), _c("created_at", DateTime),
+    ),
+    "ledger_transactions": _staged(
+        "import_ledger_transactions", "id", _c("kind", String(32)),
+        _c("idempotency_key", String(128)), _c("payload_hash", String(64)),
+        _c("order_id", BigInteger), _c("actor", String(64)), _c("effective_at", DateTime),
+        _c("created_at", DateTime),
+    ),
+    "ledger_entries": _staged(
+        "import_ledger_entries", "id", _c("tx_id", BigInteger), _c("kind", String(16)),
+        _c("debit_account_id", BigInteger), _c("credit_account_id", BigInteger),
+        _c("amount", BigInteger), _c("effective_at", DateTime), _c("order_id", BigInteger),
+        _c("rule_set_id", BigInteger), _c("rate_bp", Integer),
+        _c("reverses_entry_id", BigInteger), _c("memo", String(255)),
+    ),
+}
+# net balance change per account and the last tier per member, written once
+STAGED_BALANCES = _staged("import_balances", "account_id", _c("delta", BigInteger))
+STAGED_TIERS = _staged(
+    "import_tiers", "member_id", _c("tier", String(64)), _c("tier_evaluated_at", DateTime)
+)

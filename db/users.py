@@ -7,20 +7,25 @@ sessions; :func:`end_sessions` does the same on logout.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
 from db import audit
 from db.errors import Forbidden, NotFound, ValidationError
 from db.models import ROLES, StaffUser
 
+log = logging.getLogger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD = 8
@@ -124,7 +129,19 @@ def create_user(
 
 
 def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
-    """The user if the password is right and the account active, else None."""
+    """The user if the password is right and the account active, else None.
+
+    A login must not queue behind a long writer (an import on SQLite holds
+    the one write lock per batch). When this call opens the session's
+    transaction (the login form's case), it reads without the write lock
+    and writes the last-login stamp (and a rehash) in its own short
+    transaction that waits at most :data:`STAMP_WAIT_SECONDS` for the
+    database: the stamp is best effort, the login is not. Inside a caller's
+    ongoing write transaction the stamp is part of that transaction.
+    """
+    _open_without_write_lock(s)
+    # a transaction without the write lock (ours, or a read) stamps apart
+    apart = not s.connection().get_execution_options().get("loyalty_write", False)
     u = s.scalar(select(StaffUser).where(StaffUser.username == (username or "")))
     try:
         if u is None:
@@ -135,11 +152,60 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
         return None
     if not u.active:
         return None
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    changes: dict = {"last_login_at": now}
     if _hasher.check_needs_rehash(u.password_hash):
-        u.password_hash = hash_password(password)
-    u.last_login_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    s.flush()  # a rehash bumps the session version: the new session gets the new one
-    return _info(u)
+        changes["password_hash"] = hash_password(password)
+    if not apart:
+        for k, v in changes.items():
+            setattr(u, k, v)
+        return _info(u)
+    info = _info(u)
+    if _stamp_apart(s, u.id, changes):
+        info = dataclasses.replace(info, last_login_at=now)
+    return info
+
+
+STAMP_WAIT_SECONDS = 2.0
+
+
+def _open_without_write_lock(s: Session) -> None:
+    """Open the session's transaction as a plain read (SQLite: a deferred
+    BEGIN, not the write session's BEGIN IMMEDIATE), unless the session
+    already has its connection (the caller's transaction goes on as it is)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # "already established"
+        s.connection(execution_options={"loyalty_write": False})
+
+
+def _stamp_apart(s: Session, user_id: int, changes: dict) -> bool:
+    """Write ``changes`` to the user in a separate short transaction; give up
+    (logged) if the database stays busy for :data:`STAMP_WAIT_SECONDS`."""
+    from db.session import SQLITE_BUSY_TIMEOUT_MS
+
+    bind = s.get_bind()
+    sqlite = bind.dialect.name == "sqlite"
+    t = StaffUser.__table__
+    try:
+        with bind.execution_options(loyalty_write=True).connect() as c:
+            raw = c.connection.driver_connection  # PRAGMA outside any transaction
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout = {int(STAMP_WAIT_SECONDS * 1000)}")
+            try:
+                with c.begin():
+                    if not sqlite:
+                        c.exec_driver_sql(
+                            f"SET LOCAL lock_timeout = '{int(STAMP_WAIT_SECONDS * 1000)}ms'"
+                        )
+                    c.execute(update(t).where(t.c.id == user_id).values(**changes))
+            finally:
+                if sqlite:
+                    raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    except DBAPIError as exc:
+        log.warning("last login of staff user %s not recorded (database busy): %s",
+                    user_id, str(exc.orig).strip().splitlines()[0])
+        return False
+    return True
 
 
 def get_user(s: Session, user_id: int) -> UserInfo | None:

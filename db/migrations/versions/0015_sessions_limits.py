@@ -1,7 +1,7 @@
 """Revocable sessions; rate limits shared by every web process
 
 Revision ID: 0015_sessions_limits
-Revises: 0013_four_eyes
+Revises: 0014_truncate_guard
 Create Date: 2026-12-03
 
 - ``staff_users.session_version``: signed into each session at login and
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_sessions_limits"
-down_revision = "0013_four_eyes"
+down_revision = "0014_truncate_guard"
 branch_labels = None
 depends_on = None
 
