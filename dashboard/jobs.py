@@ -48,8 +48,11 @@ def identity_token() -> str:
     """Sign the logged-in user's id and role (call inside a request)."""
     if not current_user or not current_user.is_authenticated:
         raise Forbidden("not logged in")
+    from dashboard.auth import SESSION_VERSION
+
     return _serializer(flask.current_app).dumps(
-        {"id": current_user.id, "role": current_user.role}
+        {"id": current_user.id, "role": current_user.role,
+         "ver": flask.session.get(SESSION_VERSION)}
     )
 
 
@@ -86,13 +89,16 @@ def job_actor(token: str | None, roles: Iterable[str], *, kind: str | None = Non
 
     try:
         data = _serializer(flask.current_app).loads(token or "", max_age=MAX_AGE_S)
-        uid = int(data["id"])
+        uid, version = int(data["id"]), data.get("ver")
     except (BadSignature, KeyError, TypeError, ValueError):
         raise Forbidden("this page is out of date or not yours: reload it") from None
     with get_db().read() as s:
         info = users.get_user(s, uid)
     if info is None or not info.active or info.role not in set(roles):
         raise Forbidden("your account may not run this")
+    if version != info.session_version:
+        # the session that asked has ended (logout, new password or role)
+        raise Forbidden("your session has ended: sign in again")
     if kind is not None:
         store: LeaseStore = flask.current_app.extensions[LEASES_EXTENSION]
         lease = acquire_lease(store, kind, info.id)

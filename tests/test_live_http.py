@@ -12,6 +12,7 @@ from dashboard.ids import Live as live_ids
 from dashboard.ids import Overview as ov_ids
 from dashboard.live_views import KEYS
 from tests.conftest import logout
+from tests.dash_requests import job_token
 from tests.test_auth_http import UPDATE, callback_body, logged_in
 from tests.test_pilots_http import _poll, key_of, keys_writing
 
@@ -75,18 +76,13 @@ def test_overview_for_supervisor_and_executive(client, web_app, role):
 
 def test_overview_job_rechecks_the_role_and_reports_progress(web_app, web_seed):
     """The job body without a request: the signed identity decides."""
-    from flask_login import login_user
 
     from callbacks.overview import overview_job
-    from dashboard import jobs
-    from dashboard.auth import StaffSession
 
     _url, seeded = web_seed
 
     def token(uid: int, name: str, role: str) -> str:
-        with web_app.server.test_request_context("/"):
-            login_user(StaffSession(uid, name, name, role))
-            return jobs.identity_token()
+        return job_token(web_app, uid, name, role)
 
     steps: list[Any] = []
 

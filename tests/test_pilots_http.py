@@ -15,6 +15,7 @@ from dashboard.ids import Pilots as ids
 from db.models import Pilot
 from db.session import Database
 from tests.conftest import logout
+from tests.dash_requests import job_token
 from tests.test_auth_http import UPDATE, callback_body, logged_in, server_callbacks
 
 
@@ -123,18 +124,13 @@ def test_executive_reads_results_in_the_background_and_support_is_refused(client
 def test_results_job_rechecks_the_role_and_reports_progress(web_app, web_seed):
     """The job body without a request (as in a Celery worker): the signed
     identity decides, and the account as it is now."""
-    from flask_login import login_user
 
     from callbacks.pilots import results_job
-    from dashboard import jobs
-    from dashboard.auth import StaffSession
 
     _url, seeded = web_seed
 
     def token(uid: int, name: str, role: str) -> str:
-        with web_app.server.test_request_context("/"):
-            login_user(StaffSession(uid, name, name, role))
-            return jobs.identity_token()
+        return job_token(web_app, uid, name, role)
 
     steps: list[Any] = []
 

@@ -10,15 +10,14 @@ import time
 from typing import Any
 
 import pytest
-from flask_login import login_user
 from sqlalchemy import func, select
 
-from dashboard import access, jobs
-from dashboard.auth import StaffSession
+from dashboard import access
 from db import rules, users
 from db.models import AuditLog, RuleSet
 from db.session import Database
 from tests.conftest import logout
+from tests.dash_requests import job_token
 from tests.factories import DEFAULT_TIERS
 from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
 
@@ -303,9 +302,7 @@ def _versions(web_seed):
 
 
 def _token(web_app, user_id: int, username: str, role: str) -> str:
-    with web_app.server.test_request_context("/"):
-        login_user(StaffSession(user_id, username, username, role))
-        return jobs.identity_token()
+    return job_token(web_app, user_id, username, role)
 
 
 def test_job_rechecks_the_role_without_a_request(web_app, web_seed, web_db):
@@ -333,6 +330,11 @@ def test_job_rechecks_the_role_without_a_request(web_app, web_seed, web_db):
     token = _token(web_app, uid, "dee", "supervisor")
     d.write_tx(lambda s: users.set_role(s, uid, "support", actor="test"))
     assert "may not run this" in run(token)
+
+    # a job asked for by a session that has since ended (logout) is refused
+    token = _token(web_app, ids["ed"], "ed", "executive")
+    d.write_tx(lambda s: users.end_sessions(s, ids["ed"]))
+    assert "session has ended" in run(token)
 
 
 def test_reevaluation_job_runs_for_supervisors_only(web_app, web_seed, web_db):
