@@ -68,6 +68,17 @@ def _get(source: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return default if value in (None, "") else value
 
 
+def _positive(source: Mapping[str, Any], key: str, default: int) -> int:
+    raw = _get(source, key, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} must be a whole number, not {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{key} must be positive")
+    return value
+
+
 def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
     """Build the config from env vars, with ``overrides`` (tests) taking precedence.
 
@@ -98,13 +109,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
     elif env == "production" and len(str(secret)) < 16:
         raise ConfigError("SECRET_KEY is too short for production: use at least 16 characters")
 
-    raw_idle = _get(src, "SESSION_IDLE_MINUTES", DEFAULT_IDLE_MINUTES)
-    try:
-        idle = int(raw_idle)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"SESSION_IDLE_MINUTES must be a whole number, not {raw_idle!r}") from exc
-    if idle <= 0:
-        raise ConfigError("SESSION_IDLE_MINUTES must be positive")
+    idle = _positive(src, "SESSION_IDLE_MINUTES", DEFAULT_IDLE_MINUTES)
 
     limits = {
         name: str(_get(src, name, default)).strip()
@@ -123,13 +128,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         timeouts = Timeouts.from_env(src)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    raw_max = _get(src, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB)
-    try:
-        max_request_mb = int(raw_max)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"MAX_REQUEST_MB must be a whole number, not {raw_max!r}") from exc
-    if max_request_mb <= 0:
-        raise ConfigError("MAX_REQUEST_MB must be positive")
+    max_request_mb = _positive(src, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB)
 
     return Config(
         database_url=_get(src, "DATABASE_URL"),
