@@ -62,6 +62,15 @@ def clean_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _is_bare_date(value: str) -> bool:
+    """True for a calendar date without a time (2026-03-31, 20260331)."""
+    try:
+        dt.date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_when(value: str | None, name: str) -> dt.datetime | None:
     if value is None:
         return None
@@ -239,7 +248,11 @@ def reevaluate_tiers_cmd(ctx: click.Context, at: str | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format for now).")
 @click.option("--from", "date_from", default=None, help="Period start, ISO date (inclusive).")
-@click.option("--to", "date_to", default=None, help="Period end, ISO date (exclusive).")
+@click.option(
+    "--to", "date_to", default=None,
+    help="Period end, inclusive: --to 2026-03-31 counts the whole of 31 March "
+    "(a date and time, e.g. 2026-03-31T12:00, is the exclusive end instant).",
+)
 @click.pass_context
 @clean_errors
 def kpis(ctx: click.Context, as_json: bool, date_from: str | None, date_to: str | None) -> None:
@@ -250,6 +263,8 @@ def kpis(ctx: click.Context, as_json: bool, date_from: str | None, date_to: str 
     from db import metrics
 
     end = _parse_when(date_to, "--to") or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if date_to is not None and _is_bare_date(date_to):
+        end += dt.timedelta(days=1)  # the day written is part of the period
     start = _parse_when(date_from, "--from") or end - dt.timedelta(days=30)
     if start >= end:
         raise click.BadParameter("--from must be before --to", param_hint="--from")

@@ -108,7 +108,9 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("customer_id", "order_id", "paid_at", "amount")
 OPTIONAL_COLUMNS = ("referrer_id", "points_redeemed")
 MAX_ID_LEN = 64
-EARLIEST = dt.datetime(2000, 1, 1)
+# any plausible past date: a shop may load history from the 1990s; an earlier
+# year is a typo (0202 for 2020) or a zero date
+EARLIEST = dt.datetime(1970, 1, 1)
 QUERY_CHUNK = 5000
 PG_QUERY_CHUNK = 50_000
 MAX_PROBLEMS_IN_MESSAGE = 20
@@ -235,7 +237,7 @@ def parse_paid_at(text: str, now: dt.datetime) -> dt.datetime:
     if t.tzinfo is not None:
         t = t.astimezone(dt.UTC).replace(tzinfo=None)
     if t < EARLIEST:
-        raise ValueError(f"{text!r} is before {EARLIEST:%Y-%m-%d}")
+        raise ValueError(f"{text!r} is before {EARLIEST:%Y-%m-%d}: check the year")
     if (why := future_problem(t, now)) is not None:
         raise ValueError(f"{text!r}: {why}")
     return t

@@ -130,3 +130,36 @@ def test_serve_debug_is_refused_in_production(tmp_path, monkeypatch, env):
     assert "--debug is refused with LOYALTY_ENV=production" in res.output
     assert "Traceback" not in res.output
     assert started == []
+
+
+def test_kpis_to_a_date_includes_that_day(cli):
+    """`--to D` ends with day D, as people write an end date; a date and time
+    is the exclusive end instant."""
+    import datetime as dt
+    import json
+
+    from db import ledger
+    from db.ledger import OrderIn
+    from tests.factories import member, publish
+
+    d = Database(cli.url)
+    try:
+        with d.begin() as s:
+            publish(s)
+            member(s, "C1")
+            ledger.post_order(s, OrderIn("o-last-day", "C1", dt.datetime(2025, 3, 31, 15), 10_000))
+    finally:
+        d.dispose()
+
+    def snapshot(*args):
+        r = cli("kpis", "--json", "--from", "2025-03-01", *args)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    whole_day = snapshot("--to", "2025-03-31")
+    assert whole_day["period"]["to"].startswith("2025-04-01T00:00")
+    assert whole_day["orders"]["paid_orders"] == 1
+    instant = snapshot("--to", "2025-03-31T12:00")
+    assert instant["orders"]["paid_orders"] == 0
+    r = cli("kpis", "--help")
+    assert "inclusive" in r.output
