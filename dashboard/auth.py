@@ -37,6 +37,7 @@ from dashboard.config import Config
 from dashboard.context import DB_EXTENSION, LIMITS_EXTENSION, get_db
 from db import audit
 from db import users as users_service
+from db.errors import DatabaseBusy
 from db.ratelimit import LimitStore, LimitStoreUnavailable, open_store, parse_rates
 
 log = logging.getLogger("dashboard.auth")
@@ -172,7 +173,7 @@ def refuse_callback(what: str, *, writes: bool) -> None:
                     detail=f"role {role} may not run {what}",
                 )
             )
-        except SQLAlchemyError:
+        except (SQLAlchemyError, DatabaseBusy):
             log.exception("could not audit the refusal of %s", what)
 
 
@@ -386,6 +387,12 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> LimitStore:
             info = get_db().write_tx(
                 lambda s: users_service.authenticate(s, username, password)
             )
+        except DatabaseBusy:
+            log.warning("login of %r waited too long for the database", username[:64])
+            return _render_login(
+                503, error="The program database is busy. Try again in a minute.",
+                username=username, next_path=next_path,
+            )
         except (OperationalError, InterfaceError):
             log.exception("login impossible: database unreachable")
             return _render_login(
@@ -423,7 +430,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> LimitStore:
             user_id = current_user.id
             try:
                 get_db().write_tx(lambda s: users_service.end_sessions(s, user_id))
-            except SQLAlchemyError:
+            except (SQLAlchemyError, DatabaseBusy):
                 log.exception("could not end the other sessions of %s", current_user.username)
             _audit_auth("auth.logout", current_user)
             log.info("logout %s", current_user.username)
@@ -491,5 +498,5 @@ def _audit_auth(action: str, user: Any) -> None:
                 object_id=user.id, detail=request.remote_addr or "",
             )
         )
-    except SQLAlchemyError:
+    except (SQLAlchemyError, DatabaseBusy):
         log.exception("could not audit %s of %s", action, user.username)

@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from db.errors import DatabaseBusy
 from db.models import RateLimitHit
 from db.session import Database, make_engine
 
@@ -67,6 +68,12 @@ def parse_rates(spec: str) -> tuple[Rate, ...]:
     if not rates or any(amount < 1 or window < 1 for amount, window in rates):
         raise ValueError(f"no usable limit in {spec!r}")
     return rates
+
+
+def _why(exc: Exception) -> str:
+    """The driver's words for a refused statement (SQLAlchemy wraps them)."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseBusy) else exc
+    return str(getattr(cause, "orig", None) or cause or exc)
 
 
 def fit_key(key: str) -> str:
@@ -207,9 +214,9 @@ class SqlLimitStore(LimitStore):
                 s.add_all(hits)
                 s.flush()
                 ticket = Ticket(tuple(h.id for h in hits))
-        except DBAPIError as exc:
+        except (DBAPIError, DatabaseBusy) as exc:
             log.warning("rate limit store unavailable: %s", exc)
-            raise LimitStoreUnavailable(str(exc.orig)) from exc
+            raise LimitStoreUnavailable(_why(exc)) from exc
         self._prune(now)
         return ticket
 
@@ -224,7 +231,7 @@ class SqlLimitStore(LimitStore):
                     s.execute(text(f"SET LOCAL lock_timeout = {self.lock_wait_ms}"))
                 s.execute(delete(RateLimitHit).where(
                     RateLimitHit.at_ms < now - self.retention_s * 1000))
-        except DBAPIError as exc:  # the next prune catches up
+        except (DBAPIError, DatabaseBusy) as exc:  # the next prune catches up
             log.info("rate limit prune skipped: %s", exc)
 
     def release(self, ticket: Ticket) -> None:
@@ -233,8 +240,8 @@ class SqlLimitStore(LimitStore):
         try:
             with self.db.begin() as s:
                 s.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(ticket.entries)))
-        except DBAPIError as exc:
-            raise LimitStoreUnavailable(str(exc.orig)) from exc
+        except (DBAPIError, DatabaseBusy) as exc:
+            raise LimitStoreUnavailable(_why(exc)) from exc
 
     def count(self, key: str, window_s: int) -> int:
         """Events under ``key`` in the last ``window_s`` seconds."""
