@@ -50,6 +50,7 @@ from db.errors import (
 from db.ledger import MAX_AMOUNT_MINOR, MAX_POINTS, OrderIn
 from db.models import SEGMENTS, ApiRequest, Member
 from db.ratelimit import parse_rates
+from db.rules import load_rulebook
 
 log = logging.getLogger("dashboard.api")
 
@@ -288,6 +289,50 @@ class OrderOut(ma.Schema):
     balance = ma.fields.Integer(allow_none=True)
 
 
+class TransferIn(Strict):
+    from_customer_id = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
+    to_customer_id = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
+    points = ma.fields.Integer(required=True, strict=True,
+                               validate=ma.validate.Range(1, MAX_POINTS))
+
+
+class TransferOut(ma.Schema):
+    transaction_id = ma.fields.Integer()
+    points = ma.fields.Integer()
+    from_balance = ma.fields.Integer()
+    to_balance = ma.fields.Integer()
+
+
+class RefundIn(Strict):
+    refunded_at = ma.fields.AwareDateTime(load_default=None, allow_none=True,
+                                          default_timezone=dt.UTC,
+                                          metadata={"description": "default: now"})
+
+
+class RefundOut(ma.Schema):
+    order_id = ma.fields.String()
+    reversed_accrual = ma.fields.Integer()
+    restored_redemption = ma.fields.Integer()
+    reversed_referral = ma.fields.Integer()
+    unrecovered = ma.fields.Integer(
+        metadata={"description": "points already spent that could not be taken back"})
+
+
+class QuoteArgs(Strict):
+    total_minor = ma.fields.Integer(
+        required=True, validate=ma.validate.Range(0, MAX_AMOUNT_MINOR),
+        metadata={"description": "the order's total before points, in minor units"})
+
+
+class QuoteOut(ma.Schema):
+    customer_id = ma.fields.String()
+    balance = ma.fields.Integer()
+    point_value_minor = ma.fields.Integer()
+    max_points = ma.fields.Integer(
+        metadata={"description": "points the member may redeem on this order"})
+    max_discount_minor = ma.fields.Integer()
+
+
 class ErrorOut(ma.Schema):
     error = ma.fields.Dict()
 
@@ -391,6 +436,74 @@ def post_order(data: dict[str, Any]) -> Any:
         }, 201
 
     return run("order", work, object_type="order", object_id=lambda b: b["order_id"])
+
+
+@blp.route("/members/<string:customer_id>/quote", methods=["GET"])
+@blp.arguments(QuoteArgs, location="query")
+@blp.response(200, QuoteOut)
+@blp.alt_response(404, schema=ErrorOut, description="no such member")
+@blp.doc(security=_AUTH)
+@scope("redeem")
+def quote(args: dict[str, Any], customer_id: str) -> Any:
+    """How many points the member may redeem on an order of this total: post
+    the order with ``points_redeemed`` up to ``max_points`` and
+    ``amount_minor`` = total - points x point value."""
+    with get_db().read() as s:
+        m = _member_by_customer(s, customer_id)
+        rules, _pilot = load_rulebook(s, [m.id]).for_member(m.id, ledger.utcnow())
+        if rules is None:
+            raise ApiError(409, "invalid_state", "no rule version is in force")
+        balance = ledger.balance(s, m.id) if m.status == "active" else 0
+        points = min(balance, args["total_minor"] // rules.point_value_minor)
+        return {"customer_id": customer_id, "balance": balance,
+                "point_value_minor": rules.point_value_minor, "max_points": points,
+                "max_discount_minor": points * rules.point_value_minor}
+
+
+@blp.route("/transfers", methods=["POST"])
+@blp.arguments(TransferIn)
+@blp.response(201, TransferOut)
+@blp.alt_response(409, schema=ErrorOut, description="too few points, or a member not active")
+@blp.alt_response(422, schema=ErrorOut, description="a field is wrong")
+@blp.doc(security=_AUTH, parameters=[_IDEM])
+@scope("transfer")
+def transfer(data: dict[str, Any]) -> Any:
+    """Move points from one member to another (both legs or neither)."""
+
+    def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
+        src = _member_by_customer(s, data["from_customer_id"])
+        dst = _member_by_customer(s, data["to_customer_id"])
+        tx = ledger.transfer(s, src.id, dst.id, data["points"],
+                             key=f"api:{key.id}:{request.headers['Idempotency-Key']}",
+                             actor=key.actor())
+        return {"transaction_id": tx, "points": data["points"],
+                "from_balance": ledger.balance(s, src.id),
+                "to_balance": ledger.balance(s, dst.id)}, 201
+
+    return run("transfer", work, object_type="transfer",
+               object_id=lambda b: b["transaction_id"])
+
+
+@blp.route("/orders/<string:order_id>/refund", methods=["POST"])
+@blp.arguments(RefundIn)
+@blp.response(200, RefundOut)
+@blp.alt_response(404, schema=ErrorOut, description="no such order")
+@blp.doc(security=_AUTH, parameters=[_IDEM])
+@scope("orders")
+def refund(data: dict[str, Any], order_id: str) -> Any:
+    """Refund a whole order: its redeemed points come back, its accrual and
+    referral bonus are taken back as far as the balance allows."""
+
+    def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
+        at = _naive(data["refunded_at"])
+        if (why := ledger.future_problem(at)) is not None:
+            raise ApiError(422, "invalid", why, "refunded_at")
+        r = ledger.refund_order(s, order_id, at=at, actor=key.actor())
+        return {"order_id": order_id, "reversed_accrual": r.reversed_accrual,
+                "restored_redemption": r.restored_redemption,
+                "reversed_referral": r.reversed_referral, "unrecovered": r.unrecovered}, 200
+
+    return run("refund", work, object_type="order", object_id=lambda b: b["order_id"])
 
 
 # ---------------------------------------------------------------- wiring

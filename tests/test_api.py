@@ -207,3 +207,111 @@ def test_calls_are_limited_per_key(api, web_app, frozen_limits, monkeypatch):
     assert r.json["error"]["code"] == "rate_limited" and r.headers["Retry-After"] == "60"
     # another key has its own allowance
     assert call(api, "GET", "/api/v1/members/C1", key="reader").status_code == 404
+
+
+def _enrol(api, *customers: str) -> None:
+    for c in customers:
+        r = call(api, "POST", "/api/v1/members", idem=f"enrol-{c}", json={"customer_id": c})
+        assert r.status_code == 201, r.json
+
+
+def test_quote_redeem_transfer_and_refund(api):
+    with api.db.begin() as s:
+        boss = staff(s, "boss", "supervisor")
+        api.keys["all"] = api_keys.create_key(
+            s, boss, "Shop", ["orders", "redeem", "transfer", "read"])[1]
+    _enrol(api, "C1", "C2")
+    r = call(api, "POST", "/api/v1/orders", key="all", idem="o1", json=order("o1", "C1", 500_000))
+    assert r.json["balance"] == 50
+    q = call(api, "GET", "/api/v1/members/C1/quote?total_minor=3050", key="all")
+    assert q.status_code == 200, q.json
+    assert (q.json["max_points"], q.json["max_discount_minor"]) == (30, 3000)
+    q = call(api, "GET", "/api/v1/members/C1/quote?total_minor=900000", key="all")
+    assert q.json["max_points"] == 50  # the balance bounds it
+    assert call(api, "GET", "/api/v1/members/C1/quote?total_minor=100").status_code == 403
+    # redeem the quoted points on the order that pays the rest
+    r = call(api, "POST", "/api/v1/orders", key="all", idem="o2",
+             json=order("o2", "C1", 50, points_redeemed=30))
+    assert r.status_code == 201 and r.json["balance"] == 20, r.json
+
+    t = call(api, "POST", "/api/v1/transfers", key="all", idem="t1",
+             json={"from_customer_id": "C1", "to_customer_id": "C2", "points": 15})
+    assert t.status_code == 201, t.json
+    assert (t.json["from_balance"], t.json["to_balance"]) == (5, 15)
+    again = call(api, "POST", "/api/v1/transfers", key="all", idem="t1",
+                 json={"from_customer_id": "C1", "to_customer_id": "C2", "points": 15})
+    assert again.json == t.json
+    too_many = call(api, "POST", "/api/v1/transfers", key="all", idem="t2",
+                    json={"from_customer_id": "C1", "to_customer_id": "C2", "points": 6})
+    assert too_many.status_code == 409
+    assert too_many.json["error"]["code"] == "insufficient_points"
+
+    f = call(api, "POST", "/api/v1/orders/o2/refund", key="all", idem="r1", json={})
+    assert f.status_code == 200, f.json
+    assert f.json["restored_redemption"] == 30
+    assert call(api, "GET", "/api/v1/members/C1", key="all").json["balance"] == 35
+    assert call(api, "POST", "/api/v1/orders/nope/refund", key="all", idem="r2",
+                json={}).status_code == 404
+    with api.db.read() as s:
+        assert run_check(s).ok
+
+
+def test_the_api_and_the_import_give_the_same_ledger(web_app, sqlite_template, tmp_path,
+                                                     monkeypatch):
+    """The same order stream through the API and through a CSV import."""
+    import io
+    import shutil
+
+    from db.actor import CLI
+    from db.importer import import_orders
+    from db.session import Database
+
+    rows = [("A", "o1", 120_000, 0), ("B", "o2", 560_000, 0), ("A", "o3", 90_050, 7),
+            ("C", "o4", 1_000, 0), ("B", "o5", 77_700, 40)]
+    times = [(NOW - dt.timedelta(hours=10 - i)).replace(microsecond=0) for i in range(len(rows))]
+
+    def fresh(name: str) -> Database:
+        path = tmp_path / f"{name}.sqlite3"
+        shutil.copy(sqlite_template, path)
+        d = Database(f"sqlite:///{path}")
+        with d.begin() as s:
+            publish(s, effective_at=NOW - dt.timedelta(days=30))
+        return d
+
+    via_import = fresh("import")
+    csv = "customer_id,order_id,paid_at,amount,referrer_id,points_redeemed\n" + "".join(
+        f"{c},{o},{t:%Y-%m-%dT%H:%M:%S},{a / 100:.2f},,{p or ''}\n"
+        for (c, o, a, p), t in zip(rows, times, strict=True))
+    import_orders(via_import, io.StringIO(csv), actor=CLI)
+
+    via_api = fresh("api")
+    monkeypatch.setitem(web_app.server.extensions, DB_EXTENSION, via_api)
+    with via_api.begin() as s:
+        token = api_keys.create_key(s, staff(s, "boss", "supervisor"), "Till", ["orders"])[1]
+    client = web_app.server.test_client()
+    with via_import.read() as s:
+        joined = {m.external_id: m.joined_at for m in s.scalars(select(Member))}
+    for c in ("A", "B", "C"):
+        r = client.post("/api/v1/members", json={
+            "customer_id": c, "joined_at": joined[c].isoformat() + "Z"},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"m-{c}"})
+        assert r.status_code == 201, r.json
+    for (c, o, a, p), t in zip(rows, times, strict=True):
+        r = client.post("/api/v1/orders", json={
+            "order_id": o, "customer_id": c, "paid_at": t.isoformat() + "Z",
+            "amount_minor": a, "points_redeemed": p},
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": o})
+        assert r.status_code == 201, r.json
+
+    def ledger_of(d: Database) -> list[tuple]:
+        with d.read() as s:
+            ext = dict(s.execute(select(Member.id, Member.external_id)).all())
+            orders = dict(s.execute(select(Order.id, Order.order_ref)).all())
+            return sorted(
+                (e.kind, orders.get(e.order_id), e.amount, e.debit_account_id,
+                 e.credit_account_id, e.effective_at, e.rule_set_id)
+                for e in s.scalars(select(LedgerEntry))
+            ), sorted((ext[m.id], m.tier) for m in s.scalars(select(Member)))
+
+    assert ledger_of(via_api) == ledger_of(via_import)
+    assert ledger_of(via_api)[0]  # not empty
