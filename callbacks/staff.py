@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, ctx, no_update
+from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import views
 from dashboard.auth import require_roles
-from dashboard.callback_inputs import as_text
+from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Staff as ids
-from db import staff_grants, users
+from db import api_keys, staff_grants, users
 from db.errors import LoyaltyError, ValidationError
 
 
@@ -163,3 +163,70 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
     except LoyaltyError as exc:
         return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
     return dbc.Alert(text, color="success", className="py-2 mb-0"), (version or 0) + 1
+
+
+@callback(
+    Output(ids.KEYS, "children"),
+    Output(ids.KEY_PICK, "options"),
+    Output(ids.KEY_PICK, "value"),
+    Input(ids.REFRESH, "data"),
+)
+@require_roles("supervisor")
+def key_list(_version: int | None) -> tuple[Any, ...]:
+    with get_db().read() as s:
+        keys = api_keys.list_keys(s)
+    return views.api_keys_table(keys), views.api_key_options(keys), None
+
+
+@callback(
+    Output(ids.KEY_CREATED, "children"),
+    Output(ids.REFRESH, "data", allow_duplicate=True),
+    Output(ids.KEY_NAME, "value"),
+    Input(ids.KEY_CREATE, "n_clicks"),
+    State(ids.KEY_NAME, "value"),
+    State(ids.KEY_SCOPES, "value"),
+    State(ids.REFRESH, "data"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor", writes=True)
+def create_key(n: int | None, name: Any, scopes: Any, version: int | None) -> tuple[Any, ...]:
+    """A new API key, shown once."""
+    if not n:
+        return no_update, no_update, no_update
+    actor = current_actor()
+    try:
+        info, token = get_db().write_tx(
+            lambda s: api_keys.create_key(s, actor, as_text(name), scopes or []))
+    except LoyaltyError as exc:
+        text = exc.message if isinstance(exc, ValidationError) else str(exc)
+        return dbc.Alert(text, color="danger", className="py-2 mb-0"), no_update, no_update
+    shown = dbc.Alert([
+        html.Div(f"Key {info.name!r} created ({', '.join(info.scopes)}). Copy it now: "
+                 "it is not shown again."),
+        html.Code(token, id="staff-api-key-token", className="user-select-all"),
+    ], color="success", className="py-2 mb-0")
+    return shown, (version or 0) + 1, ""
+
+
+@callback(
+    Output(ids.KEY_REVOKED, "children"),
+    Output(ids.REFRESH, "data", allow_duplicate=True),
+    Input(ids.KEY_REVOKE, "n_clicks"),
+    State(ids.KEY_PICK, "value"),
+    State(ids.REFRESH, "data"),
+    prevent_initial_call=True,
+)
+@require_roles("supervisor", writes=True)
+def revoke_key(n: int | None, key_id: Any, version: int | None) -> tuple[Any, Any]:
+    if not n:
+        return no_update, no_update
+    kid = as_id(key_id)
+    if kid is None:
+        return dbc.Alert("Choose a key first.", color="warning", className="py-2 mb-0"), no_update
+    actor = current_actor()
+    try:
+        info = get_db().write_tx(lambda s: api_keys.revoke_key(s, actor, kid))
+    except LoyaltyError as exc:
+        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
+    return (dbc.Alert(f"Key {info.name!r} is revoked: calls with it are refused.",
+                      color="success", className="py-2 mb-0"), (version or 0) + 1)

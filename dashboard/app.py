@@ -33,6 +33,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import callbacks
 import pages
 from dashboard import access, jobs, shell
+from dashboard.api import init_api
 from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, ConfigError, load_config
@@ -256,6 +257,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
 
     server.before_request(_declare_cancel_roles)
     init_auth(server, app, cfg)
+    init_api(server)
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
     init_csp(server, app)

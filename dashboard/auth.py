@@ -32,7 +32,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from dashboard import access, templates
+from dashboard import access, api, templates
 from dashboard.config import Config
 from dashboard.context import DB_EXTENSION, LIMITS_EXTENSION, get_db
 from db import audit
@@ -258,6 +258,8 @@ def make_guard(dash_app: dash.Dash, config: Config) -> Callable[[], Any]:
 
     def guard() -> Any:
         path = request.path
+        if api.is_api_path(path):
+            return api.guard()  # API keys, not the staff session
         if _is_public(path):
             return None
         expired = False

@@ -29,6 +29,8 @@ DEFAULT_LOGIN_LIMIT_ADDRESS = "30 per minute; 300 per hour"
 # member searches per staff user (masked contacts must not be spelt out by
 # many searches)
 DEFAULT_MEMBER_SEARCH_LIMIT = "60 per minute"
+# calls per API key (a till posts an order a second at its busiest)
+DEFAULT_API_KEY_LIMIT = "6000 per minute"
 # The largest request body: a pilot's member list (up to 30 MB) arrives
 # base64-encoded (4/3 of its size) inside a callback's JSON.
 DEFAULT_MAX_REQUEST_MB = 48
@@ -48,6 +50,7 @@ class Config:
     login_limit_account: str
     login_limit_address: str
     member_search_limit: str = DEFAULT_MEMBER_SEARCH_LIMIT
+    api_key_limit: str = DEFAULT_API_KEY_LIMIT
     testing: bool = False
     db_ping_ms: int = 15_000
     # number of reverse proxies in front (X-Forwarded-For hops to trust), so
@@ -115,7 +118,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         name: str(_get(src, name, default)).strip()
         for name, default in (("LOGIN_LIMIT_ACCOUNT", DEFAULT_LOGIN_LIMIT_ACCOUNT),
                               ("LOGIN_LIMIT_ADDRESS", DEFAULT_LOGIN_LIMIT_ADDRESS),
-                              ("MEMBER_SEARCH_LIMIT", DEFAULT_MEMBER_SEARCH_LIMIT))
+                              ("MEMBER_SEARCH_LIMIT", DEFAULT_MEMBER_SEARCH_LIMIT),
+                              ("API_KEY_LIMIT", DEFAULT_API_KEY_LIMIT))
     }
     for name, value in limits.items():
         try:
@@ -139,6 +143,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         login_limit_account=limits["LOGIN_LIMIT_ACCOUNT"],
         login_limit_address=limits["LOGIN_LIMIT_ADDRESS"],
         member_search_limit=limits["MEMBER_SEARCH_LIMIT"],
+        api_key_limit=limits["API_KEY_LIMIT"],
         testing=bool(_get(src, "TESTING", False)),
         db_ping_ms=int(_get(src, "DB_PING_MS", 15_000)),
         proxy_hops=int(_get(src, "PROXY_HOPS", 0)),

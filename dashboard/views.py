@@ -15,6 +15,7 @@ from dash import html
 
 from dashboard import format as fmt
 from db import exports
+from db.api_keys import KeyInfo
 from db.readviews import (
     AdjustmentView,
     AuditRow,
@@ -307,6 +308,27 @@ def grant_options(grants: Iterable[Grant]) -> list[dict[str, Any]]:
     return [{"label": f"#{g.id} {g.username}: "
                       f"{'new supervisor' if g.kind == 'create' else 'promotion'} "
                       f"(asked by {g.requested_by})", "value": g.id} for g in grants]
+
+
+def api_keys_table(keys: Iterable[KeyInfo]) -> Any:
+    keys = list(keys)
+    if not keys:
+        return html.P("No API key yet: the shop's systems cannot call the API.",
+                      className="text-muted small mb-2", id="staff-api-keys-empty")
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in
+                             ("Name", "Key starts", "Scopes", "Created by", "Created", "State")])),
+         html.Tbody([html.Tr([
+             html.Td(k.name), html.Td(html.Code(f"lk_{k.prefix}_")), html.Td(", ".join(k.scopes)),
+             html.Td(k.created_by), html.Td(fmt.when(k.created_at)),
+             html.Td("active" if k.active else f"revoked {fmt.when(k.revoked_at)}")])
+             for k in keys])],
+        size="sm", className="mb-2", id="staff-api-keys-table",
+    )
+
+
+def api_key_options(keys: Iterable[KeyInfo]) -> list[dict[str, Any]]:
+    return [{"label": f"{k.name} (lk_{k.prefix}_…)", "value": k.id} for k in keys if k.active]
 
 
 def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:

@@ -768,3 +768,44 @@ STAGED_BALANCES = _staged("import_balances", "account_id", _c("delta", BigIntege
 STAGED_TIERS = _staged(
     "import_tiers", "member_id", _c("tier", String(64)), _c("tier_evaluated_at", DateTime)
 )
+
+
+API_SCOPES = ("orders", "redeem", "transfer", "read")
+
+
+class ApiKey(Base):
+    """A key a shop's systems call the HTTP API with. Only a SHA-256 of the
+    secret is kept (the secret is random, 256 bits: a slow hash adds nothing);
+    ``prefix`` finds the row, ``scopes`` is a space-separated subset of
+    API_SCOPES."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ApiRequest(Base):
+    """The first response to each Idempotency-Key of a key: a replay gets it
+    again; the same key with another request body is refused."""
+
+    __tablename__ = "api_requests"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "idempotency_key", name="uq_api_requests_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)

@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboard.ids import Staff as ids
 from dashboard.shell import grid, page_header
-from db.models import ROLES
+from db.models import API_SCOPES, ROLES
 
 dash.register_page(
     __name__, path="/staff", name="Staff", title="Staff accounts", order=90,
@@ -24,6 +24,57 @@ STAFF_COLUMNS = [
     {"field": "last_login_at", "headerName": "Last login"},
 ]
 ROLE_OPTIONS = [{"label": r, "value": r} for r in ROLES]
+SCOPE_LABELS = {
+    "orders": "orders (enrol members, post orders)",
+    "redeem": "redeem points",
+    "transfer": "transfer points",
+    "read": "read balances and tiers",
+}
+
+
+def api_keys_card() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2("API keys", className="h5"),
+                html.P(
+                    "The shop's till, website and apps call /api/v1 with a key. A new key "
+                    "is shown once: copy it into the system that uses it. Revoking stops it "
+                    "at once. Every call is written to the audit log under the key's name.",
+                    className="small text-muted",
+                ),
+                html.Div(id=ids.KEYS),
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            [
+                                _field("Name", dbc.Input(id=ids.KEY_NAME, maxlength=64,
+                                                         placeholder="Till 1")),
+                                _field("Scopes", dbc.Checklist(
+                                    id=ids.KEY_SCOPES, value=["orders", "read"],
+                                    options=[{"label": SCOPE_LABELS[x], "value": x}
+                                             for x in API_SCOPES])),
+                                dbc.Button("Create key", id=ids.KEY_CREATE, color="primary"),
+                                html.Div(id=ids.KEY_CREATED, className="mt-2"),
+                            ],
+                            lg=6,
+                        ),
+                        dbc.Col(
+                            [
+                                _field("Key", dcc.Dropdown(id=ids.KEY_PICK)),
+                                dbc.Button("Revoke", id=ids.KEY_REVOKE, color="danger",
+                                           outline=True),
+                                html.Div(id=ids.KEY_REVOKED, className="mt-2"),
+                            ],
+                            lg=6,
+                        ),
+                    ],
+                    className="mt-2",
+                ),
+            ]
+        ),
+        className="mt-3",
+    )
 
 
 def _field(label: str, control: object, feedback_id: str | None = None) -> html.Div:
@@ -113,7 +164,8 @@ def layout(**_: object) -> html.Div:
                         html.Div(id=ids.GRANT_RESULT, className="mt-2"),
                     ]
                 ),
-                className="mt-3",
+                                className="mt-3",
             ),
+            api_keys_card(),
         ]
     )

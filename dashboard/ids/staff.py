@@ -27,3 +27,12 @@ class Staff:
     GRANT_APPROVE = "staff-grant-approve"
     GRANT_REJECT = "staff-grant-reject"
     GRANT_RESULT = "staff-grant-result"
+    # keys of the shop's HTTP API
+    KEYS = "staff-api-keys"
+    KEY_NAME = "staff-api-key-name"
+    KEY_SCOPES = "staff-api-key-scopes"
+    KEY_CREATE = "staff-api-key-create"
+    KEY_CREATED = "staff-api-key-created"
+    KEY_PICK = "staff-api-key-pick"
+    KEY_REVOKE = "staff-api-key-revoke"
+    KEY_REVOKED = "staff-api-key-revoked"
