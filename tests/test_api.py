@@ -315,3 +315,40 @@ def test_the_api_and_the_import_give_the_same_ledger(web_app, sqlite_template, t
 
     assert ledger_of(via_api) == ledger_of(via_import)
     assert ledger_of(via_api)[0]  # not empty
+
+
+@pytest.mark.postgres
+def test_concurrent_replays_take_effect_once_on_postgres(web_app, pg_db, monkeypatch):
+    """Each request sent by several clients at once: one effect, one answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setitem(web_app.server.extensions, DB_EXTENSION, pg_db)
+    with pg_db.begin() as s:
+        publish(s, effective_at=NOW - dt.timedelta(days=30))
+        boss = staff(s, "boss", "supervisor")
+        token = api_keys.create_key(s, boss, "Till", ["orders", "transfer", "read"])[1]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def send(path: str, idem: str, body: dict) -> tuple[int, dict]:
+        r = web_app.server.test_client().post(
+            path, json=body, headers={**auth, "Idempotency-Key": idem})
+        return r.status_code, r.json
+
+    requests = [("/api/v1/members", "m-A", {"customer_id": "A"}),
+                ("/api/v1/members", "m-B", {"customer_id": "B"})]
+    requests += [("/api/v1/orders", f"o-{i}", order(f"o-{i}", "A", 100_000 + i))
+                 for i in range(4)]
+    requests += [("/api/v1/transfers", "t-1",
+                  {"from_customer_id": "A", "to_customer_id": "B", "points": 7})]
+    with ThreadPoolExecutor(6) as pool:
+        for path, idem, body in requests:
+            answers = list(pool.map(lambda _i, p=path, k=idem, b=body: send(p, k, b), range(6)))
+            assert {a[0] for a in answers} == {201}, answers
+            assert all(a[1] == answers[0][1] for a in answers), answers
+    with pg_db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Member)) == 2
+        assert s.scalar(select(func.count()).select_from(Order)) == 4
+        assert s.scalar(select(func.count()).select_from(ApiRequest)) == len(requests)
+        kinds = [k for (k,) in s.execute(select(LedgerEntry.kind))]
+        assert sorted(kinds) == ["accrual"] * 4 + ["transfer"]
+        assert run_check(s).ok
