@@ -36,7 +36,7 @@ from sqlalchemy import func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_http_load import free_port  # noqa: E402
+from benchmarks.bench_http_load import start_gunicorn  # noqa: E402
 from db import api_keys, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
@@ -79,28 +79,12 @@ def main() -> int:
     proc = None
     try:
         token = build(url, args.members)
-        port = free_port()
         env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=secrets.token_hex(32),
                    LOYALTY_ENV="development", API_KEY_LIMIT="1000000 per minute")
         env.pop("REDIS_URL", None)
-        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-        proc = subprocess.Popen(
-            [gunicorn, "--workers", str(args.workers), "--threads", "4", "--bind",
-             f"127.0.0.1:{port}", "--log-level", "warning", "dashboard.wsgi:server"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                print("gunicorn did not start:", proc.stderr.read() if proc.stderr else "")
-                return 1
-            time.sleep(0.3)
+        proc, base = start_gunicorn(env, ["--workers", str(args.workers), "--threads", "4"])
+        if base is None:
+            return 1
 
         paid = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat()
         sessions: dict[int, requests.Session] = {}

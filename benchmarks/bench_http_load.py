@@ -53,6 +53,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_gunicorn(env: dict[str, str], options: list[str]
+                   ) -> tuple[subprocess.Popen, str | None]:
+    """``gunicorn dashboard.wsgi:server`` on a free loopback port, once /healthz
+    answers; (process, base URL), the URL None if it did not start in 60 s."""
+    port = free_port()
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    proc = subprocess.Popen(
+        [gunicorn, *options, "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+         "dashboard.wsgi:server"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            print("gunicorn did not start:", proc.stderr.read() if proc.stderr else "")
+            return proc, None
+        time.sleep(0.3)
+
+
 def build_db(path: Path, members: int, orders: int) -> str:
     url = f"sqlite:///{path}"
     db = Database(url)
@@ -182,28 +207,12 @@ def main() -> int:
         url = build_db(tmp / "bench.sqlite3", args.members, args.orders)
         print(f"database: {args.members} synthetic members x {args.orders} orders "
               f"(+ test seed) in {time.perf_counter() - t0:.1f}s")
-        port = free_port()
         env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=secrets.token_hex(32),
                    LOYALTY_ENV="development")
         env.pop("REDIS_URL", None)
-        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-        proc = subprocess.Popen(
-            [gunicorn, "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
-             "--log-level", "warning", "dashboard.wsgi:server"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                print("gunicorn did not start:", proc.stderr.read() if proc.stderr else "")
-                return 1
-            time.sleep(0.3)
+        proc, base = start_gunicorn(env, ["--workers", str(args.workers)])
+        if base is None:
+            return 1
 
         roles = list(PLANS)
         t0 = time.perf_counter()
