@@ -20,9 +20,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from sqlalchemy import func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_http_load import start_gunicorn  # noqa: E402
+from benchmarks.bench_http_load import start_gunicorn, stop_gunicorn  # noqa: E402
 from db import api_keys, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
@@ -130,12 +128,7 @@ def main() -> int:
               f"ledger check: {'clean' if check.ok else check.violations}")
         return 0 if errors == 0 and posted == args.orders and check.ok else 1
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_gunicorn(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -78,6 +78,15 @@ def start_gunicorn(env: dict[str, str], options: list[str]
         time.sleep(0.3)
 
 
+def stop_gunicorn(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def build_db(path: Path, members: int, orders: int) -> str:
     url = f"sqlite:///{path}"
     db = Database(url)
@@ -234,12 +243,7 @@ def main() -> int:
             print(f"  {n:5d} x {label}")
         return 1 if failed else 0
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_gunicorn(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
