@@ -30,13 +30,13 @@ import flask
 import marshmallow as ma
 from flask import g, request
 from flask_smorest import Api, Blueprint
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from dashboard.context import get_config, get_db, get_limits
-from db import api_keys, audit, ledger, members
+from db import api_keys, audit, ledger, members, referrals
 from db.errors import (
     DatabaseBusy,
     Forbidden,
@@ -250,6 +250,10 @@ class EnrolIn(Strict):
     referrer_customer_id = ma.fields.String(
         load_default=None, allow_none=True, validate=ma.validate.Length(1, 64),
         metadata={"description": "customer id of the member who referred this one"})
+    referral_code = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(1, 32),
+        metadata={"description": "the referring member's code (instead of, or agreeing "
+                                 "with, referrer_customer_id)"})
     joined_at = ma.fields.AwareDateTime(
         load_default=None, allow_none=True, default_timezone=dt.UTC,
         metadata={"description": "default: now"})
@@ -266,6 +270,18 @@ class MemberOut(ma.Schema):
     qualifying_spend_minor = ma.fields.Integer(allow_none=True)
     remaining_to_next_tier_minor = ma.fields.Integer(allow_none=True)
     progress_percent = ma.fields.Integer(allow_none=True)
+    referral_code = ma.fields.String(
+        allow_none=True, metadata={"description": "the member's own code for inviting "
+                                                  "others (null until first asked for)"})
+
+
+class ReferralOut(ma.Schema):
+    customer_id = ma.fields.String()
+    referral_code = ma.fields.String(metadata={"description": "as printed: XXXX-XXXX"})
+    referral_link = ma.fields.String(
+        allow_none=True, metadata={"description": "the shop's sign-up link with the code "
+                                                  "(null when REFERRAL_LINK_TEMPLATE is unset)"})
+    referred_members = ma.fields.Integer()
 
 
 class OrderInSchema(Strict):
@@ -307,6 +323,23 @@ class RefundIn(Strict):
     refunded_at = ma.fields.AwareDateTime(load_default=None, allow_none=True,
                                           default_timezone=dt.UTC,
                                           metadata={"description": "default: now"})
+    amount_minor = ma.fields.Integer(
+        load_default=None, allow_none=True, strict=True,
+        validate=ma.validate.Range(1, MAX_AMOUNT_MINOR),
+        metadata={"description": "money given back, in minor units: a part refund "
+                                 "(default: all that remains paid)"})
+    refund_id = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(1, 64),
+        metadata={"description": "the shop's id of a part refund (required with "
+                                 "amount_minor; a part refund is idempotent on it)"})
+
+    @ma.validates_schema
+    def _part_needs_id(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("amount_minor") is not None and not data.get("refund_id"):
+            raise ma.ValidationError("a part refund needs the shop's refund id", "refund_id")
+        if data.get("refund_id") and data.get("amount_minor") is None:
+            raise ma.ValidationError("a refund id goes with amount_minor (a part refund)",
+                                     "amount_minor")
 
 
 class RefundOut(ma.Schema):
@@ -316,6 +349,11 @@ class RefundOut(ma.Schema):
     reversed_referral = ma.fields.Integer()
     unrecovered = ma.fields.Integer(
         metadata={"description": "points already spent that could not be taken back"})
+    refunded_minor = ma.fields.Integer(metadata={"description": "money this refund gave back"})
+    remaining_minor = ma.fields.Integer(
+        metadata={"description": "money still paid on the order after it"})
+    status = ma.fields.String(metadata={"description": "paid (after a part refund) "
+                                                       "or refunded"})
 
 
 class QuoteArgs(Strict):
@@ -360,6 +398,7 @@ def _member_view(s: Session, m: Member) -> dict[str, Any]:
         "qualifying_spend_minor": p.qualifying_spend_minor if p else None,
         "remaining_to_next_tier_minor": p.remaining_minor if p else None,
         "progress_percent": p.percent if p else None,
+        "referral_code": referrals.display(m.referral_code) if m.referral_code else None,
     }
 
 
@@ -393,10 +432,20 @@ def enrol(data: dict[str, Any]) -> Any:
                 raise ApiError(422, "invalid", "no active member has this customer id",
                                "referrer_customer_id")
             referrer = ref.id
+        if data["referral_code"]:
+            by_code = referrals.member_by_code(s, data["referral_code"])
+            if by_code is None or by_code.status != "active":
+                raise ApiError(422, "invalid", "no active member has this referral code",
+                               "referral_code")
+            if referrer is not None and referrer != by_code.id:
+                raise ApiError(422, "invalid", "the referral code belongs to another member "
+                               "than referrer_customer_id", "referral_code")
+            referrer = by_code.id
         mid = ledger.create_member(
             s, data["customer_id"], _naive(data["joined_at"]), name=data["name"],
             email=data["email"], phone=data["phone"], segment=data["segment"],
             referrer_id=referrer)
+        referrals.code_for(s, mid)  # every member enrolled here can invite at once
         return _member_view(s, s.get(Member, mid)), 201
 
     return run("enrol", work, object_type="member", object_id=lambda b: b["member_id"])
@@ -411,6 +460,27 @@ def member(customer_id: str) -> Any:
     """A member's balance, tier and progress to the next tier."""
     with get_db().read() as s:
         return _member_view(s, _member_by_customer(s, customer_id))
+
+
+@blp.route("/members/<string:customer_id>/referral", methods=["GET"])
+@blp.response(200, ReferralOut)
+@blp.alt_response(404, schema=ErrorOut, description="no such member")
+@blp.doc(security=_AUTH)
+@scope("read")
+def referral(customer_id: str) -> Any:
+    """The member's referral code and the shop's sign-up link with it (a code
+    is given on first request and never changes)."""
+
+    def work(s: Session) -> dict[str, Any]:
+        m = _member_by_customer(s, customer_id)
+        code = referrals.code_for(s, m.id)
+        referred = s.scalar(select(func.count()).where(Member.referrer_id == m.id))
+        return {"customer_id": m.external_id, "referral_code": referrals.display(code),
+                "referral_link": referrals.link_for(get_config().referral_link_template,
+                                                    referrals.display(code)),
+                "referred_members": int(referred or 0)}
+
+    return get_db().write_tx(work)
 
 
 @blp.route("/orders", methods=["POST"])
@@ -491,17 +561,23 @@ def transfer(data: dict[str, Any]) -> Any:
 @blp.doc(security=_AUTH, parameters=[_IDEM])
 @scope("orders")
 def refund(data: dict[str, Any], order_id: str) -> Any:
-    """Refund a whole order: its redeemed points come back, its accrual and
-    referral bonus are taken back as far as the balance allows."""
+    """Refund an order, whole (no amount) or in part (amount_minor with the
+    shop's refund_id). Points follow the money: the same share of the order's
+    redeemed points comes back, and of its accrual and referral bonus is
+    taken back as far as the balances allow."""
 
     def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
         at = _naive(data["refunded_at"])
         if (why := ledger.future_problem(at)) is not None:
             raise ApiError(422, "invalid", why, "refunded_at")
-        r = ledger.refund_order(s, order_id, at=at, actor=key.actor())
+        r = ledger.refund_order(s, order_id, at=at, actor=key.actor(),
+                                amount_minor=data["amount_minor"],
+                                refund_ref=data["refund_id"])
         return {"order_id": order_id, "reversed_accrual": r.reversed_accrual,
                 "restored_redemption": r.restored_redemption,
-                "reversed_referral": r.reversed_referral, "unrecovered": r.unrecovered}, 200
+                "reversed_referral": r.reversed_referral, "unrecovered": r.unrecovered,
+                "refunded_minor": r.amount_minor, "remaining_minor": r.remaining_minor,
+                "status": r.status}, 200
 
     return run("refund", work, object_type="order", object_id=lambda b: b["order_id"])
 

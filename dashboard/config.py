@@ -60,6 +60,9 @@ class Config:
     db_timeouts: Timeouts = field(default_factory=Timeouts)
     # requests with a larger body are refused with 413 (MAX_REQUEST_MB)
     max_request_mb: int = DEFAULT_MAX_REQUEST_MB
+    # the shop's sign-up link for a referral code, with "{code}" in it
+    # (REFERRAL_LINK_TEMPLATE, e.g. https://shop.example/join?ref={code})
+    referral_link_template: str | None = None
 
     @property
     def production(self) -> bool:
@@ -133,6 +136,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     max_request_mb = _positive(src, "MAX_REQUEST_MB", DEFAULT_MAX_REQUEST_MB)
+    link = (_get(src, "REFERRAL_LINK_TEMPLATE") or "").strip() or None
+    if link is not None and "{code}" not in link:
+        raise ConfigError(
+            f"REFERRAL_LINK_TEMPLATE must contain {{code}} where the code goes, not {link!r}")
 
     return Config(
         database_url=_get(src, "DATABASE_URL"),
@@ -149,4 +156,5 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         proxy_hops=int(_get(src, "PROXY_HOPS", 0)),
         db_timeouts=timeouts,
         max_request_mb=max_request_mb,
+        referral_link_template=link,
     )

@@ -218,9 +218,12 @@ def small_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: st
 def orders_table(orders: Sequence[OrderRow], total: int, currency: str) -> Any:
     note = f"Latest {len(orders)} of {total:,} orders." if total > len(orders) else ""
     return small_table(
-        ["Order", "Paid (UTC)", "Amount", "Points redeemed", "Points earned", "Tier", "Status"],
-        [(o.order_ref, fmt.when(o.paid_at), fmt.money(o.amount_minor, currency),
-          fmt.points(o.points_redeemed), fmt.points(o.points_earned), o.tier or "—", o.status)
+        ["Order", "Paid (UTC)", "Amount paid", "Refunded", "Points redeemed", "Points earned",
+         "Tier", "Status"],
+        [(o.order_ref, fmt.when(o.paid_at), fmt.money(o.paid_minor, currency),
+          fmt.money(o.money_back_minor, currency) if o.money_back_minor else "—",
+          fmt.points(o.points_redeemed), fmt.points(o.points_earned), o.tier or "—",
+          "part refunded" if o.status == "paid" and o.refunded_minor else o.status)
          for o in orders],
         "No orders yet.", note,
     )

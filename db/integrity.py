@@ -101,7 +101,8 @@ CHECKS: list[tuple[str, str, str]] = [
         """
         SELECT 'order ' || o.order_ref,
                'accrued ' || COALESCE(e.amount, 0) || ', expected '
-               || ((o.amount_minor * t.accrual_rate_bp) / (10000 * rs.point_value_minor))
+               || (((o.amount_minor + o.refunded_minor) * t.accrual_rate_bp)
+                   / (10000 * rs.point_value_minor))
                || ' at ' || t.accrual_rate_bp || ' bp'
         FROM orders o
         JOIN members m ON m.id = o.member_id
@@ -109,7 +110,8 @@ CHECKS: list[tuple[str, str, str]] = [
         JOIN tiers t ON t.rule_set_id = o.rule_set_id AND t.name = o.tier
         LEFT JOIN ledger_entries e ON e.order_id = o.id AND e.kind = 'accrual'
         WHERE COALESCE(e.amount, 0)
-              <> (o.amount_minor * t.accrual_rate_bp) / (10000 * rs.point_value_minor)
+              <> ((o.amount_minor + o.refunded_minor) * t.accrual_rate_bp)
+                 / (10000 * rs.point_value_minor)
           AND NOT (m.status <> 'active' AND e.id IS NULL)
            OR (e.id IS NOT NULL AND (e.rate_bp <> t.accrual_rate_bp
                                      OR e.rule_set_id <> o.rule_set_id))
@@ -174,21 +176,51 @@ CHECKS: list[tuple[str, str, str]] = [
     ),
     (
         "refund_not_restored",
-        "a refunded order's redeemed points were not restored",
+        "a refunded order's redeemed points were not all restored",
         """
-        SELECT 'order ' || o.order_ref, 'redemption entry ' || e.id || ' not reversed'
+        SELECT 'order ' || o.order_ref,
+               'redemption entry ' || e.id || ' restored ' || COALESCE(SUM(r.amount), 0)
+               || ' of ' || e.amount
         FROM orders o JOIN ledger_entries e ON e.order_id = o.id AND e.kind = 'redemption'
         LEFT JOIN ledger_entries r ON r.reverses_entry_id = e.id
-        WHERE o.status = 'refunded' AND (r.id IS NULL OR r.amount <> e.amount)
+        WHERE o.status = 'refunded'
+        GROUP BY o.order_ref, e.id, e.amount
+        HAVING COALESCE(SUM(r.amount), 0) <> e.amount
         """,
     ),
     (
         "reversal_of_paid_order",
-        "an order that is still paid has reversal entries",
+        "an order that is still paid has reversal entries not written by a part refund",
         """
         SELECT 'order ' || o.order_ref, 'reversal entry ' || e.id
         FROM orders o JOIN ledger_entries e ON e.order_id = o.id AND e.kind = 'reversal'
-        WHERE o.status = 'paid'
+        JOIN ledger_transactions t ON t.id = e.tx_id
+        WHERE o.status = 'paid' AND t.kind <> 'partial_refund'
+        """,
+    ),
+    (
+        "over_reversed",
+        "an entry of an order is reversed by more points than it had",
+        """
+        SELECT 'order ' || o.order_ref,
+               'entry ' || e.id || ' of ' || e.amount || ' reversed by ' || SUM(r.amount)
+        FROM ledger_entries r JOIN ledger_entries e ON e.id = r.reverses_entry_id
+        JOIN orders o ON o.id = e.order_id
+        GROUP BY o.order_ref, e.id, e.amount
+        HAVING SUM(r.amount) > e.amount
+        """,
+    ),
+    (
+        "refunded_money",
+        "an order's part-refunded money differs from its part refunds",
+        """
+        SELECT 'order ' || o.order_ref,
+               'refunded_minor ' || o.refunded_minor || ', part refunds '
+               || COALESCE(x.total, 0)
+        FROM orders o
+        LEFT JOIN (SELECT order_id, SUM(amount_minor) AS total FROM order_refunds
+                   WHERE partial GROUP BY order_id) x ON x.order_id = o.id
+        WHERE o.refunded_minor <> COALESCE(x.total, 0)
         """,
     ),
     (

@@ -41,6 +41,7 @@ from db.models import (
     LedgerTransaction,
     Member,
     Order,
+    OrderRefund,
     ProgramSettings,
     Transfer,
 )
@@ -513,29 +514,73 @@ class RefundResult:
     reversed_referral: int
     unrecovered: int  # points already spent that could not be clawed back
     replayed: bool = False
+    amount_minor: int = 0  # money this refund gave back
+    remaining_minor: int = 0  # money still paid on the order after it
+    status: str = "refunded"  # the order's status after it
+
+
+MAX_REFUND_REF = 64
 
 
 @transactional
 def refund_order(
-    s: Session, order_ref: str, *, at: dt.datetime | None = None, actor: Actor = SYSTEM
+    s: Session,
+    order_ref: str,
+    *,
+    at: dt.datetime | None = None,
+    actor: Actor = SYSTEM,
+    amount_minor: int | None = None,
+    refund_ref: str | None = None,
 ) -> RefundResult:
-    """Refund a whole order: restore its redeemed points, claw back its
-    accrual and referral bonus by reversal entries.
+    """Refund an order, whole or in part.
 
-    A balance never goes below zero: if the member (or referrer) has already
-    spent the points, the clawback takes what is there and reports the rest
-    as ``unrecovered`` (written in the reversal's memo).
+    Without ``amount_minor`` the rest of the order is refunded (idempotent on
+    the order id). A part refund names the shop's ``refund_ref`` (its
+    idempotency key with the order id) and the money given back; a part
+    refund of everything that remains is the final refund.
+
+    Points follow the money: after refunds totalling R of an order paid P, the
+    order's accrual, referral bonus and redeemed points stand reversed by
+    ``floor(points * R / P)``, and by all of them after the final refund, so
+    no rounding is lost over several part refunds. Redeemed points come back
+    first, so a clawback can use them. A balance never goes below zero: if the
+    member (or referrer) has already spent the points, the clawback takes what
+    is there and reports the rest as ``unrecovered`` (also in the entry memo).
     """
     at = at or utcnow()
+    partial_request = amount_minor is not None
+    if partial_request:
+        if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
+            raise ValidationError("amount_minor", "must be a whole number of minor units")
+        if amount_minor <= 0:
+            raise ValidationError("amount_minor", "a part refund gives back a positive amount")
+        if amount_minor > MAX_AMOUNT_MINOR:
+            raise ValidationError("amount_minor", "too large")
+        refund_ref = (refund_ref or "").strip()
+        if not refund_ref:
+            raise ValidationError("refund_ref", "a part refund needs the shop's refund id")
+        if len(refund_ref) > MAX_REFUND_REF:
+            raise ValidationError("refund_ref", f"at most {MAX_REFUND_REF} characters")
+        key = f"refund:{order_ref}:{refund_ref}"
+        phash = payload_hash({"order_ref": order_ref, "refund_ref": refund_ref,
+                              "amount_minor": amount_minor})
+    else:
+        key = f"refund:{order_ref}"
+        phash = payload_hash({"order_ref": order_ref})
     o = s.execute(
         select(Order).where(Order.order_ref == order_ref).with_for_update()
     ).scalar_one_or_none()
     if o is None:
         raise NotFound(f"order {order_ref!r} does not exist")
-    key = f"refund:{order_ref}"
-    phash = payload_hash({"order_ref": order_ref})
-    if o.status == "refunded" or _existing_tx(s, key, phash):
-        return _refund_result(s, o.id, replayed=True)
+    if (tx := _existing_tx(s, key, phash)) is not None:
+        return _refund_result(s, tx, replayed=True)
+    if o.status == "refunded":
+        if not partial_request:  # the whole refund was made as a final part refund
+            last = s.scalar(select(func.max(LedgerTransaction.id)).where(
+                LedgerTransaction.order_id == o.id, LedgerTransaction.kind == "refund"))
+            if last is not None:
+                return _refund_result(s, last, replayed=True)
+        raise InvalidState(f"order {order_ref} is already refunded in full")
     originals = s.execute(
         select(LedgerEntry).where(
             LedgerEntry.order_id == o.id,
@@ -545,20 +590,42 @@ def refund_order(
     accounts = {e.credit_account_id for e in originals} | {e.debit_account_id for e in originals}
     balances = lock_accounts(s, [a for a in accounts if a > ADJUSTMENT])
     s.refresh(o)
+    if (tx := _existing_tx(s, key, phash)) is not None:
+        return _refund_result(s, tx, replayed=True)
     if o.status == "refunded":
-        return _refund_result(s, o.id, replayed=True)
+        raise InvalidState(f"order {order_ref} is already refunded in full")
     if at < o.paid_at:
         raise ValidationError("refunded_at", "a refund cannot precede the payment")
-    tx = _new_tx(s, "refund", key, phash, at, order_id=o.id, actor=actor)
+    remaining = o.amount_minor
+    if partial_request and amount_minor > remaining:
+        raise ValidationError(
+            "amount_minor", f"only {remaining} (minor units) of order {order_ref} "
+            f"remains paid; a refund cannot give back more")
+    give_back = remaining if not partial_request else amount_minor
+    final = give_back == remaining
+    paid_total = o.amount_minor + o.refunded_minor
+    before, after = o.refunded_minor, o.refunded_minor + give_back
+
+    def due(points: int) -> int:
+        """Points of an original entry this refund reverses."""
+        done = points * before // paid_total if paid_total else 0
+        upto = points if final else points * after // paid_total
+        return upto - done
+
+    tx = _new_tx(s, "refund" if final else "partial_refund", key, phash, at,
+                 order_id=o.id, actor=actor)
     rows: list[dict] = []
-    # restore redeemed points first, so a clawback can use them
+    unrecovered = 0
     for e in (e for e in originals if e.kind == "redemption"):
-        rows.append(entry(tx, "reversal", REDEMPTION, e.debit_account_id, e.amount, at,
-                          order_id=o.id, reverses_entry_id=e.id, memo="refund: redemption"))
-        balances[e.debit_account_id] += e.amount
+        if (n := due(e.amount)) > 0:
+            rows.append(entry(tx, "reversal", REDEMPTION, e.debit_account_id, n, at,
+                              order_id=o.id, reverses_entry_id=e.id, memo="refund: redemption"))
+            balances[e.debit_account_id] += n
     for e in (e for e in originals if e.kind in ("accrual", "referral_bonus")):
-        take = min(e.amount, balances[e.credit_account_id])
-        short = e.amount - take
+        n = due(e.amount)
+        take = min(n, balances[e.credit_account_id])
+        short = n - take
+        unrecovered += short
         if take > 0:
             rows.append(entry(tx, "reversal", e.credit_account_id, ISSUANCE, take, at,
                               order_id=o.id, reverses_entry_id=e.id,
@@ -566,39 +633,43 @@ def refund_order(
                               + (f"; {short} unrecovered" if short else "")))
             balances[e.credit_account_id] -= take
     post_entries(s, rows)
-    o.status = "refunded"
-    o.refunded_at = at
+    s.add(OrderRefund(order_id=o.id, tx_id=tx, refund_ref=refund_ref or "",
+                      amount_minor=give_back, partial=not final,
+                      unrecovered=unrecovered, refunded_at=at))
+    if final:
+        o.status = "refunded"
+        o.refunded_at = at
+    else:
+        o.amount_minor = remaining - give_back
+        o.refunded_minor = after
     if o.member_id is not None:
         _reevaluate_tier(s, o.member_id, at)
     s.flush()
-    return _refund_result(s, o.id)
+    return _refund_result(s, tx)
 
 
-def _refund_result(s: Session, order_id: int, replayed: bool = False) -> RefundResult:
-    rows = s.execute(
-        select(LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.reverses_entry_id)
-        .where(LedgerEntry.order_id == order_id)
-    ).all()
-    orig = {}
-    for r in s.execute(
-        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount)
-        .where(LedgerEntry.order_id == order_id, LedgerEntry.kind != "reversal")
-    ):
-        orig[r.id] = (r.kind, r.amount)
+def _refund_result(s: Session, tx_id: int, replayed: bool = False) -> RefundResult:
+    """What the refund written by transaction ``tx_id`` did."""
+    orig = LedgerEntry.__table__.alias("orig")
+    e = LedgerEntry.__table__
     got = {"accrual": 0, "redemption": 0, "referral_bonus": 0}
-    unrecovered = 0
-    reversed_ids = set()
-    for r in rows:
-        if r.kind == "reversal":
-            kind, amount = orig[r.reverses_entry_id]
-            got[kind] += r.amount
-            unrecovered += amount - r.amount
-            reversed_ids.add(r.reverses_entry_id)
-    for eid, (kind, amount) in orig.items():
-        if kind in ("accrual", "referral_bonus") and eid not in reversed_ids:
-            unrecovered += amount
+    for kind, amount in s.execute(
+        select(orig.c.kind, func.sum(e.c.amount))
+        .join(orig, orig.c.id == e.c.reverses_entry_id)
+        .where(e.c.tx_id == tx_id, e.c.kind == "reversal")
+        .group_by(orig.c.kind)
+    ):
+        got[kind] = int(amount)
+    row = s.execute(
+        select(OrderRefund.order_id, OrderRefund.amount_minor, OrderRefund.unrecovered,
+               Order.amount_minor.label("left"), Order.status)
+        .join(Order, Order.id == OrderRefund.order_id)
+        .where(OrderRefund.tx_id == tx_id)
+    ).one()
     return RefundResult(
-        order_id, got["accrual"], got["redemption"], got["referral_bonus"], unrecovered, replayed
+        row.order_id, got["accrual"], got["redemption"], got["referral_bonus"],
+        int(row.unrecovered), replayed, int(row.amount_minor),
+        0 if row.status == "refunded" else int(row.left), row.status,
     )
 
 

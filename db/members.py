@@ -384,11 +384,21 @@ class OrderRow:
     id: int
     order_ref: str
     paid_at: dt.datetime
-    amount_minor: int
+    amount_minor: int  # paid and not refunded
     points_redeemed: int
     status: str
     tier: str
     points_earned: int  # accrual entries of the order (before any refund)
+    refunded_minor: int = 0  # given back by part refunds
+
+    @property
+    def paid_minor(self) -> int:
+        return self.amount_minor + self.refunded_minor
+
+    @property
+    def money_back_minor(self) -> int:
+        """All money given back: the whole order once refunded."""
+        return self.paid_minor if self.status == "refunded" else self.refunded_minor
 
 
 def member_orders(s: Session, member_id: int, limit: int = 200) -> tuple[list[OrderRow], int]:
@@ -402,14 +412,16 @@ def member_orders(s: Session, member_id: int, limit: int = 200) -> tuple[list[Or
     )
     rows = s.execute(
         select(Order.id, Order.order_ref, Order.paid_at, Order.amount_minor,
-               Order.points_redeemed, Order.status, Order.tier, earned.label("earned"))
+               Order.points_redeemed, Order.status, Order.tier, earned.label("earned"),
+               Order.refunded_minor)
         .where(Order.member_id == member_id)
         .order_by(Order.paid_at.desc(), Order.id.desc())
         .limit(min(limit, MAX_PAGE))
     ).all()
     total = s.scalar(select(func.count()).select_from(Order).where(Order.member_id == member_id))
     return [OrderRow(r.id, r.order_ref, r.paid_at, r.amount_minor, r.points_redeemed, r.status,
-                     r.tier or "", int(r.earned or 0)) for r in rows], int(total or 0)
+                     r.tier or "", int(r.earned or 0), int(r.refunded_minor or 0))
+            for r in rows], int(total or 0)
 
 
 @dataclass(frozen=True)

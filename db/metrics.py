@@ -97,7 +97,8 @@ DEFINITIONS: dict[str, str] = {
     "join cohort.",
     "retention": "Share of a join cohort's members with a paid order in each month since "
     "joining.",
-    "revenue": "Paid revenue (after points; refunded orders excluded), by payment date.",
+    "revenue": "Paid revenue (after points, net of part refunds; refunded orders "
+    "excluded), by payment date.",
     "orders": "Paid orders (refunded orders excluded), by payment date.",
     "points_issued": "Accrual + referral bonus points credited, net of refund reversals.",
     "points_redeemed": "Points spent on orders and rewards, net of refund reversals.",

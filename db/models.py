@@ -289,6 +289,7 @@ class Member(Base):
         Index("ix_members_joined_at", "joined_at"),
         Index("ix_members_referrer_id", "referrer_id"),
         Index("ix_members_segment_tier", "segment", "tier"),
+        Index("uq_members_referral_code", "referral_code", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -305,6 +306,8 @@ class Member(Base):
     # accrual always derives the tier from the orders themselves
     tier: Mapped[str | None] = mapped_column(String(64))
     tier_evaluated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # the member's code for inviting others (random, given on first use)
+    referral_code: Mapped[str | None] = mapped_column(String(16))
 
 
 class Account(Base):
@@ -331,6 +334,7 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
         CheckConstraint("points_redeemed >= 0", name="redeemed_nonneg"),
+        CheckConstraint("refunded_minor >= 0", name="refunded_nonneg"),
         CheckConstraint("status IN ('paid', 'refunded')", name="status_known"),
         CheckConstraint(
             "(status = 'refunded') = (refunded_at IS NOT NULL)", name="refunded_has_time"
@@ -354,8 +358,13 @@ class Order(Base):
     customer_ref: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     paid_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    # money actually paid (after points), in minor units
+    # money paid (after points) and not taken back by a part refund, in minor
+    # units: what revenue and qualifying spend count while the order is paid
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # money taken back by part refunds; amount_minor + refunded_minor is what
+    # was paid. The final refund sets status "refunded" and leaves both as
+    # they were (a refunded order counts nowhere).
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     points_redeemed: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), default="paid")
     refunded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -385,6 +394,28 @@ class LedgerTransaction(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
+class OrderRefund(Base):
+    """One refund of an order, whole or part: how much money came back and
+    the points that could not be clawed back. Append-only, like the ledger."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
+        CheckConstraint("unrecovered >= 0", name="unrecovered_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    tx_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+    # the shop's id of a part refund ("" for the final, whole refund)
+    refund_ref: Mapped[str] = mapped_column(String(64), default="")
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # a part refund leaves the order paid; the final one refunds it
+    partial: Mapped[bool] = mapped_column(Boolean)
+    unrecovered: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 class LedgerEntry(Base):
     """An immutable movement of points from one account to another.
 
@@ -406,6 +437,7 @@ class LedgerEntry(Base):
         Index("ix_ledger_entries_credit", "credit_account_id", "id"),
         Index("ix_ledger_entries_kind_at", "kind", "effective_at"),
         Index("ix_ledger_entries_order_id", "order_id"),
+        Index("uq_ledger_entries_reversal_tx", "reverses_entry_id", "tx_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -418,10 +450,9 @@ class LedgerEntry(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     rule_set_id: Mapped[int | None] = mapped_column(ForeignKey("rule_sets.id"))
     rate_bp: Mapped[int | None] = mapped_column(Integer)
-    # a reversal names the entry it reverses, at most once
-    reverses_entry_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ledger_entries.id"), unique=True
-    )
+    # a reversal names the entry it reverses; part refunds reverse an entry
+    # in several transactions, each at most once
+    reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     memo: Mapped[str] = mapped_column(String(255), default="")
 
 

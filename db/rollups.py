@@ -66,6 +66,7 @@ from db.models import (
     LedgerTransaction,
     Member,
     Order,
+    OrderRefund,
     RollupCohortMonth,
     RollupCustomer,
     RollupDaily,
@@ -89,6 +90,7 @@ ROLLUP_TABLES = (RollupDaily, RollupMember, RollupCustomer, RollupReferrer,
 COHORTS_KEY = "cohorts_v1"
 
 _o = Order.__table__
+_or = OrderRefund.__table__
 _e = LedgerEntry.__table__
 _t = LedgerTransaction.__table__
 _m = Member.__table__
@@ -197,6 +199,27 @@ def _paid_at_fence(fence_tx: int) -> ColumnElement[bool]:
         _t.c.order_id == _o.c.id, _t.c.kind == "refund", _t.c.id > fence_tx
     )
     return or_(_o.c.status == "paid", and_(_o.c.status == "refunded", later_refund))
+
+
+def _amount_at_fence(fence_tx: int) -> ColumnElement[int]:
+    """The order's paid money at the fence: part refunds newer than the fence
+    are not folded in yet, so they are added back."""
+    later = (
+        select(func.coalesce(func.sum(_or.c.amount_minor), 0))
+        .where(_or.c.order_id == _o.c.id, _or.c.partial, _or.c.tx_id > fence_tx)
+        .scalar_subquery()
+    )
+    return _o.c.amount_minor + later
+
+
+def _partial_in(lo_tx: int, hi_tx: int) -> ColumnElement[int]:
+    """Money given back by the order's part refunds with tx ids in (lo, hi]."""
+    return (
+        select(func.coalesce(func.sum(_or.c.amount_minor), 0))
+        .where(_or.c.order_id == _o.c.id, _or.c.partial,
+               _or.c.tx_id > lo_tx, _or.c.tx_id <= hi_tx)
+        .scalar_subquery()
+    )
 
 
 def _noidx(col: Any) -> Any:
@@ -335,7 +358,7 @@ def _refresh_in(s: Session, fence: dict[str, int]) -> RefreshResult:
         # what is already folded in, exactly as a rebuild up to ``w`` would
         if w["orders"]:
             _fold_cohorts(s, and_(_o.c.id > 0, _o.c.id <= w["orders"]),
-                          _paid_at_fence(w["txs"]), +1)
+                          _paid_at_fence(w["txs"]), +1, _amount_at_fence(w["txs"]))
         _write_state(s, {COHORTS_KEY: 1})
     if fence == w:
         _write_state(s, {"refreshed_at": to_micros(_now())})
@@ -392,8 +415,13 @@ def _fold_members(s: Session, d: str, lo: int, hi: int) -> tuple[int, dt.datetim
 
 
 def _order_daily(s: Session, d: str, where: ColumnElement[bool], paid: Any,
-                 sign: int, with_all: bool) -> None:
-    """Orders, paid orders and paid revenue per (day, member segment, tier)."""
+                 sign: int, with_all: bool, amount: Any = None,
+                 with_paid: bool = True) -> None:
+    """Orders, paid orders and paid revenue per (day, member segment, tier).
+
+    ``amount`` is the revenue of each order (default: its paid money);
+    ``with_paid=False`` moves revenue only (a part refund)."""
+    amount = _o.c.amount_minor if amount is None else amount
     sq = (
         select(
             day_of(_o.c.paid_at, d).label("day"),
@@ -401,7 +429,7 @@ def _order_daily(s: Session, d: str, where: ColumnElement[bool], paid: Any,
             _m.c.segment.label("seg"),
             _o.c.tier.label("tier"),
             case((paid, 1), else_=0).label("paid"),
-            case((paid, _o.c.amount_minor), else_=0).label("revenue"),
+            case((paid, amount), else_=0).label("revenue"),
         )
         .select_from(_o.outerjoin(_m, _m.c.id == _o.c.member_id))
         .where(where)
@@ -417,7 +445,8 @@ def _order_daily(s: Session, d: str, where: ColumnElement[bool], paid: Any,
         day_ = to_day(dy)
         if with_all:
             out.append(("orders" + suffix, day_, sg, tr, sign * int(n)))
-        out.append(("paid_orders" + suffix, day_, sg, tr, sign * int(n_paid or 0)))
+        if with_paid:
+            out.append(("paid_orders" + suffix, day_, sg, tr, sign * int(n_paid or 0)))
         out.append(("revenue" + suffix, day_, sg, tr, sign * int(revenue or 0)))
     _add_daily(s, out)
 
@@ -428,8 +457,9 @@ def _fold_orders(s: Session, d: str, lo: int, hi: int,
         return 0, None
     new = and_(_o.c.id > lo, _o.c.id <= hi)
     paid = _paid_at_fence(fence_tx)
-    _order_daily(s, d, new, paid, +1, with_all=True)
-    _fold_cohorts(s, new, paid, +1)
+    amount = _amount_at_fence(fence_tx)
+    _order_daily(s, d, new, paid, +1, with_all=True, amount=amount)
+    _fold_cohorts(s, new, paid, +1, amount)
     # customers: last order, last order as a member
     ins = _insert(s, _rc)
     s.execute(
@@ -492,7 +522,8 @@ def month_index(col: Any) -> ColumnElement[int]:
             + cast(extract("month", col), Integer) - 1)
 
 
-def _fold_cohorts(s: Session, where: ColumnElement[bool], paid: Any, sign: int) -> None:
+def _fold_cohorts(s: Session, where: ColumnElement[bool], paid: Any, sign: int,
+                  amount: Any = None, count: bool = True) -> None:
     """Add ``sign`` x the paid orders matching ``where`` (members' orders paid
     on or after joining) into rollup_member_months and rollup_cohort_months.
 
@@ -502,8 +533,9 @@ def _fold_cohorts(s: Session, where: ColumnElement[bool], paid: Any, sign: int) 
     """
     month = month_index(_o.c.paid_at)
     cohort = month_index(_m.c.joined_at)
-    n = func.sum(case((paid, sign), else_=0))
-    rev = func.sum(case((paid, sign * _o.c.amount_minor), else_=0))
+    amount = _o.c.amount_minor if amount is None else amount
+    n = func.sum(case((paid, sign), else_=0)) if count else literal(0)
+    rev = func.sum(case((paid, sign * amount), else_=0))
     delta = (
         select(_o.c.member_id.label("member_id"), month.label("month"),
                cohort.label("cohort"), _m.c.segment.label("segment"),
@@ -511,7 +543,7 @@ def _fold_cohorts(s: Session, where: ColumnElement[bool], paid: Any, sign: int) 
         .select_from(_o.join(_m, _m.c.id == _o.c.member_id))
         .where(where, _o.c.paid_at >= _m.c.joined_at)
         .group_by(_o.c.member_id, month, cohort, _m.c.segment)
-        .having(n != 0)
+        .having(n != 0 if count else rev != 0)
     )
     dq = delta.subquery()
     old = func.coalesce(_mm.c.paid_orders, 0)
@@ -553,6 +585,28 @@ def _fold_refunds(s: Session, d: str, w: dict[str, int], fence: dict[str, int]) 
     """Refunds of orders already counted as paid (ids <= the old order watermark)."""
     if fence["txs"] <= w["txs"] or w["orders"] == 0:
         return 0
+    return (_fold_part_refunds(s, d, w, fence) + _fold_final_refunds(s, d, w, fence))
+
+
+def _fold_part_refunds(s: Session, d: str, w: dict[str, int], fence: dict[str, int]) -> int:
+    """Part refunds take their money off the order's revenue; it stays paid."""
+    parted = select(_t.c.order_id).where(
+        _t.c.id > w["txs"], _t.c.id <= fence["txs"], _noidx(_t.c.kind) == "partial_refund",
+        (_t.c.order_id + 0) <= w["orders"],
+    )
+    ids = sorted({int(i) for i in s.scalars(parted)})
+    amount = _partial_in(w["txs"], fence["txs"])
+    for start in range(0, len(ids), 5000):
+        where = _o.c.id.in_(ids[start : start + 5000])
+        _order_daily(s, d, where, literal(True), -1, with_all=False, amount=amount,
+                     with_paid=False)
+        _fold_cohorts(s, where, literal(True), -1, amount, count=False)
+    return len(ids)
+
+
+def _fold_final_refunds(s: Session, d: str, w: dict[str, int], fence: dict[str, int]) -> int:
+    """A final refund takes the order out of paid orders with what money it had
+    left (``amount_minor``: the final refund does not change it)."""
     refunded = select(_t.c.order_id).where(
         _t.c.id > w["txs"], _t.c.id <= fence["txs"], _noidx(_t.c.kind) == "refund",
         (_t.c.order_id + 0) <= w["orders"],

@@ -95,7 +95,7 @@ def reset_postgres(d: Database) -> None:
     from db.models import Base
 
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    guarded = ("ledger_entries", "ledger_transactions", "audit_log")
+    guarded = ("ledger_entries", "ledger_transactions", "audit_log", "order_refunds")
     with d.engine.begin() as c:
         for t in guarded:
             c.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER {t}_no_truncate"))

@@ -3,12 +3,13 @@ shape, the OpenAPI document against the real routes."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.context import DB_EXTENSION
+from dashboard.context import CONFIG_EXTENSION, DB_EXTENSION
 from db import api_keys
 from db.errors import Forbidden, ValidationError
 from db.integrity import run_check
@@ -254,6 +255,84 @@ def test_quote_redeem_transfer_and_refund(api):
                 json={}).status_code == 404
     with api.db.read() as s:
         assert run_check(s).ok
+
+
+def test_part_refunds_take_back_points_in_proportion(api):
+    _enrol(api, "C1", "C2")
+    # C2 referred by nobody; C1 pays 1,000.00 plus 40 points for order o1
+    call(api, "POST", "/api/v1/orders", idem="o0", json=order("o0", "C1", 500_000))
+    r = call(api, "POST", "/api/v1/orders", idem="o1",
+             json=order("o1", "C1", 100_000, points_redeemed=40))
+    assert r.status_code == 201 and r.json["accrued"] == 10, r.json
+    part = {"amount_minor": 25_000, "refund_id": "ret-1"}
+    p = call(api, "POST", "/api/v1/orders/o1/refund", idem="r1", json=part)
+    assert p.status_code == 200, p.json
+    assert (p.json["refunded_minor"], p.json["remaining_minor"], p.json["status"]) == (
+        25_000, 75_000, "paid")
+    assert (p.json["reversed_accrual"], p.json["restored_redemption"]) == (2, 10)  # 1/4
+    # the same refund id again (another Idempotency-Key): the engine answers the first
+    again = call(api, "POST", "/api/v1/orders/o1/refund", idem="r1b", json=part)
+    assert again.status_code == 200 and again.json == p.json
+    clash = call(api, "POST", "/api/v1/orders/o1/refund", idem="r1c",
+                 json={"amount_minor": 1, "refund_id": "ret-1"})
+    assert clash.status_code == 409
+    over = call(api, "POST", "/api/v1/orders/o1/refund", idem="r2",
+                json={"amount_minor": 75_001, "refund_id": "ret-2"})
+    assert over.status_code == 422 and over.json["error"]["field"] == "amount_minor"
+    assert "75000" in over.json["error"]["message"]
+    no_id = call(api, "POST", "/api/v1/orders/o1/refund", idem="r3", json={"amount_minor": 5})
+    assert no_id.status_code == 422 and no_id.json["error"]["field"] == "refund_id"
+    # the rest, whole: everything left of the order's points goes back
+    rest = call(api, "POST", "/api/v1/orders/o1/refund", idem="r4", json={})
+    assert rest.status_code == 200, rest.json
+    assert (rest.json["refunded_minor"], rest.json["remaining_minor"], rest.json["status"]) == (
+        75_000, 0, "refunded")
+    assert (rest.json["reversed_accrual"], rest.json["restored_redemption"]) == (8, 30)
+    late = call(api, "POST", "/api/v1/orders/o1/refund", idem="r5",
+                json={"amount_minor": 5, "refund_id": "ret-9"})
+    assert late.status_code == 409 and late.json["error"]["code"] == "invalid_state"
+    with api.db.read() as s:
+        assert run_check(s).ok
+        o = s.execute(select(Order).where(Order.order_ref == "o1")).scalar_one()
+        assert (o.status, o.amount_minor, o.refunded_minor) == ("refunded", 75_000, 25_000)
+    member = call(api, "GET", "/api/v1/members/C1").json
+    assert member["balance"] == 50  # o0's 50; o1's 10 earned and 40 spent are undone
+    assert member["qualifying_spend_minor"] == 500_000
+
+
+def test_referral_codes_read_and_enrol_with(api, monkeypatch, web_app):
+    cfg = web_app.server.extensions[CONFIG_EXTENSION]
+    monkeypatch.setitem(web_app.server.extensions, CONFIG_EXTENSION, dataclasses.replace(
+        cfg, referral_link_template="https://shop.example/join?ref={code}"))
+    _enrol(api, "C1")
+    r = call(api, "GET", "/api/v1/members/C1/referral")
+    assert r.status_code == 200, r.json
+    code = r.json["referral_code"]
+    assert len(code) == 9 and code[4] == "-"
+    assert r.json["referral_link"] == f"https://shop.example/join?ref={code}"
+    assert r.json["referred_members"] == 0
+    assert call(api, "GET", "/api/v1/members/C1/referral").json["referral_code"] == code
+    # typed loosely: lower case, without the dash
+    e = call(api, "POST", "/api/v1/members", idem="e2",
+             json={"customer_id": "C2", "referral_code": code.replace("-", "").lower()})
+    assert e.status_code == 201, e.json
+    assert e.json["referral_code"] and e.json["referral_code"] != code
+    r = call(api, "POST", "/api/v1/orders", idem="o1", json=order("o1", "C2", 100_000))
+    assert r.json["referral_bonus"] == 5
+    assert call(api, "GET", "/api/v1/members/C1/referral").json["referred_members"] == 1
+    for body, words in (
+        ({"customer_id": "C3", "referral_code": "ZZZZ-ZZZZ"}, "no active member"),
+        ({"customer_id": "C3", "referral_code": "short"}, "8 letters and digits"),
+        ({"customer_id": "C3", "referral_code": code, "referrer_customer_id": "C2"},
+         "another member"),
+    ):
+        bad = call(api, "POST", "/api/v1/members", idem=f"bad-{body}", json=body)
+        assert bad.status_code == 422, bad.json
+        assert bad.json["error"]["field"] == "referral_code"
+        assert words in bad.json["error"]["message"]
+    assert call(api, "GET", "/api/v1/members/C9/referral").status_code == 404
+    with api.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Member)) == 2
 
 
 def test_the_api_and_the_import_give_the_same_ledger(web_app, sqlite_template, tmp_path,

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from db import ledger
 from db.adjustments import approve_adjustment, request_adjustment
-from db.errors import IdempotencyConflict, InsufficientPoints, InvalidState
+from db.errors import IdempotencyConflict, InsufficientPoints, InvalidState, ValidationError
 from db.integrity import run_check
 from db.ledger import ADJUSTMENT, OrderIn
 from db.models import (
@@ -394,3 +394,68 @@ def test_process_killed_mid_transaction_leaves_nothing(any_db):
     after = snapshot(d)
     assert (after[0], after[3]) == (before[0] + 1, before[3] + 1)  # only ours
     assert_clean(d)
+
+
+def test_concurrent_part_refunds_never_give_back_more_than_was_paid(any_db):
+    """Eight threads refund parts of the same two orders at once, each refund id
+    sent twice, some asking for the rest: the money given back never exceeds
+    what was paid, each refund id takes effect once, the points follow."""
+    from db.models import OrderRefund
+
+    with any_db.begin() as s:
+        publish(s)
+        member(s, "P0")
+        member(s, "P1", referrer_id=member(s, "P2"))
+    paid = {"pr-0": ("P0", 1_000_00), "pr-1": ("P1", 777_77)}
+    for ref, (cust, amount) in paid.items():
+        ledger.post_order(any_db, OrderIn(ref, cust, day(1), amount))
+    barrier = threading.Barrier(THREADS)
+    told: dict[str, int] = {}
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        rng = random.Random(n)
+        barrier.wait()
+        try:
+            for k in range(6):
+                order = f"pr-{rng.randint(0, 1)}"
+                rid = f"t{n}-{k}"
+                amount = rng.choice([1, 999, 5_000, 12_345, 40_000])
+                for _ in range(2):  # the same refund id twice
+                    try:
+                        if rng.random() < 0.1:
+                            r = ledger.refund_order(any_db, order, at=day(2))
+                            key = f"{order}:whole"
+                        else:
+                            r = ledger.refund_order(any_db, order, at=day(2),
+                                                    amount_minor=amount, refund_ref=rid)
+                            key = f"{order}:{rid}"
+                    except (InvalidState, ValidationError):
+                        continue  # refunded in full already / more than remains
+                    with lock:
+                        if key in told and not key.endswith(":whole"):
+                            assert r.replayed and told[key] == r.amount_minor
+                        told.setdefault(key, r.amount_minor)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert_clean(any_db)
+    with any_db.read() as s:
+        for ref, (_, amount) in paid.items():
+            o = s.execute(select(Order).where(Order.order_ref == ref)).scalar_one()
+            back = s.scalar(select(func.coalesce(func.sum(OrderRefund.amount_minor), 0))
+                            .where(OrderRefund.order_id == o.id))
+            assert o.amount_minor + o.refunded_minor == amount
+            assert back == (amount if o.status == "refunded" else o.refunded_minor)
+        # every part refund the threads were told of is there once, as told
+        rows = {f"{ref}:{rid}": amount for ref, rid, amount in s.execute(
+            select(Order.order_ref, OrderRefund.refund_ref, OrderRefund.amount_minor)
+            .join(Order, Order.id == OrderRefund.order_id).where(OrderRefund.refund_ref != ""))}
+        assert rows == {k: v for k, v in told.items() if not k.endswith(":whole")}

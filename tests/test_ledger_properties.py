@@ -191,6 +191,7 @@ class MOrder:
     order_id: int
     status: str = "paid"
     refund: tuple[int, int, int, int] | None = None  # accrual, redemption, referral, lost
+    refunded: int = 0  # money given back by part refunds (not the final one)
 
 
 @dataclass
@@ -296,7 +297,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def spend_before(self, idx: int, at: dt.datetime, window: int | None) -> int:
         since = at - dt.timedelta(days=window) if window else None
         return sum(
-            o.amount
+            o.amount - o.refunded
             for o in self.orders.values()
             if o.member == idx and o.status == "paid" and o.paid_at < at
             and (since is None or o.paid_at >= since)
@@ -429,28 +430,74 @@ class LedgerMachine(RuleBasedStateMachine):
             self.redemptions[key] = (o.member, pts, tx)
         self._refund(o, at)
 
-    def _refund(self, o: MOrder, at: dt.datetime) -> None:
-        r = ledger.refund_order(self.db, o.ref, at=at)
+    @precondition(lambda self: any(o.status == "paid" and o.amount - o.refunded >= 1
+                                   for o in self.orders.values()))
+    @rule(i=PICK, frac=st.integers(1, 100), gap=GAP, replay=st.booleans())
+    def part_refund(self, i, frac, gap, replay):
+        """Part of an order's money comes back (all that is left when frac is 100)."""
+        o = self.pick([o for o in self.orders.values()
+                       if o.status == "paid" and o.amount - o.refunded >= 1], i)
+        left = o.amount - o.refunded
+        give = max(1, left * frac // 100)
+        ref = self.key("p")
+        at = self.tick(gap)
+        first = self._refund(o, at, give, ref)
+        if replay:
+            again = ledger.refund_order(self.db, o.ref, at=at, amount_minor=give,
+                                        refund_ref=ref)
+            assert again.replayed and again.amount_minor == give
+            assert (again.reversed_accrual, again.restored_redemption, again.reversed_referral,
+                    again.unrecovered) == first
+            with pytest.raises(IdempotencyConflict):
+                ledger.refund_order(self.db, o.ref, at=at, amount_minor=give + 1,
+                                    refund_ref=ref)
+        if o.status == "paid":
+            with pytest.raises(ValidationError):
+                ledger.refund_order(self.db, o.ref, at=at, amount_minor=o.amount - o.refunded + 1,
+                                    refund_ref=self.key("p"))
+
+    def _refund(self, o: MOrder, at: dt.datetime, amount: int | None = None,
+                ref: str | None = None) -> tuple[int, int, int, int]:
+        if amount is None:
+            r = ledger.refund_order(self.db, o.ref, at=at)
+        else:
+            r = ledger.refund_order(self.db, o.ref, at=at, amount_minor=amount, refund_ref=ref)
+        got = (r.reversed_accrual, r.restored_redemption, r.reversed_referral, r.unrecovered)
         if o.status == "refunded":
-            assert r.replayed
-            assert (r.reversed_accrual, r.restored_redemption, r.reversed_referral,
-                    r.unrecovered) == o.refund
-            return
+            assert amount is None and r.replayed
+            assert got == o.refund
+            return got
         assert not r.replayed
+        left = o.amount - o.refunded
+        give = left if amount is None else amount
+        final = give == left
+        before, after = o.refunded, o.refunded + give
+
+        def due(points: int) -> int:
+            done = points * before // o.amount if o.amount else 0
+            return (points if final else points * after // o.amount) - done
+
         take = take_ref = 0
+        d_acc, d_red, d_ref = due(o.accrued), due(o.redeemed), due(o.referral)
         if o.member is not None:
-            self.credit(o.member, o.redeemed, at)
-            take = min(o.accrued, self.bal[o.member])
+            self.credit(o.member, d_red, at)
+            take = min(d_acc, self.bal[o.member])
             self.debit(o.member, take)
             if o.referrer is not None:
-                take_ref = min(o.referral, self.bal[o.referrer])
+                take_ref = min(d_ref, self.bal[o.referrer])
                 self.debit(o.referrer, take_ref)
-        o.status = "refunded"
-        event("refund: points already spent, partly unrecovered"
-              if o.accrued - take + o.referral - take_ref else "refund: fully reversed")
-        o.refund = (take, o.redeemed, take_ref, o.accrued - take + o.referral - take_ref)
-        assert (r.reversed_accrual, r.restored_redemption, r.reversed_referral,
-                r.unrecovered) == o.refund, f"refund of {o.ref}: {r}"
+        lost = d_acc - take + d_ref - take_ref
+        want = (take, d_red, take_ref, lost)
+        event(("final refund" if final else "part refund")
+              + (": points already spent, partly unrecovered" if lost else ": fully reversed"))
+        assert got == want, f"refund of {o.ref}: {r}"
+        assert r.amount_minor == give
+        if final:
+            o.status = "refunded"
+            o.refund = want
+        else:
+            o.refunded = after
+        return got
 
     @rule(who=st.integers(0, len(MEMBERS) - 1), mode=POINTS_MODE, frac=st.integers(1, 100),
           gap=GAP, replay=st.booleans(), i=PICK)
@@ -704,7 +751,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 per_order.setdefault(e.order_id, []).append(e)
             for ref, o in self.orders.items():
                 row = rows[ref]
-                assert (row.id, row.status, row.amount_minor) == (o.order_id, o.status, o.amount)
+                assert (row.id, row.status, row.amount_minor) == (
+                    o.order_id, o.status, o.amount - o.refunded)
                 entries = per_order.get(o.order_id, [])
                 accruals = [e for e in entries if e.kind == "accrual"]
                 assert len(accruals) <= 1
