@@ -5,12 +5,16 @@ Builds a throwaway program database (a published rule set and ``--members``
 members enrolled ahead), creates an API key, starts ``gunicorn
 dashboard.wsgi:server`` and has ``--clients`` threads post ``--orders``
 orders in all (each with its own Idempotency-Key; every tenth one sent twice,
-as a till retries). Prints orders/s, p50/p95/max latency and the error count,
-then checks the ledger: one order per order id and ``loyalty check`` clean.
+as a till retries). With ``--batch N`` each call is ``POST /orders/batch``
+with N orders (a shop system forwarding what its tills buffered). Prints
+orders/s, p50/p95/max latency per call and the error count, then checks the
+ledger: one order per order id and ``loyalty check`` clean. ``--redis`` keeps
+the per-key call limit in Redis, as production does (else the database).
 A measurement, not a pass/fail test.
 
     .venv/bin/python benchmarks/bench_api.py --orders 5000 --clients 16
-    .venv/bin/python benchmarks/bench_api.py --postgres postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python benchmarks/bench_api.py --postgres postgresql+psycopg://postgres@127.0.0.1/bench
+    .venv/bin/python benchmarks/bench_api.py --postgres ... --batch 100 --redis redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import secrets
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +40,13 @@ from sqlalchemy import func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_http_load import start_gunicorn, stop_gunicorn  # noqa: E402
+from benchmarks.bench_http_load import (  # noqa: E402
+    UPDATE,
+    body,
+    find_callback,
+    start_gunicorn,
+    stop_gunicorn,
+)
 from db import api_keys, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
@@ -55,12 +67,48 @@ def build(url: str, members: int) -> str:
         publish(s, effective_at=now - dt.timedelta(days=60))
         for i in range(members):
             ledger.create_member(s, f"API-{i}", now - dt.timedelta(days=30))
+        staff(s, WATCHER, "executive")  # watches the live page during the load
         return api_keys.create_key(s, staff(s, "bench", "supervisor"), "Benchmark till",
                                    ["orders"])[1]
 
     token = db.write_tx(enrol)
     db.dispose()
     return token
+
+
+WATCHER = "watcher"
+WATCHER_PASSWORD = "password-123"  # tests.factories.staff's
+
+
+class LiveWatcher(threading.Thread):
+    """An executive with the live page open: its refresh callback every
+    ``every`` seconds while the load runs; each refresh's time and status."""
+
+    def __init__(self, base: str, every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.base, self.every = base, every
+        self.stop = threading.Event()
+        self.samples: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        s = requests.Session()
+        page = s.get(f"{self.base}/login", timeout=30)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        s.post(f"{self.base}/login", data={"username": WATCHER, "password": WATCHER_PASSWORD,
+                                           "csrf_token": token, "next": "/live"},
+               allow_redirects=False, timeout=30)
+        deps = s.get(f"{self.base}/_dash-dependencies", timeout=30).json()
+        call = body(find_callback(deps, "live-updated"),
+                    {"live-interval.n_intervals": 1, "live-days.value": 7})
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                status = s.post(self.base + UPDATE, json=call, timeout=30).status_code
+            except requests.RequestException:
+                status = 0
+            took = time.perf_counter() - t0
+            self.samples.append((took, status))
+            self.stop.wait(max(0.0, self.every - took))
 
 
 def main() -> int:
@@ -70,6 +118,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--members", type=int, default=500)
     ap.add_argument("--postgres", default=None, help="a PostgreSQL URL (its schema is replaced)")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="orders per POST /orders/batch call (default: one POST /orders each)")
+    ap.add_argument("--redis", default=None, help="a Redis URL for the per-key call limit")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="loyalty-bench-api-"))
@@ -80,6 +131,8 @@ def main() -> int:
         env = dict(os.environ, DATABASE_URL=url, SECRET_KEY=secrets.token_hex(32),
                    LOYALTY_ENV="development", API_KEY_LIMIT="1000000 per minute")
         env.pop("REDIS_URL", None)
+        if args.redis:
+            env["REDIS_URL"] = args.redis
         proc, base = start_gunicorn(env, ["--workers", str(args.workers), "--threads", "4"])
         if base is None:
             return 1
@@ -87,34 +140,58 @@ def main() -> int:
         paid = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat()
         sessions: dict[int, requests.Session] = {}
 
-        def post(i: int) -> list[tuple[float, int]]:
-            import threading
-
-            s = sessions.setdefault(threading.get_ident(), requests.Session())
-            body = {"order_id": f"B-{i}", "customer_id": f"API-{i % args.members}",
+        def body(i: int) -> dict:
+            return {"order_id": f"B-{i}", "customer_id": f"API-{i % args.members}",
                     "paid_at": paid, "amount_minor": 10_000 + i}
+
+        def post(i: int) -> list[tuple[float, int]]:
+            """Call i: one order, or orders [i*batch, (i+1)*batch) with --batch."""
+            s = sessions.setdefault(threading.get_ident(), requests.Session())
+            if args.batch:
+                url_ = f"{base}/api/v1/orders/batch"
+                payload = {"orders": [body(j) for j in range(
+                    i * args.batch, min((i + 1) * args.batch, args.orders))]}
+            else:
+                url_, payload = f"{base}/api/v1/orders", body(i)
             out = []
             for _ in range(2 if i % 10 == 0 else 1):
                 t0 = time.perf_counter()
-                r = s.post(f"{base}/api/v1/orders", json=body, timeout=30, headers={
+                r = s.post(url_, json=payload, timeout=60, headers={
                     "Authorization": f"Bearer {token}", "Idempotency-Key": f"k-{i}"})
-                out.append((time.perf_counter() - t0, r.status_code))
+                ok = r.status_code in (200, 201) and (
+                    not args.batch or r.json()["refused"] == 0)
+                out.append((time.perf_counter() - t0, r.status_code if ok else -r.status_code))
             return out
 
+        calls = -(-args.orders // args.batch) if args.batch else args.orders
+        watcher = LiveWatcher(base)
+        watcher.start()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
-            results = [x for xs in pool.map(post, range(args.orders)) for x in xs]
+            results = [x for xs in pool.map(post, range(calls)) for x in xs]
         elapsed = time.perf_counter() - t0
+        watcher.stop.set()
+        watcher.join(35)
         lat = sorted(x for x, _ in results)
         codes = Counter(c for _, c in results)
-        q = statistics.quantiles(lat, n=100)
+        q = statistics.quantiles(lat, n=100, method="inclusive")
         print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; gunicorn workers: "
-              f"{args.workers} x 4 threads; clients: {args.clients}")
-        print(f"orders: {args.orders} ({len(results)} requests with retries) in {elapsed:.1f}s: "
+              f"{args.workers} x 4 threads; clients: {args.clients}; limit store: "
+              f"{'Redis' if args.redis else 'database'}; "
+              f"{f'batches of {args.batch}' if args.batch else 'one order per call'}")
+        print(f"orders: {args.orders} ({len(results)} calls with retries) in {elapsed:.1f}s: "
               f"{args.orders / elapsed:.0f} orders/s")
-        print(f"latency p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
+        print(f"latency per call p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
               f"max: {lat[-1] * 1000:.0f} ms")
-        errors = sum(n for c, n in codes.items() if c != 201)
+        errors = sum(n for c, n in codes.items() if c not in (200, 201))
+        live = sorted(x for x, c in watcher.samples if c == 200)
+        live_failed = sum(1 for _, c in watcher.samples if c != 200)
+        if live:
+            print(f"live page during the load: {len(live)} refreshes (one a second asked), "
+                  f"p50 {statistics.median(live) * 1000:.0f} ms, max {live[-1] * 1000:.0f} ms; "
+                  f"failed: {live_failed}")
+        else:
+            print(f"live page during the load: no refresh answered; failed: {live_failed}")
         print(f"responses: {dict(codes)}; errors: {errors}")
         db = Database(url)
         try:
@@ -126,7 +203,8 @@ def main() -> int:
             db.dispose()
         print(f"orders in the database: {posted} (expected {args.orders}); "
               f"ledger check: {'clean' if check.ok else check.violations}")
-        return 0 if errors == 0 and posted == args.orders and check.ok else 1
+        return 0 if (errors == 0 and posted == args.orders and check.ok and live
+                     and not live_failed) else 1
     finally:
         stop_gunicorn(proc)
         shutil.rmtree(tmp, ignore_errors=True)

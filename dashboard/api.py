@@ -151,8 +151,8 @@ def _body_hash() -> str:
 
 
 def run(action: str, work: Callable[[Session, api_keys.KeyInfo], tuple[dict, int]],
-        *, object_type: str = "", object_id: Callable[[dict], Any] | None = None
-        ) -> tuple[dict, int]:
+        *, object_type: str = "", object_id: Callable[[dict], Any] | None = None,
+        audited: Callable[[dict], dict] | None = None) -> tuple[dict, int]:
     """Run ``work`` in one write transaction with the key's idempotency record
     and an audit row; a replay answers the stored response."""
     key: api_keys.KeyInfo = g.api_key
@@ -184,7 +184,8 @@ def run(action: str, work: Callable[[Session, api_keys.KeyInfo], tuple[dict, int
         row.status_code, row.response = status, json.dumps(body, default=str)
         audit.record(s, key.actor().name, f"api.{action}", object_type=object_type,
                      object_id=object_id(body) if object_id else "",
-                     after=body, detail=f"key {key.name}; Idempotency-Key {idem[:64]}")
+                     after=audited(body) if audited else body,
+                     detail=f"key {key.name}; Idempotency-Key {idem[:64]}")
         s.flush()
         return body, status
 
@@ -303,6 +304,30 @@ class OrderOut(ma.Schema):
     referral_bonus = ma.fields.Integer()
     tier = ma.fields.String(allow_none=True)
     balance = ma.fields.Integer(allow_none=True)
+
+
+MAX_BATCH = 500
+
+
+class OrderBatchIn(Strict):
+    orders = ma.fields.List(ma.fields.Nested(OrderInSchema), required=True,
+                            validate=ma.validate.Length(1, MAX_BATCH),
+                            metadata={"description": f"1 to {MAX_BATCH} orders"})
+
+
+class BatchItemOut(ma.Schema):
+    order_id = ma.fields.String()
+    status = ma.fields.Integer(metadata={"description": "201 posted (or replayed), else the "
+                                                        "status POST /orders would answer"})
+    order = ma.fields.Nested(OrderOut, allow_none=True)
+    error = ma.fields.Dict(allow_none=True)
+
+
+class OrderBatchOut(ma.Schema):
+    accepted = ma.fields.Integer()
+    refused = ma.fields.Integer()
+    results = ma.fields.List(ma.fields.Nested(BatchItemOut),
+                             metadata={"description": "one per order, in the request's order"})
 
 
 class TransferIn(Strict):
@@ -499,13 +524,70 @@ def post_order(data: dict[str, Any]) -> Any:
         r = ledger.post_order(s, OrderIn(
             data["order_id"], data["customer_id"], _naive(data["paid_at"]),
             data["amount_minor"], data["points_redeemed"]), actor=key.actor())
-        return {
-            "order_id": data["order_id"], "member_id": r.member_id, "accrued": r.accrued,
-            "redeemed": r.redeemed, "referral_bonus": r.referral_bonus, "tier": r.tier,
-            "balance": ledger.balance(s, r.member_id) if r.member_id else None,
-        }, 201
+        return _order_result(s, data["order_id"], r), 201
 
     return run("order", work, object_type="order", object_id=lambda b: b["order_id"])
+
+
+def _order_result(s: Session, order_id: str, r: ledger.OrderResult) -> dict[str, Any]:
+    return {
+        "order_id": order_id, "member_id": r.member_id, "accrued": r.accrued,
+        "redeemed": r.redeemed, "referral_bonus": r.referral_bonus, "tier": r.tier,
+        "balance": ledger.balance(s, r.member_id) if r.member_id else None,
+    }
+
+
+@blp.route("/orders/batch", methods=["POST"])
+@blp.arguments(OrderBatchIn)
+@blp.response(200, OrderBatchOut)
+@blp.alt_response(422, schema=ErrorOut, description="the batch is malformed")
+@blp.doc(security=_AUTH, parameters=[_IDEM])
+@scope("orders")
+def post_orders(data: dict[str, Any]) -> Any:
+    """Record up to 500 paid orders in one call, for a till or a shop system
+    forwarding what it has buffered. Each order is posted exactly as by
+    ``POST /orders`` (idempotent on its order_id); one that is refused gets its
+    error in the results and does not stop the others."""
+    orders = data["orders"]
+
+    def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
+        results: list[dict[str, Any] | None] = [None] * len(orders)
+        # a customer's orders in payment order; customers in one fixed order,
+        # so two batches lock the same accounts in the same order
+        for i in sorted(range(len(orders)),
+                        key=lambda i: (orders[i]["customer_id"], orders[i]["paid_at"])):
+            d = orders[i]
+            o = OrderIn(d["order_id"], d["customer_id"], _naive(d["paid_at"]),
+                        d["amount_minor"], d["points_redeemed"])
+            for attempt in (1, 2):
+                try:
+                    with s.begin_nested():
+                        r = ledger.post_order(s, o, actor=key.actor())
+                    results[i] = {"order_id": o.order_ref, "status": 201,
+                                  "order": _order_result(s, o.order_ref, r), "error": None}
+                    break
+                except IntegrityError:
+                    if attempt == 2:  # pragma: no cover - a twin committed twice
+                        raise
+                    continue  # a concurrent twin committed it: the retry replays
+                except LoyaltyError as exc:
+                    e = _refusal(exc)
+                    if isinstance(exc, DatabaseBusy):
+                        raise
+                    results[i] = {"order_id": o.order_ref, "status": e.status, "order": None,
+                                  "error": {"code": e.code, "message": e.message,
+                                            "field": e.field}}
+                    break
+        accepted = sum(1 for r in results if r and r["status"] == 201)
+        return {"accepted": accepted, "refused": len(results) - accepted,
+                "results": results}, 200
+
+    return run("order_batch", work, object_type="order_batch",
+               object_id=lambda b: f"{b['accepted']} of {len(b['results'])}",
+               audited=lambda b: {
+                   "accepted": [r["order_id"] for r in b["results"] if r["status"] == 201],
+                   "refused": {r["order_id"]: r["error"]["message"]
+                               for r in b["results"] if r["status"] != 201}})
 
 
 @blp.route("/members/<string:customer_id>/quote", methods=["GET"])

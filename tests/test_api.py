@@ -335,6 +335,45 @@ def test_referral_codes_read_and_enrol_with(api, monkeypatch, web_app):
         assert s.scalar(select(func.count()).select_from(Member)) == 2
 
 
+def test_a_batch_posts_each_order_as_one_post_would(api):
+    _enrol(api, "C1", "C2")
+    call(api, "POST", "/api/v1/orders", idem="single", json=order("b-0", "C1", 300_000))
+    batch = [
+        order("b-1", "C2", 100_000),
+        order("b-0", "C1", 300_000),                    # posted before: replayed
+        order("b-2", "C1", 50_000, points_redeemed=10),
+        order("b-0", "C1", 300_001),                    # same id, other details
+        order("b-3", "C2", 10_000, points_redeemed=999),  # more points than C2 has
+        order("b-4", "G7", 20_000),                     # a guest
+    ]
+    r = call(api, "POST", "/api/v1/orders/batch", idem="batch-1", json={"orders": batch})
+    assert r.status_code == 200, r.json
+    got = [(x["order_id"], x["status"]) for x in r.json["results"]]
+    assert got == [("b-1", 201), ("b-0", 201), ("b-2", 201), ("b-0", 409), ("b-3", 409),
+                   ("b-4", 201)]
+    assert (r.json["accepted"], r.json["refused"]) == (4, 2)
+    assert r.json["results"][4]["error"]["code"] == "insufficient_points"
+    assert r.json["results"][2]["order"]["redeemed"] == 10
+    assert r.json["results"][5]["order"]["member_id"] is None
+    again = call(api, "POST", "/api/v1/orders/batch", idem="batch-1", json={"orders": batch})
+    assert again.json == r.json
+    # what one POST /orders per order gives, on the same program
+    single = call(api, "POST", "/api/v1/orders", idem="s-5", json=order("b-5", "C2", 100_000))
+    assert single.json["accrued"] == r.json["results"][0]["order"]["accrued"]
+    for body, field in (({"orders": []}, "orders"),
+                        ({"orders": [order("x", "C1")] * 501}, "orders"),
+                        ({"orders": [{"order_id": "x"}]}, "orders")):
+        bad = call(api, "POST", "/api/v1/orders/batch", idem=f"bad-{len(body['orders'])}",
+                   json=body)
+        assert bad.status_code == 422 and bad.json["error"]["field"] == field, bad.json
+    with api.db.read() as s:
+        assert run_check(s).ok
+        assert s.scalar(select(func.count()).select_from(Order)) == 5  # b-0..b-2, b-4, b-5
+        trail = s.execute(select(AuditLog).where(AuditLog.action == "api.order_batch")
+                          ).scalar_one()
+        assert "b-3" in str(trail.after) and trail.actor == "api:Till 1"
+
+
 def test_the_api_and_the_import_give_the_same_ledger(web_app, sqlite_template, tmp_path,
                                                      monkeypatch):
     """The same order stream through the API and through a CSV import."""
