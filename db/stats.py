@@ -18,6 +18,7 @@ its random control group, never by a before/after on the pilot alone.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,19 +54,24 @@ def _arrays(*xs) -> list[np.ndarray]:
 
 
 def _welch(a: np.ndarray, b: np.ndarray, method: str, alpha: float) -> Estimate:
+    """Welch's t interval for mean(a) - mean(b): scipy's ``ttest_ind`` with
+    unequal variances (its interval, p-value and Satterthwaite df)."""
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return Estimate(method, float("nan"), float("nan"), float("nan"), float("nan"), na, nb)
-    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
     lift = float(a.mean() - b.mean())
-    se = float(np.sqrt(va + vb))
-    if se == 0:
+    se = float(np.sqrt(a.var(ddof=1) / na + b.var(ddof=1) / nb))
+    if se == 0:  # no spread at all: scipy has no interval to give
         p = 1.0 if lift == 0 else 0.0
         return Estimate(method, lift, lift, lift, p, na, nb, 0.0, None)
-    df = float((va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)))
-    t = sps.t.ppf(1 - alpha / 2, df)
-    p = float(2 * sps.t.sf(abs(lift / se), df))
-    return Estimate(method, lift, lift - t * se, lift + t * se, p, na, nb, se, df)
+    with warnings.catch_warnings():
+        # a group whose values are all equal (e.g. nobody changed): its
+        # variance is exactly zero, which is what the interval should use
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        res = sps.ttest_ind(a, b, equal_var=False)
+    ci = res.confidence_interval(confidence_level=1 - alpha)
+    return Estimate(method, lift, float(ci.low), float(ci.high), float(res.pvalue), na, nb,
+                    se, float(res.df))
 
 
 def did_welch(pre_p, post_p, pre_c, post_c, *, alpha: float = ALPHA) -> Estimate:
