@@ -33,7 +33,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import callbacks
 import pages
 from dashboard import access, jobs, shell
-from dashboard.api import init_api
+from dashboard.api import guard as api_guard
+from dashboard.api import init_api, is_api_path
 from dashboard.auth import init_auth
 from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, ConfigError, load_config
@@ -256,7 +257,8 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
             cancel_roles_done.append(True)
 
     server.before_request(_declare_cancel_roles)
-    init_auth(server, app, cfg)
+    # API paths are authenticated by key, not by the staff session
+    init_auth(server, app, cfg, delegates=[(is_api_path, api_guard)])
     init_api(server)
     # after the guard: a stranger gets 401/403, a signed-in user's malformed request 400
     init_callback_checks(server)
@@ -267,5 +269,6 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
             server.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops
         )
     _BUILT["app"] = app
+    jobs.use_server(server)  # jobs started without a request run in this app
     log.info("app built (%s, database %s)", cfg.env, db.url.render_as_string(hide_password=True))
     return app

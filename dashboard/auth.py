@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -32,7 +32,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from dashboard import access, api, templates
+from dashboard import access, templates
 from dashboard.config import Config
 from dashboard.context import DB_EXTENSION, LIMITS_EXTENSION, get_db
 from db import audit
@@ -253,13 +253,19 @@ def _touch() -> None:
         session[SESSION_SEEN] = now
 
 
-def make_guard(dash_app: dash.Dash, config: Config) -> Callable[[], Any]:
-    """The one ``before_request`` function in front of every route."""
+Delegate = tuple[Callable[[str], bool], Callable[[], Any]]
+
+
+def make_guard(dash_app: dash.Dash, config: Config,
+               delegates: Sequence[Delegate] = ()) -> Callable[[], Any]:
+    """The one ``before_request`` function in front of every route. A path
+    a delegate claims (``(claims(path), its_guard)``) is guarded by it alone."""
 
     def guard() -> Any:
         path = request.path
-        if api.is_api_path(path):
-            return api.guard()  # API keys, not the staff session
+        for claims, its_guard in delegates:
+            if claims(path):
+                return its_guard()
         if _is_public(path):
             return None
         expired = False
@@ -343,7 +349,8 @@ def session_settings(config: Config) -> dict[str, Any]:
     }
 
 
-def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> LimitStore:
+def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
+              delegates: Sequence[Delegate] = ()) -> LimitStore:
     """Wire sessions, CSRF, login, rate limits and the guard onto ``server``."""
     server.config.update(session_settings(config))
     csrf.init_app(server)
@@ -467,7 +474,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config) -> LimitStore:
             )
         return _error_page(400, "Bad request", "The form expired. Go back and try again.")
 
-    server.before_request(make_guard(dash_app, config))
+    server.before_request(make_guard(dash_app, config, delegates))
 
     @server.after_request
     def _security_headers(resp: flask.Response) -> flask.Response:

@@ -37,6 +37,14 @@ log = logging.getLogger("dashboard.jobs")
 SALT = "loyalty.background-job.v1"
 _EXIT = "loyalty_job_exit"
 _PID = os.getpid()  # the process that imported the app (the web worker)
+# the Flask server create_app() built in this process (use_server)
+_SERVER: dict[str, flask.Flask] = {}
+
+
+def use_server(server: flask.Flask) -> None:
+    """Jobs started without a request (a forked child, a Celery worker) run in
+    an app context of this server; create_app() registers it."""
+    _SERVER["server"] = server
 MAX_AGE_S = 12 * 3600
 
 
@@ -60,11 +68,12 @@ def identity_token() -> str:
 def job_context() -> Iterator[flask.Flask]:
     """An app context for a job (``get_db()`` works inside), with a fresh
     connection pool: a forked child must not share its parent's sockets."""
-    from dashboard.app import built_app
     from dashboard.context import JOB_DB, get_db
 
     server = flask.current_app._get_current_object() if flask.has_app_context() else None
-    server = server or built_app().server
+    server = server or _SERVER.get("server")
+    if server is None:
+        raise RuntimeError("create_app() has not run in this process")
     with server.app_context():
         db = get_db()
         if os.getpid() != _PID:  # a forked child (diskcache job, Celery prefork)

@@ -53,25 +53,6 @@ def _pending_for(s: Session, user_id: int) -> StaffRoleRequest | None:
         StaffRoleRequest.user_id == user_id, StaffRoleRequest.status == "pending"))
 
 
-def enable_blocker(s: Session, user_id: int) -> str | None:
-    """Why an account may not be enabled directly: it was created as a
-    supervisor and that grant is not approved (pending or refused)."""
-    u = s.get(StaffUser, user_id)
-    if u is None or u.role != PRIVILEGED:
-        return None
-    last = s.scalar(
-        select(StaffRoleRequest)
-        .where(StaffRoleRequest.user_id == user_id, StaffRoleRequest.kind == "create")
-        .order_by(StaffRoleRequest.id.desc()).limit(1))
-    if last is None or last.status == "approved":
-        return None
-    if last.status == "pending":
-        return (f"{u.username} becomes active when a second supervisor approves the "
-                "supervisor account")
-    return (f"the supervisor account {u.username} was refused; change its role before "
-            "enabling it")
-
-
 def create_supervisor(
     s: Session, actor: Actor, username: str, password: str, *, full_name: str = ""
 ) -> users.UserInfo:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.errors import Forbidden, NotFound, ValidationError
-from db.models import ROLES, StaffUser
+from db.models import ROLES, StaffRoleRequest, StaffUser
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
@@ -238,6 +238,26 @@ def _load(s: Session, user_id: int) -> StaffUser:
     return u
 
 
+def enable_blocker(s: Session, user_id: int) -> str | None:
+    """Why an account may not be enabled directly: it was created as a
+    supervisor and that grant (db.staff_grants, four-eyes) is not approved
+    (pending or refused)."""
+    u = s.get(StaffUser, user_id)
+    if u is None or u.role != "supervisor":
+        return None
+    last = s.scalar(
+        select(StaffRoleRequest)
+        .where(StaffRoleRequest.user_id == user_id, StaffRoleRequest.kind == "create")
+        .order_by(StaffRoleRequest.id.desc()).limit(1))
+    if last is None or last.status == "approved":
+        return None
+    if last.status == "pending":
+        return (f"{u.username} becomes active when a second supervisor approves the "
+                "supervisor account")
+    return (f"the supervisor account {u.username} was refused; change its role before "
+            "enabling it")
+
+
 def set_active(
     s: Session, user_id: int, active: bool, *, actor: str, actor_id: int | None = None
 ) -> UserInfo:
@@ -245,8 +265,6 @@ def set_active(
     if actor_id is not None and actor_id == user_id and not active:
         raise ValidationError("active", "you cannot disable your own account")
     if active and not u.active:
-        from db.staff_grants import enable_blocker
-
         if why := enable_blocker(s, user_id):
             raise Forbidden(why)
     before = u.active
