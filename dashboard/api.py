@@ -50,7 +50,7 @@ from db.errors import (
 from db.ledger import MAX_AMOUNT_MINOR, MAX_POINTS, OrderIn
 from db.models import SEGMENTS, ApiRequest, Member
 from db.ratelimit import parse_rates
-from db.rules import load_rulebook
+from db.rules import cache_rulebook, load_rulebook
 
 log = logging.getLogger("dashboard.api")
 
@@ -533,7 +533,8 @@ def _order_result(s: Session, order_id: str, r: ledger.OrderResult) -> dict[str,
     return {
         "order_id": order_id, "member_id": r.member_id, "accrued": r.accrued,
         "redeemed": r.redeemed, "referral_bonus": r.referral_bonus, "tier": r.tier,
-        "balance": ledger.balance(s, r.member_id) if r.member_id else None,
+        "balance": (r.balance if r.balance is not None
+                    else ledger.balance(s, r.member_id) if r.member_id else None),
     }
 
 
@@ -551,6 +552,7 @@ def post_orders(data: dict[str, Any]) -> Any:
     orders = data["orders"]
 
     def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
+        cache_rulebook(s)  # the batch publishes no rules: read them once
         results: list[dict[str, Any] | None] = [None] * len(orders)
         # a customer's orders in payment order; customers in one fixed order,
         # so two batches lock the same accounts in the same order

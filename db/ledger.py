@@ -290,6 +290,8 @@ class OrderResult:
     tier: str | None
     rule_set_id: int | None
     replayed: bool = False
+    # the member's balance right after this posting (None for a guest or a replay)
+    balance: int | None = None
 
 
 @dataclass(frozen=True)
@@ -395,9 +397,9 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
     if (r := existing()) is not None:
         return r
     m = s.execute(
-        select(Member.id, Member.referrer_id, Member.status).where(
-            Member.external_id == o.customer_ref
-        )
+        select(Member.id, Member.referrer_id, Member.status, Account.id.label("acc"))
+        .join(Account, Account.member_id == Member.id)
+        .where(Member.external_id == o.customer_ref)
     ).first()
     if m is None:
         if o.points_redeemed:
@@ -419,7 +421,7 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
         ).scalar_one()
         return OrderResult(oid, None, 0, 0, 0, None, None)
 
-    acc = account_of(s, m.id)
+    acc = m.acc
     ref = s.execute(
         select(Member.id, Member.status, Account.id.label("acc"))
         .join(Account, Account.member_id == Member.id)
@@ -494,7 +496,8 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
             .where(Member.id == m.id)
             .values(tier=new_tier, tier_evaluated_at=o.paid_at)
         )
-    return OrderResult(oid, m.id, a.points, o.points_redeemed, a.referral_points, a.tier, rs_id)
+    return OrderResult(oid, m.id, a.points, o.points_redeemed, a.referral_points, a.tier, rs_id,
+                       balance=balances[acc] - o.points_redeemed + a.points)
 
 
 def post_order_safely(db: Database, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:

@@ -125,19 +125,35 @@ class RuleBook:
         return self.max_window_days is not None
 
 
+RULEBOOK_CACHE = "loyalty_rulebook_cache"
+
+
+def cache_rulebook(s: Session) -> Session:
+    """Let ``load_rulebook`` read the published versions and pilots once for
+    the whole of ``s`` (many orders posted in one transaction that changes no
+    rules: the API's batch)."""
+    s.info[RULEBOOK_CACHE] = {}
+    return s
+
+
 def load_rulebook(s: Session, member_ids: Iterable[int] | None = None) -> RuleBook:
     """Load published versions and the pilot windows (for ``member_ids``, or all)."""
-    published = []
-    for rs in s.scalars(
-        select(RuleSet).where(RuleSet.status == "published").order_by(RuleSet.effective_at)
-    ):
-        published.append((rs.effective_at, rs.id, rules_from_rows(rs)))
-    published.sort(key=lambda x: (x[0], x[1]))
-
-    pilots = {
-        p.id: p
-        for p in s.scalars(select(Pilot).where(Pilot.status.in_(("running", "ended"))))
-    }
+    cache = s.info.get(RULEBOOK_CACHE)
+    if cache:
+        published, pilots = cache["published"], cache["pilots"]
+    else:
+        published = []
+        for rs in s.scalars(
+            select(RuleSet).where(RuleSet.status == "published").order_by(RuleSet.effective_at)
+        ):
+            published.append((rs.effective_at, rs.id, rules_from_rows(rs)))
+        published.sort(key=lambda x: (x[0], x[1]))
+        pilots = {
+            p.id: p
+            for p in s.scalars(select(Pilot).where(Pilot.status.in_(("running", "ended"))))
+        }
+        if cache is not None:
+            cache.update(published=published, pilots=pilots)
     pilot_of_member: dict[int, list[PilotWindow]] = {}
     if pilots:
         rules_cache: dict[int, Rules] = {}
