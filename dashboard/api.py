@@ -197,6 +197,25 @@ def run(action: str, work: Callable[[Session, api_keys.KeyInfo], tuple[dict, int
         return db.write_tx(tx)
 
 
+@blp.after_request
+def _audit_read(resp: flask.Response) -> flask.Response:
+    """Every call is audited under its key's name: writes inside their own
+    transaction (:func:`run`), reads here, after the answer is ready (a read
+    that cannot be recorded is not answered)."""
+    key = g.get("api_key")
+    if key is None or request.method != "GET":
+        return resp
+    try:
+        get_db().write_tx(lambda s: audit.record(
+            s, key.actor().name, "api.read", object_type="api",
+            object_id=request.path[len(PREFIX):][:120],
+            detail=f"key {key.name}; status {resp.status_code}"))
+    except Exception:  # noqa: BLE001 - the caller gets a clear 503
+        log.exception("API read %s could not be audited", request.path)
+        return error_response(503, "busy", "the call could not be recorded; try again")
+    return resp
+
+
 @blp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> flask.Response:
     return error_response(exc.status, exc.code, exc.message, exc.field)

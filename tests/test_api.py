@@ -104,11 +104,18 @@ def test_enrol_post_an_order_and_read_the_balance(api):
     r = call(api, "GET", "/api/v1/members/C1", key="reader")
     assert r.status_code == 200 and r.json["balance"] == 5
     assert r.json["tier"] == "Bronze" and r.json["next_tier"] == "Silver"
+    assert call(api, "GET", "/api/v1/members/C404", key="reader").status_code == 404
     with api.db.read() as s:
         assert run_check(s).ok
         actors = {a for (a,) in s.execute(select(AuditLog.actor).where(
-            AuditLog.action.like("api.%")))}
+            AuditLog.action.like("api.%"), AuditLog.action != "api.read"))}
+        reads = s.execute(select(AuditLog.actor, AuditLog.object_id, AuditLog.detail).where(
+            AuditLog.action == "api.read").order_by(AuditLog.id)).all()
     assert actors == {"api:Till 1"}
+    # reads are audited too, under the key that made them
+    assert [(a, o) for a, o, _ in reads] == [("api:Website", "/members/C1"),
+                                             ("api:Website", "/members/C404")]
+    assert "status 404" in reads[1][2]
 
 
 def test_a_replay_answers_the_first_response_and_another_body_is_409(api):
