@@ -50,7 +50,7 @@ from db.errors import (
 from db.ledger import MAX_AMOUNT_MINOR, MAX_POINTS, OrderIn
 from db.models import SEGMENTS, ApiRequest, Member
 from db.ratelimit import parse_rates
-from db.rules import cache_rulebook, load_rulebook
+from db.rules import load_rulebook
 
 log = logging.getLogger("dashboard.api")
 
@@ -325,7 +325,7 @@ class OrderOut(ma.Schema):
     balance = ma.fields.Integer(allow_none=True)
 
 
-MAX_BATCH = 500
+MAX_BATCH = ledger.MAX_BATCH
 
 
 class OrderBatchIn(Strict):
@@ -571,34 +571,18 @@ def post_orders(data: dict[str, Any]) -> Any:
     orders = data["orders"]
 
     def work(s: Session, key: api_keys.KeyInfo) -> tuple[dict, int]:
-        cache_rulebook(s)  # the batch publishes no rules: read them once
-        results: list[dict[str, Any] | None] = [None] * len(orders)
-        # a customer's orders in payment order; customers in one fixed order,
-        # so two batches lock the same accounts in the same order
-        for i in sorted(range(len(orders)),
-                        key=lambda i: (orders[i]["customer_id"], orders[i]["paid_at"])):
-            d = orders[i]
-            o = OrderIn(d["order_id"], d["customer_id"], _naive(d["paid_at"]),
-                        d["amount_minor"], d["points_redeemed"])
-            for attempt in (1, 2):
-                try:
-                    with s.begin_nested():
-                        r = ledger.post_order(s, o, actor=key.actor())
-                    results[i] = {"order_id": o.order_ref, "status": 201,
-                                  "order": _order_result(s, o.order_ref, r), "error": None}
-                    break
-                except IntegrityError:
-                    if attempt == 2:  # pragma: no cover - a twin committed twice
-                        raise
-                    continue  # a concurrent twin committed it: the retry replays
-                except LoyaltyError as exc:
-                    e = _refusal(exc)
-                    if isinstance(exc, DatabaseBusy):
-                        raise
-                    results[i] = {"order_id": o.order_ref, "status": e.status, "order": None,
-                                  "error": {"code": e.code, "message": e.message,
-                                            "field": e.field}}
-                    break
+        given = [OrderIn(d["order_id"], d["customer_id"], _naive(d["paid_at"]),
+                         d["amount_minor"], d["points_redeemed"]) for d in orders]
+        results: list[dict[str, Any]] = []
+        for o, r in zip(given, ledger.post_orders(s, given, actor=key.actor()), strict=True):
+            if isinstance(r, LoyaltyError):
+                e = _refusal(r)
+                results.append({"order_id": o.order_ref, "status": e.status, "order": None,
+                                "error": {"code": e.code, "message": e.message,
+                                          "field": e.field}})
+            else:
+                results.append({"order_id": o.order_ref, "status": 201,
+                                "order": _order_result(s, o.order_ref, r), "error": None})
         accepted = sum(1 for r in results if r and r["status"] == 201)
         return {"accepted": accepted, "refused": len(results) - accepted,
                 "results": results}, 200
@@ -607,8 +591,8 @@ def post_orders(data: dict[str, Any]) -> Any:
                object_id=lambda b: f"{b['accepted']} of {len(b['results'])}",
                audited=lambda b: {
                    "accepted": [r["order_id"] for r in b["results"] if r["status"] == 201],
-                   "refused": {r["order_id"]: r["error"]["message"]
-                               for r in b["results"] if r["status"] != 201}})
+                   "refused": [[r["order_id"], r["error"]["message"]]
+                               for r in b["results"] if r["status"] != 201]})
 
 
 @blp.route("/members/<string:customer_id>/quote", methods=["GET"])

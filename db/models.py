@@ -413,6 +413,8 @@ class OrderRefund(Base):
     # a part refund leaves the order paid; the final one refunds it
     partial: Mapped[bool] = mapped_column(Boolean)
     unrecovered: Mapped[int] = mapped_column(BigInteger, default=0)
+    # money still paid on the order right after this refund (0 after the final)
+    remaining_minor: Mapped[int] = mapped_column(BigInteger)
     refunded_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

@@ -260,3 +260,38 @@ def test_check_reports_tampering(program):
         report = run_check(s)
     assert [v.code for v in report.violations] == ["balance_mismatch"]
     assert "balance 99 but entries sum to 10" in report.violations[0].detail
+
+
+def test_part_refund_ids_are_any_text_of_their_length(any_db):
+    """Order and refund ids of 64 characters, and ids with ':' in them (a part
+    refund "B" of order "A" is not the whole refund of order "A:B")."""
+    with any_db.begin() as s:
+        publish(s)
+        member(s, "C1")
+    long_ref = "o" * 64
+    for ref in (long_ref, "A", "A:B"):
+        ledger.post_order(any_db, OrderIn(ref, "C1", T0 + dt.timedelta(days=1), 100_000))
+    r = ledger.refund_order(any_db, long_ref, at=T0 + dt.timedelta(days=2),
+                            amount_minor=10_000, refund_ref="r" * 64)
+    assert (r.amount_minor, r.remaining_minor) == (10_000, 90_000)
+    ledger.refund_order(any_db, "A", at=T0 + dt.timedelta(days=2), amount_minor=10_000,
+                        refund_ref="B")
+    whole = ledger.refund_order(any_db, "A:B", at=T0 + dt.timedelta(days=2))
+    assert not whole.replayed and whole.status == "refunded"
+
+
+def test_a_replayed_part_refund_answers_as_it_did(db):
+    with db.begin() as s:
+        publish(s)
+        member(s, "C1")
+    ledger.post_order(db, OrderIn("o1", "C1", T0 + dt.timedelta(days=1), 100_000))
+    first = ledger.refund_order(db, "o1", at=T0 + dt.timedelta(days=2), amount_minor=10_000,
+                                refund_ref="r1")
+    ledger.refund_order(db, "o1", at=T0 + dt.timedelta(days=3), amount_minor=20_000,
+                        refund_ref="r2")
+    ledger.refund_order(db, "o1", at=T0 + dt.timedelta(days=4))  # the rest
+    again = ledger.refund_order(db, "o1", at=T0 + dt.timedelta(days=2), amount_minor=10_000,
+                                refund_ref="r1")
+    assert again.replayed
+    assert (again.remaining_minor, again.status, again.amount_minor) == (90_000, "paid", 10_000)
+    assert (first.remaining_minor, first.status) == (90_000, "paid")

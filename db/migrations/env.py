@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from db.migrate import migrating
 from db.models import Base
 from db.session import Timeouts, make_engine
 
@@ -31,17 +32,18 @@ def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or None,
                          timeouts=Timeouts.from_env().for_batch())
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, migrating(connection):
             _run(connection)
     finally:
         engine.dispose()
 
 
 def _run(connection) -> None:
+    """Run the migrations in the caller's transaction (db.migrate.migrating)."""
     context.configure(
         connection=connection, target_metadata=target_metadata, render_as_batch=True
     )
-    with context.begin_transaction():
+    with context.begin_transaction():  # joins the caller's
         context.run_migrations()
 
 

@@ -4,6 +4,9 @@ Revision ID: 0018_refunds_referrals
 Revises: 0017_api_keys
 Create Date: 2026-12-03
 
+A downgrade drops what part refunds recorded (``refunded_minor``,
+``order_refunds``): for a development database only.
+
 - ``orders.refunded_minor``: money taken back by part refunds (``amount_minor``
   keeps what remains paid).
 - ``order_refunds``: one row per refund, whole or part, append-only like the
@@ -28,14 +31,14 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 BACKFILL = """
 INSERT INTO order_refunds (order_id, tx_id, refund_ref, amount_minor, partial,
-                           unrecovered, refunded_at)
+                           unrecovered, remaining_minor, refunded_at)
 SELECT t.order_id, t.id, '', o.amount_minor, {false},
        COALESCE((SELECT SUM(e.amount) FROM ledger_entries e
                  WHERE e.order_id = o.id AND e.kind IN ('accrual', 'referral_bonus')), 0)
      - COALESCE((SELECT SUM(r.amount) FROM ledger_entries r
                  JOIN ledger_entries e ON e.id = r.reverses_entry_id
                  WHERE r.tx_id = t.id AND e.kind IN ('accrual', 'referral_bonus')), 0),
-       COALESCE(o.refunded_at, t.effective_at)
+       0, COALESCE(o.refunded_at, t.effective_at)
 FROM ledger_transactions t JOIN orders o ON o.id = t.order_id
 WHERE t.kind = 'refund'
 """
@@ -93,6 +96,7 @@ def upgrade() -> None:
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("partial", sa.Boolean(), nullable=False),
         sa.Column("unrecovered", sa.BigInteger(), nullable=False),
+        sa.Column("remaining_minor", sa.BigInteger(), nullable=False),
         sa.Column("refunded_at", sa.DateTime(), nullable=False),
         sa.CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
         sa.CheckConstraint("unrecovered >= 0", name="unrecovered_nonneg"),
@@ -126,5 +130,5 @@ def downgrade() -> None:
     # expression indexes of migration 0008)
     op.drop_column("members", "referral_code")
     if pg:
-        op.drop_constraint("ck_orders_refunded_nonneg", "orders", type_="check")
+        op.drop_constraint(op.f("ck_orders_refunded_nonneg"), "orders", type_="check")
     op.drop_column("orders", "refunded_minor")
