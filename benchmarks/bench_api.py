@@ -116,6 +116,7 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8, help="per worker, as the Procfile's")
     ap.add_argument("--members", type=int, default=500)
     ap.add_argument("--postgres", default=None, help="a PostgreSQL URL (its schema is replaced)")
     ap.add_argument("--batch", type=int, default=0,
@@ -133,7 +134,8 @@ def main() -> int:
         env.pop("REDIS_URL", None)
         if args.redis:
             env["REDIS_URL"] = args.redis
-        proc, base = start_gunicorn(env, ["--workers", str(args.workers), "--threads", "4"])
+        proc, base = start_gunicorn(
+            env, ["--workers", str(args.workers), "--threads", str(args.threads)])
         if base is None:
             return 1
 
@@ -176,7 +178,7 @@ def main() -> int:
         codes = Counter(c for _, c in results)
         q = statistics.quantiles(lat, n=100, method="inclusive")
         print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; gunicorn workers: "
-              f"{args.workers} x 4 threads; clients: {args.clients}; limit store: "
+              f"{args.workers} x {args.threads} threads; clients: {args.clients}; limit store: "
               f"{'Redis' if args.redis else 'database'}; "
               f"{f'batches of {args.batch}' if args.batch else 'one order per call'}")
         print(f"orders: {args.orders} ({len(results)} calls with retries) in {elapsed:.1f}s: "
