@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from db.models import ENTRY_KINDS
+from tests.factories import DEFAULT_TIERS
 from tests.test_browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, chrome, severe, sign_in
 
 pytestmark = pytest.mark.browser
@@ -46,6 +47,7 @@ app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "browser-ux-secret"
 app.server.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True, use_reloader=False)
 """
 USERS = {"supervisor": "uxsup", "support": "uxsam"}
+DRAFT_NAME = "Operator's draft"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ def program(tmp_path_factory, sqlite_template) -> dict:
     """A demo program with more members than one block of the search grid."""
     from sqlalchemy import func, or_, select
 
-    from db import demo, users
+    from db import demo, rules, users
+    from db.actor import Actor
     from db.models import Account, LedgerEntry, Member
     from db.session import Database
 
@@ -65,8 +68,11 @@ def program(tmp_path_factory, sqlite_template) -> dict:
     demo.seed(d, members=400, seed=5, start=demo.add_months(today, -6), months=6,
               progress=False)
     with d.begin() as s:
-        for role, username in USERS.items():
-            users.create_user(s, username, PASSWORD, role, full_name=f"UX {role}")
+        staff = {role: users.create_user(s, username, PASSWORD, role, full_name=f"UX {role}")
+                 for role, username in USERS.items()}
+        # the supervisor's own draft, newer than the version in force
+        draft = rules.create_draft(s, Actor(USERS["supervisor"], staff["supervisor"].id,
+                                            "supervisor"), DRAFT_NAME, DEFAULT_TIERS)
         n_members = s.scalar(select(func.count()).select_from(Member))
         lines = (select(Account.member_id, func.count().label("n"))
                  .join(LedgerEntry, or_(LedgerEntry.credit_account_id == Account.id,
@@ -82,7 +88,7 @@ def program(tmp_path_factory, sqlite_template) -> dict:
             LedgerEntry.credit_account_id == account, LedgerEntry.debit_account_id == account))))
     d.dispose()
     return {"url": url, "members": n_members, "busy_name": busy_name, "busy_ref": busy_ref,
-            "busy_lines": busy_lines, "busy_kinds": busy_kinds}
+            "busy_lines": busy_lines, "busy_kinds": busy_kinds, "draft": draft}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +160,10 @@ def rows_of(driver, grid: str, col: str) -> list[str] | None:
 
 
 def text_of(driver, element_id: str) -> str:
-    return driver.find_element(By.ID, element_id).text
+    """The element's visible text ("" while Dash replaces it)."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText : '';",
+        element_id)
 
 
 def search_for(driver, text: str) -> None:
@@ -224,4 +233,32 @@ def test_member_opened_from_the_results_shows_its_ledger_at_once(browser, base_u
     wait_until(browser, lambda d: f"{program['busy_lines']:,} line(s)"
                in text_of(d, "members-ledger-count"))
     wait_until(browser, lambda d: rows_of(d, "members-ledger-grid", "kind"))
+    assert severe(browser) == []
+
+
+# ------------------------------------------------------------------ rules
+
+
+def test_rules_page_opens_on_the_version_in_force(browser, base_url, program):
+    open_page(browser, base_url, "supervisor", "/rules")
+    wait_until(browser, lambda d: d.find_elements(By.ID, "rules-version-summary"))
+    summary = text_of(browser, "rules-version-summary")
+    assert "in force" in summary and DRAFT_NAME not in summary
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#rules-grid .ag-row"))
+    settle(browser)
+    browser.save_screenshot(str(SCREENSHOTS / "ux-rules-in-force.png"))
+
+    # the user's draft: labelled in the version list and one click away
+    button = browser.find_element(By.ID, "rules-own-draft")
+    assert f"#{program['draft']} “{DRAFT_NAME}”" in button.text
+    browser.find_element(By.ID, "rules-version").click()
+    wait_until(browser, lambda d: f"#{program['draft']} {DRAFT_NAME} — draft (your draft)"
+               in d.find_element(By.TAG_NAME, "body").text)
+    browser.save_screenshot(str(SCREENSHOTS / "ux-rules-version-list.png"))
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    button.click()
+    wait_until(browser, lambda d: DRAFT_NAME in text_of(d, "rules-version-summary"))
+    assert "draft" in text_of(browser, "rules-version-summary")
+    settle(browser)
+    browser.save_screenshot(str(SCREENSHOTS / "ux-rules-own-draft.png"))
     assert severe(browser) == []
