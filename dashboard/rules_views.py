@@ -179,8 +179,8 @@ HISTORY_COLUMNS = [
     {"field": "created", "headerName": "Created"},
     {"field": "submitted", "headerName": "Submitted"},
     {"field": "decided", "headerName": "Decided"},
-    {"field": "effective", "headerName": "Effective from (UTC)"},
-    {"field": "based_on", "headerName": "Based on", "maxWidth": 110},
+    {"field": "effective", "headerName": "Effective from (UTC)", "minWidth": 185},
+    {"field": "based_on", "headerName": "Based on", "minWidth": 110, "maxWidth": 120},
     {"field": "note", "headerName": "Note", "minWidth": 200},
 ]
 

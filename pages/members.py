@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from dashboard.ids import Members as ids
 from dashboard.members_views import FIELD_LABELS, LEDGER_COLUMNS, SEARCH_COLUMNS
-from dashboard.shell import CSV_EXPORT_PARAMS, page_header
+from dashboard.shell import CSV_EXPORT_PARAMS, page_header, readable
 from db.models import ENTRY_KINDS
 
 dash.register_page(
@@ -26,7 +26,7 @@ def infinite_grid(component_id: str, columns: list[dict], height: str, empty: st
     assets/pagedGrid.js); ``empty`` is shown in it when there are none."""
     return dag.AgGrid(
         id=component_id,
-        columnDefs=columns,
+        columnDefs=readable(columns),
         rowModelType="infinite",
         getRowId="params.data.id",
         defaultColDef={"sortable": False, "filter": False, "resizable": True, "minWidth": 90},

@@ -262,3 +262,67 @@ def test_rules_page_opens_on_the_version_in_force(browser, base_url, program):
     settle(browser)
     browser.save_screenshot(str(SCREENSHOTS / "ux-rules-own-draft.png"))
     assert severe(browser) == []
+
+
+# ------------------------------------------------------------------ grids at 1440 px
+
+# the cells a grid must show whole: dates and ids (header and values)
+TRUNCATED = """
+const grid = document.getElementById(arguments[0]);
+const cols = new Set(arguments[1]);
+const cut = [];
+for (const c of grid.querySelectorAll('.ag-cell, .ag-header-cell')) {
+  const col = c.getAttribute('col-id');
+  if (!cols.has(col)) continue;
+  const t = c.querySelector('.ag-cell-value, .ag-header-cell-text') || c;
+  if (t.textContent && t.scrollWidth > t.clientWidth + 1) cut.push(col + ': ' + t.textContent);
+}
+return cut;
+"""
+GRIDS = [  # (role, page, grid, date and id columns)
+    ("support", "/members", "members-grid", ["id", "external_id", "phone"]),
+    ("supervisor", "/adjustments", "adjreview-queue", ["id", "requested_at"]),
+    ("supervisor", "/audit", "audit-grid", ["at"]),
+    ("supervisor", "/staff", "staff-grid", ["id", "created", "last_login"]),
+    ("supervisor", "/rules", "rules-history-grid",
+     ["id", "created", "submitted", "decided", "effective", "based_on"]),
+]
+
+
+@pytest.mark.parametrize(("role", "path", "grid", "columns"), GRIDS,
+                         ids=[g[2] for g in GRIDS])
+def test_grids_show_whole_dates_and_ids_at_1440px(browser, base_url, role, path, grid,
+                                                 columns):
+    open_page(browser, base_url, role, path)
+    if path == "/rules":
+        wait_until(browser, lambda d: d.find_elements(By.LINK_TEXT, "History"))
+        browser.find_element(By.LINK_TEXT, "History").click()
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{grid} .ag-row"))
+    settle(browser)
+    assert browser.execute_script("return window.innerWidth") == 1440
+    assert browser.execute_script(TRUNCATED, grid, columns) == []
+    browser.save_screenshot(str(SCREENSHOTS / f"ux-grid-{grid}.png"))
+
+
+def test_member_ledger_dates_are_whole_at_1440px(browser, base_url, program):
+    open_page(browser, base_url, "support", f"/members?q={program['busy_ref']}")
+    wait_until(browser, lambda d: rows_of(d, "members-grid", "name"))
+    browser.find_element(
+        By.CSS_SELECTOR, "#members-grid .ag-center-cols-container [col-id='name']").click()
+    wait_until(browser, lambda d: rows_of(d, "members-ledger-grid", "at"))
+    settle(browser)
+    assert browser.execute_script(TRUNCATED, "members-ledger-grid", ["id", "at"]) == []
+
+
+def test_audit_log_shows_what_changed(browser, base_url):
+    open_page(browser, base_url, "supervisor", "/audit")
+    wait_until(browser, lambda d: rows_of(d, "audit-grid", "changes"))
+    settle(browser)
+    changes = browser.execute_script(
+        "const out = []; dash_ag_grid.getApi('audit-grid')"
+        ".forEachNode(n => out.push(n.data.changes)); return out;")
+    # "field: old → new", not raw JSON
+    assert any("status: pending → published" in c for c in changes), changes[:5]
+    assert not any(c.lstrip().startswith("{") for c in changes)
+    browser.save_screenshot(str(SCREENSHOTS / "ux-audit-changes.png"))
+    assert severe(browser) == []
