@@ -2,15 +2,24 @@
 
 Both grids use AG Grid's infinite row model: the browser asks for one block
 (``getRowsRequest``: startRow/endRow), the callback answers with those rows
-only. A new search term or ledger filter purges the grid's cache in the
-browser, which makes it ask again from row 0.
+only. A new search term, member or ledger filter reloads the grid in the
+browser (assets/pagedGrid.js), which makes it ask again from row 0.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dash import Input, Output, State, callback, clientside_callback, html, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    html,
+    no_update,
+)
 
 from dashboard import members_views as mv
 from dashboard.auth import require_roles
@@ -23,21 +32,21 @@ from db.ratelimit import parse_rates
 
 ROLES = ("supervisor", "support")
 TOO_MANY_SEARCHES = "Too many searches: wait a minute and search again."
-PURGE = """
-function(_a, _b) {
-    if (window.dash_ag_grid && dash_ag_grid.getApiAsync) {
-        dash_ag_grid.getApiAsync("%s").then(function(api) { api.purgeInfiniteCache(); });
-    }
-    return Date.now();
-}
-"""
-
-clientside_callback(PURGE % ids.GRID, Output(ids.SEARCH_REFRESH, "data"),
-                    Input(ids.QUERY, "value"), Input(ids.FIELD, "value"),
-                    prevent_initial_call=True)
-clientside_callback(PURGE % ids.LEDGER_GRID, Output(ids.LEDGER_REFRESH, "data"),
-                    Input(ids.MEMBER, "data"), Input(ids.LEDGER_KIND, "value"),
-                    prevent_initial_call=True)
+# A new search term, field, member or ledger filter reloads the grid from its
+# first block through assets/pagedGrid.js, which also hands each answer to the
+# block that asked (dash-ag-grid's own hand-over loses the answer after an
+# empty one).
+for _grid, _refresh, _inputs in (
+    (ids.GRID, ids.SEARCH_REFRESH, (Input(ids.QUERY, "value"), Input(ids.FIELD, "value"))),
+    (ids.LEDGER_GRID, ids.LEDGER_REFRESH,
+     (Input(ids.MEMBER, "data"), Input(ids.LEDGER_KIND, "value"))),
+):
+    clientside_callback(ClientsideFunction("pagedGrid", "reload"), Output(_refresh, "data"),
+                        *_inputs, State(_grid, "id"), prevent_initial_call=True)
+    clientside_callback(ClientsideFunction("pagedGrid", "answer"),
+                        Output(_refresh, "data", allow_duplicate=True),
+                        Input(_grid, "getRowsResponse"), State(_grid, "id"),
+                        prevent_initial_call=True)
 
 
 def _search_refusal(user_id: int) -> str | None:

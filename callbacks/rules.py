@@ -56,6 +56,8 @@ def _stamp(select: int | None) -> dict[str, Any]:
     Output(ids.DIFF_A, "value"), Output(ids.DIFF_B, "value"),
     Output(ids.IN_FORCE, "children"), Output(ids.IN_FORCE_ID, "data"),
     Output(ids.EXPIRY, "value"), Output(ids.EXPIRY_NEVER, "value"),
+    Output(ids.OWN_DRAFT, "children"), Output(ids.OWN_DRAFT, "style"),
+    Output(ids.OWN_DRAFT_ID, "data"),
     Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
     State(ids.VERSION, "value"),
 )
@@ -77,13 +79,25 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
                        key=lambda v: v.effective_at)
     diff_a = live.id if live and live.id != selected else next(
         (v.id for v in versions if v.id != selected), selected)
-    options = rv.version_options(versions)
+    options = rv.version_options(versions, actor.id)
+    draft = rv.own_draft(versions, actor.id) if actor.role == "supervisor" else None
     return (
         options, selected, jobs.identity_token(), rv.history_rows(versions),
         rv.pending_rows(versions), options, options, diff_a, selected,
         rv.in_force_summary(live, scheduled, info.currency), live.id if live else None,
         info.expiry_days, info.expiry_days is None,
+        *rv.own_draft_button(draft), draft.id if draft else None,
     )
+
+
+@callback(
+    Output(ids.VERSION, "value", allow_duplicate=True),
+    Input(ids.OWN_DRAFT, "n_clicks"), State(ids.OWN_DRAFT_ID, "data"),
+    prevent_initial_call=True,
+)
+@require_roles(*READ)
+def open_own_draft(_n: int | None, draft_id: Any) -> Any:
+    return as_id(draft_id) or no_update
 
 
 @callback(

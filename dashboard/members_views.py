@@ -119,7 +119,7 @@ def search_summary(page: SearchPage, start: int) -> str:
         "member_id": f"member id {page.term}",
     }.get(page.field, page.term)
     if not page.rows and start == 0:
-        return f"No member with {what}."
+        return f"No member matches: none with {what}. Check the spelling or search another field."
     return f"Members with {what}. Click a row for the profile."
 
 

@@ -115,22 +115,37 @@ def field_problems(problems: Sequence[Problem]) -> dict[str, str]:
 # ---------------------------------------------------------------- versions
 
 
-def version_label(v: Version) -> str:
-    return f"#{v.id} {v.name} — {v.state}"
+def version_label(v: Version, user_id: int | None = None) -> str:
+    mine = " (your draft)" if v.status == "draft" and v.author_id == user_id else ""
+    return f"#{v.id} {v.name} — {v.state}{mine}"
 
 
-def version_options(versions: Sequence[Version]) -> list[dict[str, Any]]:
-    return [{"label": version_label(v), "value": v.id} for v in versions]
+def version_options(versions: Sequence[Version], user_id: int | None = None
+                    ) -> list[dict[str, Any]]:
+    return [{"label": version_label(v, user_id), "value": v.id} for v in versions]
+
+
+def own_draft(versions: Sequence[Version], user_id: int | None) -> Version | None:
+    """The user's newest draft (versions come newest first)."""
+    return next((v for v in versions if v.status == "draft" and v.author_id == user_id),
+                None)
 
 
 def default_selection(versions: Sequence[Version], user_id: int | None) -> int | None:
-    """The user's newest draft, else the version in force, else the newest."""
-    mine = [v for v in versions if v.status == "draft" and v.author_id == user_id]
-    live = [v for v in versions if v.state == "in force"]
-    for group in (mine, live, list(versions)):
-        if group:
-            return group[0].id
+    """The version in force (what the program applies today), else the user's
+    newest draft, else the newest version. The draft stays one click away."""
+    live = next((v for v in versions if v.state == "in force"), None)
+    for v in (live, own_draft(versions, user_id), next(iter(versions), None)):
+        if v is not None:
+            return v.id
     return None
+
+
+def own_draft_button(draft: Version | None) -> tuple[str, dict[str, str]]:
+    """(label, style) of the button that opens the user's draft."""
+    if draft is None:
+        return "", {"display": "none"}
+    return f"Open your draft #{draft.id} “{draft.name}”", {}
 
 
 def state_badge(state: str) -> dbc.Badge:
@@ -164,8 +179,8 @@ HISTORY_COLUMNS = [
     {"field": "created", "headerName": "Created"},
     {"field": "submitted", "headerName": "Submitted"},
     {"field": "decided", "headerName": "Decided"},
-    {"field": "effective", "headerName": "Effective from (UTC)"},
-    {"field": "based_on", "headerName": "Based on", "maxWidth": 110},
+    {"field": "effective", "headerName": "Effective from (UTC)", "minWidth": 185},
+    {"field": "based_on", "headerName": "Based on", "minWidth": 110, "maxWidth": 120},
     {"field": "note", "headerName": "Note", "minWidth": 200},
 ]
 

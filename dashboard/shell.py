@@ -168,6 +168,31 @@ CSV_EXPORT_PARAMS: dict[str, Any] = {
 }
 
 
+# the widest date the grids show ("2026-11-16 18:30") with the cell's padding,
+# and the widest id: a window 1440 px wide shrinks columns to fit, never these
+DATE_FIELDS = frozenset({"at", "created", "submitted", "decided", "effective", "start",
+                         "planned_end", "requested_at", "created_at", "last_login"})
+DATE_MIN_WIDTH = 165
+ID_FIELDS = frozenset({"id", "based_on", "external_id"})
+ID_MIN_WIDTH = 95
+
+
+def readable(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns with a minimum width that keeps dates and ids whole; the
+    grid scrolls sideways when they do not all fit."""
+    out = []
+    for col in columns:
+        field = col.get("field", "")
+        least = (DATE_MIN_WIDTH if field in DATE_FIELDS or "(UTC)" in col.get("headerName", "")
+                 else ID_MIN_WIDTH if field in ID_FIELDS else 0)
+        if least > col.get("minWidth", 0):
+            col = {**col, "minWidth": least}
+            if col.get("maxWidth", least) < least:
+                col["maxWidth"] = least
+        out.append(col)
+    return out
+
+
 def grid(
     component_id: str,
     columns: Sequence[dict[str, Any]],
@@ -183,7 +208,7 @@ def grid(
                                    "checkboxes": False}
     return dag.AgGrid(
         id=component_id,
-        columnDefs=list(columns),
+        columnDefs=readable(columns),
         rowData=list(rows or []),
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
         columnSize="responsiveSizeToFit",

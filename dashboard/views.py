@@ -6,6 +6,7 @@ plain data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -331,11 +332,46 @@ def api_key_options(keys: Iterable[KeyInfo]) -> list[dict[str, Any]]:
     return [{"label": f"{k.name} (lk_{k.prefix}_…)", "value": k.id} for k in keys if k.active]
 
 
+def _audit_value(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def audit_changes(before: str | None, after: str | None) -> str:
+    """The fields an audit entry changed, one "field: old → new" per line.
+    Values that are not JSON objects are shown as they are."""
+
+    def parse(text: str | None) -> Any:
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    old, new = parse(before), parse(after)
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return f"{_audit_value(old or None)} → {_audit_value(new or None)}"
+    lines = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        if old.get(key) != new.get(key) or key not in old or key not in new:
+            if key in old and key in new:
+                lines.append(f"{key}: {_audit_value(old[key])} → {_audit_value(new[key])}")
+            elif key in new:
+                lines.append(f"{key}: {_audit_value(new[key])}")
+            else:
+                lines.append(f"{key}: {_audit_value(old[key])} → removed")
+    return "\n".join(lines) or "—"
+
+
 def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:
     return [
         {"at": fmt.when(r.at), "actor": r.actor, "action": r.action,
-         "object": f"{r.object_type} {r.object_id}".strip(), "before": r.before,
-         "after": r.after, "detail": r.detail}
+         "object": f"{r.object_type} {r.object_id}".strip(),
+         "changes": audit_changes(r.before, r.after), "detail": r.detail}
         for r in rows
     ]
 

@@ -19,9 +19,12 @@ AUDIT_COLUMNS = [
     {"field": "actor", "headerName": "Who", "maxWidth": 140},
     {"field": "action", "headerName": "Action", "maxWidth": 170},
     {"field": "object", "headerName": "Object", "maxWidth": 170},
-    {"field": "before", "headerName": "Before"},
-    {"field": "after", "headerName": "After"},
-    {"field": "detail", "headerName": "Detail"},
+    # what changed, one "field: old → new" per line (the CSV export keeps the raw
+    # before and after)
+    {"field": "changes", "headerName": "Changes", "minWidth": 260, "wrapText": True,
+     "autoHeight": True, "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.4"}},
+    {"field": "detail", "headerName": "Detail", "wrapText": True, "autoHeight": True,
+     "cellStyle": {"lineHeight": "1.4"}},
 ]
 
 

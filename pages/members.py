@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from dashboard.ids import Members as ids
 from dashboard.members_views import FIELD_LABELS, LEDGER_COLUMNS, SEARCH_COLUMNS
-from dashboard.shell import CSV_EXPORT_PARAMS, page_header
+from dashboard.shell import CSV_EXPORT_PARAMS, page_header, readable
 from db.models import ENTRY_KINDS
 
 dash.register_page(
@@ -20,11 +20,13 @@ dash.register_page(
 PAGE_ROWS = 100
 
 
-def infinite_grid(component_id: str, columns: list[dict], height: str) -> dag.AgGrid:
-    """A grid that asks the server for one block of rows at a time."""
+def infinite_grid(component_id: str, columns: list[dict], height: str, empty: str
+                  ) -> dag.AgGrid:
+    """A grid that asks the server for one block of rows at a time (see
+    assets/pagedGrid.js); ``empty`` is shown in it when there are none."""
     return dag.AgGrid(
         id=component_id,
-        columnDefs=columns,
+        columnDefs=readable(columns),
         rowModelType="infinite",
         getRowId="params.data.id",
         defaultColDef={"sortable": False, "filter": False, "resizable": True, "minWidth": 90},
@@ -34,6 +36,7 @@ def infinite_grid(component_id: str, columns: list[dict], height: str) -> dag.Ag
             "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                              "checkboxes": False},
             "animateRows": False,
+            "localeText": {"noRowsToShow": empty},
         },
         csvExportParams=CSV_EXPORT_PARAMS,
         style={"height": height, "width": "100%"},
@@ -76,7 +79,7 @@ def layout(id: str | None = None, q: str | None = None, **_: object) -> html.Div
                 className="mb-2",
             ),
             html.Div(id=ids.COUNT, className="text-muted small mb-2"),
-            infinite_grid(ids.GRID, SEARCH_COLUMNS, "320px"),
+            infinite_grid(ids.GRID, SEARCH_COLUMNS, "320px", "No member matches this search."),
             dcc.Store(id=ids.SEARCH_REFRESH),
             dcc.Store(id=ids.MEMBER, data=_member_id(id)),
             dcc.Store(id=ids.LEDGER_REFRESH),
@@ -103,7 +106,8 @@ def layout(id: str | None = None, q: str | None = None, **_: object) -> html.Div
                                     className="mb-1",
                                 ),
                                 html.Div(id=ids.LEDGER_COUNT, className="text-muted small"),
-                                infinite_grid(ids.LEDGER_GRID, LEDGER_COLUMNS, "360px"),
+                                infinite_grid(ids.LEDGER_GRID, LEDGER_COLUMNS, "360px",
+                                              "No ledger lines to show."),
                             ],
                             id=ids.LEDGER,
                         ),

@@ -220,6 +220,7 @@ def layout(**_: object) -> html.Div:
         dcc.Store(id=ids.COPIED),
         dcc.Store(id=ids.IN_FORCE_ID),
         dcc.Store(id=ids.PROBLEMS),
+        dcc.Store(id=ids.OWN_DRAFT_ID),
         page_header(
             "Tier rules",
             "Thresholds on qualifying spend with accrual and referral rates. A change is a "
@@ -233,7 +234,9 @@ def layout(**_: object) -> html.Div:
                                   placeholder="No versions yet")], md=6),
             dbc.Col(html.Div([
                 dbc.Button("New draft from this version", id=ids.NEW_DRAFT, color="secondary",
-                           outline=True),
+                           outline=True, className="me-2"),
+                dbc.Button(id=ids.OWN_DRAFT, color="warning", outline=True,
+                           style={"display": "none"}),
             ], style=_hidden(not write)), md=6, className="d-flex align-items-end"),
         ], className="mb-2"),
         html.Div(id=ids.COPY_RESULT),

@@ -93,7 +93,11 @@ def _flow(d, url, web_seed, draft_id) -> None:
     sign_in(d, url, STAFF["supervisor"][0], PASSWORD)
     wait_for(d, "#shell-user-name")
     d.get(url + "/rules")
-    wait_text(d, "#rules-version-summary", NAME)  # the user's newest draft is selected
+    # the page opens on the version in force; the user's newest draft is one click away
+    wait_text(d, "#rules-version-summary", "in force")
+    wait_text(d, "#rules-own-draft", NAME)
+    click(d, "rules-own-draft")
+    wait_text(d, "#rules-version-summary", NAME)
     wait_for(d, "#rules-grid .ag-row")
     severe(d)
 

@@ -11,6 +11,8 @@ class Rules:
     VERSION = "rules-version"
     VERSION_INFO = "rules-version-info"
     NEW_DRAFT = "rules-new-draft"
+    OWN_DRAFT = "rules-own-draft"  # opens the user's newest draft
+    OWN_DRAFT_ID = "rules-own-draft-id"
     COPY_RESULT = "rules-copy-result"
     TABS = "rules-tabs"
     # editor
