@@ -8,7 +8,7 @@ from typing import Any
 from dashboard import charts
 from dashboard import format as fmt
 
-IMAGE = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+IMAGE = charts.CONFIG
 
 KPI_COLUMNS = [
     {"field": "metric", "headerName": "KPI", "tooltipField": "definition", "minWidth": 260},
@@ -20,8 +20,8 @@ KPI_COLUMNS = [
 MONTHLY_COLUMNS = [
     {"field": "month", "headerName": "Month"},
     {"field": "coverage", "headerName": "Days counted"},
-    {"field": "paid_orders_m", "headerName": "Orders, members", "type": "numericColumn"},
-    {"field": "paid_orders_g", "headerName": "Orders, guests", "type": "numericColumn"},
+    {"field": "paid_orders_m", "headerName": "Orders, members", **charts.NUMBER_COLUMN},
+    {"field": "paid_orders_g", "headerName": "Orders, guests", **charts.NUMBER_COLUMN},
     {"field": "revenue_m_text", "headerName": "Revenue, members"},
     {"field": "revenue_g_text", "headerName": "Revenue, guests"},
     {"field": "points_cost_text", "headerName": "Points issued (money)"},
@@ -36,16 +36,17 @@ def show(value: Any, unit: str, currency: str) -> str:
     if unit == "money":
         return fmt.money(round(value), currency)
     if unit == "rate":
-        return f"{100 * value:.2f} %"
+        return f"{100 * value:,.2f} %"
     if unit == "count":
         return f"{int(value):,}"
-    return f"{value:.2f}"
+    return f"{value:,.2f}"
 
 
 def change(cur: Any, prev: Any) -> str:
     if cur is None or prev is None or prev == 0:
         return "–"
-    return f"{100 * (cur - prev) / abs(prev):+.1f} %"
+    pct = round(100 * (cur - prev) / abs(prev), 1) + 0.0  # no "-0.0 %"
+    return f"{pct:+,.1f} %"
 
 
 def no_comparison(history_start: dt.datetime | None) -> str:
@@ -95,9 +96,7 @@ def monthly_rows(monthly: list[dict[str, Any]], currency: str) -> list[dict[str,
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "height": 340,
-            "margin": {"l": 60, "r": 10, "t": 40, "b": 40},
-            "legend": {"orientation": "h", "y": -0.2}, **extra}
+    return charts.layout(title, height=340, **extra)
 
 
 def _major(minor: list[int]) -> list[float]:
@@ -116,7 +115,7 @@ def _monthly(monthly: list[dict[str, Any]], title: str, bars: list[dict[str, Any
         data += charts.partial_line({"type": "scatter", "mode": "lines+markers", "x": x,
                                      **line}, partial)
     marks = charts.partial_marks(x, [partial_note(m, short=True) for m in monthly])
-    layout = _layout(title, xaxis={"type": "category"}, **marks, **extra)
+    layout = _layout(title, xaxis=charts.axis(type="category"), **marks, **extra)
     return {"data": data, "layout": layout}
 
 
@@ -142,7 +141,10 @@ def cost_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
           "y": _major([m["points_cost_minor"] for m in monthly])},
          {"name": "points redeemed (money)", "yaxis": "y2",
           "y": _major([m["redeemed_minor"] for m in monthly])}],
-        yaxis2={"overlaying": "y", "side": "right", "title": {"text": "points (money)"}})
+        yaxis=charts.value_axis(f"revenue ({currency})"),
+        # its own title and tick labels get their own margin, off the bars
+        yaxis2=charts.value_axis(f"points ({currency})", overlaying="y", side="right",
+                                 showgrid=False, tickmode="auto"))
 
 
 def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
@@ -152,9 +154,12 @@ def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
             data.append({"type": "scatter", "mode": "lines", "name": f"{cohort:%Y-%m}",
                          "x": g["months_since_join"].tolist(),
                          "y": (g["ltv_minor"] / 100).round(2).tolist()})
-    return {"data": data, "layout": _layout(
-        f"LTV per member by months since joining ({currency})",
-        xaxis={"title": {"text": "months since joining"}})}
+    # a dozen cohorts: a column beside the plot, clear of the axis title
+    layout = _layout(f"LTV per member by months since joining ({currency})", legend="right",
+                     xaxis=charts.axis("months since joining"),
+                     yaxis=charts.value_axis(f"{currency} per member"))
+    layout["legend"]["title"] = {"text": "joined"}
+    return {"data": data, "layout": layout}
 
 
 def retention_figure(retention: list[dict[str, Any]]) -> dict[str, Any]:
@@ -164,10 +169,13 @@ def retention_figure(retention: list[dict[str, Any]]) -> dict[str, Any]:
     z = [[None if cell.get((c, k)) is None else round(100 * cell[(c, k)], 1) for k in ks]
          for c in cohorts]
     return {"data": [{"type": "heatmap", "x": ks, "y": cohorts, "z": z, "colorscale": "Blues",
-                      "colorbar": {"title": {"text": "% active"}}}] if cohorts else [],
+                      "colorbar": {"title": {"text": "% active"}},
+                      "hovertemplate": "joined %{y}, month %{x}: %{z:.1f} % active"
+                                       "<extra></extra>"}] if cohorts else [],
             "layout": _layout("Cohort retention: % of members with a paid order",
-                              xaxis={"title": {"text": "months since joining"}},
-                              yaxis={"type": "category"})}
+                              legend="none",
+                              xaxis=charts.axis("months since joining"),
+                              yaxis=charts.axis(type="category"))}
 
 
 def tiers_figure(tiers: list[dict[str, Any]], monthly: list[dict[str, Any]] | None = None

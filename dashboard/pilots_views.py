@@ -13,6 +13,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
+from dashboard import charts
 from dashboard import format as fmt
 from db.pilots import (
     METRIC_LABELS,
@@ -170,20 +171,19 @@ def daily_figure(r: PilotResults, what: str = "spend") -> dict[str, Any]:
     start = pd.Timestamp(r.start).strftime("%Y-%m-%d")
     return {
         "data": traces,
-        "layout": {
-            "title": {"text": title, "font": {"size": 14}},
-            "xaxis": {"title": {"text": "Date"}},
-            "yaxis": {"title": {"text": f"{r.currency} per member" if what == "spend"
-                                else "orders per 100 members"}, "rangemode": "tozero"},
-            "legend": {"orientation": "h", "y": -0.25},
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 60},
-            "height": 320,
-            "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": start, "x1": start,
-                        "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "#495057"}}],
-            "annotations": [{"x": start, "y": 1, "xref": "x", "yref": "paper",
-                             "text": "pilot starts", "showarrow": False, "yanchor": "bottom",
-                             "font": {"size": 11}}],
-        },
+        "layout": charts.layout(
+            title, height=340,
+            xaxis=charts.axis("Date", type="date"),
+            yaxis=charts.value_axis(f"{r.currency} per member" if what == "spend"
+                                    else "orders per 100 members"),
+            shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": start, "x1": start,
+                     "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "#495057"}}],
+            # inside the plot, right of the line: the title row above stays clear
+            annotations=[{"x": start, "y": 1, "xref": "x", "yref": "paper",
+                          "text": "pilot starts", "showarrow": False, "yanchor": "top",
+                          "xanchor": "left", "xshift": 3, "font": {"size": 11},
+                          "bgcolor": "rgba(255,255,255,0.8)"}],
+        ),
     }
 
 
@@ -252,9 +252,9 @@ def results_view(r: PilotResults) -> html.Div:
         html.H2("The two groups over time", className="h6 mt-3"),
         dbc.Row([
             dbc.Col(dcc.Graph(id="pilots-spend-figure", figure=daily_figure(r, "spend"),
-                              config={"displaylogo": False}), md=6),
+                              config=charts.CONFIG), md=6),
             dbc.Col(dcc.Graph(id="pilots-orders-figure", figure=daily_figure(r, "orders"),
-                              config={"displaylogo": False}), md=6),
+                              config=charts.CONFIG), md=6),
         ]),
     ])
 

@@ -13,6 +13,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
+from dashboard import charts
 from dashboard import format as fmt
 from db import exports
 from db.api_keys import KeyInfo
@@ -134,8 +135,8 @@ PILOT_COLUMNS = [
     {"field": "start", "headerName": "Start"},
     {"field": "planned_end", "headerName": "Planned end"},
     {"field": "ended", "headerName": "Ended"},
-    {"field": "pilot_members", "headerName": "Pilot group", "type": "rightAligned"},
-    {"field": "control_members", "headerName": "Control group", "type": "rightAligned"},
+    {"field": "pilot_members", "headerName": "Pilot group", **charts.NUMBER_COLUMN},
+    {"field": "control_members", "headerName": "Control group", **charts.NUMBER_COLUMN},
 ]
 
 ADJUSTMENT_COLUMNS = [
@@ -243,13 +244,8 @@ def sales_figures(df: pd.DataFrame, currency: str) -> tuple[dict[str, Any], dict
                  "y": series(buyer, col, divisor), "marker": {"color": colour}}
                 for buyer, colour in (("member", "#0d6efd"), ("guest", "#adb5bd"))
             ],
-            "layout": {
-                "title": {"text": title}, "barmode": "group", "height": 360,
-                "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
-                "legend": {"orientation": "h", "y": -0.2},
-                "xaxis": {"type": "category"}, "yaxis": {"gridcolor": "#e9ecef"},
-                "plot_bgcolor": "white", "paper_bgcolor": "white",
-            },
+            "layout": charts.layout(title, height=360, barmode="group",
+                                    xaxis=charts.axis(type="category")),
         }
 
     # revenue axis in whole currency units; exact minor units stay in the data

@@ -4,6 +4,9 @@ end has passed), served from a subprocess as in tests/test_browser_pilots.py.
 
 - The overview compares a period only with a stretch the history covers, says
   so otherwise, and marks the partial months in its charts.
+- Every chart: the mode bar never covers the title, axis titles and legends do
+  not cover each other or the data, value axes print thousands separators,
+  and a once-a-month expiry bar does not flatten the daily ones.
 """
 
 from __future__ import annotations
@@ -183,4 +186,81 @@ def test_overview_compares_only_what_the_history_covers_and_marks_partial_months
     labels = browser.find_elements(By.CSS_SELECTOR, "#overview-orders-figure .xtick text")
     assert labels[0].text == f"{demo_program['start']:%Y-%m}"
     shot(browser, "overview-12-months")
+    assert severe(browser) == []
+
+
+# every Plotly chart on the page: the boxes that must not overlap, and its texts
+LAYOUT_JS = """
+const box = el => { if (!el) return null; const r = el.getBoundingClientRect();
+  return r.width && r.height ? [r.left, r.top, r.right, r.bottom] : null; };
+return Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => ({
+  id: g.closest('[id]') ? g.closest('[id]').id : '',
+  title: box(g.querySelector('.gtitle')),
+  modebar: box(g.querySelector('.modebar')),
+  legend: box(g.querySelector('.legend')),
+  xtitle: box(g.querySelector('.xtitle')),
+  y2title: box(g.querySelector('.y2title')),
+  plot: box(g.querySelector('.nsewdrag')),
+  yticks: Array.from(g.querySelectorAll('.ytick text, .y2tick text')).map(t => t.textContent),
+  notes: Array.from(g.querySelectorAll('.annotation-text')).map(t => t.textContent),
+}));
+"""
+
+
+def overlap(a, b) -> bool:
+    if not a or not b:
+        return False
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def chart_problems(driver) -> tuple[list[dict], list[str]]:
+    charts = driver.execute_script(LAYOUT_JS)
+    problems = []
+    for c in charts:
+        if c["modebar"] and c["title"] is None:
+            problems.append(f"{c['id']}: no title drawn")
+        for a, b in (("modebar", "title"), ("legend", "xtitle"), ("y2title", "plot")):
+            if overlap(c[a], c[b]):
+                problems.append(f"{c['id']}: {a} {c[a]} overlaps {b} {c[b]}")
+        for tick in c["yticks"]:
+            plain = tick.replace("\u2212", "-")
+            if not re.fullmatch(r"-?[\d,]+(\.\d+)?[kMGB]?", plain):
+                continue  # a category (a cohort's month), not a number
+            if plain[-1] in "kMGB" or re.search(r"\d{4}", plain.replace(",", " ")):
+                problems.append(f"{c['id']}: tick {tick!r} without thousands separators")
+    return charts, problems
+
+
+def test_charts_keep_titles_clear_and_print_thousands_separators(browser, base_url):
+    sign_in(browser, base_url, "uxsup", PASSWORD)
+    wait_for(browser, "#shell-user-name")
+    severe(browser)
+    browser.get(base_url + "/overview")
+    wait_text(browser, "#overview-summary", "against")
+    overview_done(browser)
+    wait_for(browser, "#overview-ltv-figure .legend")
+    charts, problems = chart_problems(browser)
+    shot(browser, "charts-overview")
+    assert len(charts) == 6 and problems == [], problems
+    # big numbers are on the axes, each grouped by thousands
+    ticks = [t for c in charts for t in c["yticks"]]
+    assert any(re.fullmatch(r"\d{1,3}(,\d{3})+", t) for t in ticks), ticks
+    cost = next(c for c in charts if c["id"] == "overview-cost-figure")
+    assert cost["y2title"] and cost["y2title"][0] >= cost["plot"][2]  # beside the plot
+
+    browser.get(base_url + "/live")
+    wait_for(browser, "#live-updated .live-updated-at")
+    choose(browser, "live-days", "Last 90 days")
+    # the demo's expiry runs dwarf a day's points: their bars are cut, with the real value
+    WebDriverWait(browser, WAIT).until(lambda d: "↑" in text_of(
+        d, "#live-points-figure .annotation-text"))
+    settle(browser)
+    charts, problems = chart_problems(browser)
+    shot(browser, "charts-live")
+    assert problems == [], problems
+    points = next(c for c in charts if c["id"] == "live-points-figure")
+    cut = [int(m.group(1).replace(",", "")) for n in points["notes"]
+           if (m := re.search(r"expired: ([\d,]+) ↑", n))]
+    top = max(int(t.replace(",", "")) for t in points["yticks"])
+    assert cut and min(cut) > top, (cut, points["yticks"])
     assert severe(browser) == []
