@@ -6,6 +6,7 @@ plain data.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -113,10 +114,14 @@ def rule_set_card(rs: RuleSetView, in_force: bool) -> dbc.Card:
     )
 
 
-def pilot_rows(pilots: Iterable[PilotView]) -> list[dict[str, Any]]:
+def pilot_rows(pilots: Iterable[PilotView], now: dt.datetime | None = None
+               ) -> list[dict[str, Any]]:
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return [
         {
-            "name": p.name, "status": p.status, "rule_set": p.rule_set,
+            "name": p.name,
+            "status": "running, past planned end" if p.status == "running"
+            and now >= p.planned_end_at else p.status, "rule_set": p.rule_set,
             "metric": p.primary_metric, "share": fmt.rate_bp(p.pilot_share_bp),
             "start": fmt.when(p.start_at), "planned_end": fmt.when(p.planned_end_at),
             "ended": fmt.when(p.ended_at), "pilot_members": p.pilot_members,

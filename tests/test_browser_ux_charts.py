@@ -7,6 +7,9 @@ end has passed), served from a subprocess as in tests/test_browser_pilots.py.
 - Every chart: the mode bar never covers the title, axis titles and legends do
   not cover each other or the data, value axes print thousands separators,
   and a once-a-month expiry bar does not flatten the daily ones.
+- A running pilot past its planned end says so, with the end action at hand
+  for a supervisor, and its verdict does not call a lift below the minimum
+  effect a "significant lift".
 """
 
 from __future__ import annotations
@@ -263,4 +266,57 @@ def test_charts_keep_titles_clear_and_print_thousands_separators(browser, base_u
            if (m := re.search(r"expired: ([\d,]+) ↑", n))]
     top = max(int(t.replace(",", "")) for t in points["yticks"])
     assert cut and min(cut) > top, (cut, points["yticks"])
+    assert severe(browser) == []
+
+
+def pilot_results_done(driver) -> None:
+    wait_for(driver, "#pilots-verdict")
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(
+        By.ID, "pilots-results-progress").value_of_css_property("visibility") == "hidden")
+    settle(driver)
+
+
+def test_a_pilot_past_its_planned_end_prompts_to_end_it_and_its_verdict_is_consistent(
+        browser, base_url, demo_program):
+    from dashboard import format as fmt
+
+    pilot = demo_program["pilot"]
+    assert pilot.data_until <= dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    prompt = f"Past its planned end on {fmt.when(pilot.data_until)} — "
+
+    # an executive reads the prompt, but ending is a supervisor's
+    sign_in(browser, base_url, "uxexec", PASSWORD)
+    wait_for(browser, "#shell-user-name")
+    severe(browser)
+    browser.get(base_url + "/pilots")
+    pilot_results_done(browser)
+    wait_text(browser, "#pilots-overdue", prompt + "a supervisor ends it")
+    assert not browser.find_element(By.ID, "pilots-end-now").is_displayed()
+    assert "running, past planned end" in text_of(browser, "#pilots-list")
+
+    sign_in(browser, base_url, "uxsup", PASSWORD)
+    wait_for(browser, "#shell-user-name")
+    browser.get(base_url + "/pilots")
+    pilot_results_done(browser)
+    wait_text(browser, "#pilots-overdue", prompt + "end it")
+    assert "past its planned end" in text_of(browser, "#pilots-facts")
+    verdict = text_of(browser, "#pilots-verdict")
+    # one category, in the currency of the program, never contradicting itself
+    assert "RUB" in verdict and re.search(r"[+-]\d{1,3}(,\d{3})*\.\d\d RUB", verdict), verdict
+    assert "minimum effect of 500.00 RUB" in verdict or "No detectable" in verdict, verdict
+    if "Significant lift" in verdict:
+        assert "below the minimum" not in verdict and "smaller than the minimum" not in verdict
+    shot(browser, "pilot-past-planned-end")
+
+    end = browser.find_element(By.ID, "pilots-end-now")
+    assert end.is_displayed() and end.is_enabled()
+    end.click()
+    wait_text(browser, "#pilots-action-msg", "Pilot ended")
+    # the prompt closes (a closed alert leaves the page)
+    WebDriverWait(browser, WAIT).until(lambda d: not any(
+        e.is_displayed() for e in d.find_elements(By.ID, "pilots-overdue")))
+    wait_text(browser, "#pilots-facts", "ended")
+    pilot_results_done(browser)
+    assert "past its planned end" not in text_of(browser, "#pilots-facts")
+    shot(browser, "pilot-ended")
     assert severe(browser) == []
