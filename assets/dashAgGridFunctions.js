@@ -17,3 +17,10 @@ dagfuncs.csvSafeCell = function (params) {
     var plainNumber = /^[+-]?(?=[^0-9]*[0-9])[0-9.,\u00a0\u202f ]+(?:[eE][+-]?[0-9]+)?(?: ?%)?$/;
     return plainNumber.test(value) ? value : "'" + value;
 };
+
+// Numbers shown with thousands separators ("12,345"); the cell keeps its
+// number (sorting, filtering and the CSV export see the plain value).
+dagfuncs.thousands = function (params) {
+    var value = params.value;
+    return typeof value === "number" && isFinite(value) ? value.toLocaleString("en-US") : value;
+};

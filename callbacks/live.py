@@ -31,11 +31,18 @@ def _signature(value: Any) -> str:
     return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _patch_figure(pairs: list[tuple[list[str], list[int]]]) -> Patch:
+def _patch_figure(pairs: list[tuple[list[str], list[int]]],
+                  names: list[str] | None = None) -> Patch:
+    """The new series; with ``names``, the value axis too (tall bars cut and labelled)."""
     p = Patch()
     for i, (xs, ys) in enumerate(pairs):
         p["data"][i]["x"] = xs
         p["data"][i]["y"] = ys
+    if names is not None:
+        axis = views.outlier_layout(pairs, names)
+        p["layout"]["yaxis"]["range"] = axis["range"]
+        p["layout"]["yaxis"]["autorange"] = axis["autorange"]
+        p["layout"]["annotations"] = axis["annotations"]
     return p
 
 
@@ -75,7 +82,9 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
         sent[name] = sig
         if last.get(name) == sig:
             outs.append(no_update)
-        elif name in ("points", "signups"):
+        elif name == "points":
+            outs.append(_patch_figure(data, views.POINT_SERIES))
+        elif name == "signups":
             outs.append(_patch_figure(data))
         else:
             outs.append(data)

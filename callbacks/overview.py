@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, callback, no_update
+from dash import Input, Output, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
@@ -94,7 +94,7 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
     cur = o.currency
     (f, t), (pf, pt) = o.period, o.previous
     # the compared stretches' paid orders (the monthly charts also show whole months)
-    orders = sum(r["current"] + r["previous"] for r in o.rows if r["key"] == "orders")
+    orders = sum(r["current"] + (r["previous"] or 0) for r in o.rows if r["key"] == "orders")
     day = dt.timedelta(days=1)
     if t <= f:
         summary = empty_state(
@@ -109,19 +109,36 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
             "there is nothing to divide by.",
         )
     else:
-        summary = (f"{f:%d %b %Y} to {t - day:%d %b %Y} ({(t - f).days} complete days) "
-                   f"against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same stretch "
-                   f"{months} month{'s' if months > 1 else ''} earlier"
-                   + (f"; members of segment '{segment}' (guests: all)" if segment else "")
-                   + ". Frequency, repeat and participation cover every customer.")
+        stretch = f"{f:%d %b %Y} to {t - day:%d %b %Y} ({(t - f).days} complete days)"
+        earlier = f"{months} month{'s' if months > 1 else ''} earlier"
+        if o.comparable:
+            text = (f"{stretch} against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same "
+                    f"stretch {earlier}")
+        else:
+            why = views.no_comparison(o.history_start)
+            text = (f"{stretch}. {why[0].upper()}{why[1:]}, after "
+                    f"{pf:%d %b %Y}, where the same stretch {earlier} would begin, so these "
+                    "months are not compared with it; choose a shorter period to compare")
+        text += ((f"; members of segment '{segment}' (guests: all)" if segment else "")
+                 + ". Frequency, repeat and participation cover every customer.")
+        partial = [m for m in o.monthly if m.get("partial")]
+        notes = [html.Span(text, id="overview-comparison")]
+        if partial:
+            notes.append(html.Div(
+                "Partial months, lighter and hatched in the charts: "
+                + "; ".join(f"{m['month']}: {views.partial_note(m)}" for m in partial)
+                + ". A partial current month is compared day for day (the same days "
+                f"{earlier}), never with a whole month.",
+                className="small text-muted", id="overview-partial"))
+        summary = html.Div(notes)
     return (
         summary,
-        views.kpi_rows(o.rows, cur),
+        views.kpi_rows(o.rows, cur, comparable=o.comparable, history_start=o.history_start),
         views.monthly_rows(o.monthly, cur),
         views.orders_figure(o.monthly),
         views.revenue_figure(o.monthly, cur),
         views.cost_figure(o.monthly, cur),
-        views.tiers_figure(o.tiers),
+        views.tiers_figure(o.tiers, o.monthly),
         views.ltv_figure(o.ltv, cur),
         views.retention_figure(o.retention),
     )

@@ -157,10 +157,11 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     """The body of the background results job (no request here: see
     dashboard.jobs): the role is checked again from the signed identity."""
     off = (True, True, True, True, True)
-    plain = ("Request start", True)  # START's label, SEND_BACK disabled
+    # START's label, SEND_BACK disabled, and the past-its-planned-end prompt closed
+    plain = ("Request start", True, False, "")
     with jobs.job_context():
         try:
-            jobs.job_actor(token, READ, kind="pilot-results")
+            actor = jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
             return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
                     None, *plain)
@@ -183,13 +184,14 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
                     power = pilots.pilot_power(s, int(pilot_id))
                     requested = info.start_requested_by is not None
                     return html.Div([
-                        pv.pilot_facts(info),
+                        pv.pilot_facts(info, currency),
                         pv.draft_alert(info),
                         pv.power_card(power, currency, title="Power estimate before the start"),
                     ]), False, False, True, True, True, None, \
-                        ("Approve start" if requested else "Request start"), not requested
+                        ("Approve start" if requested else "Request start"), not requested, \
+                        False, ""
                 if info.status == "cancelled":
-                    return html.Div([pv.pilot_facts(info), dbc.Alert(
+                    return html.Div([pv.pilot_facts(info, currency), dbc.Alert(
                         "This pilot was cancelled before it started; it has no results.",
                         color="secondary")]), *off, None, *plain
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
@@ -200,7 +202,10 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
         running = info.status == "running"
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
-        return pv.results_view(r), True, True, not running, False, False, export, *plain
+        overdue = info.past_planned_end()
+        prompt = pv.overdue_text(info, actor.role == "supervisor") if overdue else ""
+        return (pv.results_view(r), True, True, not running, False, False, export,
+                *plain[:2], overdue, prompt)
 
 
 @callback(
@@ -213,6 +218,8 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     Output(ids.RESULTS_CSV, "data"),
     Output(ids.START, "children"),
     Output(ids.SEND_BACK, "disabled"),
+    Output(ids.OVERDUE, "is_open"),
+    Output(ids.OVERDUE_TEXT, "children"),
     Input(ids.PICK, "value"),
     Input(ids.REFRESH, "data"),
     State(ids.ACTOR, "data"),
@@ -260,6 +267,7 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     Input(ids.SEND_BACK, "n_clicks"),
     Input(ids.CANCEL, "n_clicks"),
     Input(ids.END, "n_clicks"),
+    Input(ids.END_NOW, "n_clicks"),
     Input(ids.ROLLOUT, "n_clicks"),
     State(ids.PICK, "value"),
     State(ids.SEND_BACK_REASON, "value"),
@@ -267,8 +275,8 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     prevent_initial_call=True,
 )
 @require_roles("supervisor", writes=True)
-def act(_s: int, _b: int, _c: int, _e: int, _r: int, pilot_id: int | None, reason: str | None,
-        refresh: int) -> tuple[Any, Any]:
+def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
+        reason: str | None, refresh: int) -> tuple[Any, Any]:
     if pilot_id is None:
         return dbc.Alert("Choose a pilot first.", color="warning"), no_update
     actor = current_actor()
@@ -290,7 +298,7 @@ def act(_s: int, _b: int, _c: int, _e: int, _r: int, pilot_id: int | None, reaso
             elif what == ids.CANCEL:
                 pilots.cancel_pilot(s, actor, pilot_id)
                 msg = "Draft pilot cancelled; its members are free for another pilot."
-            elif what == ids.END:
+            elif what in (ids.END, ids.END_NOW):
                 pilots.end_pilot(s, actor, pilot_id)
                 msg = "Pilot ended: every member is back on the published rules."
             elif what == ids.ROLLOUT:

@@ -7,6 +7,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import html
 
+from dashboard import charts
 from dashboard import format as fmt
 from dashboard.ids import Live as ids
 from db.metrics import DEFINITIONS
@@ -43,8 +44,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
 ]
 KEYS = [k for _s, items in SECTIONS for k, _t, _d in items]
 MONEY_KEYS = {"liability_minor"}
-IMAGE = {"displaylogo": False,
-         "toImageButtonOptions": {"format": "png", "scale": 2}}
+IMAGE = charts.CONFIG
 
 
 def rate(value: dict[str, Any] | None) -> str:
@@ -83,10 +83,8 @@ def empty_figure(title: str, names: list[str], kind: str = "bar") -> dict[str, A
     """The figure skeleton (traces without points): later patches fill x and y."""
     return {
         "data": [{"type": kind, "name": n, "x": [], "y": []} for n in names],
-        "layout": {"title": {"text": title}, "barmode": "group", "height": 320,
-                   "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
-                   "legend": {"orientation": "h", "y": -0.2},
-                   "xaxis": {"type": "date"}},
+        "layout": charts.layout(title, height=320, barmode="group",
+                                xaxis=charts.axis(type="date"), annotations=[]),
     }
 
 
@@ -99,16 +97,31 @@ def series(daily: list[dict[str, Any]], names: list[str]) -> list[tuple[list[str
     return [(xs, [int(d[n]) for d in daily]) for n in names]
 
 
+def outlier_layout(pairs: list[tuple[list[str], list[int]]], names: list[str]
+                   ) -> dict[str, Any]:
+    """The value axis of a bar chart whose few tall bars (the night an expiry
+    run takes months of points at once) would flatten every other day: cut at
+    the ordinary days' height, each cut bar labelled with its real value."""
+    top = charts.clip_tall([ys for _xs, ys in pairs])
+    xs = pairs[0][0] if pairs else []
+    return {
+        "range": None if top is None else [0, top],
+        "autorange": top is None,
+        "annotations": charts.clipped_notes(
+            xs, [(n, ys) for n, (_xs, ys) in zip(names, pairs, strict=True)], top),
+    }
+
+
 REFERRER_COLUMNS = [
     {"field": "customer", "headerName": "Referrer"},
     {"field": "name", "headerName": "Name"},
-    {"field": "referred", "headerName": "Referred members", "type": "numericColumn"},
-    {"field": "bonus_points", "headerName": "Bonus points", "type": "numericColumn"},
+    {"field": "referred", "headerName": "Referred members", **charts.NUMBER_COLUMN},
+    {"field": "bonus_points", "headerName": "Bonus points", **charts.NUMBER_COLUMN},
 ]
 RECEIVER_COLUMNS = [
     {"field": "customer", "headerName": "Receiver"},
     {"field": "name", "headerName": "Name"},
-    {"field": "points", "headerName": "Points received", "type": "numericColumn"},
-    {"field": "transfers", "headerName": "Transfers", "type": "numericColumn"},
-    {"field": "senders", "headerName": "Distinct senders", "type": "numericColumn"},
+    {"field": "points", "headerName": "Points received", **charts.NUMBER_COLUMN},
+    {"field": "transfers", "headerName": "Transfers", **charts.NUMBER_COLUMN},
+    {"field": "senders", "headerName": "Distinct senders", **charts.NUMBER_COLUMN},
 ]

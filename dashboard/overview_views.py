@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from dashboard import charts
 from dashboard import format as fmt
 
-IMAGE = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+IMAGE = charts.CONFIG
 
 KPI_COLUMNS = [
     {"field": "metric", "headerName": "KPI", "tooltipField": "definition", "minWidth": 260},
@@ -17,8 +19,9 @@ KPI_COLUMNS = [
 ]
 MONTHLY_COLUMNS = [
     {"field": "month", "headerName": "Month"},
-    {"field": "paid_orders_m", "headerName": "Orders, members", "type": "numericColumn"},
-    {"field": "paid_orders_g", "headerName": "Orders, guests", "type": "numericColumn"},
+    {"field": "coverage", "headerName": "Days counted"},
+    {"field": "paid_orders_m", "headerName": "Orders, members", **charts.NUMBER_COLUMN},
+    {"field": "paid_orders_g", "headerName": "Orders, guests", **charts.NUMBER_COLUMN},
     {"field": "revenue_m_text", "headerName": "Revenue, members"},
     {"field": "revenue_g_text", "headerName": "Revenue, guests"},
     {"field": "points_cost_text", "headerName": "Points issued (money)"},
@@ -33,30 +36,58 @@ def show(value: Any, unit: str, currency: str) -> str:
     if unit == "money":
         return fmt.money(round(value), currency)
     if unit == "rate":
-        return f"{100 * value:.2f} %"
+        return f"{100 * value:,.2f} %"
     if unit == "count":
         return f"{int(value):,}"
-    return f"{value:.2f}"
+    return f"{value:,.2f}"
 
 
 def change(cur: Any, prev: Any) -> str:
     if cur is None or prev is None or prev == 0:
         return "–"
-    return f"{100 * (cur - prev) / abs(prev):+.1f} %"
+    pct = round(100 * (cur - prev) / abs(prev), 1) + 0.0  # no "-0.0 %"
+    return f"{pct:+,.1f} %"
 
 
-def kpi_rows(rows: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+def no_comparison(history_start: dt.datetime | None) -> str:
+    """The Change column when the history does not cover the earlier stretch."""
+    if history_start is None:
+        return "no comparison: no orders yet"
+    return f"no comparison: history starts {history_start:%d %b %Y}"
+
+
+def kpi_rows(rows: list[dict[str, Any]], currency: str, *, comparable: bool = True,
+             history_start: dt.datetime | None = None) -> list[dict[str, Any]]:
     return [
         {**r, "current_text": show(r["current"], r["unit"], currency),
-         "previous_text": show(r["previous"], r["unit"], currency),
-         "change": change(r["current"], r["previous"])}
+         "previous_text": show(r["previous"], r["unit"], currency) if comparable else "–",
+         "change": change(r["current"], r["previous"]) if comparable
+         else no_comparison(history_start)}
         for r in rows
     ]
 
 
+def partial_note(m: dict[str, Any], *, short: bool = False) -> str | None:
+    """None for a whole month, else which of its days the figures cover:
+    "1–2 Dec, 2 of 31 days" (short: "1–2 Dec")."""
+    if not m.get("partial"):
+        return None
+    if m["days"] <= 0:
+        return "no complete day yet"
+    first, last = (dt.date.fromisoformat(m[k]) for k in ("covered_from", "covered_to"))
+    span = f"{first.day} {first:%b}" if first == last else f"{first.day}–{last.day} {last:%b}"
+    return span if short else f"{span}, {m['days']} of {m['month_days']} days"
+
+
+def coverage(m: dict[str, Any]) -> str:
+    note = partial_note(m)
+    return f"all {m['month_days']}" if note is None else f"partial: {note}"
+
+
 def monthly_rows(monthly: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
     return [
-        {**m, "revenue_m_text": fmt.money(m["revenue_m"], currency),
+        {**m, "coverage": coverage(m),
+         "revenue_m_text": fmt.money(m["revenue_m"], currency),
          "revenue_g_text": fmt.money(m["revenue_g"], currency),
          "points_cost_text": fmt.money(m["points_cost_minor"], currency),
          "redeemed_text": fmt.money(m["redeemed_minor"], currency)}
@@ -65,9 +96,7 @@ def monthly_rows(monthly: list[dict[str, Any]], currency: str) -> list[dict[str,
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title}, "height": 340,
-            "margin": {"l": 60, "r": 10, "t": 40, "b": 40},
-            "legend": {"orientation": "h", "y": -0.2}, **extra}
+    return charts.layout(title, height=340, **extra)
 
 
 def _major(minor: list[int]) -> list[float]:
@@ -75,34 +104,47 @@ def _major(minor: list[int]) -> list[float]:
     return [m / 100 for m in minor]
 
 
-def orders_figure(monthly: list[dict[str, Any]]) -> dict[str, Any]:
+def _monthly(monthly: list[dict[str, Any]], title: str, bars: list[dict[str, Any]],
+             lines: list[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
+    """A per-month figure on a category axis: partial months (the current one,
+    the one the history starts in) lighter, hatched, shaded and labelled."""
     x = [m["month"] for m in monthly]
-    return {"data": [
-        {"type": "bar", "name": "members", "x": x, "y": [m["paid_orders_m"] for m in monthly]},
-        {"type": "bar", "name": "guests", "x": x, "y": [m["paid_orders_g"] for m in monthly]},
-    ], "layout": _layout("Paid orders per month", barmode="group")}
+    partial = [bool(m.get("partial")) for m in monthly]
+    data = [charts.partial_bars({"type": "bar", "x": x, **b}, partial) for b in bars]
+    for line in lines:
+        data += charts.partial_line({"type": "scatter", "mode": "lines+markers", "x": x,
+                                     **line}, partial)
+    marks = charts.partial_marks(x, [partial_note(m, short=True) for m in monthly])
+    layout = _layout(title, xaxis=charts.axis(type="category"), **marks, **extra)
+    return {"data": data, "layout": layout}
+
+
+def orders_figure(monthly: list[dict[str, Any]]) -> dict[str, Any]:
+    return _monthly(monthly, "Paid orders per month", [
+        {"name": "members", "y": [m["paid_orders_m"] for m in monthly]},
+        {"name": "guests", "y": [m["paid_orders_g"] for m in monthly]},
+    ], barmode="group")
 
 
 def revenue_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
-    x = [m["month"] for m in monthly]
-    return {"data": [
-        {"type": "bar", "name": "members", "x": x, "y": _major([m["revenue_m"] for m in monthly])},
-        {"type": "bar", "name": "guests", "x": x, "y": _major([m["revenue_g"] for m in monthly])},
-    ], "layout": _layout(f"Paid revenue per month ({currency})", barmode="group")}
+    return _monthly(monthly, f"Paid revenue per month ({currency})", [
+        {"name": "members", "y": _major([m["revenue_m"] for m in monthly])},
+        {"name": "guests", "y": _major([m["revenue_g"] for m in monthly])},
+    ], barmode="group")
 
 
 def cost_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
-    x = [m["month"] for m in monthly]
-    return {"data": [
-        {"type": "bar", "name": "member revenue", "x": x,
-         "y": _major([m["revenue_m"] for m in monthly])},
-        {"type": "scatter", "mode": "lines+markers", "name": "points issued (money)", "x": x,
-         "y": _major([m["points_cost_minor"] for m in monthly]), "yaxis": "y2"},
-        {"type": "scatter", "mode": "lines+markers", "name": "points redeemed (money)", "x": x,
-         "y": _major([m["redeemed_minor"] for m in monthly]), "yaxis": "y2"},
-    ], "layout": _layout(f"Points cost against member revenue ({currency})",
-                         yaxis2={"overlaying": "y", "side": "right",
-                                 "title": {"text": "points (money)"}})}
+    return _monthly(
+        monthly, f"Points cost against member revenue ({currency})",
+        [{"name": "member revenue", "y": _major([m["revenue_m"] for m in monthly])}],
+        [{"name": "points issued (money)", "yaxis": "y2",
+          "y": _major([m["points_cost_minor"] for m in monthly])},
+         {"name": "points redeemed (money)", "yaxis": "y2",
+          "y": _major([m["redeemed_minor"] for m in monthly])}],
+        yaxis=charts.value_axis(f"revenue ({currency})"),
+        # its own title and tick labels get their own margin, off the bars
+        yaxis2=charts.value_axis(f"points ({currency})", overlaying="y", side="right",
+                                 showgrid=False, tickmode="auto"))
 
 
 def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
@@ -112,9 +154,12 @@ def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
             data.append({"type": "scatter", "mode": "lines", "name": f"{cohort:%Y-%m}",
                          "x": g["months_since_join"].tolist(),
                          "y": (g["ltv_minor"] / 100).round(2).tolist()})
-    return {"data": data, "layout": _layout(
-        f"LTV per member by months since joining ({currency})",
-        xaxis={"title": {"text": "months since joining"}})}
+    # a dozen cohorts: a column beside the plot, clear of the axis title
+    layout = _layout(f"LTV per member by months since joining ({currency})", legend="right",
+                     xaxis=charts.axis("months since joining"),
+                     yaxis=charts.value_axis(f"{currency} per member"))
+    layout["legend"]["title"] = {"text": "joined"}
+    return {"data": data, "layout": layout}
 
 
 def retention_figure(retention: list[dict[str, Any]]) -> dict[str, Any]:
@@ -124,17 +169,22 @@ def retention_figure(retention: list[dict[str, Any]]) -> dict[str, Any]:
     z = [[None if cell.get((c, k)) is None else round(100 * cell[(c, k)], 1) for k in ks]
          for c in cohorts]
     return {"data": [{"type": "heatmap", "x": ks, "y": cohorts, "z": z, "colorscale": "Blues",
-                      "colorbar": {"title": {"text": "% active"}}}] if cohorts else [],
+                      "colorbar": {"title": {"text": "% active"}},
+                      "hovertemplate": "joined %{y}, month %{x}: %{z:.1f} % active"
+                                       "<extra></extra>"}] if cohorts else [],
             "layout": _layout("Cohort retention: % of members with a paid order",
-                              xaxis={"title": {"text": "months since joining"}},
-                              yaxis={"type": "category"})}
+                              legend="none",
+                              xaxis=charts.axis("months since joining"),
+                              yaxis=charts.axis(type="category"))}
 
 
-def tiers_figure(tiers: list[dict[str, Any]]) -> dict[str, Any]:
+def tiers_figure(tiers: list[dict[str, Any]], monthly: list[dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """Stacked per tier, over the months of the monthly series (partial ones marked)."""
     names = sorted({t["tier"] for t in tiers})
-    months = sorted({t["month"] for t in tiers})
     cell = {(t["month"], t["tier"]): t["orders"] for t in tiers}
-    return {"data": [{"type": "bar", "name": fmt.chart_text(n), "x": months,
-                      "y": [cell.get((m, n), 0) for m in months]} for n in names],
-            "layout": _layout("Member orders by the tier they were accrued under",
-                              barmode="stack")}
+    if monthly is None:
+        monthly = [{"month": m} for m in sorted({t["month"] for t in tiers})]
+    return _monthly(monthly, "Member orders by the tier they were accrued under", [
+        {"name": fmt.chart_text(n), "y": [cell.get((m["month"], n), 0) for m in monthly]}
+        for n in names], barmode="stack")

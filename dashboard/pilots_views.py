@@ -6,6 +6,7 @@ DataFrames) and give Dash components or figure dicts; no queries here.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -13,6 +14,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
+from dashboard import charts
 from dashboard import format as fmt
 from db.pilots import (
     METRIC_LABELS,
@@ -21,10 +23,11 @@ from db.pilots import (
     PilotInfo,
     PilotResults,
     PowerPreview,
+    min_effect_text,
 )
 
-VERDICT_COLOR = {"lift": "success", "harm": "danger", "no_effect": "secondary",
-                 "too_little_data": "warning", "srm": "danger"}
+VERDICT_COLOR = {"lift": "success", "lift_below_minimum": "info", "harm": "danger",
+                 "no_effect": "secondary", "too_little_data": "warning", "srm": "danger"}
 METHOD_LABEL = {"welch": "Welch (DiD)", "bootstrap": "Bootstrap (DiD)",
                 "cuped": "CUPED (pre-period adjusted)"}
 GROUP_COLOR = {"pilot": "#d9480f", "control": "#1c7ed6"}
@@ -170,24 +173,39 @@ def daily_figure(r: PilotResults, what: str = "spend") -> dict[str, Any]:
     start = pd.Timestamp(r.start).strftime("%Y-%m-%d")
     return {
         "data": traces,
-        "layout": {
-            "title": {"text": title, "font": {"size": 14}},
-            "xaxis": {"title": {"text": "Date"}},
-            "yaxis": {"title": {"text": f"{r.currency} per member" if what == "spend"
-                                else "orders per 100 members"}, "rangemode": "tozero"},
-            "legend": {"orientation": "h", "y": -0.25},
-            "margin": {"l": 60, "r": 20, "t": 40, "b": 60},
-            "height": 320,
-            "shapes": [{"type": "line", "xref": "x", "yref": "paper", "x0": start, "x1": start,
-                        "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "#495057"}}],
-            "annotations": [{"x": start, "y": 1, "xref": "x", "yref": "paper",
-                             "text": "pilot starts", "showarrow": False, "yanchor": "bottom",
-                             "font": {"size": 11}}],
-        },
+        "layout": charts.layout(
+            title, height=340,
+            xaxis=charts.axis("Date", type="date"),
+            yaxis=charts.value_axis(f"{r.currency} per member" if what == "spend"
+                                    else "orders per 100 members"),
+            shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": start, "x1": start,
+                     "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "#495057"}}],
+            # inside the plot, right of the line: the title row above stays clear
+            annotations=[{"x": start, "y": 1, "xref": "x", "yref": "paper",
+                          "text": "pilot starts", "showarrow": False, "yanchor": "top",
+                          "xanchor": "left", "xshift": 3, "font": {"size": 11},
+                          "bgcolor": "rgba(255,255,255,0.8)"}],
+        ),
     }
 
 
-def pilot_facts(p: PilotInfo) -> html.Div:
+def status_text(p: PilotInfo, now: dt.datetime | None = None) -> str:
+    if p.past_planned_end(now):
+        return f"running, past its planned end on {fmt.when(p.planned_end_at)}"
+    return p.status
+
+
+def overdue_text(p: PilotInfo, can_end: bool) -> str:
+    """The prompt for a running pilot whose planned end has passed."""
+    head = f"Past its planned end on {fmt.when(p.planned_end_at)} — "
+    why = (" Its pilot group still earns under the pilot's rules; the results below stop at "
+           "the planned end.")
+    if can_end:
+        return head + "end it: every member goes back to the published rules." + why
+    return head + "a supervisor ends it." + why
+
+
+def pilot_facts(p: PilotInfo, currency: str = "") -> html.Div:
     pop = p.population or {}
     if pop.get("source") == "file":
         who = f"uploaded list of {pop.get('members', 0):,} members"
@@ -203,7 +221,7 @@ def pilot_facts(p: PilotInfo) -> html.Div:
         except Exception:  # noqa: BLE001 - an old or odd description is shown as is
             who = str(pop)
     facts = [
-        f"Status: {p.status}",
+        f"Status: {status_text(p)}",
         f"rule set #{p.rule_set_id} '{p.rule_set_name}' ({p.rule_set_status})",
         f"population: {who}",
         f"pilot share {fmt.rate_bp(p.share_bp)}, seed {p.seed}",
@@ -211,7 +229,7 @@ def pilot_facts(p: PilotInfo) -> html.Div:
         f"from {fmt.when(p.start_at)} to {fmt.when(p.planned_end_at)}"
         + (f", ended {fmt.when(p.ended_at)}" if p.ended_at else ""),
         f"primary metric: {METRIC_LABELS[p.primary_metric].lower()}, minimum effect "
-        f"{p.min_effect}",
+        f"{min_effect_text(p.primary_metric, p.min_effect, currency)}",
         f"created by {p.created_by}"
         + (f", start requested by {p.start_requested_by}" if p.start_requested_by else "")
         + (f", approved by {p.started_by}" if p.started_by else ""),
@@ -237,7 +255,7 @@ def results_view(r: PilotResults) -> html.Div:
     period = (f"Pre period {fmt.when(r.pre_start)} – {fmt.when(r.start)}, pilot period "
               f"{fmt.when(r.start)} – {fmt.when(r.end)} ({r.days:.0f} days each).")
     return html.Div([
-        pilot_facts(r.pilot),
+        pilot_facts(r.pilot, r.currency),
         verdict_alert(r),
         srm_alert(r),
         html.Div(period, className="small mb-2"),
@@ -252,9 +270,9 @@ def results_view(r: PilotResults) -> html.Div:
         html.H2("The two groups over time", className="h6 mt-3"),
         dbc.Row([
             dbc.Col(dcc.Graph(id="pilots-spend-figure", figure=daily_figure(r, "spend"),
-                              config={"displaylogo": False}), md=6),
+                              config=charts.CONFIG), md=6),
             dbc.Col(dcc.Graph(id="pilots-orders-figure", figure=daily_figure(r, "orders"),
-                              config={"displaylogo": False}), md=6),
+                              config=charts.CONFIG), md=6),
         ]),
     ])
 

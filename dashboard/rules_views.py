@@ -12,6 +12,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
+from dashboard import charts
 from dashboard import format as fmt
 from db.rule_history import Version
 from db.rules import Problem, Rules, RulesDiff
@@ -306,8 +307,8 @@ def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
 
 # ---------------------------------------------------------------- simulation
 
-_LAYOUT = {"margin": {"l": 60, "r": 10, "t": 40, "b": 50}, "plot_bgcolor": "white",
-           "paper_bgcolor": "white", "height": 360}
+def _layout(title: str, **extra: Any) -> dict[str, Any]:
+    return charts.layout(title, height=360, **extra)
 
 
 def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
@@ -322,10 +323,10 @@ def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
             "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
             "colorbar": {"title": {"text": "members"}},
         }],
-        "layout": {**_LAYOUT, "title": {"text": "Tier migration: members now → under the draft"},
-                   "xaxis": {"title": {"text": "tier under the draft"}, "type": "category"},
-                   "yaxis": {"title": {"text": "tier now"}, "type": "category",
-                             "autorange": "reversed"}},
+        "layout": _layout("Tier migration: members now → under the draft", legend="none",
+                          xaxis=charts.axis("tier under the draft", type="category"),
+                          yaxis=charts.axis("tier now", type="category",
+                                            autorange="reversed")),
     }
 
 
@@ -337,10 +338,9 @@ def points_figure(points: dict[str, dict[str, int]], days: int) -> dict[str, Any
         "data": [{"type": "bar", "name": label, "x": kinds,
                   "y": [int(points[k][key]) for k in kinds], "marker": {"color": colour}}
                  for key, label, colour in series],
-        "layout": {**_LAYOUT, "barmode": "group",
-                   "title": {"text": f"Points issued, last {days} days"},
-                   "yaxis": {"title": {"text": "points"}, "gridcolor": "#e9ecef"},
-                   "legend": {"orientation": "h", "y": -0.2}},
+        "layout": _layout(f"Points issued, last {days} days", barmode="group",
+                          xaxis=charts.axis(type="category"),
+                          yaxis=charts.value_axis("points")),
     }
 
 
@@ -355,9 +355,8 @@ def by_day_figure(by_day: pd.DataFrame) -> dict[str, Any]:
              "y": [int(v) for v in by_day.get("draft_points", [])],
              "line": {"color": "#fd7e14"}},
         ],
-        "layout": {**_LAYOUT, "title": {"text": "Points per day (accrual + referral)"},
-                   "yaxis": {"title": {"text": "points"}, "gridcolor": "#e9ecef"},
-                   "legend": {"orientation": "h", "y": -0.2}},
+        "layout": _layout("Points per day (accrual + referral)",
+                          xaxis=charts.axis(type="date"), yaxis=charts.value_axis("points")),
     }
 
 

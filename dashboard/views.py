@@ -6,6 +6,7 @@ plain data.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import html
 
+from dashboard import charts
 from dashboard import format as fmt
 from db import exports
 from db.api_keys import KeyInfo
@@ -113,10 +115,14 @@ def rule_set_card(rs: RuleSetView, in_force: bool) -> dbc.Card:
     )
 
 
-def pilot_rows(pilots: Iterable[PilotView]) -> list[dict[str, Any]]:
+def pilot_rows(pilots: Iterable[PilotView], now: dt.datetime | None = None
+               ) -> list[dict[str, Any]]:
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return [
         {
-            "name": p.name, "status": p.status, "rule_set": p.rule_set,
+            "name": p.name,
+            "status": "running, past planned end" if p.status == "running"
+            and now >= p.planned_end_at else p.status, "rule_set": p.rule_set,
             "metric": p.primary_metric, "share": fmt.rate_bp(p.pilot_share_bp),
             "start": fmt.when(p.start_at), "planned_end": fmt.when(p.planned_end_at),
             "ended": fmt.when(p.ended_at), "pilot_members": p.pilot_members,
@@ -135,8 +141,8 @@ PILOT_COLUMNS = [
     {"field": "start", "headerName": "Start"},
     {"field": "planned_end", "headerName": "Planned end"},
     {"field": "ended", "headerName": "Ended"},
-    {"field": "pilot_members", "headerName": "Pilot group", "type": "rightAligned"},
-    {"field": "control_members", "headerName": "Control group", "type": "rightAligned"},
+    {"field": "pilot_members", "headerName": "Pilot group", **charts.NUMBER_COLUMN},
+    {"field": "control_members", "headerName": "Control group", **charts.NUMBER_COLUMN},
 ]
 
 ADJUSTMENT_COLUMNS = [
@@ -244,13 +250,8 @@ def sales_figures(df: pd.DataFrame, currency: str) -> tuple[dict[str, Any], dict
                  "y": series(buyer, col, divisor), "marker": {"color": colour}}
                 for buyer, colour in (("member", "#0d6efd"), ("guest", "#adb5bd"))
             ],
-            "layout": {
-                "title": {"text": title}, "barmode": "group", "height": 360,
-                "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
-                "legend": {"orientation": "h", "y": -0.2},
-                "xaxis": {"type": "category"}, "yaxis": {"gridcolor": "#e9ecef"},
-                "plot_bgcolor": "white", "paper_bgcolor": "white",
-            },
+            "layout": charts.layout(title, height=360, barmode="group",
+                                    xaxis=charts.axis(type="category")),
         }
 
     # revenue axis in whole currency units; exact minor units stay in the data

@@ -943,6 +943,11 @@ class PilotInfo:
     def window_end(self) -> dt.datetime:
         return min(self.planned_end_at, self.ended_at) if self.ended_at else self.planned_end_at
 
+    def past_planned_end(self, now: dt.datetime | None = None) -> bool:
+        """Still running although its planned end has passed: nobody ended it
+        (the results stop at the planned end; the pilot rules still apply)."""
+        return self.status == "running" and (now or utcnow()) >= self.planned_end_at
+
 
 def pilot_info(s: Session, pilot_id: int) -> PilotInfo:
     p = _get(s, pilot_id)
@@ -1342,16 +1347,57 @@ def pilot_results(
     cost = PointsCost(n_orders, actual, published, pv, rev(spend.welch.lift),
                       rev(spend.welch.ci_low), rev(spend.welch.ci_high))
     primary = next(r for r in results if r.metric == p.primary_metric)
-    code, sentence = _verdict(primary, srm, length, Decimal(p.min_effect or "0"))
     currency = s.scalar(select(ProgramSettings.currency)) or "RUB"
+    code, sentence = _verdict(primary, srm, length, Decimal(p.min_effect or "0"), currency)
     step(1.0, "done")
     return PilotResults(info, as_of, pre_start, start, end, results, srm, cost, daily, code,
                         sentence, currency)
 
 
-def _verdict(m: MetricResult, srm: stats.SrmResult, length: dt.timedelta, min_effect: Decimal
-             ) -> tuple[str, str]:
-    """The primary metric's verdict, never stronger than the evidence."""
+def metric_text(metric: str, x: float | None, currency: str, *, signed: bool = False) -> str:
+    """A metric value (or lift) in its unit: money with the program currency
+    ("+1,234.50 RUB"), orders ("0.125 orders"), a share in percent (points
+    when signed: a lift is "+2.0 pp")."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    sign = "+" if signed else ""
+    unit = METRIC_UNITS[metric]
+    if unit == "money":
+        return f"{x:{sign},.2f} {currency}".strip()
+    if unit == "orders":
+        return f"{x:{sign},.3f} orders"
+    return f"{x * 100:{sign},.1f} pp" if signed else f"{x * 100:,.1f} %"
+
+
+def min_effect_text(metric: str, min_effect: Decimal | str | float, currency: str) -> str:
+    """The minimum effect in the metric's unit (a share's is in points)."""
+    try:
+        x = float(min_effect)
+    except (TypeError, ValueError):
+        return "not set"
+    if not x:
+        return "not set"
+    if METRIC_UNITS[metric] == "share of members":
+        return f"{x * 100:,.1f} pp"
+    return metric_text(metric, x, currency)
+
+
+VERDICTS = {
+    "lift": "Significant lift",
+    "lift_below_minimum": "Statistically significant but below the minimum effect",
+    "harm": "Harm",
+    "no_effect": "No detectable effect",
+    "too_little_data": "Too little data",
+    "srm": "Sample ratio mismatch",
+}
+
+
+def _verdict(m: MetricResult, srm: stats.SrmResult, length: dt.timedelta, min_effect: Decimal,
+             currency: str = "") -> tuple[str, str]:
+    """The primary metric's verdict, never stronger than the evidence and never
+    self-contradictory: a lift smaller than the minimum effect the pilot was set
+    up to find is its own category, not a "significant lift" with a caveat.
+    Values are in the metric's unit, money with the program currency."""
     label = m.label.lower()
     if srm.mismatch:
         return ("srm", f"Sample ratio mismatch: the groups are {srm.observed_share:.1%} pilot, "
@@ -1360,21 +1406,42 @@ def _verdict(m: MetricResult, srm: stats.SrmResult, length: dt.timedelta, min_ef
     if length < dt.timedelta(days=1):
         return ("too_little_data", "Too little data to judge: the pilot has run for less than a "
                 "day.")
-    code, sentence = stats.verdict(m.welch)
-    if code in ("lift", "harm"):
-        b = m.bootstrap
-        agrees = (b.ci_low > 0) if code == "lift" else (b.ci_high < 0)
-        if not agrees:
-            return ("no_effect", f"No clear effect on {label}: the Welch interval "
-                    f"({m.welch.ci_low:+.2f} to {m.welch.ci_high:+.2f}) excludes zero but the "
-                    f"bootstrap interval ({b.ci_low:+.2f} to {b.ci_high:+.2f}) does not; "
-                    "treat it as not shown yet.")
-        if code == "lift" and min_effect and m.welch.ci_low < float(min_effect) <= m.welch.lift:
-            sentence += (f" The lower bound is below the minimum effect worth detecting "
-                         f"({min_effect}), so the lift may be smaller than that.")
-        elif code == "lift" and min_effect and m.welch.lift < float(min_effect):
-            sentence += f" It is smaller than the minimum effect worth detecting ({min_effect})."
-    return code, f"{m.label}: {sentence}"
+    w, b = m.welch, m.bootstrap
+    code, sentence = stats.verdict(w)
+    if code == "too_little_data":
+        return code, f"{m.label}: {sentence}"
+
+    def v(x: float) -> str:
+        return metric_text(m.metric, x, currency, signed=True)
+
+    interval = f"95% CI {v(w.ci_low)} to {v(w.ci_high)}, p = {w.p_value:.3g}"
+    minimum = min_effect_text(m.metric, min_effect, currency) if min_effect else ""
+    if code in ("lift", "harm") and not ((b.ci_low > 0) if code == "lift" else (b.ci_high < 0)):
+        return ("no_effect", f"No clear effect on {label}: the Welch interval "
+                f"({v(w.ci_low)} to {v(w.ci_high)}) excludes zero but the bootstrap interval "
+                f"({v(b.ci_low)} to {v(b.ci_high)}) does not; treat it as not shown yet.")
+    if code == "lift" and min_effect and w.lift < float(min_effect):
+        return ("lift_below_minimum",
+                f"{m.label}: {VERDICTS['lift_below_minimum']} of {minimum}: {v(w.lift)} "
+                f"({interval}). The pilot changed {label}, but by less than the effect it was "
+                "set up to find.")
+    if code == "lift":
+        tail = ""
+        if min_effect and w.ci_low < float(min_effect):
+            tail = (f" The estimate reaches the minimum effect of {minimum}, but the interval's "
+                    "lower end is below it, so the lift may be smaller than that.")
+        elif min_effect:
+            tail = f" Even the interval's lower end is above the minimum effect of {minimum}."
+        return ("lift", f"{m.label}: {VERDICTS['lift']}: {v(w.lift)} ({interval}).{tail}")
+    if code == "harm":
+        return ("harm", f"{m.label}: Harm: the pilot group did worse by "
+                f"{metric_text(m.metric, abs(w.lift), currency)} ({interval}).")
+    tail = ""
+    if min_effect and w.ci_high < float(min_effect):
+        tail = f" A lift as large as the minimum effect of {minimum} is ruled out."
+    return ("no_effect", f"{m.label}: {VERDICTS['no_effect']}: {v(w.lift)} with a 95% CI from "
+            f"{v(w.ci_low)} to {v(w.ci_high)}; an effect of that size either way cannot be ruled "
+            f"out.{tail}")
 
 
 def results_csv(r: PilotResults) -> str:

@@ -75,6 +75,7 @@ from db.models import (
     RollupReferrer,
     RollupState,
     RollupTransferIn,
+    RuleSet,
 )
 from db.session import Database
 
@@ -1019,6 +1020,10 @@ class Overview:
     tiers: list[dict[str, Any]]
     ltv: Any  # pandas DataFrame (db.metrics.ltv_cohorts)
     retention: list[dict[str, Any]]
+    # the day of the first recorded order (None: no order yet); the previous
+    # stretch is compared only when the history covers all of it
+    history_start: dt.datetime | None = None
+    comparable: bool = True
 
 
 def _month_start(value: dt.datetime) -> dt.datetime:
@@ -1045,6 +1050,32 @@ def comparable_periods(now: dt.datetime, months: int
     length = (_add_months(month, 1) - month).days
     pt = month + dt.timedelta(days=min((today - start).days, length))
     return f, today, pf, pt
+
+
+def history_start(s: Session) -> dt.datetime | None:
+    """Midnight of the day the program's records begin: its first published
+    rule version in force or its first recorded order (an imported history
+    may predate the rules), whichever is earlier; None when neither exists.
+    Before it there is no data, not zero activity. Both are index reads."""
+    found = [x for x in (
+        s.scalar(select(func.min(_o.c.paid_at))),
+        s.scalar(select(func.min(RuleSet.effective_at)).where(RuleSet.status == "published")),
+    ) if x is not None]
+    if not found:
+        return None
+    return min(found).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_coverage(month: dt.datetime, to: dt.datetime, start: dt.datetime | None
+                   ) -> tuple[int, int, dt.datetime, dt.datetime]:
+    """(days with data, days in the month, first, end) of a calendar month of
+    the series that ends at ``to`` (exclusive) and whose history begins at
+    ``start``: the current month counts its complete days only, the month the
+    history began counts from that day."""
+    end = _add_months(month, 1)
+    first = max(month, start) if start is not None else month
+    last = min(end, max(to, first))
+    return (last - first).days, (end - month).days, first, last
 
 
 ORDER_METRICS = ["paid_orders_m", "paid_orders_g", "revenue_m", "revenue_g"]
@@ -1104,70 +1135,89 @@ def overview(
     f, t, pf, pt = comparable_periods(now, months)
     currency = metrics._settings(s)[0]
     value = metrics.point_value_minor(s, now)
+    begun = history_start(s)
+    # the same stretch earlier is only a comparison when the history covers
+    # all of it: a stretch before the first order would set a year against a
+    # few weeks (or nothing)
+    comparable = begun is not None and begun <= pf
     step(0.05, "the period's orders and points")
     cur = _period_figures(s, f, t, segment, now)
-    step(0.35, "the previous period")
-    prev = _period_figures(s, pf, pt, segment, now)
+    if comparable:
+        step(0.35, "the previous period")
+        prev = _period_figures(s, pf, pt, segment, now)
+    else:
+        prev = None
     step(0.65, "monthly series and tier mix")
     rows = []
 
     def ratio_value(r: Any) -> float | None:
         return None if r.value is None else r.value
 
-    def add(key: str, label: str, unit: str, a: Any, b: Any) -> None:
-        rows.append({"key": key, "metric": label, "unit": unit, "current": a, "previous": b,
+    def add(key: str, label: str, unit: str, get: Callable[[dict[str, Any]], Any]) -> None:
+        rows.append({"key": key, "metric": label, "unit": unit, "current": get(cur),
+                     "previous": None if prev is None else get(prev),
                      "definition": metrics.DEFINITIONS[key.split(":")[0]]})
 
     for who, sfx in (("members", "_m"), ("guests", "_g")):
-        add("revenue", f"Revenue, {who}", "money",
-            cur["orders"]["revenue" + sfx], prev["orders"]["revenue" + sfx])
+        add("revenue", f"Revenue, {who}", "money", lambda x, k="revenue" + sfx: x["orders"][k])
         add("orders", f"Paid orders, {who}", "count",
-            cur["orders"]["paid_orders" + sfx], prev["orders"]["paid_orders" + sfx])
+            lambda x, k="paid_orders" + sfx: x["orders"][k])
         add("average_check", f"Average check, {who}", "money",
-            *[metrics.ratio(x["orders"]["revenue" + sfx], x["orders"]["paid_orders" + sfx]).value
-              for x in (cur, prev)])
+            lambda x, k=sfx: metrics.ratio(x["orders"]["revenue" + k],
+                                           x["orders"]["paid_orders" + k]).value)
     add("purchase_frequency", "Purchase frequency, members (orders / month)", "number",
-        ratio_value(cur["frequency"].split.members), ratio_value(prev["frequency"].split.members))
+        lambda x: ratio_value(x["frequency"].split.members))
     add("purchase_frequency", "Purchase frequency, guests (orders / month)", "number",
-        ratio_value(cur["frequency"].split.guests), ratio_value(prev["frequency"].split.guests))
+        lambda x: ratio_value(x["frequency"].split.guests))
     add("repeat_purchase_rate", "Repeat purchase rate", "rate",
-        ratio_value(cur["repeat"]), ratio_value(prev["repeat"]))
+        lambda x: ratio_value(x["repeat"]))
     add("participation_rate", "Participation rate", "rate",
-        ratio_value(cur["participation"]), ratio_value(prev["participation"]))
-    add("points_cost", "Points issued, in money", "money",
-        cur["issued"] * value, prev["issued"] * value)
+        lambda x: ratio_value(x["participation"]))
+    add("points_cost", "Points issued, in money", "money", lambda x: x["issued"] * value)
     add("points_redeemed", "Points redeemed, in money", "money",
-        cur["redeemed"] * value, prev["redeemed"] * value)
+        lambda x: x["redeemed"] * value)
     add("points_cost", "Points cost ÷ member revenue", "rate",
-        *[metrics.ratio(x["issued"] * value, x["orders"]["revenue_m"]).value for x in (cur, prev)])
+        lambda x: metrics.ratio(x["issued"] * value, x["orders"]["revenue_m"]).value)
     add("redemption_rate", "Redemption rate", "rate",
-        *[metrics.ratio(x["redeemed"], x["issued"]).value for x in (cur, prev)])
-    add("breakage_rate", "Breakage rate", "rate",
-        ratio_value(cur["breakage"].ratio), ratio_value(prev["breakage"].ratio))
+        lambda x: metrics.ratio(x["redeemed"], x["issued"]).value)
+    add("breakage_rate", "Breakage rate", "rate", lambda x: ratio_value(x["breakage"].ratio))
     add("points_liability", "Points liability at the end, in money", "money",
-        cur["liability"].amount_minor, prev["liability"].amount_minor)
+        lambda x: x["liability"].amount_minor)
 
-    # monthly series over both periods
+    # monthly series over both periods (without a comparison: from the month
+    # the history begins), each month marked with the days it covers
+    if comparable or begun is None:
+        first = pf if comparable else f
+    else:
+        first = max(pf, _month_start(begun))
+    n_months = (f.year - first.year) * 12 + f.month - first.month + months
     monthly: dict[dt.datetime, dict[str, int]] = {}
-    for k in range(2 * months):
-        monthly[_add_months(pf, k)] = {m: 0 for m in (*ORDER_METRICS, "issued", "redeemed")}
+    for k in range(n_months):
+        monthly[_add_months(first, k)] = {m: 0 for m in (*ORDER_METRICS, "issued", "redeemed")}
     sign = {"pts_accrual": ("issued", 1), "pts_referral_bonus": ("issued", 1),
             "pts_rev_accrual": ("issued", -1), "pts_rev_referral_bonus": ("issued", -1),
             "pts_redemption": ("redeemed", 1), "pts_rev_redemption": ("redeemed", -1)}
-    for day, metric, _g, v in daily_series(s, [*ORDER_METRICS, *sign], pf, t, segment=segment):
+    for day, metric, _g, v in daily_series(s, [*ORDER_METRICS, *sign], first, t,
+                                           segment=segment):
         col, k = sign.get(metric, (metric, 1))
         if segment and metric in ("paid_orders_g", "revenue_g"):
             continue
         monthly[_month_start(day)][col] += k * v
     if segment:
-        for day, metric, _g, v in daily_series(s, ["paid_orders_g", "revenue_g"], pf, t):
+        for day, metric, _g, v in daily_series(s, ["paid_orders_g", "revenue_g"], first, t):
             monthly[_month_start(day)][metric] += v
-    monthly_rows = [{"month": m.strftime("%Y-%m"), **v,
-                     "points_cost_minor": v["issued"] * value,
-                     "redeemed_minor": v["redeemed"] * value}
-                    for m, v in sorted(monthly.items())]
+    monthly_rows = []
+    for m, v in sorted(monthly.items()):
+        days, length, a, b = month_coverage(m, t, begun)
+        monthly_rows.append({"month": m.strftime("%Y-%m"), **v,
+                             "points_cost_minor": v["issued"] * value,
+                             "redeemed_minor": v["redeemed"] * value,
+                             "days": days, "month_days": length, "partial": days < length,
+                             # the days covered, both inclusive (none: to < from)
+                             "covered_from": a.date().isoformat(),
+                             "covered_to": (b - dt.timedelta(days=1)).date().isoformat()})
     tier_acc: dict[tuple[str, str], int] = {}
-    for day, _metric, tier, v in daily_series(s, ["paid_orders_m"], pf, t, segment=segment,
+    for day, _metric, tier, v in daily_series(s, ["paid_orders_m"], first, t, segment=segment,
                                               by="tier"):
         key = (day.strftime("%Y-%m"), tier or "(none)")
         tier_acc[key] = tier_acc.get(key, 0) + v
@@ -1182,7 +1232,7 @@ def overview(
     return Overview(
         period=(f, t), previous=(pf, pt), segment=segment, currency=currency,
         point_value_minor=value, rows=rows, monthly=monthly_rows, tiers=tiers, ltv=ltv,
-        retention=retention,
+        retention=retention, history_start=begun, comparable=comparable,
     )
 
 

@@ -148,6 +148,12 @@ def layout(**_: object) -> html.Div:
                         placeholder="Why the start is sent back (needed to send it back)",
                     ), md={"size": 6, "offset": 6}), className=f"mb-2 {hide}"),
                     html.Div(id=ids.ACTION_MSG),
+                    dbc.Alert(id=ids.OVERDUE, is_open=False, color="warning",
+                              className="d-flex flex-wrap align-items-center gap-2", children=[
+                                  html.Span(id=ids.OVERDUE_TEXT),
+                                  dbc.Button("End pilot now", id=ids.END_NOW, color="danger",
+                                             size="sm", className=f"text-nowrap {hide}"),
+                              ]),
                     dbc.Row([
                         dbc.Col(dbc.Progress(id=ids.RESULTS_PROGRESS, value=0, label="",
                                              striped=True, animated=True,

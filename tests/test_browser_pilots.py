@@ -135,7 +135,7 @@ def test_demo_pilot_results_then_create_a_pilot_from_a_csv(browser, base_url, de
     browser.get(base_url + "/pilots")
     wait_for(browser, READY["/pilots"])
     # the demo pilot is chosen by default: its verdict finds the built-in effect
-    wait_text(browser, "#pilots-verdict", "Significant lift")
+    wait_text(browser, "#pilots-verdict", "Statistically significant but below the minimum effect")
     wait_for(browser, "#pilots-spend-figure .main-svg")
     wait_for(browser, "#pilots-metric-table")
     settle(browser)

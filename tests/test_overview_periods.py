@@ -76,3 +76,66 @@ def test_first_of_the_month_this_month_so_far_is_empty_not_an_error(db: Database
     from callbacks.overview import _render
 
     assert "No complete day in this month yet" in repr(_render(o, 1, None)[0])
+
+
+def test_no_comparison_with_a_stretch_before_the_history_began(db: Database) -> None:
+    """Twelve months against the twelve before them, when the program's records
+    begin in between: no previous figures and no change, said on the page."""
+    now = D(2026, 12, 2, 10)
+    with db.begin() as s:
+        publish(s, effective_at=D(2025, 9, 29, 15))
+        member(s, "C1", joined_at=D(2025, 9, 29))
+    for ref, at in {"first": D(2025, 9, 30, 12), "old": D(2025, 12, 5, 12),
+                    "new": D(2026, 3, 5, 12), "yesterday": D(2026, 12, 1, 12)}.items():
+        ledger.post_order_safely(db, OrderIn(ref, "C1", at, 100_00))
+    rollups.refresh_rollups(db)
+    with db.read() as s:
+        assert rollups.history_start(s) == D(2025, 9, 29)
+        o = rollups.overview(s, months=12, now=now)
+        short = rollups.overview(s, months=3, now=now)
+    assert o.previous[0] == D(2025, 1, 1) and not o.comparable
+    assert o.history_start == D(2025, 9, 29)
+    assert all(r["previous"] is None for r in o.rows)
+    rows = {r["metric"]: r for r in o.rows}
+    assert rows["Paid orders, members"]["current"] == 2
+    # the monthly series starts with the history: September 2025 from the 29th
+    months = {m["month"]: m for m in o.monthly}
+    assert min(months) == "2025-09"
+    sep, dec = months["2025-09"], months["2026-12"]
+    assert (sep["partial"], sep["days"], sep["month_days"]) == (True, 2, 30)
+    assert (sep["covered_from"], sep["covered_to"]) == ("2025-09-29", "2025-09-30")
+    assert (dec["partial"], dec["days"], dec["month_days"]) == (True, 1, 31)
+    assert not any(m["partial"] for k, m in months.items() if k not in ("2025-09", "2026-12"))
+    assert sum(m["paid_orders_m"] for m in o.monthly) == 4
+
+    from callbacks.overview import _render
+    from dashboard import overview_views as views
+
+    out = _render(o, 12, None)
+    summary = repr(out[0])
+    assert "No comparison: history starts 29 Sep 2025" in summary
+    assert "2026-12: 1 Dec, 1 of 31 days" in summary and "2025-09: 29–30 Sep" in summary
+    kpis = out[1]
+    assert {r["change"] for r in kpis} == {"no comparison: history starts 29 Sep 2025"}
+    assert {r["previous_text"] for r in kpis} == {"–"}
+    # the charts mark both partial months: lighter, hatched bars and a label
+    fig = out[3]
+    assert [a["text"] for a in fig["layout"]["annotations"]] == [
+        "partial:<br>29–30 Sep", "partial:<br>1 Dec"]
+    bars = fig["data"][0]
+    assert bars["marker"]["opacity"][0] < 1 and bars["marker"]["opacity"][-1] < 1
+    assert set(bars["marker"]["opacity"][1:-1]) == {1}
+    assert bars["marker"]["pattern"]["shape"][-1] and not bars["marker"]["pattern"]["shape"][1]
+    assert views.monthly_rows(o.monthly, "RUB")[-1]["coverage"] == "partial: 1 Dec, 1 of 31 days"
+
+    # three months back are covered: compared, day for day
+    assert short.comparable and short.previous == (D(2026, 7, 1), D(2026, 9, 2))
+    assert "No comparison" not in repr(_render(short, 3, None)[0])
+
+
+def test_no_history_at_all_has_no_comparison(db: Database) -> None:
+    with db.read() as s:
+        assert rollups.history_start(s) is None
+        o = rollups.overview(s, months=3, now=D(2026, 12, 2, 10))
+    assert not o.comparable and o.history_start is None
+    assert [m["month"] for m in o.monthly] == ["2026-10", "2026-11", "2026-12"]

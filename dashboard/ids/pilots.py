@@ -15,6 +15,9 @@ class Pilots:
     SEND_BACK_REASON = "pilots-send-back-reason"
     CANCEL = "pilots-cancel"
     END = "pilots-end"
+    OVERDUE = "pilots-overdue"  # alert: a running pilot past its planned end
+    OVERDUE_TEXT = "pilots-overdue-text"
+    END_NOW = "pilots-end-now"  # the alert's end button (supervisors)
     ROLLOUT = "pilots-rollout"
     EXPORT = "pilots-export"
     DOWNLOAD = "pilots-download"
