@@ -14,6 +14,7 @@ from dash import dcc, html
 
 from dashboard import format as fmt
 from db.rule_history import Version
+from db.rule_review import RecordedSimulation
 from db.rules import Problem, Rules, RulesDiff
 from db.settings_changes import Proposal
 from db.simulation import SimulationResult
@@ -254,7 +255,8 @@ def _setting_text(field: str, value: Any, currency: str) -> str:
     return str(value)
 
 
-def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
+def diff_view(a: Version, b: Version, d: RulesDiff, currency: str,
+              view_id: str = "rules-diff-view") -> Any:
     """Side by side: version a | version b, changed cells highlighted."""
     fields = ("threshold_minor", "accrual_rate_bp", "referral_rate_bp")
     head = html.Thead(html.Tr(
@@ -286,7 +288,7 @@ def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
         if not d.changed else None,
         html.Ul(settings, className="mb-2", id="rules-diff-settings") if settings else None,
         dbc.Table([head, html.Tbody(body)], size="sm", bordered=True, className="rules-diff"),
-    ], id="rules-diff-view")
+    ], id=view_id)
 
 
 # ---------------------------------------------------------------- simulation
@@ -430,3 +432,75 @@ def expiry_proposal(p: Proposal, currency: str, *, mine: bool) -> dbc.Alert:
         else "Approve to apply it from now, or refuse with a reason.",
         className="text-muted"))
     return dbc.Alert(lines, color="warning", className="py-2 mb-2")
+
+
+# ---------------------------------------------------------------- review
+
+
+def review_hint() -> Any:
+    return html.Div("Select a submitted version in the table to see what it changes against "
+                    "the version in force and the simulation it was submitted with.",
+                    className="text-muted small", id="rules-review-hint")
+
+
+def recorded_simulation_view(rec: RecordedSimulation | None, stale: Sequence[str],
+                             currency: str) -> Any:
+    """The simulation a submitted version was submitted with, and whether the
+    data has changed since."""
+    if rec is None:
+        return dbc.Alert("No simulation is recorded for this version (it was submitted while "
+                         "no version was in force).", color="secondary", className="py-2",
+                         id="rules-review-no-simulation")
+    p = rec.points
+    total_cur = p["accrual"]["current"] + p["referral"]["current"]
+    total_new = p["accrual"]["draft"] + p["referral"]["draft"]
+    if stale:
+        fresh = dbc.Alert(
+            ["Not on the current data: " + "; ".join(stale) + ". ",
+             "Choose this version in the Version list and run the simulation again to see "
+             "it on today's data."], color="warning", className="py-2 small mb-2",
+            id="rules-review-stale")
+    else:
+        fresh = dbc.Alert("The members and orders have not changed since: this is the "
+                          "simulation on the current data.", color="success",
+                          className="py-2 small mb-2", id="rules-review-current")
+    return html.Div([
+        html.Div(
+            f"Simulated by {rec.by} at {fmt.when(rec.recorded_at)} UTC against "
+            f"#{rec.in_force_id} {rec.in_force_name} (in force then): {rec.members:,} members "
+            f"and {rec.orders:,} paid orders of the {rec.days} days up to "
+            f"{fmt.when(rec.as_of)} UTC.", className="text-muted small mb-2"),
+        fresh,
+        dbc.Row([
+            _tile("members move up", fmt.points(rec.moved_up), "rules-review-up"),
+            _tile("members move down", fmt.points(rec.moved_down), "rules-review-down"),
+            _tile(f"points in the period: {fmt.points(total_cur)} now → "
+                  f"{fmt.points(total_new)}", fmt.signed_points(total_new - total_cur),
+                  "rules-review-points"),
+            _tile("liability change (draft point value)",
+                  ("+" if rec.liability_change_minor > 0 else "")
+                  + fmt.money(rec.liability_change_minor, currency), "rules-review-liability"),
+        ], className="g-2 mb-2"),
+        dcc.Graph(id="rules-review-matrix", figure=migration_figure(rec.matrix),
+                  config={"displayModeBar": False}),
+    ], id="rules-review-simulation")
+
+
+def review_view(pending: Version, live: Version | None, d: RulesDiff | None,
+                rec: RecordedSimulation | None, stale: Sequence[str], currency: str) -> Any:
+    """What the approver decides on: the selected submitted version's changes
+    against the version in force and its simulation."""
+    if live is None or d is None:
+        changes: Any = dbc.Alert("No version is in force: this one would be the first.",
+                                 color="secondary", className="py-2")
+    else:
+        changes = diff_view(live, pending, d, currency, view_id="rules-review-diff")
+    return dbc.Card(dbc.CardBody([
+        html.H6(f"#{pending.id} {pending.name}: submitted by {pending.author or '—'} "
+                f"{fmt.when(pending.submitted_at)} UTC"),
+        html.Div(f"Note: {pending.note}", className="small mb-2") if pending.note else None,
+        html.Div("Changes against the version in force", className="fw-semibold mt-2 mb-1"),
+        changes,
+        html.Div("Simulation", className="fw-semibold mt-3 mb-1"),
+        recorded_simulation_view(rec, stale, currency),
+    ]), id="rules-review-card")

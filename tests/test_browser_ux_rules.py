@@ -1,0 +1,144 @@
+"""What a new supervisor meets on the tier-rules page, in headless Chromium:
+the approver sees the diff and the simulation of the version they decide on,
+a submission needs a simulation on the current data, and messages of one
+selected version do not stay on screen for another."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from db import rules
+from db.actor import Actor
+from db.models import RuleSet
+from db.session import Database
+from tests.factories import DEFAULT_TIERS, simulated
+from tests.seed import PASSWORD, STAFF
+from tests.test_browser import (  # noqa: F401 - fixtures
+    SCREENSHOTS,
+    base_url,
+    browser,
+    screenshots_dir,
+    severe,
+    sign_in,
+    wait_for,
+)
+from tests.test_browser_rules import click, tab, wait_text
+
+pytestmark = pytest.mark.browser
+
+from selenium.common.exceptions import ElementClickInterceptedException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+FIRST = "Review: richer Gold"
+SECOND = "Review: cheaper Silver"
+UNSIMULATED = "Review: never simulated"
+
+
+def tiers(**rates: str) -> list[dict]:
+    out = [dict(t) for t in DEFAULT_TIERS]
+    for t in out:
+        t["accrual_rate"] = rates.get(t["name"], t["accrual_rate"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def review_versions(web_seed) -> dict[str, int]:
+    """Two versions submitted after their simulation, one draft never simulated."""
+    url, ids = web_seed
+    d = Database(url)
+    sue = Actor("sue", ids["sue"], "supervisor")
+
+    def tx(s) -> dict[str, int]:
+        out = {}
+        for name, rows in ((FIRST, tiers(Gold="9")), (SECOND, tiers(Silver="2"))):
+            rid = rules.create_draft(s, sue, name, rows)
+            simulated(s, sue, rid)
+            rules.submit(s, sue, rid)
+            out[name] = rid
+        out[UNSIMULATED] = rules.create_draft(s, sue, UNSIMULATED, tiers(Bronze="2"))
+        return out
+
+    try:
+        return d.write_tx(tx)
+    finally:
+        d.dispose()
+
+
+def choose_version(d, name: str) -> None:
+    """Pick a version in the page's version list (Dash 4 dropdown)."""
+    d.find_element(By.CSS_SELECTOR, "#rules-version").click()
+    wait_for(d, ".dash-dropdown-option")
+    next(o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
+         if name in o.text).click()
+    wait_text(d, "#rules-version-summary", name)
+
+
+def pending_row(d, name: str) -> None:
+    cell = d.find_element(By.XPATH, f"//div[@id='rules-pending-grid']//div[@col-id='name' "
+                                    f"and normalize-space()='{name}']")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)
+    try:
+        cell.click()
+    except ElementClickInterceptedException:  # the layout moved while scrolling
+        time.sleep(0.5)
+        d.execute_script("arguments[0].click();", cell)
+
+
+def test_approver_sees_diff_and_simulation_and_old_messages_go(
+        browser, base_url, web_seed, review_versions):  # noqa: F811
+    d = browser
+    try:
+        sign_in(d, base_url, STAFF["supervisor"][0], PASSWORD)
+        wait_for(d, "#shell-user-name")
+        d.get(base_url + "/rules")
+        wait_for(d, "#rules-history-grid .ag-row")
+
+        # submitting a version that was never simulated is refused, with the reason
+        choose_version(d, UNSIMULATED)
+        click(d, "rules-submit")
+        wait_text(d, "#rules-submit-refused", "not submitted: run its simulation first")
+        with Database(web_seed[0]).read() as s:
+            assert s.get(RuleSet, review_versions[UNSIMULATED]).status == "draft"
+
+        # selecting a submitted version shows its diff against the version in force
+        # and the simulation it was submitted with
+        tab(d, "Approval")
+        wait_text(d, "#rules-pending-grid", FIRST)
+        wait_for(d, "#rules-review-hint")
+        pending_row(d, FIRST)
+        wait_text(d, "#rules-review-card", f"#{review_versions[FIRST]} {FIRST}")
+        diff = d.find_element(By.ID, "rules-review-diff")
+        assert f"#{review_versions[FIRST]} {FIRST}" in diff.text
+        assert "Launch tiers" in diff.text  # the version in force
+        assert diff.find_elements(By.CSS_SELECTOR, "td.table-warning")  # changed cells
+        wait_for(d, "#rules-review-matrix .main-svg")
+        sim = d.find_element(By.ID, "rules-review-simulation").text
+        assert "Simulated by sue" in sim and "members" in sim
+        wait_for(d, "#rules-review-current")  # nothing changed since the simulation
+        d.save_screenshot(str(SCREENSHOTS / "rules-review.png"))
+
+        # a decision refused for this version (its author cannot approve it) ...
+        click(d, "rules-approve")
+        wait_text(d, "#rules-decide-refused", "the author of a rule set cannot approve it")
+        # ... is gone once another version is selected, which shows its own review
+        pending_row(d, SECOND)
+        wait_text(d, "#rules-review-card", f"#{review_versions[SECOND]} {SECOND}")
+        WebDriverWait(d, 10).until(
+            lambda drv: not drv.find_elements(By.ID, "rules-decide-refused"))
+        assert FIRST not in d.find_element(By.ID, "rules-review-card").text
+        # a rejection without a reason is refused next to the field ...
+        click(d, "rules-reject")
+        wait_text(d, "#rules-decision-note-feedback", "say why")
+        assert "is-invalid" in d.find_element(By.ID, "rules-decision-note").get_attribute("class")
+        # ... and that goes too when the first version is selected again
+        pending_row(d, FIRST)
+        wait_text(d, "#rules-review-card", f"#{review_versions[FIRST]} {FIRST}")
+        WebDriverWait(d, 10).until(lambda drv: "is-invalid" not in drv.find_element(
+            By.ID, "rules-decision-note").get_attribute("class"))
+        assert severe(d) == []
+    except Exception:
+        d.save_screenshot(str(SCREENSHOTS / "rules-review-failure.png"))
+        raise
