@@ -17,7 +17,7 @@ from db.rule_history import Version
 from db.rule_review import RecordedSimulation
 from db.rules import Problem, Rules, RulesDiff
 from db.settings_changes import Proposal
-from db.simulation import SimulationResult
+from db.simulation import SimulationResult, tier_changes
 
 EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
 FIELD_LABELS = {
@@ -300,6 +300,7 @@ _LAYOUT = {"margin": {"l": 60, "r": 10, "t": 40, "b": 50}, "plot_bgcolor": "whit
 def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
     """Members by current tier (rows) and draft tier (columns)."""
     z = matrix.to_numpy().astype(int).tolist()
+    changed = tier_changes(matrix)
     return {
         "data": [{
             "type": "heatmap", "z": z, "x": [fmt.chart_text(c) for c in matrix.columns],
@@ -309,7 +310,8 @@ def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
             "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
             "colorbar": {"title": {"text": "members"}},
         }],
-        "layout": {**_LAYOUT, "title": {"text": "Tier migration: members now → under the draft"},
+        "layout": {**_LAYOUT, "title": {"text": "Members by tier, now → under the draft: "
+                                                 f"{changed:,} change tier (off the diagonal)"},
                    "xaxis": {"title": {"text": "tier under the draft"}, "type": "category"},
                    "yaxis": {"title": {"text": "tier now"}, "type": "category",
                              "autorange": "reversed"}},
@@ -359,9 +361,40 @@ def segment_rows(by_segment: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _tile(label: str, value: str, tile_id: str) -> dbc.Col:
+def _tile(label: str, value: str, tile_id: str, md: int = 3) -> dbc.Col:
     return dbc.Col(dbc.Card(dbc.CardBody([html.Div(value, className="h4 mb-0", id=tile_id),
-                                          html.Div(label, className="text-muted small")])), md=3)
+                                          html.Div(label, className="text-muted small",
+                                                   id=f"{tile_id}-label")])), md=md)
+
+
+MOVES_NOTE = ("Accrual rate: the rate each member earns at today under the version in force "
+              "and under this one, so a member who stays in a tier whose rate changes counts "
+              "there. Tier: the member's tier under this version has another name than now, "
+              "the cells off the diagonal of the tier chart.")
+
+
+def headline(prefix: str, *, rate_up: int, rate_down: int, tier_changed: int,
+             points_now: int, points_draft: int, liability_change_minor: int,
+             currency: str) -> html.Div:
+    """The simulation's headline figures, each saying what it counts."""
+    return html.Div([
+        dbc.Row([
+            _tile("members earn a higher accrual rate", fmt.points(rate_up), f"{prefix}-up", 4),
+            _tile("members earn a lower accrual rate", fmt.points(rate_down),
+                  f"{prefix}-down", 4),
+            _tile("members change tier (off the diagonal of the tier chart)",
+                  fmt.points(tier_changed), f"{prefix}-tier-changed", 4),
+        ], className="g-2 mb-2"),
+        html.Div(MOVES_NOTE, className="small text-muted mb-2", id=f"{prefix}-moves-note"),
+        dbc.Row([
+            _tile(f"points in the period: {fmt.points(points_now)} now → "
+                  f"{fmt.points(points_draft)}", fmt.signed_points(points_draft - points_now),
+                  f"{prefix}-points", 6),
+            _tile("liability change (draft point value)",
+                  ("+" if liability_change_minor > 0 else "")
+                  + fmt.money(liability_change_minor, currency), f"{prefix}-liability", 6),
+        ], className="g-2 mb-3"),
+    ])
 
 
 def simulation_view(r: SimulationResult, currency: str) -> html.Div:
@@ -369,7 +402,7 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
     total_cur = p["accrual"]["current"] + p["referral"]["current"]
     total_new = p["accrual"]["draft"] + p["referral"]["draft"]
     seg_table = dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Move up", "Move down",
+        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Higher rate", "Lower rate",
                                                   "Points now", "Points draft", "Change")])),
          html.Tbody([html.Tr([html.Td(v) for v in row.values()])
                      for row in segment_rows(r.by_segment)])],
@@ -381,16 +414,9 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
             f"{r.current.name} (in force), on {r.members:,} members and {r.orders:,} paid "
             f"orders of the last {r.days} days up to {fmt.when(r.as_of)} UTC.",
             className="text-muted small mb-2"),
-        dbc.Row([
-            _tile("members move up", fmt.points(r.moved_up), "rules-sim-up"),
-            _tile("members move down", fmt.points(r.moved_down), "rules-sim-down"),
-            _tile(f"points in the period: {fmt.points(total_cur)} now → "
-                  f"{fmt.points(total_new)}", fmt.signed_points(total_new - total_cur),
-                  "rules-sim-points"),
-            _tile("liability change (draft point value)",
-                  ("+" if r.liability_change_minor > 0 else "")
-                  + fmt.money(r.liability_change_minor, currency), "rules-sim-liability"),
-        ], className="g-2 mb-3"),
+        headline("rules-sim", rate_up=r.moved_up, rate_down=r.moved_down,
+                 tier_changed=r.tier_changed, points_now=total_cur, points_draft=total_new,
+                 liability_change_minor=r.liability_change_minor, currency=currency),
         dbc.Row([
             dbc.Col(dcc.Graph(id="rules-sim-matrix", figure=migration_figure(r.matrix),
                               config={"displayModeBar": False}), md=6),
@@ -471,16 +497,10 @@ def recorded_simulation_view(rec: RecordedSimulation | None, stale: Sequence[str
             f"and {rec.orders:,} paid orders of the {rec.days} days up to "
             f"{fmt.when(rec.as_of)} UTC.", className="text-muted small mb-2"),
         fresh,
-        dbc.Row([
-            _tile("members move up", fmt.points(rec.moved_up), "rules-review-up"),
-            _tile("members move down", fmt.points(rec.moved_down), "rules-review-down"),
-            _tile(f"points in the period: {fmt.points(total_cur)} now → "
-                  f"{fmt.points(total_new)}", fmt.signed_points(total_new - total_cur),
-                  "rules-review-points"),
-            _tile("liability change (draft point value)",
-                  ("+" if rec.liability_change_minor > 0 else "")
-                  + fmt.money(rec.liability_change_minor, currency), "rules-review-liability"),
-        ], className="g-2 mb-2"),
+        headline("rules-review", rate_up=rec.moved_up, rate_down=rec.moved_down,
+                 tier_changed=tier_changes(rec.matrix), points_now=total_cur,
+                 points_draft=total_new, liability_change_minor=rec.liability_change_minor,
+                 currency=currency),
         dcc.Graph(id="rules-review-matrix", figure=migration_figure(rec.matrix),
                   config={"displayModeBar": False}),
     ], id="rules-review-simulation")

@@ -13,6 +13,7 @@ from db import rules
 from db.actor import Actor
 from db.models import RuleSet
 from db.session import Database
+from db.simulation import simulate
 from tests.factories import DEFAULT_TIERS, simulated
 from tests.seed import PASSWORD, STAFF
 from tests.test_browser import (  # noqa: F401 - fixtures
@@ -29,7 +30,9 @@ from tests.test_browser_rules import click, tab, wait_text
 pytestmark = pytest.mark.browser
 
 from selenium.common.exceptions import ElementClickInterceptedException  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 FIRST = "Review: richer Gold"
@@ -74,6 +77,10 @@ def choose_version(d, name: str) -> None:
     next(o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
          if name in o.text).click()
     wait_text(d, "#rules-version-summary", name)
+    if d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"):  # close the list
+        ActionChains(d).send_keys(Keys.ESCAPE).perform()
+        WebDriverWait(d, 5).until(
+            lambda drv: not drv.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"))
 
 
 def pending_row(d, name: str) -> None:
@@ -141,4 +148,72 @@ def test_approver_sees_diff_and_simulation_and_old_messages_go(
         assert severe(d) == []
     except Exception:
         d.save_screenshot(str(SCREENSHOTS / "rules-review-failure.png"))
+        raise
+
+
+RATES_NOT_TIERS = "Moves: richer Bronze, Silver from 5,000"
+
+
+@pytest.fixture(scope="module")
+def moves_draft(web_seed) -> int:
+    """Bronze earns more (members who stay Bronze get a higher rate without a
+    tier change) and Silver starts lower (some members change tier)."""
+    url, ids = web_seed
+    d = Database(url)
+    rows = [
+        {"name": "Bronze", "threshold": "0", "accrual_rate": "4", "referral_rate": "1"},
+        {"name": "Silver", "threshold": "5000", "accrual_rate": "5", "referral_rate": "2"},
+        {"name": "Gold", "threshold": "100000", "accrual_rate": "7.5", "referral_rate": "3"},
+    ]
+    try:
+        return d.write_tx(lambda s: rules.create_draft(
+            s, Actor("sue", ids["sue"], "supervisor"), RATES_NOT_TIERS, rows))
+    finally:
+        d.dispose()
+
+
+def test_simulation_headline_and_tier_chart_say_what_they_count(
+        browser, base_url, web_seed, moves_draft):  # noqa: F811
+    d = browser
+    try:
+        sign_in(d, base_url, STAFF["supervisor"][0], PASSWORD)
+        wait_for(d, "#shell-user-name")
+        d.get(base_url + "/rules")
+        wait_for(d, "#rules-history-grid .ag-row")
+        choose_version(d, RATES_NOT_TIERS)
+        tab(d, "Simulation")
+        click(d, "rules-sim-run")
+        wait_for(d, "#rules-sim-matrix .main-svg")
+        with Database(web_seed[0]).read() as s:
+            engine = simulate(s, moves_draft, days=90)
+
+        def tile(key: str) -> tuple[int, str]:
+            value = d.find_element(By.ID, f"rules-sim-{key}").text
+            return int(value.replace(",", "")), d.find_element(
+                By.ID, f"rules-sim-{key}-label").text
+
+        up, up_label = tile("up")
+        down, down_label = tile("down")
+        changed, changed_label = tile("tier-changed")
+        assert up_label == "members earn a higher accrual rate"
+        assert down_label == "members earn a lower accrual rate"
+        assert "change tier" in changed_label
+        assert (up, down, changed) == (engine.moved_up, engine.moved_down,
+                                       engine.tier_changed)
+        # the tier chart's own cells: off its diagonal, the tile's tier changes
+        chart = d.execute_script(
+            "const g = document.querySelector('#rules-sim-matrix .js-plotly-plot');"
+            "return {z: g.data[0].z, x: g.data[0].x, y: g.data[0].y,"
+            "        title: g.layout.title.text};")
+        off_diagonal = sum(v for i, row in enumerate(chart["z"]) for j, v in enumerate(row)
+                           if chart["y"][i] != chart["x"][j])
+        assert off_diagonal == changed
+        assert f"{changed:,} change tier" in chart["title"]
+        # here the two numbers differ: members who stay Bronze earn more
+        assert up > changed > 0
+        assert "Accrual rate:" in d.find_element(By.ID, "rules-sim-moves-note").text
+        d.save_screenshot(str(SCREENSHOTS / "rules-simulation-moves.png"))
+        assert severe(d) == []
+    except Exception:
+        d.save_screenshot(str(SCREENSHOTS / "rules-moves-failure.png"))
         raise
