@@ -5,13 +5,20 @@ selected version do not stay on screen for another."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import time
 
 import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
 
-from db import rules
+from dashboard.cli import main as cli_main
+from db import ledger, rules
 from db.actor import Actor
-from db.models import RuleSet
+from db.ledger import OrderIn
+from db.models import Member, RuleSet
 from db.session import Database
 from db.simulation import simulate
 from tests.factories import DEFAULT_TIERS, simulated
@@ -216,4 +223,67 @@ def test_simulation_headline_and_tier_chart_say_what_they_count(
         assert severe(d) == []
     except Exception:
         d.save_screenshot(str(SCREENSHOTS / "rules-moves-failure.png"))
+        raise
+
+
+@pytest.fixture(scope="module")
+def expired_this_week(web_seed) -> None:
+    """Points from two orders a year ago, some spent today, the rest expire
+    today: one order inside the week one expiry term back, one before it (the
+    job expires what is left of both)."""
+    d = Database(web_seed[0])
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    try:
+        with d.begin() as s:
+            ledger.create_member(s, "UX-BREAKAGE", now - dt.timedelta(days=400))
+            for ref, days in (("ux-breakage-old", 380), ("ux-breakage-cohort", 368)):
+                ledger.post_order(s, OrderIn(ref, "UX-BREAKAGE", now - dt.timedelta(days=days),
+                                             100_000))
+        with d.begin() as s:
+            member_id = s.scalar(select(Member.id).where(Member.external_id == "UX-BREAKAGE"))
+            ledger.redeem(s, member_id, 10, key="ux-breakage-spend", at=now)
+        with d.begin() as s:
+            assert ledger.expire_points(s, now).points > 0
+    finally:
+        d.dispose()
+
+
+def test_live_breakage_is_a_share_and_matches_the_kpi_command(
+        browser, base_url, web_seed, expired_this_week):  # noqa: F811
+    d = browser
+    try:
+        sign_in(d, base_url, STAFF["supervisor"][0], PASSWORD)
+        wait_for(d, "#shell-user-name")
+        d.get(base_url + "/live")
+        wait_for(d, "#live-updated .live-updated-at")
+        tile = "#live-value-breakage-rate"
+        WebDriverWait(d, 30).until(lambda drv: "%" in drv.find_element(
+            By.CSS_SELECTOR, tile).text)
+        text = d.find_element(By.CSS_SELECTOR, tile).text
+        m = re.fullmatch(r"([\d.]+) % \(([\d,]+) / ([\d,]+)\)", text)
+        assert m, text
+        shown = float(m.group(1))
+        numerator, denominator = (int(g.replace(",", "")) for g in m.groups()[1:])
+        assert 0 <= shown <= 100 and numerator <= denominator
+
+        # `loyalty kpis` over the page's window (today and the 6 days before) agrees
+        today = dt.datetime.now(dt.UTC).replace(tzinfo=None, hour=0, minute=0, second=0,
+                                                microsecond=0)
+        res = CliRunner().invoke(cli_main, [
+            "--database-url", web_seed[0], "kpis", "--json",
+            "--from", (today - dt.timedelta(days=6)).isoformat(),
+            "--to", (today + dt.timedelta(days=1)).isoformat()])
+        assert res.exit_code == 0, res.output
+        cli = json.loads(res.output)["breakage_rate"]
+        assert (cli["numerator"], cli["denominator"]) == (numerator, denominator)
+        assert f"{100 * cli['value']:.1f}" == m.group(1)
+
+        # its definition on hover says what it divides
+        ActionChains(d).move_to_element(
+            d.find_element(By.ID, "live-label-breakage-rate")).perform()
+        wait_text(d, ".tooltip", "points expired ÷ (points expired + points redeemed)")
+        d.save_screenshot(str(SCREENSHOTS / "live-breakage.png"))
+        assert severe(d) == []
+    except Exception:
+        d.save_screenshot(str(SCREENSHOTS / "live-breakage-failure.png"))
         raise
