@@ -24,8 +24,8 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.ids import Rules as ids
-from db import audit, rule_history, rules, settings_changes
-from db.errors import InvalidState, LoyaltyError, ValidationError
+from db import rule_history, rule_review, rules, settings_changes
+from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
 
@@ -273,8 +273,6 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
     def tx(s: Any) -> None:
         rules.update_draft(s, actor, int(version_id), name or "", clean, point_value_minor=pv,
                            tier_window_days=window, note=(note or "").strip())
-        if submit:
-            rules.submit(s, actor, int(version_id))
 
     try:
         get_db().write_tx(tx)
@@ -282,6 +280,16 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         return _refused(grid_rows, exc.problems)
     except LoyaltyError as exc:
         return no_update, no_update, _alert(str(exc)), no_update
+    if submit:
+        # after the save: a refusal (no simulation of this content on the
+        # current data) keeps the saved draft
+        try:
+            get_db().write_tx(lambda s: rules.submit(s, actor, int(version_id)))
+        except LoyaltyError as exc:
+            return (rv.rows_with_problems(grid_rows, []), {},
+                    _alert(f"Draft saved, not submitted. {exc}", "warning",
+                           id="rules-submit-refused"),
+                    _stamp(int(version_id)))
     msg = ("Saved and submitted: another supervisor can now approve it (Approval tab)."
            if submit else "Draft saved.")
     return (rv.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
@@ -468,6 +476,43 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
             _stamp(rule_set_id))
 
 
+@callback(
+    Output(ids.REVIEW, "children"),
+    Output(ids.DECIDE_RESULT, "children", allow_duplicate=True),
+    Output(ids.EFFECTIVE_AT, "invalid", allow_duplicate=True),
+    Output(ids.EFFECTIVE_FB, "children", allow_duplicate=True),
+    Output(ids.DECISION_NOTE, "invalid", allow_duplicate=True),
+    Output(ids.DECISION_NOTE_FB, "children", allow_duplicate=True),
+    Input(ids.PENDING_GRID, "selectedRows"),
+    prevent_initial_call="initial_duplicate",
+)
+@require_roles(*READ)
+def show_review(selected: list | None) -> tuple:
+    """The selected submitted version: its diff against the version in force
+    and the simulation it was submitted with. Selecting another version clears
+    the messages of the previous decision (a decided version leaves the table
+    and the selection empties: its message stays)."""
+    keep = (no_update,) * 5
+    rule_set_id = as_id((selected or [{}])[0].get("id")) if isinstance(selected, list) else None
+    if rule_set_id is None:
+        return (rv.review_hint(), *keep)
+    clear = (None, False, "", False, "")
+    try:
+        with get_db().read() as s:
+            everything = rule_history.versions(s, limit=10_000)
+            pending = next((v for v in everything if v.id == rule_set_id), None)
+            if pending is None:
+                raise NotFound(f"rule set {rule_set_id} does not exist")
+            live = next((v for v in everything if v.state == "in force"), None)
+            currency = rule_history.program_info(s).currency
+            rec = rule_review.latest_simulation(s, rule_set_id)
+            stale = rule_review.staleness(s, rule_set_id, rec) if rec is not None else []
+    except LoyaltyError as exc:
+        return (_alert(str(exc)), *clear)
+    d = rules.diff(live.rules, pending.rules) if live is not None else None
+    return (rv.review_view(pending, live, d, rec, stale, currency), *clear)
+
+
 def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
     """The body of the background tier pass (no request here: see dashboard.jobs).
 
@@ -534,15 +579,15 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         try:
             with get_db().read() as s:
                 currency = rule_history.program_info(s).currency
+                # taken before the simulation reads: a change during the run
+                # makes the record out of date, never the other way round
+                data = rule_review.data_fingerprint(s)
                 result = simulate(s, int(version_id), days=n_days, progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
             return _alert(str(exc), "warning")
-        get_db().write_tx(lambda s: audit.record(
-            s, actor.name, "rules.simulate", actor_id=actor.id, object_type="rule_set",
-            object_id=int(version_id), detail=f"{n_days} days, {result.members} members",
-        ))
+        get_db().write_tx(lambda s: rule_review.record_simulation(s, actor, result, data))
         return rv.simulation_view(result, currency)
 
 

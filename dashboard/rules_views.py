@@ -15,9 +15,10 @@ from dash import dcc, html
 from dashboard import charts
 from dashboard import format as fmt
 from db.rule_history import Version
+from db.rule_review import RecordedSimulation
 from db.rules import Problem, Rules, RulesDiff
 from db.settings_changes import Proposal
-from db.simulation import SimulationResult
+from db.simulation import SimulationResult, tier_changes
 
 EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
 FIELD_LABELS = {
@@ -270,7 +271,8 @@ def _setting_text(field: str, value: Any, currency: str) -> str:
     return str(value)
 
 
-def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
+def diff_view(a: Version, b: Version, d: RulesDiff, currency: str,
+              view_id: str = "rules-diff-view") -> Any:
     """Side by side: version a | version b, changed cells highlighted."""
     fields = ("threshold_minor", "accrual_rate_bp", "referral_rate_bp")
     head = html.Thead(html.Tr(
@@ -302,7 +304,7 @@ def diff_view(a: Version, b: Version, d: RulesDiff, currency: str) -> Any:
         if not d.changed else None,
         html.Ul(settings, className="mb-2", id="rules-diff-settings") if settings else None,
         dbc.Table([head, html.Tbody(body)], size="sm", bordered=True, className="rules-diff"),
-    ], id="rules-diff-view")
+    ], id=view_id)
 
 
 # ---------------------------------------------------------------- simulation
@@ -314,6 +316,7 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
 def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
     """Members by current tier (rows) and draft tier (columns)."""
     z = matrix.to_numpy().astype(int).tolist()
+    changed = tier_changes(matrix)
     return {
         "data": [{
             "type": "heatmap", "z": z, "x": [fmt.chart_text(c) for c in matrix.columns],
@@ -323,7 +326,8 @@ def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
             "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
             "colorbar": {"title": {"text": "members"}},
         }],
-        "layout": _layout("Tier migration: members now → under the draft", legend="none",
+        "layout": _layout("Members by tier, now → under the draft: "
+                          f"{changed:,} change tier (off the diagonal)", legend="none",
                           xaxis=charts.axis("tier under the draft", type="category"),
                           yaxis=charts.axis("tier now", type="category",
                                             autorange="reversed")),
@@ -371,9 +375,40 @@ def segment_rows(by_segment: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _tile(label: str, value: str, tile_id: str) -> dbc.Col:
+def _tile(label: str, value: str, tile_id: str, md: int = 3) -> dbc.Col:
     return dbc.Col(dbc.Card(dbc.CardBody([html.Div(value, className="h4 mb-0", id=tile_id),
-                                          html.Div(label, className="text-muted small")])), md=3)
+                                          html.Div(label, className="text-muted small",
+                                                   id=f"{tile_id}-label")])), md=md)
+
+
+MOVES_NOTE = ("Accrual rate: the rate each member earns at today under the version in force "
+              "and under this one, so a member who stays in a tier whose rate changes counts "
+              "there. Tier: the member's tier under this version has another name than now, "
+              "the cells off the diagonal of the tier chart.")
+
+
+def headline(prefix: str, *, rate_up: int, rate_down: int, tier_changed: int,
+             points_now: int, points_draft: int, liability_change_minor: int,
+             currency: str) -> html.Div:
+    """The simulation's headline figures, each saying what it counts."""
+    return html.Div([
+        dbc.Row([
+            _tile("members earn a higher accrual rate", fmt.points(rate_up), f"{prefix}-up", 4),
+            _tile("members earn a lower accrual rate", fmt.points(rate_down),
+                  f"{prefix}-down", 4),
+            _tile("members change tier (off the diagonal of the tier chart)",
+                  fmt.points(tier_changed), f"{prefix}-tier-changed", 4),
+        ], className="g-2 mb-2"),
+        html.Div(MOVES_NOTE, className="small text-muted mb-2", id=f"{prefix}-moves-note"),
+        dbc.Row([
+            _tile(f"points in the period: {fmt.points(points_now)} now → "
+                  f"{fmt.points(points_draft)}", fmt.signed_points(points_draft - points_now),
+                  f"{prefix}-points", 6),
+            _tile("liability change (draft point value)",
+                  ("+" if liability_change_minor > 0 else "")
+                  + fmt.money(liability_change_minor, currency), f"{prefix}-liability", 6),
+        ], className="g-2 mb-3"),
+    ])
 
 
 def simulation_view(r: SimulationResult, currency: str) -> html.Div:
@@ -381,7 +416,7 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
     total_cur = p["accrual"]["current"] + p["referral"]["current"]
     total_new = p["accrual"]["draft"] + p["referral"]["draft"]
     seg_table = dbc.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Move up", "Move down",
+        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Higher rate", "Lower rate",
                                                   "Points now", "Points draft", "Change")])),
          html.Tbody([html.Tr([html.Td(v) for v in row.values()])
                      for row in segment_rows(r.by_segment)])],
@@ -393,16 +428,9 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
             f"{r.current.name} (in force), on {r.members:,} members and {r.orders:,} paid "
             f"orders of the last {r.days} days up to {fmt.when(r.as_of)} UTC.",
             className="text-muted small mb-2"),
-        dbc.Row([
-            _tile("members move up", fmt.points(r.moved_up), "rules-sim-up"),
-            _tile("members move down", fmt.points(r.moved_down), "rules-sim-down"),
-            _tile(f"points in the period: {fmt.points(total_cur)} now → "
-                  f"{fmt.points(total_new)}", fmt.signed_points(total_new - total_cur),
-                  "rules-sim-points"),
-            _tile("liability change (draft point value)",
-                  ("+" if r.liability_change_minor > 0 else "")
-                  + fmt.money(r.liability_change_minor, currency), "rules-sim-liability"),
-        ], className="g-2 mb-3"),
+        headline("rules-sim", rate_up=r.moved_up, rate_down=r.moved_down,
+                 tier_changed=r.tier_changed, points_now=total_cur, points_draft=total_new,
+                 liability_change_minor=r.liability_change_minor, currency=currency),
         dbc.Row([
             dbc.Col(dcc.Graph(id="rules-sim-matrix", figure=migration_figure(r.matrix),
                               config={"displayModeBar": False}), md=6),
@@ -444,3 +472,69 @@ def expiry_proposal(p: Proposal, currency: str, *, mine: bool) -> dbc.Alert:
         else "Approve to apply it from now, or refuse with a reason.",
         className="text-muted"))
     return dbc.Alert(lines, color="warning", className="py-2 mb-2")
+
+
+# ---------------------------------------------------------------- review
+
+
+def review_hint() -> Any:
+    return html.Div("Select a submitted version in the table to see what it changes against "
+                    "the version in force and the simulation it was submitted with.",
+                    className="text-muted small", id="rules-review-hint")
+
+
+def recorded_simulation_view(rec: RecordedSimulation | None, stale: Sequence[str],
+                             currency: str) -> Any:
+    """The simulation a submitted version was submitted with, and whether the
+    data has changed since."""
+    if rec is None:
+        return dbc.Alert("No simulation is recorded for this version (it was submitted while "
+                         "no version was in force).", color="secondary", className="py-2",
+                         id="rules-review-no-simulation")
+    p = rec.points
+    total_cur = p["accrual"]["current"] + p["referral"]["current"]
+    total_new = p["accrual"]["draft"] + p["referral"]["draft"]
+    if stale:
+        fresh = dbc.Alert(
+            ["Not on the current data: " + "; ".join(stale) + ". ",
+             "Choose this version in the Version list and run the simulation again to see "
+             "it on today's data."], color="warning", className="py-2 small mb-2",
+            id="rules-review-stale")
+    else:
+        fresh = dbc.Alert("The members and orders have not changed since: this is the "
+                          "simulation on the current data.", color="success",
+                          className="py-2 small mb-2", id="rules-review-current")
+    return html.Div([
+        html.Div(
+            f"Simulated by {rec.by} at {fmt.when(rec.recorded_at)} UTC against "
+            f"#{rec.in_force_id} {rec.in_force_name} (in force then): {rec.members:,} members "
+            f"and {rec.orders:,} paid orders of the {rec.days} days up to "
+            f"{fmt.when(rec.as_of)} UTC.", className="text-muted small mb-2"),
+        fresh,
+        headline("rules-review", rate_up=rec.moved_up, rate_down=rec.moved_down,
+                 tier_changed=tier_changes(rec.matrix), points_now=total_cur,
+                 points_draft=total_new, liability_change_minor=rec.liability_change_minor,
+                 currency=currency),
+        dcc.Graph(id="rules-review-matrix", figure=migration_figure(rec.matrix),
+                  config={"displayModeBar": False}),
+    ], id="rules-review-simulation")
+
+
+def review_view(pending: Version, live: Version | None, d: RulesDiff | None,
+                rec: RecordedSimulation | None, stale: Sequence[str], currency: str) -> Any:
+    """What the approver decides on: the selected submitted version's changes
+    against the version in force and its simulation."""
+    if live is None or d is None:
+        changes: Any = dbc.Alert("No version is in force: this one would be the first.",
+                                 color="secondary", className="py-2")
+    else:
+        changes = diff_view(live, pending, d, currency, view_id="rules-review-diff")
+    return dbc.Card(dbc.CardBody([
+        html.H6(f"#{pending.id} {pending.name}: submitted by {pending.author or '—'} "
+                f"{fmt.when(pending.submitted_at)} UTC"),
+        html.Div(f"Note: {pending.note}", className="small mb-2") if pending.note else None,
+        html.Div("Changes against the version in force", className="fw-semibold mt-2 mb-1"),
+        changes,
+        html.Div("Simulation", className="fw-semibold mt-3 mb-1"),
+        recorded_simulation_view(rec, stale, currency),
+    ]), id="rules-review-card")

@@ -82,8 +82,9 @@ DEFINITIONS: dict[str, str] = {
     "(program setting, default 30) ÷ all members who had joined by then.",
     "redemption_rate": "Points redeemed ÷ points issued (accrual + referral bonus) in the "
     "period, each net of the refund reversals booked in the period.",
-    "breakage_rate": "Points expired in the period ÷ points issued in the same-length period "
-    "one expiry term earlier (the cohort that could expire now).",
+    "breakage_rate": "Of the points members stopped holding in the period, the share that "
+    "expired unused: points expired ÷ (points expired + points redeemed), each net of "
+    "reversals. Never above 100 %.",
     "points_liability": "Outstanding member points × the point value in force, in money: "
     "what the program owes if every point were spent.",
     "referral_conversion": "Members who joined through a referral in the period and have a "
@@ -208,19 +209,19 @@ class PointsFlows:
 
 @dataclass(frozen=True)
 class Breakage:
-    """Breakage rate plus the cohort it was measured on (see :func:`breakage_rate`)."""
+    """Breakage rate and the two flows it is made of (see :func:`breakage_rate`)."""
 
     ratio: Ratio
-    basis: str  # "shifted_cohort" or "lifetime"
-    cohort_from: dt.datetime | None
-    cohort_to: dt.datetime
+    expired: int
+    redeemed: int
+    basis: str = "expired_of_used"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.ratio.as_dict(),
             "basis": self.basis,
-            "cohort_from": _iso(self.cohort_from),
-            "cohort_to": _iso(self.cohort_to),
+            "expired": self.expired,
+            "redeemed": self.redeemed,
         }
 
 
@@ -653,39 +654,34 @@ def redemption_rate(
     return ratio(flows.redeemed_net, flows.issued_net)
 
 
+def breakage_of(expired_net: int, redeemed_net: int) -> Breakage:
+    """The breakage rate of a period from its net expired and redeemed points:
+    expired ÷ (expired + redeemed), each floored at zero.
+
+    PRODUCT.md defines breakage as points expired ÷ points issued over the
+    cohort of issued points. A point ends its life in a member's balance by
+    being redeemed or expiring (a transfer only moves it to another member),
+    so over the points that ended their life in the period, expired ÷
+    (expired + redeemed) is that share, measured on a cohort that has fully
+    matured. Its numerator is part of its denominator, so it never exceeds
+    100 %. Points expired in the period ÷ points issued one expiry term
+    earlier has no such bound: the expiry job expires whatever is left of
+    every earlier credit (transfers and adjustments too), and a week holding
+    a month's expiry run set against a week's issuance goes past 100 %.
+    A period whose reversals exceed its redemptions or expiries (a refund
+    restoring points spent earlier) counts zero of that kind.
+    """
+    expired, redeemed = max(int(expired_net), 0), max(int(redeemed_net), 0)
+    return Breakage(ratio(expired, expired + redeemed), expired, redeemed)
+
+
 def breakage_rate(
     s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
 ) -> Breakage:
-    """Net points expired in the period ÷ net points issued in the same-length
-    period ``expiry_days`` earlier (basis "shifted_cohort").
-
-    The expiry job (db.ledger.expire_points) expires at time s whatever is
-    left, FIFO, of the points credited up to s - E (E = expiry_days): so what
-    expires in ``[from, to)`` is what was left of the points credited in
-    ``[from - E, to - E)``. That is the cohort, and it has fully matured.
-    Approximate in three ways, all small: a job that runs late moves expiry
-    across the period boundary; a change of expiry_days shifts the window;
-    points credited by transfer or adjustment also expire but are not
-    "issued" (the ledger does not track lots). When points never expire
-    (expiry_days NULL) breakage is lifetime expired ÷ lifetime issued up to
-    date_to (basis "lifetime").
-    """
+    """Breakage over ``[date_from, date_to)``: see :func:`breakage_of`."""
     f, t = _period(date_from, date_to)
-    return _breakage(s, f, t, _settings(s)[1], None)
-
-
-def _breakage(
-    s: Session, f: dt.datetime, t: dt.datetime, expiry_days: int | None, expired: int | None
-) -> Breakage:
-    """``expired``: the period's net expiry when the caller already has it."""
-    if expiry_days is None:
-        flows = points_flows(s, None, t)
-        return Breakage(ratio(flows.expired_net, flows.issued_net), "lifetime", None, t)
-    shift = dt.timedelta(days=expiry_days)
-    if expired is None:
-        expired = points_flows(s, f, t).expired_net
-    issued = points_flows(s, f - shift, t - shift).issued_net
-    return Breakage(ratio(expired, issued), "shifted_cohort", f - shift, t - shift)
+    flows = points_flows(s, f, t)
+    return breakage_of(flows.expired_net, flows.redeemed_net)
 
 
 def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> Liability:
@@ -836,7 +832,7 @@ def kpi_snapshot(
     """
     f, t = _period(date_from, date_to)
     as_of = min(t, _now()) if as_of is None else _naive_utc(as_of)
-    currency, expiry_days, active_days = _settings(s)
+    currency, _expiry_days, active_days = _settings(s)
     st = _order_stats(s, f, t)
     flows = points_flows(s, f, t)
     return {
@@ -846,7 +842,7 @@ def kpi_snapshot(
         "participation_rate": _participation(st).as_dict(),
         "active_member_rate": active_member_rate(s, as_of, active_days).as_dict(),
         "redemption_rate": ratio(flows.redeemed_net, flows.issued_net).as_dict(),
-        "breakage_rate": _breakage(s, f, t, expiry_days, flows.expired_net).as_dict(),
+        "breakage_rate": breakage_of(flows.expired_net, flows.redeemed_net).as_dict(),
         "points_liability": points_liability(s, as_of).as_dict(),
         "referral_conversion": referral_conversion(s, f, t).as_dict(),
         "repeat_purchase_rate": _repeat(st).as_dict(),

@@ -935,7 +935,7 @@ def live_snapshot(s: Session, *, days: int = 7, now: dt.datetime | None = None) 
         "issued_window": flows.issued_net,
         "redeemed_window": flows.redeemed_net,
         "redemption_rate": metrics.ratio(flows.redeemed_net, flows.issued_net).as_dict(),
-        "breakage_rate": metrics.breakage_rate(s, start, tomorrow).as_dict(),
+        "breakage_rate": metrics.breakage_of(flows.expired_net, flows.redeemed_net).as_dict(),
         "liability_points": liability.points,
         "liability_minor": liability.amount_minor,
         "referred_total": totals["new_members_referred"],
@@ -1103,9 +1103,8 @@ def _period_figures(s: Session, f: dt.datetime, t: dt.datetime,
         "frequency": metrics._purchase_frequency(st, months),
         "repeat": metrics._repeat(st),
         "participation": metrics._participation(st),
-        # an empty stretch (the 1st of the month, "this month so far") has no cohort
-        "breakage": metrics.breakage_rate(s, f, t) if t > f else metrics.Breakage(
-            metrics.ratio(0, 0), "shifted_cohort", None, t),
+        "breakage": metrics.breakage_of(pts["pts_expiry"] - pts["pts_rev_expiry"],
+                                        pts["pts_redemption"] - pts["pts_rev_redemption"]),
         "liability": metrics.points_liability(s, min(t, now)),
     }
 

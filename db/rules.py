@@ -391,10 +391,20 @@ def _load(s: Session, rule_set_id: int) -> RuleSet:
     return rs
 
 
-def submit(s: Session, actor: Actor, rule_set_id: int) -> None:
+def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bool = True
+           ) -> None:
+    """Submit a draft for approval: only once it has been simulated on the
+    current data against the version in force (db.rule_review), so the
+    approver sees what it does. ``require_simulation=False`` is for writing
+    past history (demo data, fixtures), where there is no "current" to
+    simulate on."""
     rs = _load(s, rule_set_id)
     if rs.status != "draft":
         raise InvalidState(f"rule set {rule_set_id} is {rs.status}, only a draft can be submitted")
+    if require_simulation:
+        from db.rule_review import require_current_simulation  # it imports this module
+
+        require_current_simulation(s, rule_set_id)
     rs.status = "pending"
     rs.submitted_at = _now()
     audit.record(

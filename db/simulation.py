@@ -44,9 +44,15 @@ class SimulationResult:
     orders: int
     # rows: current tier, columns: draft tier, values: member counts
     matrix: pd.DataFrame
+    # by the accrual rate each member earns at today, in force vs draft: a
+    # member who stays in a tier whose rate changes counts here, though the
+    # matrix puts them in a tier of the same name (see tier_changes)
     moved_up: int
     moved_down: int
     unchanged: int
+    # members whose tier under the draft has another name than now: the cells
+    # of the matrix off its diagonal
+    tier_changed: int
     points: dict  # accrual/referral: actual, current (recomputed), draft
     liability_change_minor: int  # (draft - current) points x draft point value
     by_segment: pd.DataFrame
@@ -158,6 +164,13 @@ def _sum_by(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Exact integer sums of ``values`` per code 0..n-1 (bincount would go through floats)."""
     sums = pd.Series(values, dtype=np.int64).groupby(codes).sum()
     return sums.reindex(range(n), fill_value=0).to_numpy(dtype=np.int64)
+
+
+def tier_changes(matrix: pd.DataFrame) -> int:
+    """Members the migration matrix puts in a tier of another name under the
+    draft (off its diagonal; with no tier names in common, every member)."""
+    return int(sum(int(matrix.iat[i, j]) for i, a in enumerate(matrix.index)
+                   for j, b in enumerate(matrix.columns) if str(a) != str(b)))
 
 
 def tier_ranks(rules: Rules, spend: np.ndarray) -> np.ndarray:
@@ -373,6 +386,7 @@ def simulate(
         moved_up=int((move > 0).sum()),
         moved_down=int((move < 0).sum()),
         unchanged=int((move == 0).sum()),
+        tier_changed=tier_changes(matrix),
         points=points,
         liability_change_minor=int(delta_points * draft.point_value_minor),
         by_segment=by_segment,

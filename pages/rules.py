@@ -187,6 +187,7 @@ def _approval(write: bool) -> html.Div:
         ], style=_hidden(not write)),
         html.H6("Submitted versions waiting for a decision", className="mt-4"),
         grid(ids.PENDING_GRID, PENDING_COLUMNS, height="220px", selectable=True),
+        html.Div(id=ids.REVIEW, className="mt-3"),
         decide,
     ])
 

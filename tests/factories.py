@@ -40,10 +40,19 @@ def publish(
         s, author, name, tiers or DEFAULT_TIERS,
         point_value_minor=point_value_minor, tier_window_days=tier_window_days,
     )
-    rules.submit(s, author, rid)
+    rules.submit(s, author, rid, require_simulation=False)
     rules.approve(s, approver, rid, effective_at, allow_past=True)
     return rid
 
 
 def member(s, ext: str, *, referrer_id: int | None = None, joined_at=T0, **kw) -> int:
     return create_member(s, ext, joined_at, referrer_id=referrer_id, **kw)
+
+
+def simulated(s, actor, rule_set_id: int, *, days: int = 90) -> None:
+    """Simulate a version and record it, as the page does before a submission."""
+    from db import rule_review
+    from db.simulation import simulate
+
+    data = rule_review.data_fingerprint(s)
+    rule_review.record_simulation(s, actor, simulate(s, rule_set_id, days=days), data)

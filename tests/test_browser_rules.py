@@ -124,7 +124,7 @@ def _flow(d, url, web_seed, draft_id) -> None:
     wait_for(d, "#rules-sim-matrix .main-svg")
     wait_for(d, "#rules-sim-by-day .main-svg")
     assert d.find_element(By.ID, "rules-sim-run").is_enabled()
-    assert "members move up" in d.find_element(By.ID, "rules-sim-output").text
+    assert "members earn a higher accrual rate" in d.find_element(By.ID, "rules-sim-output").text
     d.save_screenshot(str(SCREENSHOTS / "rules-simulation.png"))
 
     tab(d, "Editor")

@@ -13,7 +13,7 @@ from db.errors import IdempotencyConflict, InsufficientPoints, ValidationError
 from db.integrity import run_check
 from db.ledger import OrderIn
 from db.models import LedgerEntry, Member, Order
-from tests.factories import T0, member, publish
+from tests.factories import T0, member, publish, simulated
 
 
 def day(n: int, hour: int = 12) -> dt.datetime:
@@ -239,6 +239,7 @@ def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
     with d.begin() as s:
         author, approver = staff(s, "author", "supervisor"), staff(s, "approver", "supervisor")
         rid = rules.create_draft(s, author, "Now", DEFAULT_TIERS)
+        simulated(s, author, rid)
         rules.submit(s, author, rid)
         rules.approve(s, approver, rid, now + dt.timedelta(minutes=10))
     assert_clean(d)

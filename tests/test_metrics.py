@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
-from db import metrics
+from db import metrics, rollups
 from db.errors import ValidationError
 from db.models import (
     Account,
@@ -287,24 +287,29 @@ def test_redemption_rate(seeded: Database) -> None:
     assert r.value == approx(1 / 6)
 
 
-def test_breakage_shifted_cohort(seeded: Database) -> None:
-    # expired in January 40 / issued in [2024-01-02, 2024-02-02) 70 (entry 15;
-    # entry 16 of Jan 1 12:00 is just before the cohort)
+def test_breakage_is_expired_of_the_points_used_up(seeded: Database) -> None:
+    # January: expired 40 (entry 10); redeemed 60 + 30 - 30 reversed = 60
     with seeded.read() as s:
         b = metrics.breakage_rate(s, JAN, FEB)
-    assert (b.basis, b.cohort_from, b.cohort_to) == ("shifted_cohort", D(2024, 1, 2), D(2024, 2, 2))
-    assert (b.ratio.numerator, b.ratio.denominator) == (40, 70)
-    assert b.ratio.value == approx(4 / 7)
+    assert (b.expired, b.redeemed, b.basis) == (40, 60, "expired_of_used")
+    assert (b.ratio.numerator, b.ratio.denominator) == (40, 100)
+    assert b.ratio.value == approx(0.4)
 
 
-def test_breakage_lifetime_when_points_never_expire(seeded: Database) -> None:
-    # lifetime to Feb 1: issued 440 + 70 + 70 + 500 = 1080, 80 reversed -> 1000; expired 40
+def test_breakage_does_not_depend_on_the_expiry_setting(seeded: Database) -> None:
+    with seeded.read() as s:
+        before = metrics.breakage_rate(s, JAN, FEB)
     with seeded.begin() as s:
         s.query(ProgramSettings).update({"expiry_days": None})
     with seeded.read() as s:
-        b = metrics.breakage_rate(s, JAN, FEB)
-    assert (b.basis, b.cohort_from, b.cohort_to) == ("lifetime", None, FEB)
-    assert (b.ratio.numerator, b.ratio.denominator) == (40, 1000)
+        assert metrics.breakage_rate(s, JAN, FEB) == before
+
+
+def test_breakage_of_floors_net_flows_at_zero() -> None:
+    # a refund restoring more redeemed points than the period's redemptions
+    assert metrics.breakage_of(50, -20).ratio == metrics.Ratio(50, 50, 1.0)
+    assert metrics.breakage_of(-5, 30).ratio == metrics.Ratio(0, 30, 0.0)
+    assert metrics.breakage_of(0, 0).ratio.value is None
 
 
 def test_liability(seeded: Database) -> None:
@@ -392,7 +397,7 @@ def test_snapshot(seeded: Database) -> None:
     assert snap["participation_rate"] == {"numerator": 3, "denominator": 5, "value": 0.6}
     assert snap["active_member_rate"]["value"] == 0.6
     assert snap["redemption_rate"] == {"numerator": 60, "denominator": 360, "value": 0.1667}
-    assert snap["breakage_rate"]["value"] == 0.5714
+    assert snap["breakage_rate"]["value"] == 0.4
     assert snap["points_liability"]["amount_minor"] == 91500
     assert snap["referral_conversion"]["value"] == 0.3333
     assert snap["repeat_purchase_rate"]["value"] == 0.75
@@ -578,3 +583,134 @@ def test_order_kpis_match_a_plain_python_reference(
         len(counts),
     )
     assert freq.split.all.value == (len(paid) / len(counts) if counts else None)
+
+
+# --------------------------------------------------------------------------- breakage bounds
+
+ENTRY_KINDS = ("accrual", "referral_bonus", "redemption", "expiry", "adjustment", "transfer",
+               "reversal")
+REVERSIBLE = ("accrual", "referral_bonus", "redemption", "expiry")
+ledger_rows = st.lists(
+    st.tuples(
+        st.sampled_from(ENTRY_KINDS),
+        st.integers(1, 3),  # member
+        st.integers(1, 10_000),  # points
+        st.integers(0, 40 * 24 - 1),  # hours after Jan 1
+        st.integers(0, 10**6),  # which earlier entry a reversal reverses, and how much
+    ),
+    max_size=30,
+)
+
+
+def write_ledger(d: Database, rows: list) -> None:
+    """Any ledger of the program's entry kinds: credits, debits, expiries at any
+    time and reversals of any earlier entry (each at most once, by up to its amount)."""
+    entries: list[dict] = []
+    reversed_ids: set[int] = set()
+    for kind, m, amount, hours, pick in rows:
+        at = JAN + dt.timedelta(hours=hours)
+        other = m % 3 + 1
+        deb, cred, rev = {
+            "accrual": (ISS, acc(m)), "referral_bonus": (ISS, acc(m)),
+            "redemption": (acc(m), RED), "expiry": (acc(m), BRK),
+            "adjustment": (ADJ, acc(m)), "transfer": (acc(m), acc(other)),
+        }.get(kind, (None, None)) + (None,)
+        if kind == "reversal":
+            targets = [e for e in entries if e["kind"] in REVERSIBLE
+                       and e["id"] not in reversed_ids]
+            if not targets:
+                continue
+            target = targets[pick % len(targets)]
+            reversed_ids.add(target["id"])
+            deb, cred, rev = target["credit_account_id"], target["debit_account_id"], target["id"]
+            amount = 1 + pick % target["amount"]
+        entries.append({"id": len(entries) + 1, "tx_id": len(entries) + 1, "kind": kind,
+                        "debit_account_id": deb, "credit_account_id": cred, "amount": amount,
+                        "effective_at": at, "reverses_entry_id": rev})
+    with d.begin() as s:
+        s.execute(insert(Member), [{"id": i, "external_id": f"C{i}", "joined_at": D(2024, 1, 1)}
+                                   for i in (1, 2, 3)])
+        s.execute(insert(Account), [{"id": acc(i), "kind": "member", "member_id": i,
+                                     "balance": 0} for i in (1, 2, 3)])
+        if entries:
+            s.execute(insert(LedgerTransaction), [
+                {"id": e["id"], "kind": e["kind"], "idempotency_key": f"k{e['id']}",
+                 "payload_hash": "x", "effective_at": e["effective_at"]} for e in entries])
+            s.execute(insert(LedgerEntry), entries)
+
+
+def assert_a_share(b: metrics.Breakage) -> None:
+    r = b.ratio
+    assert 0 <= r.numerator <= r.denominator
+    assert (r.value is None) == (r.denominator == 0)
+    assert r.value is None or 0.0 <= r.value <= 1.0
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=ledger_rows, first_day=st.integers(0, 39), days=st.integers(1, 40),
+       hours=st.integers(0, 23), expiry_days=st.one_of(st.none(), st.integers(1, 40)))
+def test_breakage_stays_between_0_and_100_percent_for_any_ledger(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, rows: list,
+    first_day: int, days: int, hours: int, expiry_days: int | None,
+) -> None:
+    path = tmp_path_factory.mktemp("breakage") / "db.sqlite3"
+    shutil.copy(sqlite_template, path)
+    d = Database(f"sqlite:///{path}")
+    try:
+        write_ledger(d, rows)
+        with d.begin() as s:
+            s.query(ProgramSettings).update({"expiry_days": expiry_days})
+        f = JAN + dt.timedelta(days=first_day)
+        t = f + dt.timedelta(days=days)
+        odd = (f + dt.timedelta(hours=hours), t + dt.timedelta(hours=hours))
+        with d.read() as s:
+            raw = metrics.breakage_rate(s, f, t)
+            for b in (raw, metrics.breakage_rate(s, *odd),
+                      metrics.breakage_rate(s, JAN, JAN + dt.timedelta(days=40))):
+                assert_a_share(b)
+        rollups.rebuild_rollups(d)
+        with d.read() as s:  # the same figure from the rollups, and in the KPI snapshot
+            assert rollups.is_fresh(s)
+            assert metrics.breakage_rate(s, f, t) == raw
+            assert metrics.kpi_snapshot(s, f, t)["breakage_rate"] == raw.as_dict()
+    finally:
+        d.dispose()
+
+
+def test_live_page_and_kpi_command_agree_on_a_week_with_a_months_expiry(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """A monthly expiry run lands in the live page's 7-day window: the rate
+    stays a share, and ``loyalty kpis`` gives the same figure for that window."""
+    from click.testing import CliRunner
+
+    from dashboard.cli import main
+
+    path = tmp_path / "db.sqlite3"
+    shutil.copy(sqlite_template, path)
+    d = Database(f"sqlite:///{path}")
+    hours = [24 * day + 10 for day in range(31)]
+    rows = [("accrual", 1 + day % 3, 300, h, 0) for day, h in enumerate(hours)]
+    rows += [("redemption", 2, 200, 24 * 33, 0),
+             ("expiry", 1, 2_500, 24 * 34, 0), ("expiry", 3, 2_400, 24 * 34, 0)]
+    try:
+        write_ledger(d, rows)
+        with d.begin() as s:
+            s.query(ProgramSettings).update({"expiry_days": 30})
+        rollups.refresh_rollups(d)
+        now = JAN + dt.timedelta(days=36, hours=12)
+        today = now.replace(hour=0)
+        start, tomorrow = today - dt.timedelta(days=6), today + dt.timedelta(days=1)
+        with d.read() as s:
+            live = rollups.live_snapshot(s, days=7, now=now).values["breakage_rate"]
+    finally:
+        d.dispose()
+    res = CliRunner().invoke(main, ["--database-url", f"sqlite:///{path}", "kpis", "--json",
+                                    "--from", start.isoformat(), "--to", tomorrow.isoformat()])
+    assert res.exit_code == 0, res.output
+    cli = json.loads(res.output)["breakage_rate"]
+    assert cli == live
+    assert (live["numerator"], live["denominator"]) == (2_500 + 2_400, 2_500 + 2_400 + 200)
+    assert 0 <= live["value"] <= 1

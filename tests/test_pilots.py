@@ -17,7 +17,7 @@ from db.integrity import run_check
 from db.ledger import OrderIn, post_order
 from db.models import AuditLog, LedgerEntry, Member, Pilot, PilotMember, RuleSet
 from db.simulation import Cancelled
-from tests.factories import member, publish, staff
+from tests.factories import member, publish, simulated, staff
 
 PILOT_TIERS = [
     {"name": "Bronze", "threshold": "0", "accrual_rate": "4", "referral_rate": "0.5"},
@@ -351,6 +351,7 @@ def test_rollout_creates_a_normal_draft_from_the_pilot_rules(db):
         assert new.status == "draft" and new.based_on_id == in_force
         assert "P1" in new.note and f"#{made.pilot_id}" in new.note
         assert rules.get_rules(s, rid).tiers == rules.get_rules(s, draft).tiers
+        simulated(s, sup, rid)
         rules.submit(s, sup, rid)
         rules.approve(s, sid, rid, END, allow_past=True)
         assert s.get(RuleSet, rid).status == "published"

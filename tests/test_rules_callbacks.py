@@ -14,17 +14,18 @@ from sqlalchemy import func, select
 
 from dashboard import access
 from db import rules, users
+from db.actor import Actor
 from db.models import AuditLog, RuleSet
 from db.session import Database
 from tests.conftest import logout
 from tests.dash_requests import job_token
-from tests.factories import DEFAULT_TIERS
+from tests.factories import DEFAULT_TIERS, simulated
 from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
 
 WRITES = ("save_draft", "edit_tier_rows", "propose_expiry", "decide_expiry", "copy_version",
           "decide", "reevaluate")
 READS = ("load_versions", "show_version", "field_feedback", "show_diff", "run_simulation",
-         "show_expiry_proposal")
+         "show_expiry_proposal", "show_review")
 
 
 def key_of(app, fn_name: str) -> str:
@@ -59,10 +60,9 @@ def web_db(web_seed):
 def new_pending(d: Database, author_id: int, name: str) -> int:
     def tx(s):
         u = users.get_user(s, author_id)
-        from db.actor import Actor
-
         actor = Actor(u.username, u.id, u.role)
         rid = rules.create_draft(s, actor, name, DEFAULT_TIERS)
+        simulated(s, actor, rid)
         rules.submit(s, actor, rid)
         return rid
 
@@ -209,11 +209,20 @@ def test_invalid_save_marks_the_cells_and_saves_nothing(client, web_app, web_db)
                    "rules-window-days.value": "365"})
     data = response(client.post(UPDATE, json=body(web_app, "save_draft", values,
                                                   "rules-submit.n_clicks")))
+    # saved, but not submitted: the edited content has not been simulated
     assert data["rules-saved"]["data"]["select"] == rid
+    assert "not submitted: run its simulation first" in json.dumps(
+        data["rules-edit-result"]["children"])
     with d.read() as s:
         r = rules.get_rules(s, rid)
         assert (r.name, r.point_value_minor, r.tier_window_days) == ("Edited", 50, 365)
         assert r.tiers[1].threshold_minor == 250_000 and r.tiers[1].accrual_rate_bp == 350
+        assert s.get(RuleSet, rid).status == "draft"
+    d.write_tx(lambda s: simulated(s, Actor("sue", ids["sue"], "supervisor"), rid))
+    data = response(client.post(UPDATE, json=body(web_app, "save_draft", values,
+                                                  "rules-submit.n_clicks")))
+    assert "submitted" in json.dumps(data["rules-edit-result"]["children"])
+    with d.read() as s:
         assert s.get(RuleSet, rid).status == "pending"
 
 

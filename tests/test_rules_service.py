@@ -16,7 +16,7 @@ from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.ledger import OrderIn
 from db.models import AuditLog, Member, ProgramSettings, RuleSet
 from db.rules import MAX_TIERS, Problem, RuleValidationError, validate_settings, validate_tiers
-from tests.factories import DEFAULT_TIERS, T0, member, publish, staff
+from tests.factories import DEFAULT_TIERS, T0, member, publish, simulated, staff
 
 
 def row(name="Bronze", threshold="0", accrual="1", referral="0.5") -> dict:
@@ -182,6 +182,7 @@ def test_rollback_is_a_new_draft_through_the_same_approval(draft):
         rules.submit(s, author, rid)
         rules.approve(s, other, rid, T0, allow_past=True)
         v2 = rules.create_draft(s, author, "v2", [row(), row("Silver", "2000", "9", "1")])
+        simulated(s, author, v2)
         rules.submit(s, author, v2)
         rules.approve(s, other, v2, T0 + dt.timedelta(days=30), allow_past=True)
     with d.begin() as s:
@@ -193,9 +194,11 @@ def test_rollback_is_a_new_draft_through_the_same_approval(draft):
         assert rules.get_rules(s, back).tiers == rules.get_rules(s, rid).tiers
         assert audit_actions(s)[-2:] == ["rules.draft", "rules.rollback"]
     with pytest.raises(Forbidden), d.begin() as s:  # its author cannot approve it either
+        simulated(s, other, back)
         rules.submit(s, other, back)
         rules.approve(s, other, back, T0 + dt.timedelta(days=60), allow_past=True)
     with d.begin() as s:
+        simulated(s, other, back)
         rules.submit(s, other, back)
         rules.approve(s, author, back, T0 + dt.timedelta(days=60), allow_past=True)
     with d.read() as s:
@@ -239,6 +242,7 @@ def test_states_are_derived_from_effective_at_and_the_clock(db):
         author = staff(s, "author", "supervisor")
         d = rules.create_draft(s, author, "d", DEFAULT_TIERS)
         p = rules.create_draft(s, author, "p", DEFAULT_TIERS)
+        simulated(s, author, p)
         rules.submit(s, author, p)
     with db.read() as s:
         now = T0 + dt.timedelta(days=15)
@@ -261,6 +265,7 @@ def test_orders_before_the_effective_time_use_the_old_rates_after_the_new(any_db
         author = staff(s, "author", "supervisor")
         approver = staff(s, "approver", "supervisor")
         new = rules.create_draft(s, author, "new", [row(accrual="4")])
+        simulated(s, author, new)
         rules.submit(s, author, new)
     effective = T0 + dt.timedelta(days=10, hours=12)
     with d.begin() as s:  # approved a day before, for noon ten days later

@@ -109,3 +109,47 @@ def test_orders_at_one_moment_and_at_the_window_edge(db):
     assert r.points["accrual"]["draft"] == 100
     # today (day 30): lifetime 4500 is Silver; the 20-day window holds t3 only: Basic
     assert r.matrix.loc["Silver", "Basic"] == 1
+
+
+# a richer Gold, Silver from 2000: who changes tier and who earns another rate
+# are different members
+RICHER_GOLD = [
+    {"name": "Bronze", "threshold": "0", "accrual_rate": "1", "referral_rate": "0.5"},
+    {"name": "Silver", "threshold": "2000", "accrual_rate": "3", "referral_rate": "1"},
+    {"name": "Gold", "threshold": "5000", "accrual_rate": "9", "referral_rate": "2"},
+    {"name": "Platinum", "threshold": "8000", "accrual_rate": "9", "referral_rate": "3"},
+]
+
+
+def test_rate_moves_and_tier_moves_count_what_they_say(db):
+    """The headline counts members by the accrual rate they earn at, the
+    matrix by tier: both recomputed here from the same orders."""
+    spends = {"A": 500, "B": 1500, "C": 2500, "D": 6000, "E": 7000, "F": 9000}
+    with db.begin() as s:
+        in_force = rules.get_rules(s, publish(s))
+        for ext in spends:
+            member(s, ext)
+        draft_id = rules.create_draft(s, staff(s, "author", "supervisor"), "richer",
+                                      RICHER_GOLD)
+        draft = rules.get_rules(s, draft_id)
+    for ext, units in spends.items():
+        ledger.post_order(db, OrderIn(f"o-{ext}", ext, at(5), units * 100))
+    with db.read() as s:
+        r = simulate(s, draft_id, days=90, as_of=T0 + dt.timedelta(days=60))
+
+    now = {ext: in_force.tier_for(units * 100) for ext, units in spends.items()}
+    new = {ext: draft.tier_for(units * 100) for ext, units in spends.items()}
+    rate_up = sum(new[x].accrual_rate_bp > now[x].accrual_rate_bp for x in spends)
+    rate_down = sum(new[x].accrual_rate_bp < now[x].accrual_rate_bp for x in spends)
+    changed = sum(new[x].name != now[x].name for x in spends)
+    assert (r.moved_up, r.moved_down) == (rate_up, rate_down)
+    assert r.unchanged == len(spends) - rate_up - rate_down
+    assert r.tier_changed == changed
+    off_diagonal = sum(int(r.matrix.loc[a, b]) for a in r.matrix.index
+                       for b in r.matrix.columns if a != b)
+    assert r.tier_changed == off_diagonal
+    # D and E stay Gold at a higher rate: counted as a higher rate, not as a
+    # tier change; B drops to Bronze (a tier change and a lower rate); F moves
+    # to Platinum (both)
+    assert r.matrix.loc["Gold", "Gold"] == 2 and r.matrix.loc["Gold", "Platinum"] == 1
+    assert (rate_up, rate_down, changed) == (3, 1, 2)

@@ -53,6 +53,7 @@ class Rules:
     # approval
     IN_FORCE = "rules-in-force"
     PENDING_GRID = "rules-pending-grid"
+    REVIEW = "rules-review"  # the selected submitted version: diff and simulation
     EFFECTIVE_AT = "rules-effective-at"
     EFFECTIVE_FB = "rules-effective-feedback"
     DECISION_NOTE = "rules-decision-note"

@@ -1,0 +1,205 @@
+"""What a supervisor approves: the simulation a submitted version was checked with.
+
+A version is submitted for approval only after a simulation of exactly its
+content, against the version still in force, on the membership data as it is
+at submission. "As it is" is a data fingerprint of what a simulation reads
+(:func:`data_fingerprint`): the members (how many, the highest id, how many
+are active) and the members' orders (how many, the highest id, how many are
+refunded). Every ledger change a simulation depends on comes with one of these
+(an order's accrual and referral bonus, a refund's reversals); redemptions,
+transfers, adjustments and expiry change balances, not tiers or accrual, so
+they do not make a simulation stale. Counts and highest ids together also
+catch a row whose id was taken before the simulation and committed after it.
+
+While no version is in force there is nothing to simulate against, and the
+first version is submitted without one.
+
+The simulation's figures are recorded in the audit log (append-only) with the
+fingerprint and a key of the simulated content, so the approver reads the
+numbers the version was submitted on and whether the data has changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from db import audit
+from db.actor import Actor
+from db.errors import InvalidState
+from db.models import AuditLog, Member, Order
+from db.rules import Rules, get_rules, rules_in_force
+from db.simulation import SimulationResult
+
+SIMULATE_ACTION = "rules.simulate"
+FINGERPRINT_LABELS = {
+    "members": "members", "members_max_id": "newest member", "members_active": "active members",
+    "orders": "member orders", "orders_max_id": "newest member order",
+    "orders_refunded": "refunded member orders",
+}
+
+
+class SimulationRequired(InvalidState):
+    """A submission without a simulation of the version on the current data."""
+
+
+def data_fingerprint(s: Session) -> dict[str, int]:
+    """The data a simulation reads, summed up: equal fingerprints, same input."""
+    members, max_member, active = s.execute(
+        select(func.count(), func.max(Member.id),
+               func.sum(case((Member.status == "active", 1), else_=0)))
+    ).one()
+    orders, max_order, refunded = s.execute(
+        select(func.count(), func.max(Order.id),
+               func.sum(case((Order.status == "refunded", 1), else_=0)))
+        .where(Order.member_id.is_not(None))
+    ).one()
+    return {
+        "members": int(members or 0), "members_max_id": int(max_member or 0),
+        "members_active": int(active or 0), "orders": int(orders or 0),
+        "orders_max_id": int(max_order or 0), "orders_refunded": int(refunded or 0),
+    }
+
+
+def content_key(r: Rules) -> str:
+    """What a simulation depends on in a version: tiers, point value, tier window."""
+    body = {
+        "point_value_minor": r.point_value_minor, "tier_window_days": r.tier_window_days,
+        "tiers": [[t.name, t.threshold_minor, t.accrual_rate_bp, t.referral_rate_bp]
+                  for t in r.tiers],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RecordedSimulation:
+    """A simulation as recorded when it ran (figures as in SimulationResult)."""
+
+    rule_set_id: int
+    recorded_at: dt.datetime
+    by: str
+    as_of: dt.datetime
+    days: int
+    in_force_id: int
+    in_force_name: str
+    content: str
+    data: dict[str, int]
+    members: int
+    orders: int
+    moved_up: int
+    moved_down: int
+    matrix: pd.DataFrame
+    points: dict[str, dict[str, int]]
+    liability_change_minor: int
+
+
+def record_simulation(s: Session, actor: Actor, result: SimulationResult,
+                      data: dict[str, int]) -> None:
+    """The audit row of a simulation, with what the approver is shown.
+
+    ``data``: the fingerprint taken before the simulation read anything (so a
+    change during the run makes the record stale, never the other way)."""
+    m = result.matrix
+    summary = {
+        "as_of": result.as_of.isoformat(), "days": result.days,
+        "in_force_id": result.current.rule_set_id, "in_force_name": result.current.name,
+        "content": content_key(result.draft), "data": data,
+        "members": result.members, "orders": result.orders,
+        "moved_up": result.moved_up, "moved_down": result.moved_down,
+        "matrix": {"rows": [str(x) for x in m.index], "columns": [str(x) for x in m.columns],
+                   "cells": m.to_numpy().astype(int).tolist()},
+        "points": result.points, "liability_change_minor": result.liability_change_minor,
+    }
+    audit.record(
+        s, actor.name, SIMULATE_ACTION, actor_id=actor.id, object_type="rule_set",
+        object_id=result.draft.rule_set_id, after=summary,
+        detail=f"{result.days} days, {result.members} members",
+    )
+
+
+def latest_simulation(s: Session, rule_set_id: int) -> RecordedSimulation | None:
+    """The version's most recent recorded simulation, if any."""
+    row = s.execute(
+        select(AuditLog.at, AuditLog.actor, AuditLog.after)
+        .where(AuditLog.action == SIMULATE_ACTION, AuditLog.object_type == "rule_set",
+               AuditLog.object_id == str(rule_set_id), AuditLog.after.is_not(None))
+        .order_by(AuditLog.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    d: dict[str, Any] = json.loads(row.after)
+    mx = d["matrix"]
+    matrix = pd.DataFrame(
+        mx["cells"] or [[] for _ in mx["rows"]],
+        index=pd.CategoricalIndex(mx["rows"], categories=mx["rows"], name="tier_current"),
+        columns=pd.CategoricalIndex(mx["columns"], categories=mx["columns"],
+                                    name="tier_draft"),
+    )
+    return RecordedSimulation(
+        rule_set_id=rule_set_id, recorded_at=row.at, by=row.actor,
+        as_of=dt.datetime.fromisoformat(d["as_of"]), days=int(d["days"]),
+        in_force_id=int(d["in_force_id"]), in_force_name=str(d["in_force_name"]),
+        content=str(d["content"]), data={k: int(v) for k, v in d["data"].items()},
+        members=int(d["members"]), orders=int(d["orders"]), moved_up=int(d["moved_up"]),
+        moved_down=int(d["moved_down"]), matrix=matrix, points=d["points"],
+        liability_change_minor=int(d["liability_change_minor"]),
+    )
+
+
+def data_changes(before: dict[str, int], now: dict[str, int]) -> list[str]:
+    """What changed between two fingerprints, in words ("3 more member orders")."""
+    out = []
+    for key in ("members", "members_active", "orders", "orders_refunded"):
+        diff = now.get(key, 0) - before.get(key, 0)
+        if diff:
+            out.append(f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} "
+                       f"{FINGERPRINT_LABELS[key]}")
+    if not out and now != before:
+        out.append("members or orders written since")
+    return out
+
+
+def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None) -> list[str]:
+    """Why ``rec`` is not a simulation of this version on the current data
+    (empty: it is). The reasons are sentences for the page."""
+    if rec is None:
+        return ["it has not been simulated yet"]
+    reasons = []
+    if rec.content != content_key(get_rules(s, rule_set_id)):
+        reasons.append("the version was edited after it was simulated")
+    live = rules_in_force(s)
+    if live is not None and live.rule_set_id != rec.in_force_id:
+        reasons.append(f"the version in force is now #{live.rule_set_id}, the simulation "
+                       f"compared it with #{rec.in_force_id}")
+    changes = data_changes(rec.data, data_fingerprint(s))
+    if changes:
+        reasons.append("the data changed since it was simulated (" + ", ".join(changes) + ")")
+    return reasons
+
+
+def require_current_simulation(s: Session, rule_set_id: int) -> None:
+    """Refuse (SimulationRequired) unless the version's latest simulation is
+    of its present content, against the version in force, on the current data."""
+    if rules_in_force(s) is None:
+        return  # nothing to simulate against: the first version
+    rec = latest_simulation(s, rule_set_id)
+    reasons = staleness(s, rule_set_id, rec)
+    if not reasons:
+        return
+    if rec is None:
+        raise SimulationRequired(
+            f"#{rule_set_id} is not submitted: run its simulation first (Simulation tab). "
+            "A version is submitted only after a simulation on the current membership data, "
+            "so the approver sees what it does.")
+    raise SimulationRequired(
+        f"#{rule_set_id} is not submitted: its last simulation "
+        f"({rec.recorded_at:%Y-%m-%d %H:%M} UTC) is out of date: " + "; ".join(reasons)
+        + ". Run the simulation again (Simulation tab), then submit.")
