@@ -11,6 +11,12 @@ transfers, adjustments and expiry change balances, not tiers or accrual, so
 they do not make a simulation stale. Counts and highest ids together also
 catch a row whose id was taken before the simulation and committed after it.
 
+A shop that sells while a supervisor works would never let a fingerprint
+stand still, so a little new data is tolerated: a simulation stays current
+while what changed is at most ``TOLERATED_SHARE`` of what it read and it is
+younger than ``TOLERATED_AGE``; anything more, or any change to an older
+simulation, and it must run again. The approver sees every change listed.
+
 While no version is in force there is nothing to simulate against, and the
 first version is submitted without one.
 
@@ -44,6 +50,10 @@ FINGERPRINT_LABELS = {
     "orders": "member orders", "orders_max_id": "newest member order",
     "orders_refunded": "refunded member orders",
 }
+
+
+TOLERATED_SHARE = 0.01  # new or changed members and orders, of those simulated
+TOLERATED_AGE = dt.timedelta(hours=24)
 
 
 class SimulationRequired(InvalidState):
@@ -167,9 +177,10 @@ def data_changes(before: dict[str, int], now: dict[str, int]) -> list[str]:
     return out
 
 
-def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None) -> list[str]:
+def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None,
+              now: dt.datetime | None = None) -> list[str]:
     """Why ``rec`` is not a simulation of this version on the current data
-    (empty: it is). The reasons are sentences for the page."""
+    (empty: it is, within the tolerance). The reasons are sentences for the page."""
     if rec is None:
         return ["it has not been simulated yet"]
     reasons = []
@@ -179,10 +190,22 @@ def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None) -> l
     if live is not None and live.rule_set_id != rec.in_force_id:
         reasons.append(f"the version in force is now #{live.rule_set_id}, the simulation "
                        f"compared it with #{rec.in_force_id}")
-    changes = data_changes(rec.data, data_fingerprint(s))
-    if changes:
+    now_data = data_fingerprint(s)
+    changes = data_changes(rec.data, now_data)
+    if changes and not tolerated(rec, now_data, now):
         reasons.append("the data changed since it was simulated (" + ", ".join(changes) + ")")
     return reasons
+
+
+def tolerated(rec: RecordedSimulation, data: dict[str, int], now: dt.datetime | None) -> bool:
+    """A recent simulation and a small change: still what the version does."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if now - rec.recorded_at > TOLERATED_AGE:
+        return False
+    read = max(1, rec.data.get("members", 0) + rec.data.get("orders", 0))
+    changed = sum(abs(data.get(k, 0) - rec.data.get(k, 0))
+                  for k in ("members", "members_active", "orders", "orders_refunded"))
+    return changed <= TOLERATED_SHARE * read
 
 
 def require_current_simulation(s: Session, rule_set_id: int) -> None:

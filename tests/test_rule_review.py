@@ -129,3 +129,26 @@ def test_the_record_holds_what_the_simulation_computed(program):
     assert list(rec.matrix.columns) == list(again.matrix.columns)
     assert rec.points == again.points and rec.by == "author"
     assert rec.in_force_id == again.current.rule_set_id
+
+
+def test_a_little_new_data_is_tolerated_for_a_day(program):
+    """A shop keeps selling: up to 1 % new members and orders leave a fresh
+    simulation current; more, or any change a day later, does not."""
+    import dataclasses
+
+    d, author, rid = program
+    with d.begin() as s:
+        simulated(s, author, rid)
+        rec = rule_review.latest_simulation(s, rid)
+    read = {"members": 150, "members_active": 150, "orders": 150, "orders_refunded": 0,
+            "members_max_id": 150, "orders_max_id": 150}
+    big = dataclasses.replace(rec, data=read)
+    plus = {**read, "orders": 153, "orders_max_id": 153}  # 3 of 300: 1 %
+    more = {**read, "orders": 154, "orders_max_id": 154}
+    soon, later = rec.recorded_at + dt.timedelta(hours=2), rec.recorded_at + dt.timedelta(hours=25)
+    assert rule_review.tolerated(big, plus, soon)
+    assert not rule_review.tolerated(big, more, soon)
+    assert not rule_review.tolerated(big, plus, later)
+    ledger.post_order(d, OrderIn("o2", "M1", NOW - dt.timedelta(hours=1), 10_000))
+    with d.read() as s:  # the program's own: 1 new order of 2 read
+        assert "1 more member orders" in rule_review.staleness(s, rid, rec)[0]
