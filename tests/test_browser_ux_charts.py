@@ -45,6 +45,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -125,7 +126,8 @@ def text_of(driver, css: str) -> str:
 
 
 def wait_text(driver, css: str, text: str, timeout: int = WAIT) -> None:
-    WebDriverWait(driver, timeout).until(lambda d: text in text_of(d, css))
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+                  ).until(lambda d: text in text_of(d, css))
 
 
 def settle(driver) -> None:
@@ -313,8 +315,9 @@ def test_a_pilot_past_its_planned_end_prompts_to_end_it_and_its_verdict_is_consi
     end.click()
     wait_text(browser, "#pilots-action-msg", "Pilot ended")
     # the prompt closes (a closed alert leaves the page)
-    WebDriverWait(browser, WAIT).until(lambda d: not any(
-        e.is_displayed() for e in d.find_elements(By.ID, "pilots-overdue")))
+    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)
+                  ).until(lambda d: not any(
+                      e.is_displayed() for e in d.find_elements(By.ID, "pilots-overdue")))
     wait_text(browser, "#pilots-facts", "ended")
     pilot_results_done(browser)
     assert "past its planned end" not in text_of(browser, "#pilots-facts")
