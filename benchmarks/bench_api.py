@@ -186,12 +186,14 @@ def main() -> int:
         print(f"latency per call p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
               f"max: {lat[-1] * 1000:.0f} ms")
         errors = sum(n for c, n in codes.items() if c not in (200, 201))
-        live = sorted(x for x, c in watcher.samples if c == 200)
-        live_failed = sum(1 for _, c in watcher.samples if c != 200)
+        answered = (200, 204)  # 204: the page had nothing new to show
+        live = sorted(x for x, c in watcher.samples if c in answered)
+        live_failed = sum(1 for _, c in watcher.samples if c not in answered)
+        live_codes = Counter(c for _, c in watcher.samples if c not in answered)
         if live:
             print(f"live page during the load: {len(live)} refreshes (one a second asked), "
                   f"p50 {statistics.median(live) * 1000:.0f} ms, max {live[-1] * 1000:.0f} ms; "
-                  f"failed: {live_failed}")
+                  f"failed: {live_failed} {dict(live_codes) if live_codes else ''}")
         else:
             print(f"live page during the load: no refresh answered; failed: {live_failed}")
         print(f"responses: {dict(codes)}; errors: {errors}")
