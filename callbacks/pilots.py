@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -24,6 +25,7 @@ from dashboard import pilots_views as pv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
 from db import pilots, readviews
@@ -32,6 +34,7 @@ from db.models import ProgramSettings
 from db.simulation import Cancelled
 
 READ = ("supervisor", "executive")
+ACTION_BUTTONS = (ids.START, ids.SEND_BACK, ids.CANCEL, ids.END, ids.ROLLOUT)
 
 FIELDS = list(ids.FEEDBACK)
 FEEDBACK_OUTPUTS = [Output(ids.FEEDBACK[f], "children") for f in FIELDS]
@@ -264,43 +267,48 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     State(ids.PICK, "value"),
     State(ids.SEND_BACK_REASON, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    # the buttons stay disabled until the results show which ones apply now
+    running=[(Output(b, "disabled"), True, True) for b in ACTION_BUTTONS],
 )
 @require_roles("supervisor", writes=True)
 def act(_s: int, _b: int, _c: int, _e: int, _r: int, pilot_id: int | None, reason: str | None,
-        refresh: int) -> tuple[Any, Any]:
+        refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
         return dbc.Alert("Choose a pilot first.", color="warning"), no_update
     actor = current_actor()
     what = ctx.triggered_id
+    if what not in ACTION_BUTTONS:
+        return no_update, no_update
+
+    def work(s: Any) -> str:
+        if what == ids.START:
+            if pilots.pilot_info(s, pilot_id).start_requested_by is None:
+                pilots.request_start(s, actor, pilot_id)
+                return ("Start requested. Another supervisor, who did not write the pilot's "
+                        "rules or create it, approves it; until then nothing changes for "
+                        "its members.")
+            pilots.start_pilot(s, actor, pilot_id)
+            return "Pilot started: its pilot group now earns under the pilot's rules."
+        if what == ids.SEND_BACK:
+            pilots.send_back_start(s, actor, pilot_id, reason or "")
+            return "Start sent back: the pilot stays a draft."
+        if what == ids.CANCEL:
+            pilots.cancel_pilot(s, actor, pilot_id)
+            return "Draft pilot cancelled; its members are free for another pilot."
+        if what == ids.END:
+            pilots.end_pilot(s, actor, pilot_id)
+            return "Pilot ended: every member is back on the published rules."
+        rid = pilots.rollout_draft(s, actor, pilot_id)
+        return (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
+                "Tier rules page; another supervisor approves it.")
+
     try:
-        with get_db().begin() as s:
-            if what == ids.START:
-                if pilots.pilot_info(s, pilot_id).start_requested_by is None:
-                    pilots.request_start(s, actor, pilot_id)
-                    msg = ("Start requested. Another supervisor, who did not write the pilot's "
-                           "rules or create it, approves it; until then nothing changes for "
-                           "its members.")
-                else:
-                    pilots.start_pilot(s, actor, pilot_id)
-                    msg = "Pilot started: its pilot group now earns under the pilot's rules."
-            elif what == ids.SEND_BACK:
-                pilots.send_back_start(s, actor, pilot_id, reason or "")
-                msg = "Start sent back: the pilot stays a draft."
-            elif what == ids.CANCEL:
-                pilots.cancel_pilot(s, actor, pilot_id)
-                msg = "Draft pilot cancelled; its members are free for another pilot."
-            elif what == ids.END:
-                pilots.end_pilot(s, actor, pilot_id)
-                msg = "Pilot ended: every member is back on the published rules."
-            elif what == ids.ROLLOUT:
-                rid = pilots.rollout_draft(s, actor, pilot_id)
-                msg = (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
-                       "Tier rules page; another supervisor approves it.")
-            else:
-                return no_update, no_update
+        msg, _again = once(f"pilots.{what}", token, {"id": pilot_id, "reason": reason}, work)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", dismissable=True), no_update
+        # the results are shown again: they enable the buttons that apply
+        return dbc.Alert(str(exc), color="danger", dismissable=True), (refresh or 0) + 1
     return dbc.Alert(msg, color="success", dismissable=True), (refresh or 0) + 1
 
 
@@ -381,11 +389,13 @@ def preview(_n: int, *form: Any) -> list[Any]:
     Input(ids.CREATE, "n_clicks"),
     *FORM_STATES,
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.CREATE),
 )
 @require_roles("supervisor", writes=True)
 def create(_n: int, *form_and_refresh: Any) -> list[Any]:
-    *form, refresh = form_and_refresh
+    *form, refresh, token = form_and_refresh
     unchanged = [no_update, no_update, no_update, no_update]
     try:
         args = _form(*form)
@@ -394,9 +404,16 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
         if note:
             args["source_note"] = note
         actor = current_actor()
-        with get_db().begin() as s:
+
+        def work(s: Any) -> dict[str, int]:
             made = pilots.create_pilot(s, actor, name, rule_set, **args)
-            power = pilots.pilot_power(s, made.pilot_id)
+            return {"pilot_id": made.pilot_id, "n_pilot": made.n_pilot,
+                    "n_control": made.n_control, "left_out": made.left_out}
+
+        payload = [hashlib.sha256(str(v).encode()).hexdigest() for v in form]
+        made, _again = once("pilots.create", token, payload, work)
+        with get_db().read() as s:
+            power = pilots.pilot_power(s, made["pilot_id"])
             currency = _currency(s)
     except pilots.MemberFileError as exc:
         return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
@@ -407,11 +424,12 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
     except LoyaltyError as exc:
         return [dbc.Alert(str(exc), color="danger"), *unchanged, *_no_feedback()]
     msg = dbc.Alert(
-        f"Pilot #{made.pilot_id} created as a draft: {made.n_pilot:,} pilot and "
-        f"{made.n_control:,} control members"
-        + (f" ({made.left_out:,} left out: inactive or in another pilot)" if made.left_out
-           else "") + ". Its power estimate is below; start it from 'Pilots and results'.",
+        f"Pilot #{made['pilot_id']} created as a draft: {made['n_pilot']:,} pilot and "
+        f"{made['n_control']:,} control members"
+        + (f" ({made['left_out']:,} left out: inactive or in another pilot)"
+           if made["left_out"] else "")
+        + ". Its power estimate is below; start it from 'Pilots and results'.",
         color="success", id="pilots-created")
-    return [msg, (refresh or 0) + 1, made.pilot_id, no_update,
+    return [msg, (refresh or 0) + 1, made["pilot_id"], no_update,
             pv.power_card(power, currency, title="Power estimate of the saved groups"),
             *_no_feedback()]

@@ -23,6 +23,7 @@ from dashboard import rules_views as rv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import Rules as ids
 from db import audit, rule_history, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, ValidationError
@@ -233,13 +234,15 @@ def parse_settings(
     Input(ids.SAVE, "n_clicks"), Input(ids.SUBMIT, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.GRID, "virtualRowData"), State(ids.GRID, "rowData"),
     State(ids.NAME, "value"), State(ids.NOTE, "value"), State(ids.POINT_VALUE, "value"),
-    State(ids.WINDOW_MODE, "value"), State(ids.WINDOW_DAYS, "value"),
+    State(ids.WINDOW_MODE, "value"), State(ids.WINDOW_DAYS, "value"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.SAVE, ids.SUBMIT),
 )
 @require_roles(*WRITE, writes=True)
 def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
                virtual_rows: list | None, rows: list | None, name: str | None,
-               note: str | None, point_value: Any, mode: str | None, days: Any) -> tuple:
+               note: str | None, point_value: Any, mode: str | None, days: Any,
+               token: Any = None) -> tuple:
     """Validate everything, then save (and submit); an invalid draft is never saved."""
     version_id = as_id(version_id)
     if version_id is None:
@@ -262,8 +265,10 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         if submit:
             rules.submit(s, actor, int(version_id))
 
+    payload = {"id": version_id, "tiers": clean, "name": name, "note": note, "pv": pv,
+               "window": window}
     try:
-        get_db().write_tx(tx)
+        once("rules.submit" if submit else "rules.save", token, payload, tx)
     except RuleValidationError as exc:
         return _refused(grid_rows, exc.problems)
     except LoyaltyError as exc:
@@ -286,11 +291,13 @@ def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
     Output(ids.EXPIRY_FB, "children"), Output(ids.EXPIRY_CHANGED, "data"),
     Input(ids.EXPIRY_SAVE, "n_clicks"),
     State(ids.EXPIRY, "value"), State(ids.EXPIRY_NEVER, "value"),
-    State(ids.EXPIRY_CHANGED, "data"),
+    State(ids.EXPIRY_CHANGED, "data"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.EXPIRY_SAVE),
 )
 @require_roles(*WRITE, writes=True)
-def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any) -> tuple:
+def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any,
+                   token: Any = None) -> tuple:
     """Propose a new expiry period; it applies once a second supervisor approves."""
     value: int | None = None
     if never is not True:
@@ -303,7 +310,8 @@ def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any) 
                     no_update)
     actor = current_actor()
     try:
-        get_db().write_tx(lambda s: settings_changes.propose_expiry(s, actor, value))
+        once("rules.expiry.propose", token, {"days": value},
+             lambda s: settings_changes.propose_expiry(s, actor, value))
     except ValidationError as exc:
         return None, True, exc.message, no_update
     except LoyaltyError as exc:
@@ -336,10 +344,13 @@ def show_expiry_proposal(_changed: Any) -> tuple:
                                                     allow_duplicate=True),
     Input(ids.EXPIRY_APPROVE, "n_clicks"), Input(ids.EXPIRY_REJECT, "n_clicks"),
     State(ids.EXPIRY_REASON, "value"), State(ids.EXPIRY_CHANGED, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.EXPIRY_APPROVE, ids.EXPIRY_REJECT),
 )
 @require_roles(*WRITE, writes=True)
-def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -> tuple:
+def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any,
+                  token: Any = None) -> tuple:
     if ctx.triggered_id not in (ids.EXPIRY_APPROVE, ids.EXPIRY_REJECT):
         raise PreventUpdate
     actor = current_actor()
@@ -356,8 +367,10 @@ def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -
         settings_changes.reject(s, actor, waiting.id, reason if isinstance(reason, str) else "")
         return "Refused: the expiry period stays as it was."
 
+    approving = ctx.triggered_id == ids.EXPIRY_APPROVE
     try:
-        text = get_db().write_tx(decide)
+        text, _again = once("rules.expiry.approve" if approving else "rules.expiry.refuse",
+                            token, {"reason": reason}, decide)
     except LoyaltyError as exc:
         return _alert(str(exc)), no_update
     return (_alert(text, "success", duration=8000),
@@ -372,11 +385,13 @@ def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -
     Output(ids.TABS, "active_tab"),
     Input(ids.NEW_DRAFT, "n_clicks"), Input(ids.ROLLBACK, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.HISTORY_GRID, "selectedRows"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.NEW_DRAFT, ids.ROLLBACK),
 )
 @require_roles(*WRITE, writes=True)
 def copy_version(_new: int | None, _rollback: int | None, version_id: int | None,
-                 history_selected: list | None) -> tuple:
+                 history_selected: list | None, token: Any = None) -> tuple:
     """A new draft from a version (rollback = from an old one, chosen in History)."""
     rollback = ctx.triggered_id == ids.ROLLBACK
     source = (history_selected or [{}])[0].get("id") if rollback else version_id
@@ -386,7 +401,8 @@ def copy_version(_new: int | None, _rollback: int | None, version_id: int | None
         return _alert(msg, "warning"), no_update, no_update
     actor = current_actor()
     try:
-        new_id = get_db().write_tx(
+        new_id, _again = once(
+            "rules.rollback" if rollback else "rules.copy", token, {"source": source},
             lambda s: rules.copy_to_draft(s, actor, int(source), rollback=rollback))
     except LoyaltyError as exc:
         return _alert(str(exc)), no_update, no_update
@@ -415,12 +431,13 @@ def parse_effective_at(value: Any) -> dt.datetime:
     Output(ids.DECIDED, "data"),
     Input(ids.APPROVE, "n_clicks"), Input(ids.REJECT, "n_clicks"),
     State(ids.PENDING_GRID, "selectedRows"), State(ids.EFFECTIVE_AT, "value"),
-    State(ids.DECISION_NOTE, "value"),
+    State(ids.DECISION_NOTE, "value"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.APPROVE, ids.REJECT),
 )
 @require_roles(*WRITE, writes=True)
 def decide(_approve: int | None, _reject: int | None, selected: list | None,
-           effective_at: Any, note: str | None) -> tuple:
+           effective_at: Any, note: str | None, token: Any = None) -> tuple:
     """Approve (publish from an effective time) or reject a submitted version;
     the four-eyes and not-in-the-past rules are the service's."""
     clear = (False, "", False, "")
@@ -433,10 +450,12 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
     try:
         if approving:
             when = parse_effective_at(effective_at)
-            get_db().write_tx(lambda s: rules.approve(s, actor, rule_set_id, when,
-                                                      note=(note or "").strip()))
+            once("rules.approve", token, {"id": rule_set_id, "at": when, "note": note},
+                 lambda s: rules.approve(s, actor, rule_set_id, when,
+                                         note=(note or "").strip()))
         else:
-            get_db().write_tx(lambda s: rules.reject(s, actor, rule_set_id, note or ""))
+            once("rules.reject", token, {"id": rule_set_id, "note": note},
+                 lambda s: rules.reject(s, actor, rule_set_id, note or ""))
     except ValidationError as exc:
         if exc.field == "effective_at":
             return None, True, exc.message, False, "", no_update

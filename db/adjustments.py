@@ -12,9 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from db import audit
+from db import audit, form_tokens
 from db.actor import Actor
 from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
 from db.ledger import MAX_POINTS, account_of, balance, post_adjustment, utcnow
@@ -28,7 +29,7 @@ from db.models import (
     ProgramSettings,
     StaffUser,
 )
-from db.session import transactional
+from db.session import Database, transactional
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ class AdjustmentInfo:
     status: str
     approvals_required: int
     tx_id: int | None
+    replayed: bool = False  # the same form sent again: this is the request it filed
 
 
-def _info(r: AdjustmentRequest) -> AdjustmentInfo:
+def _info(r: AdjustmentRequest, *, replayed: bool = False) -> AdjustmentInfo:
     return AdjustmentInfo(
-        r.id, r.member_id, r.points, r.reason_code, r.status, r.approvals_required, r.tx_id
+        r.id, r.member_id, r.points, r.reason_code, r.status, r.approvals_required, r.tx_id,
+        replayed,
     )
 
 
@@ -73,12 +76,21 @@ def request_adjustment(
     ticket_ref: str = "",
     corrects_entry_id: int | None = None,
     at: dt.datetime | None = None,
+    form_token: str | None = None,
 ) -> AdjustmentInfo:
-    """File a request; refused if it would take the balance below zero now."""
+    """File a request; refused if it would take the balance below zero now.
+
+    ``form_token`` is the random token of the form that sends it: the same
+    token from the same requester again files nothing and returns the request
+    the first one filed (``replayed``), whatever the form holds by then."""
     if actor.id is None:
         raise Forbidden("adjustments are requested by a staff user")
     if actor.role not in ("support", "supervisor"):
         raise Forbidden("only support staff and supervisors can request adjustments")
+    form_token = form_tokens.as_token(form_token)
+    filed = filed_by_form(s, actor, form_token)
+    if filed is not None:
+        return filed
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise ValidationError("points", "must be a non-zero whole number (+ adds, - removes)")
     if abs(points) > MAX_POINTS:
@@ -121,6 +133,7 @@ def request_adjustment(
         approvals_required=2 if size > settings.adjustment_second_approval_points else 1,
         requested_by_id=actor.id,
         requested_at=at or utcnow(),
+        form_token=form_token,
     )
     s.add(r)
     s.flush()
@@ -129,6 +142,34 @@ def request_adjustment(
         object_id=r.id, after=_snapshot(r) | {"comment": r.comment, "ticket_ref": r.ticket_ref},
     )
     return _info(r)
+
+
+def filed_by_form(s: Session, actor: Actor, form_token: str | None) -> AdjustmentInfo | None:
+    """The request this requester's form instance already filed, if any."""
+    form_token = form_tokens.as_token(form_token)
+    if form_token is None or actor.id is None:
+        return None
+    filed = s.scalar(select(AdjustmentRequest).where(
+        AdjustmentRequest.requested_by_id == actor.id,
+        AdjustmentRequest.form_token == form_token))
+    return _info(filed, replayed=True) if filed is not None else None
+
+
+def request_adjustment_once(db: Database, actor: Actor, member_id: int, points: int,
+                            reason_code: str, comment: str, *, form_token: str | None,
+                            **kwargs: object) -> AdjustmentInfo:
+    """:func:`request_adjustment` from a form: a twin of the same form that
+    committed first (two requests at once on PostgreSQL) is answered from it."""
+    def file() -> AdjustmentInfo:
+        return request_adjustment(db, actor, member_id, points, reason_code, comment,
+                                  form_token=form_token, **kwargs)
+
+    try:
+        return file()
+    except IntegrityError:
+        if form_tokens.as_token(form_token) is None:
+            raise
+        return file()
 
 
 def _load_locked(s: Session, request_id: int) -> AdjustmentRequest:

@@ -10,6 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.forms import token_store
 from dashboard.ids import AdjRequest as ids
 from dashboard.members_views import REASON_LABELS
 from dashboard.shell import grid, page_header
@@ -107,5 +108,7 @@ def layout(member: str | None = None, **_: object) -> html.Div:
             dbc.Row([dbc.Col(form, lg=6), dbc.Col(mine, lg=6)]),
             dcc.Store(id=ids.VERSION, data=0),
             dcc.Store(id=ids.CANCEL_VERSION, data=0),
+            token_store(ids.TOKEN),
+            dcc.Store(id=ids.LAST_TOKEN),
         ]
     )

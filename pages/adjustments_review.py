@@ -13,6 +13,7 @@ from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import AdjReview as ids
 from dashboard.members_views import QUEUE_COLUMNS, REASON_LABELS
 from dashboard.shell import grid, page_header
@@ -69,6 +70,7 @@ def queue_section() -> html.Div:
                 ]
             ),
             dcc.Store(id=ids.SELECTED),
+            token_store(ids.TOKEN),
             dcc.Interval(id=ids.QUEUE_REFRESH, interval=30_000),
             html.Hr(className="my-4"),
         ]

@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, page_header
 from db.models import PILOT_METRICS, PILOT_STATUSES, SEGMENTS
@@ -107,6 +108,7 @@ def layout(**_: object) -> html.Div:
                 "the current rules; the lift is measured against the control group.",
             ),
             dcc.Store(id=ids.REFRESH, data=0),
+            token_store(ids.TOKEN),
             dcc.Store(id=ids.ACTOR),
             dcc.Store(id=ids.RESULTS_CSV),
             dbc.Tabs(id=ids.TABS, active_tab="results", children=[

@@ -12,6 +12,7 @@ from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import Rules as ids
 from dashboard.rules_views import HISTORY_COLUMNS, PENDING_COLUMNS, tier_columns
 from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
@@ -220,6 +221,7 @@ def layout(**_: object) -> html.Div:
         dcc.Store(id=ids.COPIED),
         dcc.Store(id=ids.IN_FORCE_ID),
         dcc.Store(id=ids.PROBLEMS),
+        token_store(ids.TOKEN),
         page_header(
             "Tier rules",
             "Thresholds on qualifying spend with accrual and referral rates. A change is a "

@@ -6,6 +6,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.forms import token_store
 from dashboard.ids import Staff as ids
 from dashboard.shell import grid, page_header
 from db.models import API_SCOPES, ROLES
@@ -89,6 +90,7 @@ def layout(**_: object) -> html.Div:
         [
             page_header("Staff accounts", "Every change here is written to the audit log."),
             dcc.Store(id=ids.REFRESH, data=0),
+            token_store(ids.TOKEN),
             grid(ids.GRID, STAFF_COLUMNS, height="300px"),
             dbc.Row(
                 [

@@ -4,6 +4,7 @@
 class Staff:
     GRID = "staff-grid"
     REFRESH = "staff-refresh"
+    TOKEN = "staff-token"  # store: this page's form submission token
     NEW_USERNAME = "staff-new-username"
     NEW_FULL_NAME = "staff-new-full-name"
     NEW_ROLE = "staff-new-role"
