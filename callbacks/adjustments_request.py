@@ -20,17 +20,20 @@ from db import adjustments, members
 from db.adjustments import AdjustmentFilters
 from db.errors import (
     Forbidden,
+    FormErrors,
     InsufficientPoints,
     InvalidState,
     LoyaltyError,
     NotFound,
     ValidationError,
+    too_large,
 )
 from db.form_tokens import as_token, new_token
+from db.ledger import MAX_POINTS
 
 ROLES = ("support", "supervisor")
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
-_POINTS = re.compile(r"[+-]?\d{1,13}")
+_POINTS = re.compile(r"[+-]?\d+")
 
 
 def parse_points(text: str | None) -> int:
@@ -41,6 +44,8 @@ def parse_points(text: str | None) -> int:
     if not _POINTS.fullmatch(raw):
         raise ValidationError(
             "points", "must be a whole number of points, e.g. 500 to add or -200 to remove")
+    if len(raw.lstrip("+-").lstrip("0")) > len(str(MAX_POINTS)):
+        raise ValidationError("points", too_large(f"{MAX_POINTS:,} points either way"))
     return int(raw)
 
 
@@ -119,30 +124,43 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
     reason = as_text(reason)
     feedback = dict.fromkeys(FIELDS, "")
     actor = current_actor()
-    try:
-        with get_db().read() as s:
-            # sent again (a double click): the answer is the request already filed,
-            # whatever the form holds by now
-            info = adjustments.filed_by_form(s, actor, as_token(token))
-            if info is None and not as_text(points).strip() and not comment.strip():
-                # nothing typed since the last request was filed: the same click again
-                info = adjustments.filed_by_form(s, actor, as_token(last_token))
-            if info is not None:
-                return (*feedback.values(), _filed(info), no_update, *keep)
+    problems: dict[str, str] = {}
+    mid = pts = None
+    with get_db().read() as s:
+        # sent again (a double click): the answer is the request already filed,
+        # whatever the form holds by now
+        info = adjustments.filed_by_form(s, actor, as_token(token))
+        if info is None and not as_text(points).strip() and not comment.strip():
+            # nothing typed since the last request was filed: the same click again
+            info = adjustments.filed_by_form(s, actor, as_token(last_token))
+        if info is not None:
+            return (*feedback.values(), _filed(info), no_update, *keep)
+        try:
             mid = members.resolve_member(s, member_ref or "")
+        except (ValidationError, NotFound) as exc:
+            problems["member"] = getattr(exc, "message", str(exc))
+    try:
         pts = parse_points(points)
-        entry_id = as_id(entry)
-        if entry not in (None, "") and entry_id is None:
-            raise ValidationError("corrects_entry_id", "choose the entry to correct from the list")
+    except ValidationError as exc:
+        problems["points"] = exc.message
+    entry_id = as_id(entry)
+    if entry not in (None, "") and entry_id is None:
+        problems["corrects_entry_id"] = "choose the entry to correct from the list"
+    # every problem of the form at once, each next to its field
+    problems = adjustments.request_problems(pts if pts is not None else 1, reason, comment,
+                                            ticket) | problems
+    if problems:
+        return (*_marked(feedback, problems), no_update, *keep)
+    try:
         info_token = as_token(token)
         info = adjustments.request_adjustment_once(
             get_db(), actor, mid, pts, reason or "", comment or "", ticket_ref=ticket or "",
             corrects_entry_id=entry_id, form_token=info_token,
         )
+    except FormErrors as exc:
+        return (*_marked(feedback, exc.problems), no_update, *keep)
     except ValidationError as exc:
-        feedback[exc.field if exc.field in feedback else "member"] = exc.message
-        return (*feedback.values(), _alert("Nothing was filed: fix the field marked.",
-                                           "warning"), no_update, *keep)
+        return (*_marked(feedback, {exc.field: exc.message}), no_update, *keep)
     except InsufficientPoints as exc:
         feedback["points"] = str(exc)
         return (*feedback.values(), _alert("Nothing was filed.", "warning"), no_update, *keep)
@@ -154,6 +172,16 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
     # the whole request part of the form is emptied (the member stays): a new request
     return (*feedback.values(), _filed(info), (version or 0) + 1, "", "", "", "", None,
             new_token(), info_token)
+
+
+def _marked(feedback: dict[str, str], problems: dict[str, str]) -> tuple[Any, ...]:
+    """The feedback next to each field and the summary above the button."""
+    for field, message in problems.items():
+        feedback[field if field in feedback else "member"] = message
+    n = len(problems)
+    text = ("Nothing was filed: fix the field marked." if n == 1
+            else f"Nothing was filed: fix the {n} fields marked.")
+    return (*feedback.values(), _alert(text, "warning"))
 
 
 def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -29,7 +30,7 @@ from dashboard.forms import busy, once
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
 from db import pilots, readviews
-from db.errors import LoyaltyError, ValidationError
+from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.models import ProgramSettings
 from db.simulation import Cancelled
 
@@ -53,9 +54,25 @@ def _no_feedback() -> list[str]:
 
 
 def _feedback(field: str, message: str) -> list[str]:
+    return _feedbacks({field: message})
+
+
+def _feedbacks(problems: dict[str, str]) -> list[str]:
+    """Every message next to its field (filters' messages next to the population)."""
     out = _no_feedback()
-    out[FIELDS.index(field) if field in FIELDS else FIELDS.index("population")] = message
+    for field, message in problems.items():
+        i = FIELDS.index(field) if field in FIELDS else FIELDS.index("population")
+        out[i] = "; ".join(x for x in (out[i], message) if x)
     return out
+
+
+def _seed(value: Any) -> int:
+    text = str(value if value is not None else "").strip()
+    if not re.fullmatch(r"\d+", text):
+        raise ValidationError("seed", "must be a whole number (0 or more)")
+    if len(text.lstrip("0")) > len(str(pilots.MAX_SEED)) or int(text) > pilots.MAX_SEED:
+        raise ValidationError("seed", too_large(f"{pilots.MAX_SEED:,}"))
+    return int(text)
 
 
 def _when(value: Any, field: str) -> dt.datetime:
@@ -84,24 +101,37 @@ def _file(contents: str | None) -> bytes:
 def _form(name, rule_set, source, segments, tiers, joined_from, joined_to, active_days,
           contents, filename, share, seed, start_at, end_at, metric, min_effect
           ) -> dict[str, Any]:
-    """The form as service arguments; a ValidationError names the bad field."""
-    try:
-        seed_v = int(seed)
-    except (TypeError, ValueError):
-        raise ValidationError("seed", "must be a whole number") from None
-    args: dict[str, Any] = {
-        "pilot_share": share, "seed": seed_v, "start_at": _when(start_at, "start_at"),
-        "planned_end_at": _when(end_at, "planned_end_at"), "primary_metric": metric,
-        "min_effect": min_effect,
-    }
+    """The form as service arguments; every bad field at once in :class:`FormErrors`."""
+    problems: dict[str, str] = {}
+    args: dict[str, Any] = {"pilot_share": share, "primary_metric": metric,
+                            "min_effect": min_effect}
+
+    def take(key: str, parse: Any) -> None:
+        try:
+            args[key] = parse()
+        except ValidationError as exc:
+            problems.setdefault(exc.field, exc.message)
+
+    take("seed", lambda: _seed(seed))
+    take("start_at", lambda: _when(start_at, "start_at"))
+    take("planned_end_at", lambda: _when(end_at, "planned_end_at"))
     if source == "file":
-        args["member_file"] = _file(contents)
+        take("member_file", lambda: _file(contents))
         args["_filename"] = filename or "upload.csv"
     else:
-        args["population"] = pilots.parse_population({
+        take("population", lambda: pilots.parse_population({
             "segments": segments or [], "tiers": tiers or [], "joined_from": joined_from,
             "joined_to": joined_to, "active_within_days": active_days,
-        })
+        }))
+    # the form's own fields, as the service checks them
+    for field, message in pilots.form_problems(
+            name, as_id(rule_set), share, args.get("seed"), args.get("start_at"),
+            args.get("planned_end_at"), metric, min_effect).items():
+        if field not in problems and not (field == "planned_end_at" and (
+                "start_at" in problems or "planned_end_at" in problems)):
+            problems[field] = message
+    if problems:
+        raise FormErrors(problems)
     args["_name"] = name
     args["_rule_set"] = rule_set
     return args
@@ -365,7 +395,14 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
 @require_roles("supervisor")
 def preview(_n: int, *form: Any) -> list[Any]:
     try:
-        args = _form(*form)
+        try:
+            args = _form(*form)
+        except FormErrors as exc:
+            # the estimate needs neither a name nor a rule set
+            left = {k: v for k, v in exc.problems.items() if k not in ("name", "rule_set_id")}
+            if left:
+                raise FormErrors(left) from None
+            args = _form("estimate", 1, *form[2:])
         for k in ("_name", "_rule_set", "_filename"):
             args.pop(k, None)
         with get_db().read() as s:
@@ -373,6 +410,8 @@ def preview(_n: int, *form: Any) -> list[Any]:
             currency = _currency(s)
     except pilots.MemberFileError as exc:
         return [no_update, *_feedback("member_file", str(exc.message))]
+    except FormErrors as exc:
+        return [no_update, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [no_update, *_feedback(exc.field, exc.message)]
     return [pv.power_card(p, currency), *_no_feedback()]
@@ -418,9 +457,16 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
     except pilots.MemberFileError as exc:
         return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
                 *unchanged, *_feedback("member_file", exc.message)]
+    except FormErrors as exc:
+        n = len(exc.problems)
+        return [dbc.Alert("Nothing was created: see the message next to the field." if n == 1
+                          else f"Nothing was created: see the messages next to the {n} fields.",
+                          color="danger", id="pilots-create-refused"),
+                *unchanged, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [dbc.Alert("Nothing was created: see the message next to the field.",
-                          color="danger"), *unchanged, *_feedback(exc.field, exc.message)]
+                          color="danger", id="pilots-create-refused"),
+                *unchanged, *_feedback(exc.field, exc.message)]
     except LoyaltyError as exc:
         return [dbc.Alert(str(exc), color="danger"), *unchanged, *_no_feedback()]
     msg = dbc.Alert(

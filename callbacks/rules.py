@@ -11,6 +11,7 @@ identity (dashboard.jobs), because it runs without a request.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -26,9 +27,10 @@ from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
 from dashboard.ids import Rules as ids
 from db import audit, rule_history, rules, settings_changes
-from db.errors import InvalidState, LoyaltyError, ValidationError
+from db.errors import InvalidState, LoyaltyError, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
+from db.text import MAX_COMMENT, length_problem
 
 READ = ("supervisor", "executive")
 WRITE = ("supervisor",)
@@ -160,7 +162,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
     """Rule-set level messages next to their inputs."""
     p = problems if isinstance(problems, dict) else {}
     out: list[Any] = []
-    for key in ("name", "point_value", "tier_window_days"):
+    for key in rv.INPUT_FIELDS:
         out += [bool(p.get(key)), p.get(key, "")]
     return tuple(out)
 
@@ -201,6 +203,21 @@ def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None)
     return {"remove": [{"rid": r.get("rid")} for r in selected]}
 
 
+def parse_days(value: Any, most: int) -> int:
+    """A number of days typed in a text box, with the reason when it is refused."""
+    text = re.sub(r"[\s,_\u00a0]", "", as_text(value))
+    if not text:
+        raise ValidationError("days", f"enter a whole number of days from 1 to {most:,}")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValidationError(
+            "days", f"{value!s:.20} is not a whole number of days: enter one from 1 to {most:,}")
+    if len(text.lstrip("+-").lstrip("0")) > len(str(most)) or int(text) > most:
+        raise ValidationError("days", too_large(f"{most:,} days"))
+    if int(text) < 1:
+        raise ValidationError("days", f"must be at least 1 day (at most {most:,})")
+    return int(text)
+
+
 def parse_settings(
     point_value: Any, mode: str | None, days: Any
 ) -> tuple[int | None, int | None, list[Problem]]:
@@ -216,13 +233,9 @@ def parse_settings(
     window: int | None = None
     if mode == "rolling":
         try:
-            text = str(days if days is not None else "").strip()
-            window = int(text)
-            if str(window) != text.lstrip("+"):
-                raise ValueError
-            problems += rules.validate_settings(pv or 100, window)
-        except (TypeError, ValueError):
-            problems.append(Problem(None, "tier_window_days", "enter a whole number of days"))
+            window = parse_days(days, rules.MAX_WINDOW_DAYS)
+        except ValidationError as exc:
+            problems.append(Problem(None, "tier_window_days", exc.message))
     return pv, window, problems
 
 
@@ -255,6 +268,8 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
     problems = rules.validate_tiers(clean)[1] + problems
     if not (name or "").strip():
         problems.append(Problem(None, "name", "is required"))
+    if (too_long := length_problem(note, MAX_COMMENT)):
+        problems.append(Problem(None, "note", too_long))
     if problems:
         return _refused(grid_rows, problems)
     actor = current_actor()
@@ -282,8 +297,9 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
 
 def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
     fields = rv.field_problems(problems)
+    # the settings' messages show next to their inputs; the others in the list
     return (rv.rows_with_problems(grid_rows, problems), fields,
-            rv.problem_list(problems, fields), no_update)
+            rv.problem_list(problems, [f for f in fields if f in rv.INPUT_FIELDS]), no_update)
 
 
 @callback(
@@ -302,12 +318,9 @@ def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any,
     value: int | None = None
     if never is not True:
         try:
-            value = int(str(days).strip())
-            if str(value) != str(days).strip():
-                raise ValueError
-        except (TypeError, ValueError):
-            return (None, True, "enter a whole number of days, or tick \u201cnever expire\u201d",
-                    no_update)
+            value = parse_days(days, settings_changes.MAX_EXPIRY_DAYS)
+        except ValidationError as exc:
+            return None, True, exc.message, no_update
     actor = current_actor()
     try:
         once("rules.expiry.propose", token, {"days": value},
@@ -525,12 +538,9 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         if version_id is None:
             return _alert("Select a version to simulate first.", "warning")
         try:
-            n_days = int(str(days).strip())
-            if not 1 <= n_days <= MAX_SIM_DAYS or str(n_days) != str(days).strip():
-                raise ValueError
-        except (TypeError, ValueError):
-            return _alert(f"Days of orders: enter a whole number from 1 to {MAX_SIM_DAYS}.",
-                          "warning")
+            n_days = parse_days(days, MAX_SIM_DAYS)
+        except ValidationError as exc:
+            return _alert(f"Days of orders: {exc.message}.", "warning", id="rules-sim-days-refused")
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))

@@ -14,7 +14,7 @@ from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
 from dashboard.ids import Staff as ids
 from db import api_keys, staff_grants, users
-from db.errors import LoyaltyError, ValidationError
+from db.errors import FormErrors, LoyaltyError, ValidationError
 
 
 @callback(
@@ -35,6 +35,7 @@ def staff_list(_version: int | None) -> tuple[Any, ...]:
 
 
 @callback(
+    Output(ids.NEW_FULL_NAME_FEEDBACK, "children"),
     Output(ids.NEW_USERNAME_FEEDBACK, "children"),
     Output(ids.NEW_ROLE_FEEDBACK, "children"),
     Output(ids.NEW_PASSWORD_FEEDBACK, "children"),
@@ -57,9 +58,9 @@ def create(
     password: str | None, version: int | None, token: Any = None,
 ) -> tuple[Any, ...]:
     if not n:
-        return (no_update,) * 6
+        return (no_update,) * 7
     actor = current_actor()
-    errors = {"username": "", "role": "", "password": ""}
+    errors = {"full_name": "", "username": "", "role": "", "password": ""}
     name, full = as_text(username).strip(), as_text(full_name).strip()
     password, role = as_text(password), as_text(role)
 
@@ -79,13 +80,19 @@ def create(
         text, _again = once("staff.create", token, {"username": name, "full_name": full,
                                                     "role": role}, work)
     except ValidationError as exc:
-        errors[exc.field if exc.field in errors else "username"] = exc.message
-        return errors["username"], errors["role"], errors["password"], None, no_update, no_update
+        # every bad field at once, each next to its field
+        problems = exc.problems if isinstance(exc, FormErrors) else {exc.field: exc.message}
+        for field, message in problems.items():
+            errors[field if field in errors else "username"] = message
+        return (*errors.values(), dbc.Alert(
+            "Not created: fix the field marked." if len(problems) == 1 else
+            f"Not created: fix the {len(problems)} fields marked.", color="warning",
+            className="py-2 mb-0"), no_update, no_update)
     except LoyaltyError as exc:
-        return "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
+        return "", "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
             no_update, no_update
     done = dbc.Alert(text, color="success", className="py-2 mb-0")
-    return "", "", "", done, (version or 0) + 1, ""
+    return "", "", "", "", done, (version or 0) + 1, ""
 
 
 @callback(

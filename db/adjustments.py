@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session, aliased
 
 from db import audit, form_tokens
 from db.actor import Actor
-from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
+from db.errors import (
+    Forbidden,
+    FormErrors,
+    InsufficientPoints,
+    InvalidState,
+    NotFound,
+    ValidationError,
+    too_large,
+)
 from db.ledger import MAX_POINTS, account_of, balance, post_adjustment, utcnow
 from db.models import (
     ADJUSTMENT_REASONS,
@@ -30,6 +38,7 @@ from db.models import (
     StaffUser,
 )
 from db.session import Database, transactional
+from db.text import MAX_COMMENT, MAX_REASON, check_length, length_problem
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,28 @@ def _snapshot(r: AdjustmentRequest) -> dict:
     }
 
 
+MAX_TICKET = 64
+
+
+def request_problems(points: object, reason_code: str | None, comment: str | None,
+                     ticket_ref: str | None) -> dict[str, str]:
+    """Every problem of a request's fields at once, by field (empty: none)."""
+    out: dict[str, str] = {}
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        out["points"] = "must be a non-zero whole number (+ adds, - removes)"
+    elif abs(points) > MAX_POINTS:
+        out["points"] = too_large(f"{MAX_POINTS:,} points either way")
+    if reason_code not in ADJUSTMENT_REASONS:
+        out["reason_code"] = "choose a reason from the list"
+    if not (comment or "").strip():
+        out["comment"] = "is required: say why the balance is wrong"
+    elif (problem := length_problem(comment, MAX_COMMENT)):
+        out["comment"] = problem
+    if len(ticket_ref or "") > MAX_TICKET:
+        out["ticket_ref"] = f"too long: at most {MAX_TICKET} characters"
+    return out
+
+
 @transactional
 def request_adjustment(
     s: Session,
@@ -91,16 +122,9 @@ def request_adjustment(
     filed = filed_by_form(s, actor, form_token)
     if filed is not None:
         return filed
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise ValidationError("points", "must be a non-zero whole number (+ adds, - removes)")
-    if abs(points) > MAX_POINTS:
-        raise ValidationError("points", f"must be at most {MAX_POINTS:,} in size")
-    if reason_code not in ADJUSTMENT_REASONS:
-        raise ValidationError("reason_code", f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
-    if not (comment or "").strip():
-        raise ValidationError("comment", "is required: say why the balance is wrong")
-    if len(ticket_ref or "") > 64:
-        raise ValidationError("ticket_ref", "at most 64 characters")
+    problems = request_problems(points, reason_code, comment, ticket_ref)
+    if problems:
+        raise FormErrors(problems)
     if s.get(Member, member_id) is None:
         raise NotFound(f"member {member_id} does not exist")
     if corrects_entry_id is not None:
@@ -234,6 +258,7 @@ def reject_adjustment(
         raise Forbidden("only a supervisor can reject adjustments")
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the request is rejected")
+    check_length("reason", reason, MAX_REASON)
     r = _load_locked(s, request_id)
     if r.status != "pending":
         raise InvalidState(f"request {request_id} is already {r.status}")
@@ -313,8 +338,7 @@ class AdjustmentFilters:
         if self.status and self.status not in ADJUSTMENT_STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(ADJUSTMENT_STATUSES)}")
         if self.reason_code and self.reason_code not in ADJUSTMENT_REASONS:
-            raise ValidationError("reason_code",
-                                  f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
+            raise ValidationError("reason_code", "choose a reason from the list")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("dates", "the start date is after the end date")
 

@@ -14,7 +14,9 @@ from dashboard.forms import token_store
 from dashboard.ids import AdjRequest as ids
 from dashboard.members_views import REASON_LABELS
 from dashboard.shell import grid, page_header
+from db.adjustments import MAX_TICKET
 from db.models import ADJUSTMENT_STATUSES
+from db.text import MAX_COMMENT
 
 dash.register_page(
     __name__, path="/adjustments/request", name="Request adjustment",
@@ -65,12 +67,14 @@ def layout(member: str | None = None, **_: object) -> html.Div:
                     options=[{"label": "Choose a reason code", "value": ""}]
                     + [{"label": v, "value": k} for k, v in REASON_LABELS.items()]),
                     ids.REASON_FEEDBACK),
-                _field("Comment", dbc.Textarea(id=ids.COMMENT, rows=3,
+                _field("Comment", dbc.Textarea(id=ids.COMMENT, rows=3, maxLength=MAX_COMMENT,
                                                placeholder="Why is the balance wrong?"),
-                       ids.COMMENT_FEEDBACK, "Required: the supervisor decides from it."),
+                       ids.COMMENT_FEEDBACK,
+                       f"Required: the supervisor decides from it. Up to {MAX_COMMENT:,} "
+                       "characters."),
                 _field("Ticket", dbc.Input(id=ids.TICKET, placeholder="e.g. SUP-1234",
-                                           maxLength=64),
-                       ids.TICKET_FEEDBACK),
+                                           maxLength=MAX_TICKET),
+                       ids.TICKET_FEEDBACK, f"Optional, up to {MAX_TICKET} characters."),
                 _field("Corrects entry", dcc.Dropdown(
                     id=ids.ENTRY, placeholder="Optional: the ledger line this corrects"),
                     ids.ENTRY_FEEDBACK),

@@ -9,6 +9,7 @@ class Staff:
     NEW_FULL_NAME = "staff-new-full-name"
     NEW_ROLE = "staff-new-role"
     NEW_PASSWORD = "staff-new-password"
+    NEW_FULL_NAME_FEEDBACK = "staff-new-full-name-feedback"
     NEW_USERNAME_FEEDBACK = "staff-new-username-feedback"
     NEW_ROLE_FEEDBACK = "staff-new-role-feedback"
     NEW_PASSWORD_FEEDBACK = "staff-new-password-feedback"
