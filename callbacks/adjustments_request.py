@@ -14,21 +14,26 @@ from dashboard import members_views as mv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import AdjRequest as ids
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
 from db.errors import (
     Forbidden,
+    FormErrors,
     InsufficientPoints,
     InvalidState,
     LoyaltyError,
     NotFound,
     ValidationError,
+    too_large,
 )
+from db.form_tokens import as_token, new_token
+from db.ledger import MAX_POINTS
 
 ROLES = ("support", "supervisor")
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
-_POINTS = re.compile(r"[+-]?\d{1,13}")
+_POINTS = re.compile(r"[+-]?\d+")
 
 
 def parse_points(text: str | None) -> int:
@@ -39,6 +44,8 @@ def parse_points(text: str | None) -> int:
     if not _POINTS.fullmatch(raw):
         raise ValidationError(
             "points", "must be a whole number of points, e.g. 500 to add or -200 to remove")
+    if len(raw.lstrip("+-").lstrip("0")) > len(str(MAX_POINTS)):
+        raise ValidationError("points", too_large(f"{MAX_POINTS:,} points either way"))
     return int(raw)
 
 
@@ -82,6 +89,11 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
     Output(ids.VERSION, "data"),
     Output(ids.POINTS, "value"),
     Output(ids.COMMENT, "value"),
+    Output(ids.REASON, "value"),
+    Output(ids.TICKET, "value"),
+    Output(ids.ENTRY, "value"),
+    Output(ids.TOKEN, "data"),
+    Output(ids.LAST_TOKEN, "data"),
     Input(ids.SUBMIT, "n_clicks"),
     State(ids.MEMBER, "value"),
     State(ids.POINTS, "value"),
@@ -90,46 +102,95 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
     State(ids.TICKET, "value"),
     State(ids.ENTRY, "value"),
     State(ids.VERSION, "data"),
+    State(ids.TOKEN, "data"),
+    State(ids.LAST_TOKEN, "data"),
     prevent_initial_call=True,
-    running=[(Output(ids.SUBMIT, "disabled"), True, False)],
+    running=busy(ids.SUBMIT),
 )
 @require_roles(*ROLES, writes=True)
 def submit(n: int | None, member_ref: str | None, points: str | None, reason: str | None,
-           comment: str | None, ticket: str | None, entry: int | None, version: int | None
-           ) -> tuple[Any, ...]:
+           comment: str | None, ticket: str | None, entry: int | None, version: int | None,
+           token: Any = None, last_token: Any = None) -> tuple[Any, ...]:
+    """File the request once per form instance.
+
+    The form's token is stored with the request and a new one comes back with
+    the success. The same form sent again - two clicks in flight with one
+    token, or a second click landing after the first answer emptied the form -
+    shows the request already filed and files nothing."""
+    keep = (no_update,) * 7
     if not n:
-        return (no_update,) * 10
+        return (no_update,) * 8 + keep
     member_ref, comment, ticket = as_text(member_ref), as_text(comment), as_text(ticket)
     reason = as_text(reason)
     feedback = dict.fromkeys(FIELDS, "")
     actor = current_actor()
-    try:
-        with get_db().read() as s:
+    problems: dict[str, str] = {}
+    mid = pts = None
+    with get_db().read() as s:
+        # sent again (a double click): the answer is the request already filed,
+        # whatever the form holds by now
+        info = adjustments.filed_by_form(s, actor, as_token(token))
+        if info is None and not as_text(points).strip() and not comment.strip():
+            # nothing typed since the last request was filed: the same click again
+            info = adjustments.filed_by_form(s, actor, as_token(last_token))
+        if info is not None:
+            return (*feedback.values(), _filed(info), no_update, *keep)
+        try:
             mid = members.resolve_member(s, member_ref or "")
+        except (ValidationError, NotFound) as exc:
+            problems["member"] = getattr(exc, "message", str(exc))
+    try:
         pts = parse_points(points)
-        entry_id = as_id(entry)
-        if entry not in (None, "") and entry_id is None:
-            raise ValidationError("corrects_entry_id", "choose the entry to correct from the list")
-        info = adjustments.request_adjustment(
-            get_db(), actor, mid, pts, reason or "", comment or "", ticket_ref=ticket or "",
-            corrects_entry_id=entry_id,
-        )
     except ValidationError as exc:
-        feedback[exc.field if exc.field in feedback else "member"] = exc.message
-        return (*feedback.values(), _alert("Nothing was filed: fix the field marked.",
-                                           "warning"), no_update, no_update, no_update)
+        problems["points"] = exc.message
+    entry_id = as_id(entry)
+    if entry not in (None, "") and entry_id is None:
+        problems["corrects_entry_id"] = "choose the entry to correct from the list"
+    # every problem of the form at once, each next to its field
+    problems = adjustments.request_problems(pts if pts is not None else 1, reason, comment,
+                                            ticket) | problems
+    if problems:
+        return (*_marked(feedback, problems), no_update, *keep)
+    try:
+        info_token = as_token(token)
+        info = adjustments.request_adjustment_once(
+            get_db(), actor, mid, pts, reason or "", comment or "", ticket_ref=ticket or "",
+            corrects_entry_id=entry_id, form_token=info_token,
+        )
+    except FormErrors as exc:
+        return (*_marked(feedback, exc.problems), no_update, *keep)
+    except ValidationError as exc:
+        return (*_marked(feedback, {exc.field: exc.message}), no_update, *keep)
     except InsufficientPoints as exc:
         feedback["points"] = str(exc)
-        return (*feedback.values(), _alert("Nothing was filed.", "warning"),
-                no_update, no_update, no_update)
+        return (*feedback.values(), _alert("Nothing was filed.", "warning"), no_update, *keep)
     except (Forbidden, NotFound, InvalidState, LoyaltyError) as exc:
         return (*feedback.values(), _alert(f"Nothing was filed: {exc}", "danger"),
-                no_update, no_update, no_update)
+                no_update, *keep)
+    if info.replayed:
+        return (*feedback.values(), _filed(info), no_update, *keep)
+    # the whole request part of the form is emptied (the member stays): a new request
+    return (*feedback.values(), _filed(info), (version or 0) + 1, "", "", "", "", None,
+            new_token(), info_token)
+
+
+def _marked(feedback: dict[str, str], problems: dict[str, str]) -> tuple[Any, ...]:
+    """The feedback next to each field and the summary above the button."""
+    for field, message in problems.items():
+        feedback[field if field in feedback else "member"] = message
+    n = len(problems)
+    text = ("Nothing was filed: fix the field marked." if n == 1
+            else f"Nothing was filed: fix the {n} fields marked.")
+    return (*feedback.values(), _alert(text, "warning"))
+
+
+def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:
     needs = "two approvals" if info.approvals_required == 2 else "one approval"
-    done = _alert(
+    return _alert(
         f"Request #{info.id} filed: {fmt.signed_points(info.points)} points, waiting for "
-        f"{needs} from a supervisor other than you.", "success", "adjreq-filed")
-    return (*feedback.values(), done, (version or 0) + 1, "", "")
+        f"{needs} from a supervisor other than you."
+        + (" This form was sent again: nothing more was filed." if info.replayed else ""),
+        "success", "adjreq-filed")
 
 
 def _alert(text: str, color: str, alert_id: str | None = None) -> dbc.Alert:
@@ -164,18 +225,22 @@ def my_requests(status: str | None, _v: int | None, _c: int | None) -> tuple[Any
     Input(ids.CANCEL, "n_clicks"),
     State(ids.TABLE, "selectedRows"),
     State(ids.CANCEL_VERSION, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
-    running=[(Output(ids.CANCEL, "disabled"), True, False)],
+    running=busy(ids.CANCEL),
 )
 @require_roles(*ROLES, writes=True)
-def cancel(n: int | None, selected: list[dict[str, Any]] | None, version: int | None
-           ) -> tuple[Any, Any]:
+def cancel(n: int | None, selected: list[dict[str, Any]] | None, version: int | None,
+           token: Any = None) -> tuple[Any, Any]:
     if not n or ctx.triggered_id != ids.CANCEL:
         return no_update, no_update
     if not selected:
         return _alert("Select one of your pending requests first.", "warning"), no_update
+    actor = current_actor()
     try:
-        info = adjustments.cancel_adjustment(get_db(), current_actor(), int(selected[0]["id"]))
+        rid = int(selected[0]["id"])
+        rid, _again = once("adjreq.cancel", token, {"id": rid},
+                           lambda s: adjustments.cancel_adjustment(s, actor, rid).id)
     except (LoyaltyError, KeyError, TypeError, ValueError) as exc:
         return _alert(f"Not cancelled: {exc}", "danger"), no_update
-    return _alert(f"Request #{info.id} cancelled.", "secondary"), (version or 0) + 1
+    return _alert(f"Request #{rid} cancelled.", "secondary"), (version or 0) + 1

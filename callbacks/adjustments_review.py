@@ -14,6 +14,7 @@ from dashboard import members_views as mv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
+from dashboard.forms import once
 from dashboard.ids import AdjReview as ids
 from dashboard.shell import empty_state, grid
 from db import adjustments, audit, members, users
@@ -88,26 +89,32 @@ def _decided(text: str, color: str, version: int | None) -> tuple[Any, int, bool
     Input(ids.APPROVE, "n_clicks"),
     State(ids.SELECTED, "data"),
     State(ids.VERSION, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
     running=[(Output(ids.APPROVE, "disabled"), True, True),
              (Output(ids.REJECT, "disabled"), True, True)],
 )
 @require_roles("supervisor", writes=True)
-def approve(n: int | None, request_id: int | None, version: int | None) -> tuple[Any, ...]:
+def approve(n: int | None, request_id: int | None, version: int | None, token: Any = None
+            ) -> tuple[Any, ...]:
     request_id = as_id(request_id)
     if not n or request_id is None:
         return no_update, no_update, no_update, no_update
+    actor = current_actor()
+
+    def work(s: Any) -> str:
+        info = adjustments.approve_adjustment(s, actor, request_id)
+        if info.status == "approved":
+            return (f"Request #{info.id} approved: {info.points:+,} points written to the "
+                    "member's ledger (one entry).")
+        return (f"Request #{info.id}: first approval recorded. A second supervisor must "
+                "approve it before anything is written.")
+
     try:
-        info = adjustments.approve_adjustment(get_db(), current_actor(), request_id)
+        text, _again = once("adjreview.approve", token, {"id": request_id}, work)
     except LoyaltyError as exc:
         # the loser of a race, a changed balance, one's own request: nothing written
         return _decided(f"Not approved: {exc}", "danger", version)
-    if info.status == "approved":
-        text = (f"Request #{info.id} approved: {info.points:+,} points written to the "
-                "member's ledger (one entry).")
-    else:
-        text = (f"Request #{info.id}: first approval recorded. A second supervisor must "
-                "approve it before anything is written.")
     return _decided(text, "success", version)
 
 
@@ -121,25 +128,28 @@ def approve(n: int | None, request_id: int | None, version: int | None) -> tuple
     State(ids.SELECTED, "data"),
     State(ids.REJECT_REASON, "value"),
     State(ids.VERSION, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
     running=[(Output(ids.APPROVE, "disabled"), True, True),
              (Output(ids.REJECT, "disabled"), True, True)],
 )
 @require_roles("supervisor", writes=True)
-def reject(n: int | None, request_id: int | None, reason: str | None, version: int | None
-           ) -> tuple[Any, ...]:
+def reject(n: int | None, request_id: int | None, reason: str | None, version: int | None,
+           token: Any = None) -> tuple[Any, ...]:
     request_id = as_id(request_id)
     if not n or request_id is None:
         return (no_update,) * 5
+    actor = current_actor()
     try:
-        info = adjustments.reject_adjustment(get_db(), current_actor(), request_id,
-                                             as_text(reason))
+        rid, _again = once("adjreview.reject", token, {"id": request_id, "reason": reason},
+                           lambda s: adjustments.reject_adjustment(
+                               s, actor, request_id, as_text(reason)).id)
     except ValidationError as exc:
         # a missing reason: say so next to the field and leave the buttons usable
         return no_update, no_update, False, False, exc.message
     except LoyaltyError as exc:
         return (*_decided(f"Not rejected: {exc}", "danger", version), "")
-    return (*_decided(f"Request #{info.id} rejected. Nothing was written to the ledger.",
+    return (*_decided(f"Request #{rid} rejected. Nothing was written to the ledger.",
                       "secondary", version), "")
 
 

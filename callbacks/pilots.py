@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import re
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -24,14 +26,16 @@ from dashboard import pilots_views as pv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
 from db import pilots, readviews
-from db.errors import LoyaltyError, ValidationError
+from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.models import ProgramSettings
 from db.simulation import Cancelled
 
 READ = ("supervisor", "executive")
+ACTION_BUTTONS = (ids.START, ids.SEND_BACK, ids.CANCEL, ids.END, ids.ROLLOUT)
 
 FIELDS = list(ids.FEEDBACK)
 FEEDBACK_OUTPUTS = [Output(ids.FEEDBACK[f], "children") for f in FIELDS]
@@ -50,9 +54,25 @@ def _no_feedback() -> list[str]:
 
 
 def _feedback(field: str, message: str) -> list[str]:
+    return _feedbacks({field: message})
+
+
+def _feedbacks(problems: dict[str, str]) -> list[str]:
+    """Every message next to its field (filters' messages next to the population)."""
     out = _no_feedback()
-    out[FIELDS.index(field) if field in FIELDS else FIELDS.index("population")] = message
+    for field, message in problems.items():
+        i = FIELDS.index(field) if field in FIELDS else FIELDS.index("population")
+        out[i] = "; ".join(x for x in (out[i], message) if x)
     return out
+
+
+def _seed(value: Any) -> int:
+    text = str(value if value is not None else "").strip()
+    if not re.fullmatch(r"\d+", text):
+        raise ValidationError("seed", "must be a whole number (0 or more)")
+    if len(text.lstrip("0")) > len(str(pilots.MAX_SEED)) or int(text) > pilots.MAX_SEED:
+        raise ValidationError("seed", too_large(f"{pilots.MAX_SEED:,}"))
+    return int(text)
 
 
 def _when(value: Any, field: str) -> dt.datetime:
@@ -81,24 +101,37 @@ def _file(contents: str | None) -> bytes:
 def _form(name, rule_set, source, segments, tiers, joined_from, joined_to, active_days,
           contents, filename, share, seed, start_at, end_at, metric, min_effect
           ) -> dict[str, Any]:
-    """The form as service arguments; a ValidationError names the bad field."""
-    try:
-        seed_v = int(seed)
-    except (TypeError, ValueError):
-        raise ValidationError("seed", "must be a whole number") from None
-    args: dict[str, Any] = {
-        "pilot_share": share, "seed": seed_v, "start_at": _when(start_at, "start_at"),
-        "planned_end_at": _when(end_at, "planned_end_at"), "primary_metric": metric,
-        "min_effect": min_effect,
-    }
+    """The form as service arguments; every bad field at once in :class:`FormErrors`."""
+    problems: dict[str, str] = {}
+    args: dict[str, Any] = {"pilot_share": share, "primary_metric": metric,
+                            "min_effect": min_effect}
+
+    def take(key: str, parse: Any) -> None:
+        try:
+            args[key] = parse()
+        except ValidationError as exc:
+            problems.setdefault(exc.field, exc.message)
+
+    take("seed", lambda: _seed(seed))
+    take("start_at", lambda: _when(start_at, "start_at"))
+    take("planned_end_at", lambda: _when(end_at, "planned_end_at"))
     if source == "file":
-        args["member_file"] = _file(contents)
+        take("member_file", lambda: _file(contents))
         args["_filename"] = filename or "upload.csv"
     else:
-        args["population"] = pilots.parse_population({
+        take("population", lambda: pilots.parse_population({
             "segments": segments or [], "tiers": tiers or [], "joined_from": joined_from,
             "joined_to": joined_to, "active_within_days": active_days,
-        })
+        }))
+    # the form's own fields, as the service checks them
+    for field, message in pilots.form_problems(
+            name, as_id(rule_set), share, args.get("seed"), args.get("start_at"),
+            args.get("planned_end_at"), metric, min_effect).items():
+        if field not in problems and not (field == "planned_end_at" and (
+                "start_at" in problems or "planned_end_at" in problems)):
+            problems[field] = message
+    if problems:
+        raise FormErrors(problems)
     args["_name"] = name
     args["_rule_set"] = rule_set
     return args
@@ -272,43 +305,48 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     State(ids.PICK, "value"),
     State(ids.SEND_BACK_REASON, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    # the buttons stay disabled until the results show which ones apply now
+    running=[(Output(b, "disabled"), True, True) for b in ACTION_BUTTONS],
 )
 @require_roles("supervisor", writes=True)
 def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
-        reason: str | None, refresh: int) -> tuple[Any, Any]:
+        reason: str | None, refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
         return dbc.Alert("Choose a pilot first.", color="warning"), no_update
     actor = current_actor()
     what = ctx.triggered_id
+    if what not in (*ACTION_BUTTONS, ids.END_NOW):
+        return no_update, no_update
+
+    def work(s: Any) -> str:
+        if what == ids.START:
+            if pilots.pilot_info(s, pilot_id).start_requested_by is None:
+                pilots.request_start(s, actor, pilot_id)
+                return ("Start requested. Another supervisor, who did not write the pilot's "
+                        "rules or create it, approves it; until then nothing changes for "
+                        "its members.")
+            pilots.start_pilot(s, actor, pilot_id)
+            return "Pilot started: its pilot group now earns under the pilot's rules."
+        if what == ids.SEND_BACK:
+            pilots.send_back_start(s, actor, pilot_id, reason or "")
+            return "Start sent back: the pilot stays a draft."
+        if what == ids.CANCEL:
+            pilots.cancel_pilot(s, actor, pilot_id)
+            return "Draft pilot cancelled; its members are free for another pilot."
+        if what in (ids.END, ids.END_NOW):
+            pilots.end_pilot(s, actor, pilot_id)
+            return "Pilot ended: every member is back on the published rules."
+        rid = pilots.rollout_draft(s, actor, pilot_id)
+        return (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
+                "Tier rules page; another supervisor approves it.")
+
     try:
-        with get_db().begin() as s:
-            if what == ids.START:
-                if pilots.pilot_info(s, pilot_id).start_requested_by is None:
-                    pilots.request_start(s, actor, pilot_id)
-                    msg = ("Start requested. Another supervisor, who did not write the pilot's "
-                           "rules or create it, approves it; until then nothing changes for "
-                           "its members.")
-                else:
-                    pilots.start_pilot(s, actor, pilot_id)
-                    msg = "Pilot started: its pilot group now earns under the pilot's rules."
-            elif what == ids.SEND_BACK:
-                pilots.send_back_start(s, actor, pilot_id, reason or "")
-                msg = "Start sent back: the pilot stays a draft."
-            elif what == ids.CANCEL:
-                pilots.cancel_pilot(s, actor, pilot_id)
-                msg = "Draft pilot cancelled; its members are free for another pilot."
-            elif what in (ids.END, ids.END_NOW):
-                pilots.end_pilot(s, actor, pilot_id)
-                msg = "Pilot ended: every member is back on the published rules."
-            elif what == ids.ROLLOUT:
-                rid = pilots.rollout_draft(s, actor, pilot_id)
-                msg = (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
-                       "Tier rules page; another supervisor approves it.")
-            else:
-                return no_update, no_update
+        msg, _again = once(f"pilots.{what}", token, {"id": pilot_id, "reason": reason}, work)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", dismissable=True), no_update
+        # the results are shown again: they enable the buttons that apply
+        return dbc.Alert(str(exc), color="danger", dismissable=True), (refresh or 0) + 1
     return dbc.Alert(msg, color="success", dismissable=True), (refresh or 0) + 1
 
 
@@ -365,7 +403,14 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
 @require_roles("supervisor")
 def preview(_n: int, *form: Any) -> list[Any]:
     try:
-        args = _form(*form)
+        try:
+            args = _form(*form)
+        except FormErrors as exc:
+            # the estimate needs neither a name nor a rule set
+            left = {k: v for k, v in exc.problems.items() if k not in ("name", "rule_set_id")}
+            if left:
+                raise FormErrors(left) from None
+            args = _form("estimate", 1, *form[2:])
         for k in ("_name", "_rule_set", "_filename"):
             args.pop(k, None)
         with get_db().read() as s:
@@ -373,6 +418,8 @@ def preview(_n: int, *form: Any) -> list[Any]:
             currency = _currency(s)
     except pilots.MemberFileError as exc:
         return [no_update, *_feedback("member_file", str(exc.message))]
+    except FormErrors as exc:
+        return [no_update, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [no_update, *_feedback(exc.field, exc.message)]
     return [pv.power_card(p, currency), *_no_feedback()]
@@ -389,11 +436,13 @@ def preview(_n: int, *form: Any) -> list[Any]:
     Input(ids.CREATE, "n_clicks"),
     *FORM_STATES,
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.CREATE),
 )
 @require_roles("supervisor", writes=True)
 def create(_n: int, *form_and_refresh: Any) -> list[Any]:
-    *form, refresh = form_and_refresh
+    *form, refresh, token = form_and_refresh
     unchanged = [no_update, no_update, no_update, no_update]
     try:
         args = _form(*form)
@@ -402,24 +451,39 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
         if note:
             args["source_note"] = note
         actor = current_actor()
-        with get_db().begin() as s:
+
+        def work(s: Any) -> dict[str, int]:
             made = pilots.create_pilot(s, actor, name, rule_set, **args)
-            power = pilots.pilot_power(s, made.pilot_id)
+            return {"pilot_id": made.pilot_id, "n_pilot": made.n_pilot,
+                    "n_control": made.n_control, "left_out": made.left_out}
+
+        payload = [hashlib.sha256(str(v).encode()).hexdigest() for v in form]
+        made, _again = once("pilots.create", token, payload, work)
+        with get_db().read() as s:
+            power = pilots.pilot_power(s, made["pilot_id"])
             currency = _currency(s)
     except pilots.MemberFileError as exc:
         return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
                 *unchanged, *_feedback("member_file", exc.message)]
+    except FormErrors as exc:
+        n = len(exc.problems)
+        return [dbc.Alert("Nothing was created: see the message next to the field." if n == 1
+                          else f"Nothing was created: see the messages next to the {n} fields.",
+                          color="danger", id="pilots-create-refused"),
+                *unchanged, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [dbc.Alert("Nothing was created: see the message next to the field.",
-                          color="danger"), *unchanged, *_feedback(exc.field, exc.message)]
+                          color="danger", id="pilots-create-refused"),
+                *unchanged, *_feedback(exc.field, exc.message)]
     except LoyaltyError as exc:
         return [dbc.Alert(str(exc), color="danger"), *unchanged, *_no_feedback()]
     msg = dbc.Alert(
-        f"Pilot #{made.pilot_id} created as a draft: {made.n_pilot:,} pilot and "
-        f"{made.n_control:,} control members"
-        + (f" ({made.left_out:,} left out: inactive or in another pilot)" if made.left_out
-           else "") + ". Its power estimate is below; start it from 'Pilots and results'.",
+        f"Pilot #{made['pilot_id']} created as a draft: {made['n_pilot']:,} pilot and "
+        f"{made['n_control']:,} control members"
+        + (f" ({made['left_out']:,} left out: inactive or in another pilot)"
+           if made["left_out"] else "")
+        + ". Its power estimate is below; start it from 'Pilots and results'.",
         color="success", id="pilots-created")
-    return [msg, (refresh or 0) + 1, made.pilot_id, no_update,
+    return [msg, (refresh or 0) + 1, made["pilot_id"], no_update,
             pv.power_card(power, currency, title="Power estimate of the saved groups"),
             *_no_feedback()]

@@ -11,6 +11,7 @@ identity (dashboard.jobs), because it runs without a request.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -23,11 +24,13 @@ from dashboard import rules_views as rv
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import Rules as ids
 from db import rule_history, rule_review, rules, settings_changes
-from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError
+from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
+from db.text import MAX_COMMENT, length_problem
 
 READ = ("supervisor", "executive")
 WRITE = ("supervisor",)
@@ -173,7 +176,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
     """Rule-set level messages next to their inputs."""
     p = problems if isinstance(problems, dict) else {}
     out: list[Any] = []
-    for key in ("name", "point_value", "tier_window_days"):
+    for key in rv.INPUT_FIELDS:
         out += [bool(p.get(key)), p.get(key, "")]
     return tuple(out)
 
@@ -214,6 +217,21 @@ def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None)
     return {"remove": [{"rid": r.get("rid")} for r in selected]}
 
 
+def parse_days(value: Any, most: int) -> int:
+    """A number of days typed in a text box, with the reason when it is refused."""
+    text = re.sub(r"[\s,_\u00a0]", "", as_text(value))
+    if not text:
+        raise ValidationError("days", f"enter a whole number of days from 1 to {most:,}")
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValidationError(
+            "days", f"{value!s:.20} is not a whole number of days: enter one from 1 to {most:,}")
+    if len(text.lstrip("+-").lstrip("0")) > len(str(most)) or int(text) > most:
+        raise ValidationError("days", too_large(f"{most:,} days"))
+    if int(text) < 1:
+        raise ValidationError("days", f"must be at least 1 day (at most {most:,})")
+    return int(text)
+
+
 def parse_settings(
     point_value: Any, mode: str | None, days: Any
 ) -> tuple[int | None, int | None, list[Problem]]:
@@ -229,13 +247,9 @@ def parse_settings(
     window: int | None = None
     if mode == "rolling":
         try:
-            text = str(days if days is not None else "").strip()
-            window = int(text)
-            if str(window) != text.lstrip("+"):
-                raise ValueError
-            problems += rules.validate_settings(pv or 100, window)
-        except (TypeError, ValueError):
-            problems.append(Problem(None, "tier_window_days", "enter a whole number of days"))
+            window = parse_days(days, rules.MAX_WINDOW_DAYS)
+        except ValidationError as exc:
+            problems.append(Problem(None, "tier_window_days", exc.message))
     return pv, window, problems
 
 
@@ -247,13 +261,15 @@ def parse_settings(
     Input(ids.SAVE, "n_clicks"), Input(ids.SUBMIT, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.GRID, "virtualRowData"), State(ids.GRID, "rowData"),
     State(ids.NAME, "value"), State(ids.NOTE, "value"), State(ids.POINT_VALUE, "value"),
-    State(ids.WINDOW_MODE, "value"), State(ids.WINDOW_DAYS, "value"),
+    State(ids.WINDOW_MODE, "value"), State(ids.WINDOW_DAYS, "value"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.SAVE, ids.SUBMIT),
 )
 @require_roles(*WRITE, writes=True)
 def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
                virtual_rows: list | None, rows: list | None, name: str | None,
-               note: str | None, point_value: Any, mode: str | None, days: Any) -> tuple:
+               note: str | None, point_value: Any, mode: str | None, days: Any,
+               token: Any = None) -> tuple:
     """Validate everything, then save (and submit); an invalid draft is never saved."""
     version_id = as_id(version_id)
     if version_id is None:
@@ -266,6 +282,8 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
     problems = rules.validate_tiers(clean)[1] + problems
     if not (name or "").strip():
         problems.append(Problem(None, "name", "is required"))
+    if (too_long := length_problem(note, MAX_COMMENT)):
+        problems.append(Problem(None, "note", too_long))
     if problems:
         return _refused(grid_rows, problems)
     actor = current_actor()
@@ -274,8 +292,10 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         rules.update_draft(s, actor, int(version_id), name or "", clean, point_value_minor=pv,
                            tier_window_days=window, note=(note or "").strip())
 
+    payload = {"id": version_id, "tiers": clean, "name": name, "note": note, "pv": pv,
+               "window": window}
     try:
-        get_db().write_tx(tx)
+        once("rules.submit" if submit else "rules.save", token, payload, tx)
     except RuleValidationError as exc:
         return _refused(grid_rows, exc.problems)
     except LoyaltyError as exc:
@@ -299,8 +319,9 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
 
 def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
     fields = rv.field_problems(problems)
+    # the settings' messages show next to their inputs; the others in the list
     return (rv.rows_with_problems(grid_rows, problems), fields,
-            rv.problem_list(problems, fields), no_update)
+            rv.problem_list(problems, [f for f in fields if f in rv.INPUT_FIELDS]), no_update)
 
 
 @callback(
@@ -308,24 +329,24 @@ def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
     Output(ids.EXPIRY_FB, "children"), Output(ids.EXPIRY_CHANGED, "data"),
     Input(ids.EXPIRY_SAVE, "n_clicks"),
     State(ids.EXPIRY, "value"), State(ids.EXPIRY_NEVER, "value"),
-    State(ids.EXPIRY_CHANGED, "data"),
+    State(ids.EXPIRY_CHANGED, "data"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.EXPIRY_SAVE),
 )
 @require_roles(*WRITE, writes=True)
-def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any) -> tuple:
+def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any,
+                   token: Any = None) -> tuple:
     """Propose a new expiry period; it applies once a second supervisor approves."""
     value: int | None = None
     if never is not True:
         try:
-            value = int(str(days).strip())
-            if str(value) != str(days).strip():
-                raise ValueError
-        except (TypeError, ValueError):
-            return (None, True, "enter a whole number of days, or tick \u201cnever expire\u201d",
-                    no_update)
+            value = parse_days(days, settings_changes.MAX_EXPIRY_DAYS)
+        except ValidationError as exc:
+            return None, True, exc.message, no_update
     actor = current_actor()
     try:
-        get_db().write_tx(lambda s: settings_changes.propose_expiry(s, actor, value))
+        once("rules.expiry.propose", token, {"days": value},
+             lambda s: settings_changes.propose_expiry(s, actor, value))
     except ValidationError as exc:
         return None, True, exc.message, no_update
     except LoyaltyError as exc:
@@ -358,10 +379,13 @@ def show_expiry_proposal(_changed: Any) -> tuple:
                                                     allow_duplicate=True),
     Input(ids.EXPIRY_APPROVE, "n_clicks"), Input(ids.EXPIRY_REJECT, "n_clicks"),
     State(ids.EXPIRY_REASON, "value"), State(ids.EXPIRY_CHANGED, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.EXPIRY_APPROVE, ids.EXPIRY_REJECT),
 )
 @require_roles(*WRITE, writes=True)
-def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -> tuple:
+def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any,
+                  token: Any = None) -> tuple:
     if ctx.triggered_id not in (ids.EXPIRY_APPROVE, ids.EXPIRY_REJECT):
         raise PreventUpdate
     actor = current_actor()
@@ -378,8 +402,10 @@ def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -
         settings_changes.reject(s, actor, waiting.id, reason if isinstance(reason, str) else "")
         return "Refused: the expiry period stays as it was."
 
+    approving = ctx.triggered_id == ids.EXPIRY_APPROVE
     try:
-        text = get_db().write_tx(decide)
+        text, _again = once("rules.expiry.approve" if approving else "rules.expiry.refuse",
+                            token, {"reason": reason}, decide)
     except LoyaltyError as exc:
         return _alert(str(exc)), no_update
     return (_alert(text, "success", duration=8000),
@@ -394,11 +420,13 @@ def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any) -
     Output(ids.TABS, "active_tab"),
     Input(ids.NEW_DRAFT, "n_clicks"), Input(ids.ROLLBACK, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.HISTORY_GRID, "selectedRows"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.NEW_DRAFT, ids.ROLLBACK),
 )
 @require_roles(*WRITE, writes=True)
 def copy_version(_new: int | None, _rollback: int | None, version_id: int | None,
-                 history_selected: list | None) -> tuple:
+                 history_selected: list | None, token: Any = None) -> tuple:
     """A new draft from a version (rollback = from an old one, chosen in History)."""
     rollback = ctx.triggered_id == ids.ROLLBACK
     source = (history_selected or [{}])[0].get("id") if rollback else version_id
@@ -408,7 +436,8 @@ def copy_version(_new: int | None, _rollback: int | None, version_id: int | None
         return _alert(msg, "warning"), no_update, no_update
     actor = current_actor()
     try:
-        new_id = get_db().write_tx(
+        new_id, _again = once(
+            "rules.rollback" if rollback else "rules.copy", token, {"source": source},
             lambda s: rules.copy_to_draft(s, actor, int(source), rollback=rollback))
     except LoyaltyError as exc:
         return _alert(str(exc)), no_update, no_update
@@ -437,12 +466,13 @@ def parse_effective_at(value: Any) -> dt.datetime:
     Output(ids.DECIDED, "data"),
     Input(ids.APPROVE, "n_clicks"), Input(ids.REJECT, "n_clicks"),
     State(ids.PENDING_GRID, "selectedRows"), State(ids.EFFECTIVE_AT, "value"),
-    State(ids.DECISION_NOTE, "value"),
+    State(ids.DECISION_NOTE, "value"), State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.APPROVE, ids.REJECT),
 )
 @require_roles(*WRITE, writes=True)
 def decide(_approve: int | None, _reject: int | None, selected: list | None,
-           effective_at: Any, note: str | None) -> tuple:
+           effective_at: Any, note: str | None, token: Any = None) -> tuple:
     """Approve (publish from an effective time) or reject a submitted version;
     the four-eyes and not-in-the-past rules are the service's."""
     clear = (False, "", False, "")
@@ -455,10 +485,12 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
     try:
         if approving:
             when = parse_effective_at(effective_at)
-            get_db().write_tx(lambda s: rules.approve(s, actor, rule_set_id, when,
-                                                      note=(note or "").strip()))
+            once("rules.approve", token, {"id": rule_set_id, "at": when, "note": note},
+                 lambda s: rules.approve(s, actor, rule_set_id, when,
+                                         note=(note or "").strip()))
         else:
-            get_db().write_tx(lambda s: rules.reject(s, actor, rule_set_id, note or ""))
+            once("rules.reject", token, {"id": rule_set_id, "note": note},
+                 lambda s: rules.reject(s, actor, rule_set_id, note or ""))
     except ValidationError as exc:
         if exc.field == "effective_at":
             return None, True, exc.message, False, "", no_update
@@ -565,12 +597,9 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         if version_id is None:
             return _alert("Select a version to simulate first.", "warning")
         try:
-            n_days = int(str(days).strip())
-            if not 1 <= n_days <= MAX_SIM_DAYS or str(n_days) != str(days).strip():
-                raise ValueError
-        except (TypeError, ValueError):
-            return _alert(f"Days of orders: enter a whole number from 1 to {MAX_SIM_DAYS}.",
-                          "warning")
+            n_days = parse_days(days, MAX_SIM_DAYS)
+        except ValidationError as exc:
+            return _alert(f"Days of orders: {exc.message}.", "warning", id="rules-sim-days-refused")
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))

@@ -11,9 +11,10 @@ from dashboard import views
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
+from dashboard.forms import busy, once
 from dashboard.ids import Staff as ids
 from db import api_keys, staff_grants, users
-from db.errors import LoyaltyError, ValidationError
+from db.errors import FormErrors, LoyaltyError, ValidationError
 
 
 @callback(
@@ -34,6 +35,7 @@ def staff_list(_version: int | None) -> tuple[Any, ...]:
 
 
 @callback(
+    Output(ids.NEW_FULL_NAME_FEEDBACK, "children"),
     Output(ids.NEW_USERNAME_FEEDBACK, "children"),
     Output(ids.NEW_ROLE_FEEDBACK, "children"),
     Output(ids.NEW_PASSWORD_FEEDBACK, "children"),
@@ -46,38 +48,51 @@ def staff_list(_version: int | None) -> tuple[Any, ...]:
     State(ids.NEW_ROLE, "value"),
     State(ids.NEW_PASSWORD, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.CREATE),
 )
 @require_roles("supervisor", writes=True)
 def create(
     n: int | None, username: str | None, full_name: str | None, role: str | None,
-    password: str | None, version: int | None,
+    password: str | None, version: int | None, token: Any = None,
 ) -> tuple[Any, ...]:
     if not n:
-        return (no_update,) * 6
+        return (no_update,) * 7
     actor = current_actor()
-    errors = {"username": "", "role": "", "password": ""}
+    errors = {"full_name": "", "username": "", "role": "", "password": ""}
     name, full = as_text(username).strip(), as_text(full_name).strip()
     password, role = as_text(password), as_text(role)
-    try:
+
+    def work(s: Any) -> str:
         if role == staff_grants.PRIVILEGED:
-            info = get_db().write_tx(lambda s: staff_grants.create_supervisor(
-                s, actor, name, password or "", full_name=full))
+            info = staff_grants.create_supervisor(s, actor, name, password or "",
+                                                  full_name=full)
         else:
-            info = get_db().write_tx(lambda s: users.create_user(
-                s, name, password or "", role or "", full_name=full, actor=actor.name,
-                actor_id=actor.id))
+            info = users.create_user(s, name, password or "", role or "", full_name=full,
+                                     actor=actor.name, actor_id=actor.id)
+        return (f"Account {info.username} (supervisor) created disabled: it becomes active "
+                "when a second supervisor approves it." if not info.active
+                else f"Account {info.username} ({info.role}) created.")
+
+    try:
+        # the password is emptied after a success: a repeat is the same account
+        text, _again = once("staff.create", token, {"username": name, "full_name": full,
+                                                    "role": role}, work)
     except ValidationError as exc:
-        errors[exc.field if exc.field in errors else "username"] = exc.message
-        return errors["username"], errors["role"], errors["password"], None, no_update, no_update
+        # every bad field at once, each next to its field
+        problems = exc.problems if isinstance(exc, FormErrors) else {exc.field: exc.message}
+        for field, message in problems.items():
+            errors[field if field in errors else "username"] = message
+        return (*errors.values(), dbc.Alert(
+            "Not created: fix the field marked." if len(problems) == 1 else
+            f"Not created: fix the {len(problems)} fields marked.", color="warning",
+            className="py-2 mb-0"), no_update, no_update)
     except LoyaltyError as exc:
-        return "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
+        return "", "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
             no_update, no_update
-    text = (f"Account {info.username} (supervisor) created disabled: it becomes active when "
-            "a second supervisor approves it." if not info.active
-            else f"Account {info.username} ({info.role}) created.")
     done = dbc.Alert(text, color="success", className="py-2 mb-0")
-    return "", "", "", done, (version or 0) + 1, ""
+    return "", "", "", "", done, (version or 0) + 1, ""
 
 
 @callback(
@@ -90,12 +105,14 @@ def create(
     State(ids.PICK_USER, "value"),
     State(ids.PICK_ROLE, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.SET_ROLE, ids.DISABLE, ids.ENABLE),
 )
 @require_roles("supervisor", writes=True)
 def change(
     _set: int | None, _disable: int | None, _enable: int | None, user_id: int | None,
-    role: str | None, version: int | None,
+    role: str | None, version: int | None, token: Any = None,
 ) -> tuple[Any, Any, Any]:
     button = ctx.triggered_id
     if button not in (ids.SET_ROLE, ids.DISABLE, ids.ENABLE):
@@ -117,14 +134,18 @@ def change(
                                       actor_id=actor.id)
                 return f"{info.username} is now {info.role}."
 
-            message = get_db().write_tx(change_role)
+            message, _again = once("staff.role", token, {"user": user_id, "role": role},
+                                   change_role)
         else:
             active = button == ids.ENABLE
-            info = get_db().write_tx(
-                lambda s: users.set_active(s, int(user_id), active, actor=actor.name,
-                                           actor_id=actor.id)
-            )
-            message = f"{info.username} is {'enabled' if active else 'disabled'}."
+
+            def set_active(s: Any) -> str:
+                info = users.set_active(s, int(user_id), active, actor=actor.name,
+                                        actor_id=actor.id)
+                return f"{info.username} is {'enabled' if active else 'disabled'}."
+
+            message, _again = once("staff.enable" if active else "staff.disable", token,
+                                   {"user": user_id}, set_active)
     except ValidationError as exc:
         return exc.message, None, no_update
     except LoyaltyError as exc:
@@ -140,11 +161,13 @@ def change(
     State(ids.GRANT_PICK, "value"),
     State(ids.GRANT_REASON, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.GRANT_APPROVE, ids.GRANT_REJECT),
 )
 @require_roles("supervisor", writes=True)
 def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
-                 version: int | None) -> tuple[Any, Any]:
+                 version: int | None, token: Any = None) -> tuple[Any, Any]:
     """The second supervisor's decision on a supervisor grant."""
     if ctx.triggered_id not in (ids.GRANT_APPROVE, ids.GRANT_REJECT):
         return no_update, no_update
@@ -152,14 +175,18 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
         return dbc.Alert("Choose a waiting grant first.", color="warning",
                          className="py-2 mb-0"), no_update
     actor = current_actor()
+    approving = ctx.triggered_id == ids.GRANT_APPROVE
+
+    def work(s: Any) -> str:
+        if approving:
+            info = staff_grants.approve(s, actor, grant_id)
+            return f"Approved: {info.username} is an active supervisor."
+        staff_grants.reject(s, actor, grant_id, reason if isinstance(reason, str) else "")
+        return "Refused: the account keeps its role (a new account stays disabled)."
+
     try:
-        if ctx.triggered_id == ids.GRANT_APPROVE:
-            info = get_db().write_tx(lambda s: staff_grants.approve(s, actor, grant_id))
-            text = f"Approved: {info.username} is an active supervisor."
-        else:
-            get_db().write_tx(lambda s: staff_grants.reject(
-                s, actor, grant_id, reason if isinstance(reason, str) else ""))
-            text = "Refused: the account keeps its role (a new account stays disabled)."
+        text, _again = once("staff.grant.approve" if approving else "staff.grant.refuse",
+                            token, {"grant": grant_id, "reason": reason}, work)
     except LoyaltyError as exc:
         return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
     return dbc.Alert(text, color="success", className="py-2 mb-0"), (version or 0) + 1
@@ -181,31 +208,43 @@ def key_list(_version: int | None) -> tuple[Any, ...]:
 @callback(
     Output(ids.KEY_CREATED, "children"),
     Output(ids.REFRESH, "data", allow_duplicate=True),
-    Output(ids.KEY_NAME, "value"),
     Input(ids.KEY_CREATE, "n_clicks"),
     State(ids.KEY_NAME, "value"),
     State(ids.KEY_SCOPES, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.KEY_CREATE),
 )
 @require_roles("supervisor", writes=True)
-def create_key(n: int | None, name: Any, scopes: Any, version: int | None) -> tuple[Any, ...]:
-    """A new API key, shown once."""
+def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
+               form_token: Any = None) -> tuple[Any, ...]:
+    """A new API key, shown once. The same form sent again (a double click)
+    makes no second key and leaves the one shown on the page."""
     if not n:
-        return no_update, no_update, no_update
+        return no_update, no_update
     actor = current_actor()
+    made: list[Any] = []
+
+    def work(s: Any) -> int:
+        made.append(api_keys.create_key(s, actor, as_text(name), scopes or []))
+        return made[0][0].id
+
     try:
-        info, token = get_db().write_tx(
-            lambda s: api_keys.create_key(s, actor, as_text(name), scopes or []))
+        _kid, again = once("staff.key", form_token, {"name": as_text(name), "scopes": scopes},
+                           work)
     except LoyaltyError as exc:
         text = exc.message if isinstance(exc, ValidationError) else str(exc)
-        return dbc.Alert(text, color="danger", className="py-2 mb-0"), no_update, no_update
+        return dbc.Alert(text, color="danger", className="py-2 mb-0"), no_update
+    if again:
+        return no_update, no_update
+    info, token = made[0]
     shown = dbc.Alert([
         html.Div(f"Key {info.name!r} created ({', '.join(info.scopes)}). Copy it now: "
                  "it is not shown again."),
         html.Code(token, id="staff-api-key-token", className="user-select-all"),
     ], color="success", className="py-2 mb-0")
-    return shown, (version or 0) + 1, ""
+    return shown, (version or 0) + 1
 
 
 @callback(
@@ -214,10 +253,13 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None) -> tu
     Input(ids.KEY_REVOKE, "n_clicks"),
     State(ids.KEY_PICK, "value"),
     State(ids.REFRESH, "data"),
+    State(ids.TOKEN, "data"),
     prevent_initial_call=True,
+    running=busy(ids.KEY_REVOKE),
 )
 @require_roles("supervisor", writes=True)
-def revoke_key(n: int | None, key_id: Any, version: int | None) -> tuple[Any, Any]:
+def revoke_key(n: int | None, key_id: Any, version: int | None, token: Any = None
+               ) -> tuple[Any, Any]:
     if not n:
         return no_update, no_update
     kid = as_id(key_id)
@@ -225,8 +267,9 @@ def revoke_key(n: int | None, key_id: Any, version: int | None) -> tuple[Any, An
         return dbc.Alert("Choose a key first.", color="warning", className="py-2 mb-0"), no_update
     actor = current_actor()
     try:
-        info = get_db().write_tx(lambda s: api_keys.revoke_key(s, actor, kid))
+        name, _again = once("staff.key.revoke", token, {"key": kid},
+                            lambda s: api_keys.revoke_key(s, actor, kid).name)
     except LoyaltyError as exc:
         return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
-    return (dbc.Alert(f"Key {info.name!r} is revoked: calls with it are refused.",
+    return (dbc.Alert(f"Key {name!r} is revoked: calls with it are refused.",
                       color="success", className="py-2 mb-0"), (version or 0) + 1)

@@ -23,6 +23,7 @@ from db.members import (
     SearchPage,
     TransferRow,
 )
+from db.pilots import SEGMENT_LABELS
 
 REASON_LABELS = {
     "goodwill": "Goodwill",
@@ -165,7 +166,8 @@ def profile_card(p: Profile, *, can_request: bool) -> dbc.Card:
                 if p.referrer_id else "—")
     items = [
         ("Member id", str(p.id)), ("Customer id", p.external_id), ("Email", p.email or "—"),
-        ("Phone", p.phone or "—"), ("Joined", fmt.when(p.joined_at)), ("Segment", p.segment),
+        ("Phone", p.phone or "—"), ("Joined", fmt.when(p.joined_at)),
+        ("Segment", SEGMENT_LABELS.get(p.segment, p.segment)),
         ("Status", p.status), ("Referred by", referrer),
     ]
     actions = [dcc.Link("Link to this profile", href=f"/members?id={p.id}",

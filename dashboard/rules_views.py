@@ -24,8 +24,10 @@ EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
 FIELD_LABELS = {
     "name": "Tier", "threshold": "From spend", "accrual_rate": "Accrual %",
     "referral_rate": "Referral %", "tiers": "Tiers", "point_value": "Point value",
-    "tier_window_days": "Tier window", "effective_at": "Effective from",
+    "tier_window_days": "Tier window", "effective_at": "Effective from", "note": "Note",
 }
+# rule-set fields with an input of their own (the message shows next to it)
+INPUT_FIELDS = ("name", "point_value", "tier_window_days")
 SETTING_LABELS = {"name": "Name", "point_value_minor": "Point value",
                   "tier_window_days": "Tier window"}
 STATE_COLOURS = {
@@ -96,8 +98,9 @@ def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
 def problem_list(problems: Sequence[Problem], fields: Iterable[str] = ()) -> Any:
     """The problems not shown next to their own field (table-level and tier cells)."""
     skip = set(fields)
-    items = [str(p) if p.row is not None else f"{FIELD_LABELS.get(p.field, p.field)}: "
-             f"{p.message}" for p in problems if p.row is not None or p.field not in skip]
+    items = [(f"Tier {p.row + 1}, " if p.row is not None else "")
+             + f"{FIELD_LABELS.get(p.field, p.field)}: {p.message}"
+             for p in problems if p.row is not None or p.field not in skip]
     if not items:
         return None
     return dbc.Alert([html.Strong("Not saved: fix these first."),

@@ -19,6 +19,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from db import exports
 from db.api_keys import KeyInfo
+from db.pilots import SEGMENT_LABELS
 from db.readviews import (
     AdjustmentView,
     AuditRow,
@@ -46,7 +47,8 @@ def member_rows(members: Iterable[MemberView]) -> list[dict[str, Any]]:
 def member_profile(m: MemberView) -> dbc.Card:
     items = [
         ("Customer id", m.external_id), ("Email", m.email or "—"), ("Phone", m.phone or "—"),
-        ("Joined", fmt.when(m.joined_at)), ("Segment", m.segment), ("Tier", m.tier or "—"),
+        ("Joined", fmt.when(m.joined_at)), ("Segment", SEGMENT_LABELS.get(m.segment, m.segment)),
+        ("Tier", m.tier or "—"),
         ("Status", m.status), ("Referred by", m.referrer_external_id or "—"),
     ]
     return dbc.Card(

@@ -12,11 +12,20 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from db import audit
+from db import audit, form_tokens
 from db.actor import Actor
-from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
+from db.errors import (
+    Forbidden,
+    FormErrors,
+    InsufficientPoints,
+    InvalidState,
+    NotFound,
+    ValidationError,
+    too_large,
+)
 from db.ledger import MAX_POINTS, account_of, balance, post_adjustment, utcnow
 from db.models import (
     ADJUSTMENT_REASONS,
@@ -28,7 +37,8 @@ from db.models import (
     ProgramSettings,
     StaffUser,
 )
-from db.session import transactional
+from db.session import Database, transactional
+from db.text import MAX_COMMENT, MAX_REASON, check_length, length_problem
 
 
 @dataclass(frozen=True)
@@ -40,11 +50,13 @@ class AdjustmentInfo:
     status: str
     approvals_required: int
     tx_id: int | None
+    replayed: bool = False  # the same form sent again: this is the request it filed
 
 
-def _info(r: AdjustmentRequest) -> AdjustmentInfo:
+def _info(r: AdjustmentRequest, *, replayed: bool = False) -> AdjustmentInfo:
     return AdjustmentInfo(
-        r.id, r.member_id, r.points, r.reason_code, r.status, r.approvals_required, r.tx_id
+        r.id, r.member_id, r.points, r.reason_code, r.status, r.approvals_required, r.tx_id,
+        replayed,
     )
 
 
@@ -61,6 +73,28 @@ def _snapshot(r: AdjustmentRequest) -> dict:
     }
 
 
+MAX_TICKET = 64
+
+
+def request_problems(points: object, reason_code: str | None, comment: str | None,
+                     ticket_ref: str | None) -> dict[str, str]:
+    """Every problem of a request's fields at once, by field (empty: none)."""
+    out: dict[str, str] = {}
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        out["points"] = "must be a non-zero whole number (+ adds, - removes)"
+    elif abs(points) > MAX_POINTS:
+        out["points"] = too_large(f"{MAX_POINTS:,} points either way")
+    if reason_code not in ADJUSTMENT_REASONS:
+        out["reason_code"] = "choose a reason from the list"
+    if not (comment or "").strip():
+        out["comment"] = "is required: say why the balance is wrong"
+    elif (problem := length_problem(comment, MAX_COMMENT)):
+        out["comment"] = problem
+    if len(ticket_ref or "") > MAX_TICKET:
+        out["ticket_ref"] = f"too long: at most {MAX_TICKET} characters"
+    return out
+
+
 @transactional
 def request_adjustment(
     s: Session,
@@ -73,22 +107,24 @@ def request_adjustment(
     ticket_ref: str = "",
     corrects_entry_id: int | None = None,
     at: dt.datetime | None = None,
+    form_token: str | None = None,
 ) -> AdjustmentInfo:
-    """File a request; refused if it would take the balance below zero now."""
+    """File a request; refused if it would take the balance below zero now.
+
+    ``form_token`` is the random token of the form that sends it: the same
+    token from the same requester again files nothing and returns the request
+    the first one filed (``replayed``), whatever the form holds by then."""
     if actor.id is None:
         raise Forbidden("adjustments are requested by a staff user")
     if actor.role not in ("support", "supervisor"):
         raise Forbidden("only support staff and supervisors can request adjustments")
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise ValidationError("points", "must be a non-zero whole number (+ adds, - removes)")
-    if abs(points) > MAX_POINTS:
-        raise ValidationError("points", f"must be at most {MAX_POINTS:,} in size")
-    if reason_code not in ADJUSTMENT_REASONS:
-        raise ValidationError("reason_code", f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
-    if not (comment or "").strip():
-        raise ValidationError("comment", "is required: say why the balance is wrong")
-    if len(ticket_ref or "") > 64:
-        raise ValidationError("ticket_ref", "at most 64 characters")
+    form_token = form_tokens.as_token(form_token)
+    filed = filed_by_form(s, actor, form_token)
+    if filed is not None:
+        return filed
+    problems = request_problems(points, reason_code, comment, ticket_ref)
+    if problems:
+        raise FormErrors(problems)
     if s.get(Member, member_id) is None:
         raise NotFound(f"member {member_id} does not exist")
     if corrects_entry_id is not None:
@@ -121,6 +157,7 @@ def request_adjustment(
         approvals_required=2 if size > settings.adjustment_second_approval_points else 1,
         requested_by_id=actor.id,
         requested_at=at or utcnow(),
+        form_token=form_token,
     )
     s.add(r)
     s.flush()
@@ -129,6 +166,34 @@ def request_adjustment(
         object_id=r.id, after=_snapshot(r) | {"comment": r.comment, "ticket_ref": r.ticket_ref},
     )
     return _info(r)
+
+
+def filed_by_form(s: Session, actor: Actor, form_token: str | None) -> AdjustmentInfo | None:
+    """The request this requester's form instance already filed, if any."""
+    form_token = form_tokens.as_token(form_token)
+    if form_token is None or actor.id is None:
+        return None
+    filed = s.scalar(select(AdjustmentRequest).where(
+        AdjustmentRequest.requested_by_id == actor.id,
+        AdjustmentRequest.form_token == form_token))
+    return _info(filed, replayed=True) if filed is not None else None
+
+
+def request_adjustment_once(db: Database, actor: Actor, member_id: int, points: int,
+                            reason_code: str, comment: str, *, form_token: str | None,
+                            **kwargs: object) -> AdjustmentInfo:
+    """:func:`request_adjustment` from a form: a twin of the same form that
+    committed first (two requests at once on PostgreSQL) is answered from it."""
+    def file() -> AdjustmentInfo:
+        return request_adjustment(db, actor, member_id, points, reason_code, comment,
+                                  form_token=form_token, **kwargs)
+
+    try:
+        return file()
+    except IntegrityError:
+        if form_tokens.as_token(form_token) is None:
+            raise
+        return file()
 
 
 def _load_locked(s: Session, request_id: int) -> AdjustmentRequest:
@@ -193,6 +258,7 @@ def reject_adjustment(
         raise Forbidden("only a supervisor can reject adjustments")
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the request is rejected")
+    check_length("reason", reason, MAX_REASON)
     r = _load_locked(s, request_id)
     if r.status != "pending":
         raise InvalidState(f"request {request_id} is already {r.status}")
@@ -272,8 +338,7 @@ class AdjustmentFilters:
         if self.status and self.status not in ADJUSTMENT_STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(ADJUSTMENT_STATUSES)}")
         if self.reason_code and self.reason_code not in ADJUSTMENT_REASONS:
-            raise ValidationError("reason_code",
-                                  f"must be one of {', '.join(ADJUSTMENT_REASONS)}")
+            raise ValidationError("reason_code", "choose a reason from the list")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("dates", "the start date is after the end date")
 

@@ -39,3 +39,19 @@ class Forbidden(LoyaltyError):
 class DatabaseBusy(LoyaltyError):
     """A statement ran out of time waiting for a lock or for the database;
     its transaction was rolled back."""
+
+
+class FormErrors(ValidationError):
+    """Several bad fields at once: ``problems`` maps each field to what is
+    wrong with it, so a form can show every message together."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        first, message = next(iter(problems.items()))
+        super().__init__(first, message)
+        self.problems = dict(problems)
+        self.args = ("; ".join(f"{f}: {m}" for f, m in problems.items()),)
+
+
+def too_large(limit: str) -> str:
+    """The message for a number beyond what a field takes."""
+    return f"too large: at most {limit}"

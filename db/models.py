@@ -497,6 +497,9 @@ class AdjustmentRequest(Base):
         CheckConstraint("(status = 'approved') = (tx_id IS NOT NULL)", name="approved_has_tx"),
         Index("ix_adjustment_requests_status", "status", "requested_at"),
         Index("ix_adjustment_requests_member", "member_id"),
+        # a form sent twice (a double click) files one request
+        Index("uq_adjustment_requests_form_token", "requested_by_id", "form_token",
+              unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -518,6 +521,8 @@ class AdjustmentRequest(Base):
     tx_id: Mapped[int | None] = mapped_column(
         ForeignKey("ledger_transactions.id"), unique=True
     )
+    # the random token of the form instance that filed it (None from elsewhere)
+    form_token: Mapped[str | None] = mapped_column(String(64))
 
 
 class Pilot(Base):
@@ -841,4 +846,24 @@ class ApiRequest(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class FormSubmission(Base):
+    """The last submission of a form instance (a page's random token) and its
+    answer: the same submission sent again right after (a double click) gets
+    the answer back and changes nothing. Only successes are kept."""
+
+    __tablename__ = "form_submissions"
+    __table_args__ = (
+        UniqueConstraint("staff_user_id", "token", name="uq_form_submissions_token"),
+        Index("ix_form_submissions_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    token: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from db import audit, exports, rules, stats
 from db.actor import Actor
-from db.errors import Forbidden, InvalidState, NotFound, ValidationError
+from db.errors import Forbidden, FormErrors, InvalidState, NotFound, ValidationError, too_large
 from db.models import (
     PILOT_METRICS,
     SEGMENTS,
@@ -73,6 +73,7 @@ from db.simulation import (
     tier_ranks,
     to_epoch_ms,
 )
+from db.text import MAX_REASON, check_length
 
 BP = 10_000
 MAX_CSV_ROWS = 1_000_000
@@ -81,6 +82,10 @@ MAX_PILOT_DAYS = 366
 ADVISORY_LOCK_KEY = 70_007  # PostgreSQL advisory lock serialising pilot assignment
 NO_TIER = "(no tier)"
 
+SEGMENT_LABELS = {
+    "regular": "Regular", "student": "Students", "pensioner": "Pensioners",
+    "large_family": "Large families", "corporate": "Corporate",
+}
 METRIC_LABELS = {
     "spend_per_member": "Spend per member",
     "orders_per_member": "Orders per member",
@@ -126,7 +131,8 @@ class PopulationFilter:
     def describe(self) -> str:
         parts = []
         if self.segments:
-            parts.append("segments " + ", ".join(self.segments))
+            parts.append("segments " + ", ".join(
+                SEGMENT_LABELS.get(x, x).lower() for x in self.segments))
         if self.tiers:
             parts.append("tiers " + ", ".join(self.tiers))
         if self.joined_from or self.joined_to:
@@ -157,7 +163,7 @@ def parse_population(raw: dict[str, Any] | PopulationFilter | None) -> Populatio
     segments = tuple(raw.get("segments") or ())
     bad = [x for x in segments if x not in SEGMENTS]
     if bad:
-        raise ValidationError("segments", f"unknown segment(s): {', '.join(map(str, bad))}")
+        raise ValidationError("segments", "choose the segments from the list")
     tiers = tuple(str(t) for t in raw.get("tiers") or ())
     jf, jt = _date(raw.get("joined_from"), "joined_from"), _date(raw.get("joined_to"), "joined_to")
     if jf and jt and jf > jt:
@@ -170,8 +176,10 @@ def parse_population(raw: dict[str, Any] | PopulationFilter | None) -> Populatio
             days = int(days)
         except (TypeError, ValueError):
             raise ValidationError("active_within_days", "must be a whole number of days") from None
-        if not 1 <= days <= 3660:
-            raise ValidationError("active_within_days", "must be 1 to 3660 days")
+        if days > 3660:
+            raise ValidationError("active_within_days", too_large("3,660 days"))
+        if days < 1:
+            raise ValidationError("active_within_days", "must be 1 to 3,660 days")
     return PopulationFilter(segments, tiers, jf, jt, days)
 
 
@@ -183,6 +191,8 @@ def parse_share_bp(value: Any) -> int:
         d = Decimal(str(value).strip().rstrip("%").strip().replace(",", "."))
     except (InvalidOperation, AttributeError):
         raise ValidationError("pilot_share", "must be a percentage such as 50") from None
+    if d.is_finite() and d > 99:
+        raise ValidationError("pilot_share", too_large("99 %") + " (1 to 99 %)")
     if not d.is_finite() or not Decimal("1") <= d <= Decimal("99"):
         raise ValidationError("pilot_share", "must be between 1 and 99 %")
     bp = d * 100
@@ -202,7 +212,7 @@ def parse_min_effect(value: Any, metric: str) -> Decimal:
     if metric == "active_rate" and d >= 1:
         raise ValidationError("min_effect", "the active rate is a share: give e.g. 0.02 for 2 pp")
     if d > Decimal(10) ** 9:
-        raise ValidationError("min_effect", "is too large")
+        raise ValidationError("min_effect", too_large("1,000,000,000"))
     return d
 
 
@@ -470,7 +480,7 @@ def metric_values(t: pd.DataFrame, metric: str, period: str) -> np.ndarray:
     if metric == "average_check":
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
-    raise ValidationError("primary_metric", f"unknown metric {metric!r}")
+    raise ValidationError("primary_metric", "choose a metric from the list")
 
 
 def _paired(g: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -559,6 +569,41 @@ def _preview(
                         sd, sd_change, req, pw, strata)
 
 
+MAX_SEED = 2**63 - 1
+
+
+def form_problems(name: Any, rule_set_id: Any, pilot_share: Any, seed: Any,
+                  start_at: Any, planned_end_at: Any, primary_metric: Any, min_effect: Any
+                  ) -> dict[str, str]:
+    """Every problem of the pilot form's own fields at once, by field (empty: none).
+    The rule set's state and the population are checked when it is created."""
+    out: dict[str, str] = {}
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if not name:
+        out["name"] = "is required"
+    elif len(name) > 200:
+        out["name"] = "too long: at most 200 characters"
+    if rule_set_id is None:
+        out["rule_set_id"] = "choose the draft rule set to try"
+    metric_ok = primary_metric in PILOT_METRICS
+    if not metric_ok:
+        out["primary_metric"] = "choose a metric from the list"
+    checks = [("pilot_share", lambda: parse_share_bp(pilot_share)),
+              ("planned_end_at", lambda: _check_dates(start_at, planned_end_at))]
+    if metric_ok:
+        checks.append(("min_effect", lambda: parse_min_effect(min_effect, primary_metric)))
+    for where, check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            out.setdefault(exc.field or where, exc.message)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        out["seed"] = "must be a non-negative whole number"
+    elif isinstance(seed, int) and seed > MAX_SEED:
+        out["seed"] = too_large(f"{MAX_SEED:,}")
+    return out
+
+
 def _check_dates(start_at: dt.datetime, planned_end_at: dt.datetime) -> None:
     if not isinstance(start_at, dt.datetime):
         raise ValidationError("start_at", "is required")
@@ -586,7 +631,7 @@ def power_preview(
 ) -> PowerPreview:
     """What a pilot with these settings could detect, before anything is saved."""
     if primary_metric not in PILOT_METRICS:
-        raise ValidationError("primary_metric", f"must be one of {', '.join(PILOT_METRICS)}")
+        raise ValidationError("primary_metric", "choose a metric from the list")
     share_bp = parse_share_bp(pilot_share)
     effect = parse_min_effect(min_effect, primary_metric)
     _check_dates(start_at, planned_end_at)
@@ -667,20 +712,16 @@ def create_pilot(
     ``member_file`` (an uploaded CSV) is parsed here, so a bad file refuses
     the whole pilot inside the same transaction.
     """
+    problems = form_problems(name, rule_set_id, pilot_share, seed, start_at, planned_end_at,
+                             primary_metric, min_effect)
+    if problems:
+        raise FormErrors(problems)
     name = (name or "").strip()
-    if not name:
-        raise ValidationError("name", "is required")
-    if len(name) > 200:
-        raise ValidationError("name", "at most 200 characters")
-    if primary_metric not in PILOT_METRICS:
-        raise ValidationError("primary_metric", f"must be one of {', '.join(PILOT_METRICS)}")
     share_bp = parse_share_bp(pilot_share)
     effect = parse_min_effect(min_effect, primary_metric)
     _check_dates(start_at, planned_end_at)
     if seed is None:
         seed = int(np.random.default_rng().integers(1, 2**31 - 1))
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-        raise ValidationError("seed", "must be a non-negative whole number")
     rs = s.get(RuleSet, rule_set_id) if rule_set_id is not None else None
     if rs is None:
         raise ValidationError("rule_set_id", "choose the draft rule set to try")
@@ -844,6 +885,7 @@ def send_back_start(s: Session, actor: Actor, pilot_id: int, reason: str) -> Non
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("reason", "say why the start is sent back")
+    check_length("reason", reason, MAX_REASON)
     p = _get(s, pilot_id, lock=True)
     if p.status != "draft" or p.start_requested_by_id is None:
         raise InvalidState(f"pilot {pilot_id} has no start waiting for approval")

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.actor import Actor
-from db.errors import Forbidden, InvalidState, NotFound, ValidationError
+from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
 from db.models import Order, Pilot, PilotMember, RuleSet, Tier
+from db.text import MAX_COMMENT, MAX_REASON, check_length, length_problem
 
 MAX_TIERS = 12
 MAX_THRESHOLD_MINOR = 10**15  # 10 trillion units: beyond any real spend
@@ -186,7 +187,15 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"tier {self.row + 1}, " if self.row is not None else ""
-        return f"{where}{self.field}: {self.message}"
+        return f"{where}{FIELD_LABELS.get(self.field, self.field)}: {self.message}"
+
+
+# how each field is named to a user (never the internal name)
+FIELD_LABELS = {
+    "name": "name", "threshold": "from spend", "accrual_rate": "accrual %",
+    "referral_rate": "referral %", "tiers": "tiers", "point_value": "point value",
+    "tier_window_days": "tier window", "note": "note", "effective_at": "effective from",
+}
 
 
 def _decimal(value) -> Decimal:
@@ -213,8 +222,10 @@ def _hundredths(d: Decimal) -> int:
 def parse_rate_bp(value) -> int:
     """'5.25' / 5.25 / Decimal -> 525 basis points; at most 2 decimals, 0..100."""
     d = _decimal(value)
-    if d < 0 or d > 100:
+    if d < 0:
         raise ValueError("must be between 0 and 100 %")
+    if d > 100:
+        raise ValueError(too_large("100 %"))
     return _hundredths(d)
 
 
@@ -225,7 +236,7 @@ def parse_money_minor(value, *, max_minor: int = MAX_THRESHOLD_MINOR) -> int:
         raise ValueError("must not be negative")
     # bound first: quantize() of a huge value such as 1e308 raises InvalidOperation
     if d * 100 > max_minor:
-        raise ValueError(f"must be at most {max_minor // 100:,}")
+        raise ValueError(too_large(f"{max_minor // 100:,}"))
     return _hundredths(d)
 
 
@@ -294,7 +305,10 @@ def validate_settings(point_value_minor, tier_window_days) -> list[Problem]:
         or not 1 <= point_value_minor <= MAX_POINT_VALUE_MINOR
     ):
         problems.append(Problem(None, "point_value", "must be a positive amount"))
-    if tier_window_days is not None and (
+    if (isinstance(tier_window_days, int) and not isinstance(tier_window_days, bool)
+            and tier_window_days > MAX_WINDOW_DAYS):
+        problems.append(Problem(None, "tier_window_days", too_large(f"{MAX_WINDOW_DAYS} days")))
+    elif tier_window_days is not None and (
         not isinstance(tier_window_days, int)
         or isinstance(tier_window_days, bool)
         or not 1 <= tier_window_days <= MAX_WINDOW_DAYS
@@ -428,6 +442,7 @@ def approve(
     The row lock (or SQLite's write lock) makes two concurrent approvals
     publish once: the second finds the version no longer pending.
     """
+    check_length("reason", note, MAX_REASON)
     rs = _load(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(
@@ -476,6 +491,7 @@ def approve(
 def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the version is rejected")
+    check_length("reason", reason, MAX_REASON)
     rs = _load(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(f"rule set {rule_set_id} is {rs.status}; only a submitted one")
@@ -516,9 +532,12 @@ def get_rules(s: Session, rule_set_id: int) -> Rules:
 
 
 def _check_draft(
-    name: str, tier_rows: Sequence[dict], point_value_minor: int, tier_window_days: int | None
+    name: str, tier_rows: Sequence[dict], point_value_minor: int, tier_window_days: int | None,
+    note: str = "",
 ) -> list[TierRule]:
     tiers, problems = validate_tiers(tier_rows)
+    if (problem := length_problem(note, MAX_COMMENT)):
+        problems.append(Problem(None, "note", problem))
     problems += validate_settings(point_value_minor, tier_window_days)
     if not (name or "").strip():
         problems.append(Problem(None, "name", "is required"))
@@ -558,7 +577,7 @@ def update_draft(
     """Replace a draft's content. A draft is editable until it is submitted,
     and only by its author: an edit by the approver-to-be would let one
     person write and approve the same rules (four-eyes). Invalid -> nothing saved."""
-    tiers = _check_draft(name, tier_rows, point_value_minor, tier_window_days)
+    tiers = _check_draft(name, tier_rows, point_value_minor, tier_window_days, note)
     rs = _load(s, rule_set_id)
     if rs.status != "draft":
         raise InvalidState(

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, aliased
 
 from db import audit
 from db.actor import Actor
-from db.errors import Forbidden, InvalidState, NotFound, ValidationError
+from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
 from db.ledger import expirable_points_query
 from db.models import ProgramSettings, SettingsChange, StaffUser
+from db.text import MAX_REASON, check_length
 
 MAX_EXPIRY_DAYS = 3660
 EFFECT_HORIZON_DAYS = 90
@@ -33,6 +34,8 @@ def _now() -> dt.datetime:
 
 def check_expiry_days(days: Any) -> int | None:
     """``days`` as stored: a whole number 1..MAX_EXPIRY_DAYS, or None (never)."""
+    if isinstance(days, int) and not isinstance(days, bool) and days > MAX_EXPIRY_DAYS:
+        raise ValidationError("expiry_days", too_large(f"{MAX_EXPIRY_DAYS:,} days (ten years)"))
     if days is not None and (
         not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS
     ):
@@ -156,6 +159,7 @@ def reject(s: Session, actor: Actor, change_id: int, reason: str) -> None:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("reason", "say why the change is refused")
+    check_length("reason", reason, MAX_REASON)
     c = _pending(s, change_id)
     c.status = "rejected"
     c.decided_by_id = actor.id

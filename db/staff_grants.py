@@ -27,6 +27,7 @@ from db import audit, users
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.models import StaffRoleRequest, StaffUser
+from db.text import MAX_REASON, check_length
 
 PRIVILEGED = "supervisor"
 
@@ -125,6 +126,7 @@ def reject(s: Session, actor: Actor, grant_id: int, reason: str) -> None:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("reason", "say why the grant is refused")
+    check_length("reason", reason, MAX_REASON)
     g = _decidable(s, actor, grant_id)
     g.status = "rejected"
     g.decided_by_id = actor.id

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.errors import Forbidden, NotFound, ValidationError
+from db.errors import Forbidden, FormErrors, NotFound, ValidationError
 from db.models import ROLES, StaffRoleRequest, StaffUser
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,30 @@ def check_password(password: str, username: str) -> None:
             raise ValidationError("password", "must not contain the username")
 
 
-def validate_new_user(username: str, password: str, role: str) -> None:
+MAX_FULL_NAME = 200
+
+
+def new_user_problems(username: str, password: str, role: str, full_name: str = ""
+                      ) -> dict[str, str]:
+    """Every problem of a new account's fields at once, by field (empty: none)."""
+    out: dict[str, str] = {}
     if not USERNAME_RE.match(username or ""):
-        raise ValidationError(
-            "username", "use 2-64 letters, digits or . _ @ - (no spaces)"
-        )
+        out["username"] = "use 2-64 letters, digits or . _ @ - (no spaces)"
+    if len((full_name or "").strip()) > MAX_FULL_NAME:
+        out["full_name"] = f"too long: at most {MAX_FULL_NAME} characters"
     if role not in ROLES:
-        raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
-    check_password(password, username)
+        out["role"] = "choose a role from the list"
+    try:
+        check_password(password, username)
+    except ValidationError as exc:
+        out["password"] = exc.message
+    return out
+
+
+def validate_new_user(username: str, password: str, role: str, full_name: str = "") -> None:
+    problems = new_user_problems(username, password, role, full_name)
+    if problems:
+        raise FormErrors(problems)
 
 
 def create_user(
@@ -107,7 +123,7 @@ def create_user(
     """A new account. A supervisor created by a staff member (``actor_id``)
     goes through :func:`db.staff_grants.create_supervisor` (four-eyes); the
     command line (no ``actor_id``) is the operator's bootstrap."""
-    validate_new_user(username, password, role)
+    validate_new_user(username, password, role, full_name)
     if role == "supervisor" and actor_id is not None and active:
         raise Forbidden("a new supervisor account waits for a second supervisor's approval")
     exists = s.scalar(

@@ -10,10 +10,13 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.forms import token_store
 from dashboard.ids import AdjRequest as ids
 from dashboard.members_views import REASON_LABELS
 from dashboard.shell import grid, page_header
+from db.adjustments import MAX_TICKET
 from db.models import ADJUSTMENT_STATUSES
+from db.text import MAX_COMMENT
 
 dash.register_page(
     __name__, path="/adjustments/request", name="Request adjustment",
@@ -64,12 +67,14 @@ def layout(member: str | None = None, **_: object) -> html.Div:
                     options=[{"label": "Choose a reason code", "value": ""}]
                     + [{"label": v, "value": k} for k, v in REASON_LABELS.items()]),
                     ids.REASON_FEEDBACK),
-                _field("Comment", dbc.Textarea(id=ids.COMMENT, rows=3,
+                _field("Comment", dbc.Textarea(id=ids.COMMENT, rows=3, maxLength=MAX_COMMENT,
                                                placeholder="Why is the balance wrong?"),
-                       ids.COMMENT_FEEDBACK, "Required: the supervisor decides from it."),
+                       ids.COMMENT_FEEDBACK,
+                       f"Required: the supervisor decides from it. Up to {MAX_COMMENT:,} "
+                       "characters."),
                 _field("Ticket", dbc.Input(id=ids.TICKET, placeholder="e.g. SUP-1234",
-                                           maxLength=64),
-                       ids.TICKET_FEEDBACK),
+                                           maxLength=MAX_TICKET),
+                       ids.TICKET_FEEDBACK, f"Optional, up to {MAX_TICKET} characters."),
                 _field("Corrects entry", dcc.Dropdown(
                     id=ids.ENTRY, placeholder="Optional: the ledger line this corrects"),
                     ids.ENTRY_FEEDBACK),
@@ -107,5 +112,7 @@ def layout(member: str | None = None, **_: object) -> html.Div:
             dbc.Row([dbc.Col(form, lg=6), dbc.Col(mine, lg=6)]),
             dcc.Store(id=ids.VERSION, data=0),
             dcc.Store(id=ids.CANCEL_VERSION, data=0),
+            token_store(ids.TOKEN),
+            dcc.Store(id=ids.LAST_TOKEN),
         ]
     )

@@ -13,10 +13,12 @@ from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import AdjReview as ids
 from dashboard.members_views import QUEUE_COLUMNS, REASON_LABELS
 from dashboard.shell import grid, page_header
 from db.models import ADJUSTMENT_STATUSES
+from db.text import MAX_REASON
 
 dash.register_page(
     __name__, path="/adjustments", name="Approvals", title="Adjustment approvals", order=70,
@@ -52,7 +54,9 @@ def queue_section() -> html.Div:
                                     html.Div(
                                         [
                                             dbc.Input(id=ids.REJECT_REASON,
-                                                      placeholder="Why is it rejected?",
+                                                      placeholder="Why is it rejected? (up "
+                                                      f"to {MAX_REASON} characters)",
+                                                      maxLength=MAX_REASON,
                                                       className="mt-2"),
                                             html.Div(id=ids.REJECT_FEEDBACK,
                                                      className="field-error"),
@@ -69,6 +73,7 @@ def queue_section() -> html.Div:
                 ]
             ),
             dcc.Store(id=ids.SELECTED),
+            token_store(ids.TOKEN),
             dcc.Interval(id=ids.QUEUE_REFRESH, interval=30_000),
             html.Hr(className="my-4"),
         ]

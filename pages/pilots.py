@@ -9,10 +9,11 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, page_header
 from db.models import PILOT_METRICS, PILOT_STATUSES, SEGMENTS
-from db.pilots import METRIC_LABELS
+from db.pilots import METRIC_LABELS, SEGMENT_LABELS
 
 dash.register_page(
     __name__, path="/pilots", name="Pilots", title="Pilots", order=40,
@@ -53,13 +54,15 @@ def _create_form() -> html.Div:
         ]),
         html.Div(id=ids.FILTER_BOX, children=dbc.Row([
             _field("Segments", dcc.Dropdown(id=ids.SEGMENTS, multi=True, placeholder="Any",
-                                            options=[{"label": x, "value": x} for x in SEGMENTS]),
+                                            options=[{"label": SEGMENT_LABELS.get(x, x), "value": x}
+                                                     for x in SEGMENTS]),
                    md=3),
             _field("Tiers", dcc.Dropdown(id=ids.TIERS, multi=True, placeholder="Any"), md=3),
             _field("Joined from", dbc.Input(id=ids.JOINED_FROM, placeholder="YYYY-MM-DD"), md=2),
             _field("Joined to", dbc.Input(id=ids.JOINED_TO, placeholder="YYYY-MM-DD"), md=2),
-            _field("Ordered within (days)", dbc.Input(id=ids.ACTIVE_DAYS, type="number", min=1,
-                                                      placeholder="any"), md=2),
+            _field("Ordered within (days)", dbc.Input(id=ids.ACTIVE_DAYS, type="text",
+                                                      inputMode="numeric",
+                                                      placeholder="any (1 to 3,660)"), md=2),
         ])),
         html.Div(id=ids.FILE_BOX, style={"display": "none"}, children=[
             dcc.Upload(id=ids.UPLOAD, multiple=False, accept=".csv,.txt,text/csv,text/plain",
@@ -75,7 +78,8 @@ def _create_form() -> html.Div:
         dbc.Row([
             _field("Pilot share (%)", dbc.Input(id=ids.SHARE, value="50"), "pilot_share",
                    "of the population in the pilot group", md=2),
-            _field("Random seed", dbc.Input(id=ids.SEED, type="number", value=20250601, min=0),
+            _field("Random seed", dbc.Input(id=ids.SEED, type="text", inputMode="numeric",
+                                            value="20250601"),
                    "seed", "the same seed draws the same groups", md=2),
             _field("Start (UTC)", dbc.Input(id=ids.START_AT, value=f"{tomorrow} 00:00"),
                    "start_at", "YYYY-MM-DD HH:MM", md=2),
@@ -107,6 +111,7 @@ def layout(**_: object) -> html.Div:
                 "the current rules; the lift is measured against the control group.",
             ),
             dcc.Store(id=ids.REFRESH, data=0),
+            token_store(ids.TOKEN),
             dcc.Store(id=ids.ACTOR),
             dcc.Store(id=ids.RESULTS_CSV),
             dbc.Tabs(id=ids.TABS, active_tab="results", children=[

@@ -12,9 +12,13 @@ from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard.forms import token_store
 from dashboard.ids import Rules as ids
 from dashboard.rules_views import HISTORY_COLUMNS, PENDING_COLUMNS, tier_columns
 from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
+from db.rules import MAX_WINDOW_DAYS
+from db.settings_changes import MAX_EXPIRY_DAYS
+from db.text import MAX_COMMENT, MAX_REASON
 
 dash.register_page(
     __name__, path="/rules", name="Tier rules", title="Tier rules", order=30,
@@ -64,22 +68,27 @@ def _editor(write: bool) -> dbc.Row:
             {"label": "lifetime", "value": "lifetime"},
             {"label": "rolling window (days)", "value": "rolling"}], value="lifetime",
             inline=True),
-        dbc.Input(id=ids.WINDOW_DAYS, type="number", min=1, step=1, placeholder="days",
-                  disabled=True),
+        dbc.Input(id=ids.WINDOW_DAYS, type="text", inputMode="numeric",
+                  placeholder=f"days (1 to {MAX_WINDOW_DAYS:,})", disabled=True),
         dbc.FormFeedback(id=ids.WINDOW_FB, type="invalid"),
-        dbc.Label("Note", html_for=ids.NOTE, className="mt-2"),
-        dbc.Textarea(id=ids.NOTE, rows=2, disabled=True),
+        dbc.Label(f"Note (up to {MAX_COMMENT:,} characters)", html_for=ids.NOTE,
+                  className="mt-2"),
+        dbc.Textarea(id=ids.NOTE, rows=2, maxLength=MAX_COMMENT, disabled=True),
     ]
     expiry = dbc.Card(dbc.CardBody([
         html.H6("Points expiry (program setting)", className="mb-1"),
         html.Div("Applies to every version: unused points expire this many days after they "
                  "were earned.", className="small text-muted mb-2"),
         dbc.InputGroup([
-            dbc.Input(id=ids.EXPIRY, type="number", min=1, step=1, disabled=not write),
+            dbc.Input(id=ids.EXPIRY, type="text", inputMode="numeric", disabled=not write,
+                      placeholder=f"1 to {MAX_EXPIRY_DAYS:,}"),
             dbc.InputGroupText("days"),
         ]),
+        html.Div(f"A whole number of days from 1 to {MAX_EXPIRY_DAYS:,} (ten years).",
+                 className="form-text"),
         dbc.Checkbox(id=ids.EXPIRY_NEVER, label="points never expire", disabled=not write),
-        dbc.FormFeedback(id=ids.EXPIRY_FB, type="invalid"),
+        # shown whatever the input's place in the group (a FormFeedback would need a sibling)
+        html.Div(id=ids.EXPIRY_FB, className="field-error"),
         html.Div(dbc.Button("Propose change", id=ids.EXPIRY_SAVE, size="sm",
                             color="secondary", className="mt-2"), style=_hidden(not write)),
         html.Div("A change applies when a second supervisor approves it, after seeing how "
@@ -89,8 +98,9 @@ def _editor(write: bool) -> dbc.Row:
         dcc.Store(id=ids.EXPIRY_CHANGED, data=0),
         html.Div(id=ids.EXPIRY_PENDING, className="small mt-2"),
         html.Div([
-            dbc.Input(id=ids.EXPIRY_REASON, size="sm", maxlength=500,
-                      placeholder="Reason (needed to refuse)", className="mb-1"),
+            dbc.Input(id=ids.EXPIRY_REASON, size="sm", maxLength=MAX_REASON,
+                      placeholder=f"Reason (needed to refuse; up to {MAX_REASON} characters)",
+                      className="mb-1"),
             dbc.Button("Approve change", id=ids.EXPIRY_APPROVE, size="sm", color="success",
                        className="me-2"),
             dbc.Button("Refuse", id=ids.EXPIRY_REJECT, size="sm", color="danger",
@@ -131,7 +141,8 @@ def _simulation() -> html.Div:
         dbc.Row([
             dbc.Col([
                 dbc.Label("Days of orders", html_for=ids.SIM_DAYS),
-                dbc.Input(id=ids.SIM_DAYS, type="number", min=1, max=3660, step=1, value=90),
+                dbc.Input(id=ids.SIM_DAYS, type="text", inputMode="numeric", value="90",
+                          placeholder="1 to 3,660"),
             ], md=2),
             dbc.Col([
                 dbc.Button("Run simulation", id=ids.SIM_RUN, color="primary", className="me-2"),
@@ -162,8 +173,9 @@ def _approval(write: bool) -> html.Div:
                 dbc.FormFeedback(id=ids.EFFECTIVE_FB, type="invalid"),
             ], md=4),
             dbc.Col([
-                dbc.Label("Note (the reason, when rejecting)", html_for=ids.DECISION_NOTE),
-                dbc.Input(id=ids.DECISION_NOTE, maxLength=500),
+                dbc.Label(f"Note (the reason, when rejecting; up to {MAX_REASON} characters)",
+                          html_for=ids.DECISION_NOTE),
+                dbc.Input(id=ids.DECISION_NOTE, maxLength=MAX_REASON),
                 dbc.FormFeedback(id=ids.DECISION_NOTE_FB, type="invalid"),
             ], md=5),
             dbc.Col([
@@ -222,6 +234,7 @@ def layout(**_: object) -> html.Div:
         dcc.Store(id=ids.IN_FORCE_ID),
         dcc.Store(id=ids.PROBLEMS),
         dcc.Store(id=ids.OWN_DRAFT_ID),
+        token_store(ids.TOKEN),
         page_header(
             "Tier rules",
             "Thresholds on qualifying spend with accrual and referral rates. A change is a "

@@ -6,9 +6,12 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.forms import token_store
 from dashboard.ids import Staff as ids
 from dashboard.shell import grid, page_header
 from db.models import API_SCOPES, ROLES
+from db.text import MAX_REASON
+from db.users import MAX_FULL_NAME
 
 dash.register_page(
     __name__, path="/staff", name="Staff", title="Staff accounts", order=90,
@@ -89,6 +92,7 @@ def layout(**_: object) -> html.Div:
         [
             page_header("Staff accounts", "Every change here is written to the audit log."),
             dcc.Store(id=ids.REFRESH, data=0),
+            token_store(ids.TOKEN),
             grid(ids.GRID, STAFF_COLUMNS, height="300px"),
             dbc.Row(
                 [
@@ -99,7 +103,10 @@ def layout(**_: object) -> html.Div:
                                     html.H2("New account", className="h5"),
                                     _field("Username", dbc.Input(id=ids.NEW_USERNAME),
                                            ids.NEW_USERNAME_FEEDBACK),
-                                    _field("Full name", dbc.Input(id=ids.NEW_FULL_NAME)),
+                                    _field(f"Full name (up to {MAX_FULL_NAME} characters)",
+                                           dbc.Input(id=ids.NEW_FULL_NAME,
+                                                     maxLength=MAX_FULL_NAME),
+                                           ids.NEW_FULL_NAME_FEEDBACK),
                                     _field("Role", dcc.Dropdown(id=ids.NEW_ROLE,
                                                                 options=ROLE_OPTIONS),
                                            ids.NEW_ROLE_FEEDBACK),
@@ -155,8 +162,8 @@ def layout(**_: object) -> html.Div:
                         ),
                         html.Div(id=ids.GRANTS),
                         _field("Grant", dcc.Dropdown(id=ids.GRANT_PICK)),
-                        _field("Reason (needed to refuse)",
-                               dbc.Input(id=ids.GRANT_REASON, maxlength=500)),
+                        _field(f"Reason (needed to refuse; up to {MAX_REASON} characters)",
+                               dbc.Input(id=ids.GRANT_REASON, maxLength=MAX_REASON)),
                         dbc.Button("Approve", id=ids.GRANT_APPROVE, color="success",
                                    className="me-2"),
                         dbc.Button("Refuse", id=ids.GRANT_REJECT, color="danger",

@@ -63,7 +63,7 @@ def balance(d, member_id: int) -> int:
         ({"points": 1.5}, "points", "non-zero whole number"),
         ({"points": True}, "points", "non-zero whole number"),
         ({"points": 10**12 + 1}, "points", "at most"),
-        ({"reason_code": "bribe"}, "reason_code", "must be one of"),
+        ({"reason_code": "bribe"}, "reason_code", "choose a reason from the list"),
         ({"comment": "   "}, "comment", "is required"),
         ({"ticket_ref": "T" * 65}, "ticket_ref", "at most 64"),
         ({"corrects_entry_id": 99999}, "corrects_entry_id", "not in this member's ledger"),

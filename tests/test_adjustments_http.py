@@ -138,7 +138,7 @@ def test_form_messages_next_to_the_fields(client, web_app, world):
         ({"points": ""}, "points", "enter the points"),
         ({"points": "0"}, "points", "non-zero"),
         ({"points": "-1,001"}, "points", "would make the balance negative"),
-        ({"reason": ""}, "reason_code", "must be one of"),
+        ({"reason": ""}, "reason_code", "choose a reason from the list"),
         ({"comment": " "}, "comment", "is required"),
         ({"ticket": "X" * 65}, "ticket_ref", "at most 64"),
         ({"entry": 10**9}, "corrects_entry_id", "not in this member's ledger"),

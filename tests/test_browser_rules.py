@@ -67,7 +67,10 @@ def click(driver, element_id: str) -> None:
 
 
 def tab(driver, label: str) -> None:
-    driver.find_element(By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']").click()
+    link = driver.find_element(By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']")
+    # below the fixed navbar, whatever the page's scroll
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", link)
+    link.click()
 
 
 @pytest.fixture(scope="module")

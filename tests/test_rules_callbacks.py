@@ -195,11 +195,11 @@ def test_invalid_save_marks_the_cells_and_saves_nothing(client, web_app, web_db)
                                                   "rules-save.n_clicks")))
     grid = data["rules-grid"]["rowData"]
     assert grid[1]["_err_threshold"] == "must be greater than the previous tier's 0.00"
-    assert grid[1]["_err_accrual_rate"] == "must be between 0 and 100 %"
+    assert grid[1]["_err_accrual_rate"] == "too large: at most 100 %"
     assert "Threshold" not in grid[0]["problems"] and "From spend" in grid[1]["problems"]
     assert data["rules-problems"]["data"] == {
         "name": "is required", "point_value": "must be more than 0",
-        "tier_window_days": "enter a whole number of days"}
+        "tier_window_days": "abc is not a whole number of days: enter one from 1 to 3,660"}
     assert "rules-saved" not in data
     with d.read() as s:
         assert rules.get_rules(s, rid).name == "Edit me"

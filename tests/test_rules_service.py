@@ -56,18 +56,19 @@ def test_valid_rows_parse_to_integers():
          (2, "threshold", "must be greater than the previous tier's 100.00")),
         ([row(), row("Silver", "-1")], (1, "threshold", "must not be negative")),
         ([row(), row("Silver", "NaN")], (1, "threshold", "must be a finite number")),
-        ([row(), row("Silver", "1e308")], (1, "threshold", "must be at most 10,000,000,000,000")),
+        ([row(), row("Silver", "1e308")],
+         (1, "threshold", "too large: at most 10,000,000,000,000")),
         ([row(), row("Silver", "abc")], (1, "threshold", "must be a number")),
         ([row(), row("Silver", "10.005")], (1, "threshold", "at most 2 decimals")),
         ([row(), row("Silver", "")], (1, "threshold", "is required")),
-        ([row(accrual="100.01")], (0, "accrual_rate", "must be between 0 and 100 %")),
+        ([row(accrual="100.01")], (0, "accrual_rate", "too large: at most 100 %")),
         ([row(accrual="-0.5")], (0, "accrual_rate", "must be between 0 and 100 %")),
         ([row(accrual="1.255")], (0, "accrual_rate", "at most 2 decimals")),
         ([row(accrual="inf")], (0, "accrual_rate", "must be a finite number")),
         ([row(accrual=float("nan"))], (0, "accrual_rate", "must be a finite number")),
         ([row(accrual=True)], (0, "accrual_rate", "must be a number")),
-        ([row(referral="101")], (0, "referral_rate", "must be between 0 and 100 %")),
-        ([row(referral="1e308")], (0, "referral_rate", "must be between 0 and 100 %")),
+        ([row(referral="101")], (0, "referral_rate", "too large: at most 100 %")),
+        ([row(referral="1e308")], (0, "referral_rate", "too large: at most 100 %")),
         ([row(referral=None)], (0, "referral_rate", "is required")),
         ([], (None, "tiers", "need 1 to 12 tiers, got 0")),
         ([row()] + [row(f"T{i}", str(i)) for i in range(1, MAX_TIERS + 1)],
@@ -387,7 +388,8 @@ def test_reevaluate_now_only_for_the_version_in_force_and_audited(db):
 
 
 def test_problem_text_names_the_tier():
-    assert str(Problem(1, "threshold", "bad")) == "tier 2, threshold: bad"
+    # named as the editor names the column, never by the field's code
+    assert str(Problem(1, "threshold", "bad")) == "tier 2, from spend: bad"
 
 
 def test_decimal_comma_and_huge_values():
@@ -395,5 +397,5 @@ def test_decimal_comma_and_huge_values():
     raise decimal.InvalidOperation out of the validator)."""
     assert rules.parse_money_minor("1,5") == 150
     for huge in ("1e308", "9" * 400, 1e308):
-        with pytest.raises(ValueError, match="must be at most"):
+        with pytest.raises(ValueError, match="too large: at most"):
             rules.parse_money_minor(huge)

@@ -19,6 +19,8 @@ class AdjRequest:
     RESULT = "adjreq-result"
     LIMITS = "adjreq-limits"
     VERSION = "adjreq-version"  # store: bumped when a request is filed
+    TOKEN = "adjreq-token"  # store: this form instance's submission token
+    LAST_TOKEN = "adjreq-last-token"  # store: the token of the request filed last
     CANCEL_VERSION = "adjreq-cancel-version"
     STATUS = "adjreq-status"
     GRID = "adjreq-grid"
@@ -41,6 +43,7 @@ class AdjReview:
     REJECT_FEEDBACK = "adjreview-reject-feedback"
     DECISION = "adjreview-decision"
     VERSION = "adjreview-version"  # store: bumped after a decision
+    TOKEN = "adjreview-token"  # store: the decision form's submission token
     # history (everyone on the page; support sees only their own)
     STATUS = "adjreview-status"
     REQUESTER = "adjreview-requester"

@@ -4,6 +4,7 @@
 class Pilots:
     TABS = "pilots-tabs"
     REFRESH = "pilots-refresh"  # store: bumped after every change
+    TOKEN = "pilots-token"  # store: this page's form submission token
     # list and results
     STATUS = "pilots-status"
     LIST = "pilots-list"

@@ -7,6 +7,7 @@ class Rules:
     SAVED = "rules-saved"  # {"select": id} after a save / submit
     DECIDED = "rules-decided"  # after approve / reject / tier pass
     COPIED = "rules-copied"  # after a new draft / rollback
+    TOKEN = "rules-token"  # store: this page's form submission token
     IN_FORCE_ID = "rules-in-force-id"
     VERSION = "rules-version"
     VERSION_INFO = "rules-version-info"

@@ -4,10 +4,12 @@
 class Staff:
     GRID = "staff-grid"
     REFRESH = "staff-refresh"
+    TOKEN = "staff-token"  # store: this page's form submission token
     NEW_USERNAME = "staff-new-username"
     NEW_FULL_NAME = "staff-new-full-name"
     NEW_ROLE = "staff-new-role"
     NEW_PASSWORD = "staff-new-password"
+    NEW_FULL_NAME_FEEDBACK = "staff-new-full-name-feedback"
     NEW_USERNAME_FEEDBACK = "staff-new-username-feedback"
     NEW_ROLE_FEEDBACK = "staff-new-role-feedback"
     NEW_PASSWORD_FEEDBACK = "staff-new-password-feedback"
