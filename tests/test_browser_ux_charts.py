@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,7 +56,10 @@ SERVE = """
 import sys
 from dashboard.app import create_app
 app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "browser-ux-charts-secret",
-                  "LOYALTY_ENV": "development", "TESTING": True})
+                  "LOYALTY_ENV": "development",
+                  # the tests sign in more often than a person may
+                  "LOGIN_LIMIT_ACCOUNT": "1000 per minute",
+                  "LOGIN_LIMIT_ADDRESS": "1000 per minute", "TESTING": True})
 app.server.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True, use_reloader=False)
 """
 WAIT = 90  # a background job on two shared cores
@@ -88,9 +92,12 @@ def base_url(demo_program) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the server's log goes to a file: a pipe nobody reads fills up and stops it
+    log_path = Path(tempfile.mkdtemp(prefix="loyalty-browser-")) / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-c", SERVE, demo_program["url"], str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -99,12 +106,13 @@ def base_url(demo_program) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
+                    raise RuntimeError(log_path.read_text()[-2000:]) from None
                 time.sleep(0.5)
         yield url
     finally:
         proc.terminate()
         proc.wait(10)
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -81,8 +81,11 @@ def choose_version(d, name: str) -> None:
     """Pick a version in the page's version list (Dash 4 dropdown)."""
     d.find_element(By.CSS_SELECTOR, "#rules-version").click()
     wait_for(d, ".dash-dropdown-option")
-    next(o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
-         if name in o.text).click()
+    option = next(o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
+                  if name in o.text)
+    # a script click: the list's search box may cover the option's centre
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
+                     option)
     wait_text(d, "#rules-version-summary", name)
     if d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"):  # close the list
         ActionChains(d).send_keys(Keys.ESCAPE).perform()
