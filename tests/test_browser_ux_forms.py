@@ -218,7 +218,9 @@ def test_rules_page_says_too_large_and_why_expiry_is_refused(browser, base_url, 
     wait_for(browser, "#shell-user-name")
     browser.get(base_url + "/rules")
     wait_for(browser, "#rules-history-grid .ag-row")
-    # the user's newest draft is selected, editable
+    # the page opens on the version in force; the user's draft is one click away
+    WebDriverWait(browser, TIMEOUT).until(lambda d: "Forms draft" in text(d, "rules-own-draft"))
+    js_click(browser, "rules-own-draft")
     WebDriverWait(browser, TIMEOUT).until(
         lambda d: "Forms draft" in text(d, "rules-version-summary"))
     WebDriverWait(browser, TIMEOUT).until(
