@@ -68,9 +68,10 @@ def click(driver, element_id: str) -> None:
 
 def tab(driver, label: str) -> None:
     link = driver.find_element(By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']")
-    # below the fixed navbar, whatever the page's scroll
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", link)
-    link.click()
+    # below the fixed navbar, whatever the page's scroll; a script click, as the
+    # page scrolls smoothly and a real click could land mid-scroll
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});"
+                          "arguments[0].click();", link)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ base_url, browser, screenshots_dir = tb.base_url, tb.browser, tb.screenshots_dir
 
 pytestmark = pytest.mark.browser
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -69,6 +70,12 @@ def settle(driver) -> None:
 
 
 def text(driver, element_id: str) -> str:
+    """The element's text, read again if the page replaced it meanwhile."""
+    for _ in range(4):
+        try:
+            return driver.find_element(By.ID, element_id).text
+        except StaleElementReferenceException:
+            continue
     return driver.find_element(By.ID, element_id).text
 
 
