@@ -15,20 +15,14 @@ end has passed), served from a subprocess as in tests/test_browser_pilots.py.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser_server import served
 from tests.test_browser import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -52,16 +46,6 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "ux-charts-browser-1"
-SERVE = """
-import sys
-from dashboard.app import create_app
-app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "browser-ux-charts-secret",
-                  "LOYALTY_ENV": "development",
-                  # the tests sign in more often than a person may
-                  "LOGIN_LIMIT_ACCOUNT": "1000 per minute",
-                  "LOGIN_LIMIT_ADDRESS": "1000 per minute", "TESTING": True})
-app.server.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True, use_reloader=False)
-"""
 WAIT = 90  # a background job on two shared cores
 
 
@@ -88,31 +72,8 @@ def demo_program(tmp_path_factory, sqlite_template) -> dict:
 
 @pytest.fixture(scope="module")
 def base_url(demo_program) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # the server's log goes to a file: a pipe nobody reads fills up and stops it
-    log_path = Path(tempfile.mkdtemp(prefix="loyalty-browser-")) / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, demo_program["url"], str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/login", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(log_path.read_text()[-2000:]) from None
-                time.sleep(0.5)
+    with served(demo_program["url"]) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
