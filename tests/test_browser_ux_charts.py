@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,7 +92,13 @@ def shot(driver, name: str) -> None:
 
 
 def text_of(driver, css: str) -> str:
-    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+    """The text of every element matching css; a chart redrawn meanwhile is read again."""
+    for _ in range(20):
+        try:
+            return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{css} kept being replaced while read")
 
 
 def wait_text(driver, css: str, text: str, timeout: int = WAIT) -> None:
