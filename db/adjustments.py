@@ -281,17 +281,6 @@ def reject_adjustment(
     return _info(r)
 
 
-def pending_requests(s: Session) -> list[AdjustmentInfo]:
-    return [
-        _info(r)
-        for r in s.scalars(
-            select(AdjustmentRequest)
-            .where(AdjustmentRequest.status == "pending")
-            .order_by(AdjustmentRequest.requested_at)
-        )
-    ]
-
-
 @transactional
 def cancel_adjustment(s: Session, actor: Actor, request_id: int) -> AdjustmentInfo:
     """The requester withdraws a request nobody has decided yet (a typo, a

@@ -161,9 +161,6 @@ class LiveStream:
                 next_line += 1
         return self.stats
 
-    def stop(self) -> None:
-        self.stop_event.set()
-
 
 def simulate(db: Database, *, rate: float = 5.0, duration: float | None = None,
              seed: int | None = None,

@@ -843,13 +843,6 @@ def cohort_rows(
     return {c: n for c, n in sizes.items() if n}, rows
 
 
-def state_counts(db: Database) -> dict[str, int]:
-    """How many rows of each source table wait to be folded in."""
-    with db.read() as s:
-        st, top = state(s), source_maxima(s)
-        return {k: top[k] - st[k] for k in SOURCES}
-
-
 # --------------------------------------------------------------------------- live page
 
 

@@ -59,9 +59,6 @@ class Rules:
         i = bisect.bisect_right(self._thresholds, spend_minor) - 1
         return self.tiers[max(i, 0)]
 
-    def tier_named(self, name: str) -> TierRule | None:
-        return next((t for t in self.tiers if t.name == name), None)
-
     def points_for(self, amount_minor: int, rate_bp: int) -> int:
         """floor(amount x rate / point value), in exact integer arithmetic."""
         return (amount_minor * rate_bp) // (BP * self.point_value_minor)
@@ -120,10 +117,6 @@ class RuleBook:
             if w.rules.tier_window_days
         ]
         return max(days) if days else None
-
-    @property
-    def any_window(self) -> bool:
-        return self.max_window_days is not None
 
 
 RULEBOOK_CACHE = "loyalty_rulebook_cache"
@@ -643,11 +636,6 @@ def copy_to_draft(
         after={"draft_id": new_id}, detail=note,
     )
     return new_id
-
-
-def rollback_draft(s: Session, actor: Actor, version_id: int, *, note: str = "") -> int:
-    """A new draft copied from an old version, to be approved like any change."""
-    return copy_to_draft(s, actor, version_id, note=note, rollback=True)
 
 
 @dataclass(frozen=True)

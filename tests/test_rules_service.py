@@ -187,7 +187,8 @@ def test_rollback_is_a_new_draft_through_the_same_approval(draft):
         rules.submit(s, author, v2)
         rules.approve(s, other, v2, T0 + dt.timedelta(days=30), allow_past=True)
     with d.begin() as s:
-        back = rules.rollback_draft(s, other, rid, note="v2 cost too much")
+        back = rules.copy_to_draft(s, other, rid, note="v2 cost too much",
+                                    rollback=True)
     with d.read() as s:
         rs = s.get(RuleSet, back)
         assert rs.status == "draft" and rs.based_on_id == rid and rs.created_by_id == other.id
