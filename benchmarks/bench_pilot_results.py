@@ -34,7 +34,7 @@ from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db import pilots, rules, users  # noqa: E402
+from db import pilots, rule_review, rules, users  # noqa: E402
 from db.actor import Actor  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import (  # noqa: E402
@@ -75,7 +75,7 @@ def build(d: Database, n: int, per_month: float, seed: int) -> int:
         approver = users.create_user(s, "bench-approver", "bench-password-1", "supervisor")
         a, b = Actor(author.username, author.id), Actor(approver.username, approver.id)
         pub = rules.create_draft(s, a, "Bench published", TIERS)
-        rules.submit(s, a, pub)
+        rule_review.submit(s, a, pub)
         rules.approve(s, b, pub, START - dt.timedelta(days=400), allow_past=True)
         draft = rules.create_draft(s, a, "Bench pilot rules", PILOT_TIERS)
     print(f"building {total:,} members ...", flush=True)

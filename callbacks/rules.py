@@ -304,7 +304,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         # after the save: a refusal (no simulation of this content on the
         # current data) keeps the saved draft
         try:
-            get_db().write_tx(lambda s: rules.submit(s, actor, int(version_id)))
+            get_db().write_tx(lambda s: rule_review.submit(s, actor, int(version_id)))
         except LoyaltyError as exc:
             return (rv.rows_with_problems(grid_rows, []), {},
                     _alert(f"Draft saved, not submitted. {exc}", "warning",

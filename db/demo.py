@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import audit, ledger, rules, settings_changes, users
+from db import audit, ledger, rule_review, rules, settings_changes, users
 from db.actor import SYSTEM, Actor
 from db.errors import InvalidState, ValidationError
 from db.ledger import OrderIn
@@ -361,7 +361,7 @@ def _publish_history(
 
     v1 = rules.create_draft(s, author, "Launch: Bronze / Silver / Gold", V1_TIERS,
                             note="Programme launch: 3 / 5 / 7 % back, referral 1-3 %.")
-    rules.submit(s, author, v1, require_simulation=False)
+    rule_review.submit(s, author, v1, require_simulation=False)
     rules.approve(s, approver, v1, start, allow_past=True, note="Agreed with sales and accounting")
     backdate(v1, start - dt.timedelta(days=21), start - dt.timedelta(days=14))
     published = 1
@@ -369,7 +369,7 @@ def _publish_history(
     if v2_at is not None and v2_at < end:
         promo = rules.create_draft(s, author, "Summer promo: double points", REJECTED_TIERS,
                                    based_on_id=v1, note="Double every rate for the summer.")
-        rules.submit(s, author, promo, require_simulation=False)
+        rule_review.submit(s, author, promo, require_simulation=False)
         rules.reject(s, approver, promo,
                      "Doubles the points liability; accounting wants a pilot first.")
         backdate(promo, v2_at - dt.timedelta(days=75), v2_at - dt.timedelta(days=70))
@@ -377,7 +377,7 @@ def _publish_history(
             s, author, "Platinum tier, lower thresholds", V2_TIERS, based_on_id=v1,
             note="Adds Platinum from 60,000 RUB; Silver from 8,000, Gold from 25,000.",
         )
-        rules.submit(s, author, v2, require_simulation=False)
+        rule_review.submit(s, author, v2, require_simulation=False)
         rules.approve(s, approver, v2, v2_at, allow_past=True,
                       note="Simulated on the live membership first")
         backdate(v2, v2_at - dt.timedelta(days=30), v2_at - dt.timedelta(days=20))

@@ -287,7 +287,7 @@ def _in_window(col: Any, f: dt.datetime | None, t: dt.datetime) -> ColumnElement
     return col < t if f is None else and_(col >= f, col < t)
 
 
-def _months(f: dt.datetime, t: dt.datetime) -> float:
+def months_between(f: dt.datetime, t: dt.datetime) -> float:
     """Whole calendar months when both ends are month starts, else days / 30.44."""
     if f.day == t.day == 1 and f.time() == t.time() == dt.time():
         return float((t.year - f.year) * 12 + t.month - f.month)
@@ -338,7 +338,7 @@ def _month_index(col: Any) -> ColumnElement[int]:
     return cast(extract("year", col), Integer) * 12 + cast(extract("month", col), Integer) - 1
 
 
-def _settings(s: Session) -> tuple[str, int | None, int]:
+def program_settings(s: Session) -> tuple[str, int | None, int]:
     """(currency, expiry_days, active_days), defaults if the row is missing."""
     row = s.execute(
         select(
@@ -389,7 +389,7 @@ def _per_customer(where: ColumnElement[bool], *keys: Any) -> Any:
     )
 
 
-def _order_stats(s: Session, f: dt.datetime, t: dt.datetime) -> dict[str, int]:
+def order_stats(s: Session, f: dt.datetime, t: dt.datetime) -> dict[str, int]:
     """One pass over the period's orders (ix_orders_paid_cover) for every order KPI."""
     c = _per_customer(_in_window(_o.c.paid_at, f, t)).c
 
@@ -427,8 +427,8 @@ def participation_rate(
     fast = _participation_from_rollups(s, f, t)
     if fast is not None:
         return fast
-    st = _order_stats(s, f, t)
-    return _participation(st)
+    st = order_stats(s, f, t)
+    return participation_of(st)
 
 
 def _participation_from_rollups(s: Session, f: dt.datetime, t: dt.datetime) -> Ratio | None:
@@ -444,7 +444,7 @@ def _participation_from_rollups(s: Session, f: dt.datetime, t: dt.datetime) -> R
     return ratio(_int(member_customers), _int(customers))
 
 
-def _participation(st: dict[str, int]) -> Ratio:
+def participation_of(st: dict[str, int]) -> Ratio:
     return ratio(st["member_customers"], st["customers"])
 
 
@@ -453,7 +453,7 @@ def average_check(
 ) -> Split:
     """Paid revenue ÷ paid orders (minor units), members vs guests side by side."""
     f, t = _period(date_from, date_to)
-    return _average_check(_order_stats(s, f, t))
+    return _average_check(order_stats(s, f, t))
 
 
 def _average_check(st: dict[str, int]) -> Split:
@@ -475,10 +475,10 @@ def purchase_frequency(
     counts for the whole year). Members and guests side by side.
     """
     f, t = _period(date_from, date_to)
-    return _purchase_frequency(_order_stats(s, f, t), _months(f, t))
+    return purchase_frequency_of(order_stats(s, f, t), months_between(f, t))
 
 
-def _purchase_frequency(st: dict[str, int], months: float) -> PurchaseFrequency:
+def purchase_frequency_of(st: dict[str, int], months: float) -> PurchaseFrequency:
     return PurchaseFrequency(
         months=months,
         split=Split(
@@ -494,10 +494,10 @@ def repeat_purchase_rate(
 ) -> Ratio:
     """Customers with 2+ paid orders in the period ÷ customers with 1+ (by customer_ref)."""
     f, t = _period(date_from, date_to)
-    return _repeat(_order_stats(s, f, t))
+    return repeat_of(order_stats(s, f, t))
 
 
-def _repeat(st: dict[str, int]) -> Ratio:
+def repeat_of(st: dict[str, int]) -> Ratio:
     return ratio(st["repeat_customers"], st["paying_customers"])
 
 
@@ -541,7 +541,7 @@ def active_member_rate(
     """
     as_of = _now() if as_of is None else _naive_utc(as_of)
     if days is None:
-        days = _settings(s)[2]
+        days = program_settings(s)[2]
     if days <= 0:
         raise ValidationError("days", "must be positive")
     start = as_of - dt.timedelta(days=days)
@@ -693,7 +693,7 @@ def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> 
     """
     as_of = _now() if as_of is None else _naive_utc(as_of)
     value = point_value_minor(s, as_of)
-    currency = _settings(s)[0]
+    currency = program_settings(s)[0]
     if rollups.usable(s):
         after_all = rollups.state(s)["max_entry_at"] < rollups.to_micros(as_of)
         if after_all or _day_aligned(as_of):
@@ -832,21 +832,21 @@ def kpi_snapshot(
     """
     f, t = _period(date_from, date_to)
     as_of = min(t, _now()) if as_of is None else _naive_utc(as_of)
-    currency, _expiry_days, active_days = _settings(s)
-    st = _order_stats(s, f, t)
+    currency, _expiry_days, active_days = program_settings(s)
+    st = order_stats(s, f, t)
     flows = points_flows(s, f, t)
     return {
         "period": {"from": _iso(f), "to": _iso(t)},
         "as_of": _iso(as_of),
         "currency": currency,
-        "participation_rate": _participation(st).as_dict(),
+        "participation_rate": participation_of(st).as_dict(),
         "active_member_rate": active_member_rate(s, as_of, active_days).as_dict(),
         "redemption_rate": ratio(flows.redeemed_net, flows.issued_net).as_dict(),
         "breakage_rate": breakage_of(flows.expired_net, flows.redeemed_net).as_dict(),
         "points_liability": points_liability(s, as_of).as_dict(),
         "referral_conversion": referral_conversion(s, f, t).as_dict(),
-        "repeat_purchase_rate": _repeat(st).as_dict(),
-        "purchase_frequency": _purchase_frequency(st, _months(f, t)).as_dict(),
+        "repeat_purchase_rate": repeat_of(st).as_dict(),
+        "purchase_frequency": purchase_frequency_of(st, months_between(f, t)).as_dict(),
         "average_check_minor": _average_check(st).as_dict(digits=0),
         "points": flows.as_dict(),
         "orders": {

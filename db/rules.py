@@ -391,33 +391,12 @@ def create_draft(
     return rs.id
 
 
-def _load(s: Session, rule_set_id: int) -> RuleSet:
+def load_for_update(s: Session, rule_set_id: int) -> RuleSet:
+    """The version's row, locked for the change about to be made."""
     rs = s.get(RuleSet, rule_set_id, with_for_update=True)
     if rs is None:
         raise NotFound(f"rule set {rule_set_id} does not exist")
     return rs
-
-
-def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bool = True
-           ) -> None:
-    """Submit a draft for approval: only once it has been simulated on the
-    current data against the version in force (db.rule_review), so the
-    approver sees what it does. ``require_simulation=False`` is for writing
-    past history (demo data, fixtures), where there is no "current" to
-    simulate on."""
-    rs = _load(s, rule_set_id)
-    if rs.status != "draft":
-        raise InvalidState(f"rule set {rule_set_id} is {rs.status}, only a draft can be submitted")
-    if require_simulation:
-        from db.rule_review import require_current_simulation  # it imports this module
-
-        require_current_simulation(s, rule_set_id)
-    rs.status = "pending"
-    rs.submitted_at = _now()
-    audit.record(
-        s, actor.name, "rules.submit", actor_id=actor.id, object_type="rule_set",
-        object_id=rs.id, before={"status": "draft"}, after={"status": "pending"},
-    )
 
 
 def approve(
@@ -436,7 +415,7 @@ def approve(
     publish once: the second finds the version no longer pending.
     """
     check_length("reason", note, MAX_REASON)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(
             f"rule set {rule_set_id} is {rs.status}; only a submitted version can be approved"
@@ -485,7 +464,7 @@ def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the version is rejected")
     check_length("reason", reason, MAX_REASON)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(f"rule set {rule_set_id} is {rs.status}; only a submitted one")
     if actor.id is not None and rs.created_by_id == actor.id:
@@ -571,7 +550,7 @@ def update_draft(
     and only by its author: an edit by the approver-to-be would let one
     person write and approve the same rules (four-eyes). Invalid -> nothing saved."""
     tiers = _check_draft(name, tier_rows, point_value_minor, tier_window_days, note)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "draft":
         raise InvalidState(
             f"rule set {rule_set_id} is {rs.status}; only a draft can be edited - "

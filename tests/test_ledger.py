@@ -220,7 +220,7 @@ def test_ledger_and_audit_refuse_truncate_on_postgres(pg_db, sql):
 
 
 def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
-    from db import rules
+    from db import rule_review, rules
     from tests.factories import DEFAULT_TIERS, staff
 
     d, _, _ = program
@@ -240,7 +240,7 @@ def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
         author, approver = staff(s, "author", "supervisor"), staff(s, "approver", "supervisor")
         rid = rules.create_draft(s, author, "Now", DEFAULT_TIERS)
         simulated(s, author, rid)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
         rules.approve(s, approver, rid, now + dt.timedelta(minutes=10))
     assert_clean(d)
 

@@ -29,6 +29,7 @@ from db.models import (
     ProgramSettings,
     RuleSet,
 )
+from db.reports.live import live_snapshot
 from db.session import Database
 
 D = dt.datetime
@@ -704,7 +705,7 @@ def test_live_page_and_kpi_command_agree_on_a_week_with_a_months_expiry(
         today = now.replace(hour=0)
         start, tomorrow = today - dt.timedelta(days=6), today + dt.timedelta(days=1)
         with d.read() as s:
-            live = rollups.live_snapshot(s, days=7, now=now).values["breakage_rate"]
+            live = live_snapshot(s, days=7, now=now).values["breakage_rate"]
     finally:
         d.dispose()
     res = CliRunner().invoke(main, ["--database-url", f"sqlite:///{path}", "kpis", "--json",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import case, func, select, update
 
-from db import ledger, pilots, rules, stats
+from db import ledger, pilots, rule_review, rules, stats
 from db.actor import Actor
 from db.errors import InvalidState, ValidationError
 from db.integrity import run_check
@@ -352,7 +352,7 @@ def test_rollout_creates_a_normal_draft_from_the_pilot_rules(db):
         assert "P1" in new.note and f"#{made.pilot_id}" in new.note
         assert rules.get_rules(s, rid).tiers == rules.get_rules(s, draft).tiers
         simulated(s, sup, rid)
-        rules.submit(s, sup, rid)
+        rule_review.submit(s, sup, rid)
         rules.approve(s, sid, rid, END, allow_past=True)
         assert s.get(RuleSet, rid).status == "published"
 
