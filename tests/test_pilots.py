@@ -550,7 +550,7 @@ def demo_db(tmp_path_factory, sqlite_template):
     shutil.copy(sqlite_template, path)
     d = Database(f"sqlite:///{path}")
     demo.seed(d, members=1500, seed=3, start=dt.datetime(2024, 1, 1), months=8, progress=False)
-    report = pilots.seed_demo_pilot(d, seed=3, effect=0.4, share_percent=40)
+    report = demo.seed_demo_pilot(d, seed=3, effect=0.4, share_percent=40)
     yield d, report
     d.dispose()
 
@@ -641,7 +641,7 @@ def test_no_effect_pilot_says_no_detectable_effect(tmp_path, sqlite_template):
     try:
         demo.seed(d, members=800, seed=5, start=dt.datetime(2024, 1, 1), months=6,
                   progress=False)
-        report = pilots.seed_demo_pilot(d, seed=5, effect=0.0, share_percent=50)
+        report = demo.seed_demo_pilot(d, seed=5, effect=0.0, share_percent=50)
         with d.read() as s:
             r = pilots.pilot_results(s, report.pilot_id, n_boot=500)
     finally:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from db import audit, ledger, rule_review, rules, settings_changes, users
 from db.actor import SYSTEM, Actor
+from db.demo.pilot import seed_demo_pilot
 from db.errors import InvalidState, ValidationError
 from db.ledger import OrderIn
 from db.models import (
@@ -173,7 +174,7 @@ class SeedReport:
     end: dt.datetime | None = None
     seconds: float = 0.0
     staff: list[DemoStaff] = field(default_factory=list)
-    pilot: Any = None  # db.pilots.DemoPilotReport when a demo pilot was seeded
+    pilot: Any = None  # db.demo.pilot.DemoPilotReport when a demo pilot was seeded
     adjustments: int = 0
     recent_signups: int = 0  # members who joined after the base history (see _recent_signups)
 
@@ -682,7 +683,7 @@ def seed(
     history ends today; pass it explicitly for a reproducible database.
     ``pilot`` (default: from DEMO_PILOT_MIN_MEMBERS members on) adds a demo
     pilot with a real effect over DEMO_PILOT_DAYS more days of orders
-    (:func:`db.pilots.seed_demo_pilot`).
+    (:func:`db.demo.pilot.seed_demo_pilot`).
     ``author``/``approver`` (two supervisors) sign the rule history; when not
     given, :func:`ensure_demo_staff` provides them and the report carries
     the passwords of accounts it created.
@@ -900,8 +901,6 @@ def _seed(
         s.execute(update(Member).where(Member.id.in_(ids[blocked[i:i + 5000]].tolist()))
                   .values(status="blocked"))
     if pilot:
-        from db.pilots import seed_demo_pilot
-
         rep.pilot = seed_demo_pilot(s, seed=seed_, days=DEMO_PILOT_DAYS)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rep.recent_signups, referred = _recent_signups(
