@@ -17,7 +17,7 @@ from dash import html
 
 from dashboard import charts
 from dashboard import format as fmt
-from db import exports
+from db import clock, exports
 from db.api_keys import KeyInfo
 from db.readviews import AuditRow, PilotView
 from db.staff_grants import Grant
@@ -26,7 +26,7 @@ from db.users import UserInfo
 
 def pilot_rows(pilots: Iterable[PilotView], now: dt.datetime | None = None
                ) -> list[dict[str, Any]]:
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or clock.utcnow()
     return [
         {
             "name": p.name,

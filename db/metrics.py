@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db import rollups
+from db import clock, program, rollups
 from db.errors import ValidationError
 from db.models import (
     ENTRY_KINDS,
@@ -59,15 +59,12 @@ from db.models import (
     LedgerEntry,
     Member,
     Order,
-    ProgramSettings,
     RuleSet,
 )
 
 ISSUED_KINDS = ("accrual", "referral_bonus")
 PROGRAM_ACCOUNT_KINDS = ("issuance", "redemption", "breakage", "adjustment")
 DEFAULT_POINT_VALUE_MINOR = 100
-DEFAULT_ACTIVE_DAYS = 30
-DEFAULT_CURRENCY = "RUB"
 # the average Gregorian month, for periods that are not whole calendar months
 AVG_MONTH_DAYS = 365.2425 / 12
 RATE_DIGITS = 4
@@ -274,9 +271,6 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
 
 def _int(value: Any) -> int:
     """SUM() is NULL on no rows and NUMERIC (Decimal) on PostgreSQL."""
@@ -336,18 +330,6 @@ def _py_bucket(value: dt.datetime, freq: str) -> dt.datetime:
 def _month_index(col: Any) -> ColumnElement[int]:
     """year * 12 + month - 1: months since year 0, for month arithmetic in SQL."""
     return cast(extract("year", col), Integer) * 12 + cast(extract("month", col), Integer) - 1
-
-
-def program_settings(s: Session) -> tuple[str, int | None, int]:
-    """(currency, expiry_days, active_days), defaults if the row is missing."""
-    row = s.execute(
-        select(
-            ProgramSettings.currency, ProgramSettings.expiry_days, ProgramSettings.active_days
-        ).where(ProgramSettings.id == 1)
-    ).first()
-    if row is None:
-        return DEFAULT_CURRENCY, None, DEFAULT_ACTIVE_DAYS
-    return row.currency, row.expiry_days, row.active_days
 
 
 def point_value_minor(s: Session, as_of: dt.datetime) -> int:
@@ -537,11 +519,11 @@ def active_member_rate(
     """Members with an order or a redemption in ``[as_of - days, as_of)`` ÷ members
     who had joined before ``as_of`` (any status: "all members").
 
-    ``days`` defaults to program_settings.active_days; ``as_of`` to now.
+    ``days`` defaults to the program's active_days; ``as_of`` to now.
     """
-    as_of = _now() if as_of is None else _naive_utc(as_of)
+    as_of = clock.utcnow() if as_of is None else _naive_utc(as_of)
     if days is None:
-        days = program_settings(s)[2]
+        days = program.program_info(s).active_days
     if days <= 0:
         raise ValidationError("days", "must be positive")
     start = as_of - dt.timedelta(days=days)
@@ -691,9 +673,9 @@ def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> 
     integrity check) and takes back the member-side effect of entries dated at
     or after ``as_of``: cheap for recent dates, exact for any date.
     """
-    as_of = _now() if as_of is None else _naive_utc(as_of)
+    as_of = clock.utcnow() if as_of is None else _naive_utc(as_of)
     value = point_value_minor(s, as_of)
-    currency = program_settings(s)[0]
+    currency = program.currency(s)
     if rollups.usable(s):
         after_all = rollups.state(s)["max_entry_at"] < rollups.to_micros(as_of)
         if after_all or _day_aligned(as_of):
@@ -831,8 +813,9 @@ def kpi_snapshot(
     ``as_of``, by default the end of the period or now, whichever is earlier.
     """
     f, t = _period(date_from, date_to)
-    as_of = min(t, _now()) if as_of is None else _naive_utc(as_of)
-    currency, _expiry_days, active_days = program_settings(s)
+    as_of = min(t, clock.utcnow()) if as_of is None else _naive_utc(as_of)
+    ps = program.program_info(s)
+    currency, active_days = ps.currency, ps.active_days
     st = order_stats(s, f, t)
     flows = points_flows(s, f, t)
     return {

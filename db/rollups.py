@@ -61,6 +61,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.models import (
     Account,
     LedgerEntry,
@@ -126,9 +127,6 @@ class RefreshResult:
 
 # --------------------------------------------------------------------------- helpers
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def to_micros(value: dt.datetime | None) -> int:
@@ -239,7 +237,7 @@ def _write_state(s: Session, values: dict[str, int]) -> None:
         index_elements=["name"], set_={"value": ins.excluded.value,
                                        "updated_at": ins.excluded.updated_at}
     )
-    now = _now()
+    now = clock.utcnow()
     s.execute(stmt, [{"name": k, "value": int(v), "updated_at": now} for k, v in values.items()])
 
 
@@ -362,7 +360,7 @@ def _refresh_in(s: Session, fence: dict[str, int]) -> RefreshResult:
                           _paid_at_fence(w["txs"]), +1, _amount_at_fence(w["txs"]))
         _write_state(s, {COHORTS_KEY: 1})
     if fence == w:
-        _write_state(s, {"refreshed_at": to_micros(_now())})
+        _write_state(s, {"refreshed_at": to_micros(clock.utcnow())})
         return res
     res.members, joined = _fold_members(s, d, w["members"], fence["members"])
     res.refunds = _fold_refunds(s, d, w, fence)
@@ -371,7 +369,7 @@ def _refresh_in(s: Session, fence: dict[str, int]) -> RefreshResult:
     maxima["max_joined_at"] = max(maxima["max_joined_at"], to_micros(joined))
     maxima["max_order_at"] = max(maxima["max_order_at"], to_micros(order_at))
     maxima["max_entry_at"] = max(maxima["max_entry_at"], to_micros(entry_at))
-    _write_state(s, {**fence, **maxima, "refreshed_at": to_micros(_now())})
+    _write_state(s, {**fence, **maxima, "refreshed_at": to_micros(clock.utcnow())})
     return res
 
 

@@ -199,7 +199,7 @@ def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None,
 
 def tolerated(rec: RecordedSimulation, data: dict[str, int], now: dt.datetime | None) -> bool:
     """A recent simulation and a small change: still what the version does."""
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or clock.utcnow()
     if now - rec.recorded_at > TOLERATED_AGE:
         return False
     read = max(1, rec.data.get("members", 0) + rec.data.get("orders", 0))

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, clock
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
 from db.models import Order, Pilot, PilotMember, RuleSet, Tier
@@ -322,9 +322,6 @@ class RuleValidationError(ValidationError):
 # workflow
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
 
 def _snapshot(rs: RuleSet) -> dict:
     return {
@@ -422,7 +419,7 @@ def approve(
         )
     if actor.id is not None and rs.created_by_id == actor.id:
         raise Forbidden("the author of a rule set cannot approve it: another supervisor must")
-    now = now or _now()
+    now = now or clock.utcnow()
     if effective_at < now - dt.timedelta(seconds=60) and not allow_past:
         raise ValidationError("effective_at", "must not be in the past")
     late = s.scalar(
@@ -471,7 +468,7 @@ def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
         raise Forbidden("the author of a rule set cannot decide on it: another supervisor must")
     rs.status = "rejected"
     rs.approved_by_id = actor.id
-    rs.decided_at = _now()
+    rs.decided_at = clock.utcnow()
     rs.decision_note = reason.strip()
     audit.record(
         s, actor.name, "rules.reject", actor_id=actor.id, object_type="rule_set",
@@ -482,7 +479,7 @@ def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
 
 def rules_in_force(s: Session, at: dt.datetime | None = None) -> Rules | None:
     """The published version in force at ``at`` (default now)."""
-    at = at or _now()
+    at = at or clock.utcnow()
     rs = s.scalar(
         select(RuleSet)
         .where(RuleSet.status == "published", RuleSet.effective_at <= at)

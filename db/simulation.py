@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import BigInteger, Connection, Select, case, cast, extract, func, literal, select
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.errors import LoyaltyError, ValidationError
 from db.models import LedgerEntry, Member, Order
 from db.rules import BP, Rules, get_rules, rules_in_force
@@ -217,7 +218,7 @@ def simulate(
     it puts every member today, against the rules in force."""
     if not isinstance(days, int) or not 1 <= days <= 3660:
         raise ValidationError("days", "must be 1 to 3660 days")
-    as_of = as_of or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    as_of = as_of or clock.utcnow()
     current = rules_in_force(s, as_of)
     if current is None:
         raise LoyaltyError("no published rule version is in force yet: nothing to compare with")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from db import ledger
+from db import clock, ledger
 from db.errors import IdempotencyConflict, InsufficientPoints, ValidationError
 from db.integrity import run_check
 from db.ledger import OrderIn
@@ -224,7 +224,7 @@ def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
     from tests.factories import DEFAULT_TIERS, staff
 
     d, _, _ = program
-    now = ledger.utcnow()
+    now = clock.utcnow()
     ahead = OrderIn("early", "A", now + dt.timedelta(hours=1), 1000_00)
     with pytest.raises(ValidationError) as ei:
         ledger.post_order(d, ahead)

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from db import ledger, rule_history, rule_review, rules
+from db import ledger, program, rule_history, rule_review, rules
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.ledger import OrderIn
 from db.models import AuditLog, Member, ProgramSettings, RuleSet
@@ -364,7 +364,7 @@ def test_expiry_setting_is_validated_and_audited(db):
                          .order_by(AuditLog.id)).all()
         assert [(json.loads(r.before), json.loads(r.after)["expiry_days"]) for r in rows] == [
             ({"expiry_days": 365}, 90), ({"expiry_days": 90}, None)]
-        assert rule_history.program_info(s).expiry_days is None
+        assert program.program_info(s).expiry_days is None
 
 
 def test_reevaluate_now_only_for_the_version_in_force_and_audited(db):

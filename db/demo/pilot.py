@@ -71,9 +71,8 @@ def seed_demo_pilot(
     days: seed the base history to end ``days`` before today.
     """
     if isinstance(db, Database):
-        with db.begin() as s:
-            return _seed_demo_pilot(s, seed, effect, days, segments, share_percent,
-                                    extra_accrual_bp)
+        return db.write_tx(lambda s: _seed_demo_pilot(s, seed, effect, days, segments,
+                                                      share_percent, extra_accrual_bp))
     return _seed_demo_pilot(db, seed, effect, days, segments, share_percent, extra_accrual_bp)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import audit, ledger, rule_review, rules, settings_changes, users
+from db import audit, clock, ledger, rule_review, rules, settings_changes, users
 from db.actor import SYSTEM, Actor
 from db.demo.pilot import seed_demo_pilot
 from db.errors import InvalidState, ValidationError
@@ -689,9 +689,8 @@ def seed(
     the passwords of accounts it created.
     """
     if isinstance(db, Database):
-        with db.begin() as s:
-            return _seed(s, members, seed, start, months, progress, author, approver,
-                         expiry_days, hooks, actor, pilot)
+        return db.write_tx(lambda s: _seed(s, members, seed, start, months, progress, author,
+                                           approver, expiry_days, hooks, actor, pilot))
     return _seed(db, members, seed, start, months, progress, author, approver, expiry_days,
                  hooks, actor, pilot)
 
@@ -716,7 +715,7 @@ def _seed(
     if pilot is None:
         pilot = n >= DEMO_PILOT_MIN_MEMBERS
     if start is None:
-        today = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        today = clock.utcnow()
         # the demo pilot adds DEMO_PILOT_DAYS of history after the base year
         start = add_months(today, -months) - dt.timedelta(days=DEMO_PILOT_DAYS + 2 if pilot else 0)
     start = start.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
@@ -902,7 +901,7 @@ def _seed(
                   .values(status="blocked"))
     if pilot:
         rep.pilot = seed_demo_pilot(s, seed=seed_, days=DEMO_PILOT_DAYS)
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        now = clock.utcnow()
         rep.recent_signups, referred = _recent_signups(
             s, np.random.default_rng([seed_, 13]), rep.pilot.start_at,
             # up to two hours ago: the demo adjustments come after the last operation

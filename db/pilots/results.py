@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from db import clock, exports, rules, stats
+from db import clock, exports, program, rules, stats
 from db.errors import InvalidState
 from db.models import (
     PILOT_METRICS,
@@ -29,7 +29,6 @@ from db.models import (
     Order,
     Pilot,
     PilotMember,
-    ProgramSettings,
     RuleSet,
 )
 from db.pilots.info import PilotInfo, get_pilot, pilot_info
@@ -405,7 +404,7 @@ def pilot_results(
     cost = PointsCost(n_orders, actual, published, pv, rev(spend.welch.lift),
                       rev(spend.welch.ci_low), rev(spend.welch.ci_high))
     primary = next(r for r in results if r.metric == p.primary_metric)
-    currency = s.scalar(select(ProgramSettings.currency)) or "RUB"
+    currency = program.currency(s)
     code, sentence = _verdict(primary, srm, length, Decimal(p.min_effect or "0"), currency)
     step(1.0, "done")
     return PilotResults(info, as_of, pre_start, start, end, results, srm, cost, daily, code,

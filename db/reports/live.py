@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from db import clock, metrics, rollups
+from db import clock, metrics, program, rollups
 from db.models import Member, RollupMember, RollupReferrer, RollupTransferIn, Transfer
 
 _m = Member.__table__
@@ -70,7 +70,8 @@ def live_snapshot(s: Session, *, days: int = 7, now: dt.datetime | None = None) 
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     tomorrow = today + dt.timedelta(days=1)
     start = today - dt.timedelta(days=days - 1)
-    currency, _expiry, active_days = metrics.program_settings(s)
+    ps = program.program_info(s)
+    currency, active_days = ps.currency, ps.active_days
     value = metrics.point_value_minor(s, now)
     flows_today = metrics.points_flows(s, today, tomorrow)
     flows = metrics.points_flows(s, start, tomorrow)

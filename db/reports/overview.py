@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db import clock, metrics, rollups
+from db import clock, metrics, program, rollups
 from db.models import Member, Order, RuleSet
 
 _o = Order.__table__
@@ -141,7 +141,7 @@ def overview(
     now = now or clock.utcnow()
     month_end = add_months(month_start(now), 1)  # the cohort charts' whole months
     f, t, pf, pt = comparable_periods(now, months)
-    currency = metrics.program_settings(s)[0]
+    currency = program.currency(s)
     value = metrics.point_value_minor(s, now)
     begun = history_start(s)
     # the same stretch earlier is only a comparison when the history covers
