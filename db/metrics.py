@@ -206,7 +206,7 @@ class PointsFlows:
 
 @dataclass(frozen=True)
 class Breakage:
-    """Breakage rate and the two flows it is made of (see :func:`breakage_rate`)."""
+    """Breakage rate and the two flows it is made of (see :func:`breakage_of`)."""
 
     ratio: Ratio
     expired: int
@@ -269,7 +269,6 @@ def _period(
 
 def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
 
 
 def _int(value: Any) -> int:
@@ -430,15 +429,8 @@ def participation_of(st: dict[str, int]) -> Ratio:
     return ratio(st["member_customers"], st["customers"])
 
 
-def average_check(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Split:
+def average_check_of(st: dict[str, int]) -> Split:
     """Paid revenue ÷ paid orders (minor units), members vs guests side by side."""
-    f, t = _period(date_from, date_to)
-    return _average_check(order_stats(s, f, t))
-
-
-def _average_check(st: dict[str, int]) -> Split:
     return Split(
         all=ratio(st["revenue"], st["paid_orders"]),
         members=ratio(st["revenue_members"], st["paid_orders_members"]),
@@ -446,9 +438,7 @@ def _average_check(st: dict[str, int]) -> Split:
     )
 
 
-def purchase_frequency(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> PurchaseFrequency:
+def purchase_frequency_of(st: dict[str, int], months: float) -> PurchaseFrequency:
     """Paid orders ÷ paying customers ÷ months in the period.
 
     "Active customers" are the customers with a paid order in the period; the
@@ -456,11 +446,6 @@ def purchase_frequency(
     lower than the average month's: a customer active in one month of twelve
     counts for the whole year). Members and guests side by side.
     """
-    f, t = _period(date_from, date_to)
-    return purchase_frequency_of(order_stats(s, f, t), months_between(f, t))
-
-
-def purchase_frequency_of(st: dict[str, int], months: float) -> PurchaseFrequency:
     return PurchaseFrequency(
         months=months,
         split=Split(
@@ -471,15 +456,8 @@ def purchase_frequency_of(st: dict[str, int], months: float) -> PurchaseFrequenc
     )
 
 
-def repeat_purchase_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Ratio:
-    """Customers with 2+ paid orders in the period ÷ customers with 1+ (by customer_ref)."""
-    f, t = _period(date_from, date_to)
-    return repeat_of(order_stats(s, f, t))
-
-
 def repeat_of(st: dict[str, int]) -> Ratio:
+    """Customers with 2+ paid orders in the period ÷ customers with 1+ (by customer_ref)."""
     return ratio(st["repeat_customers"], st["paying_customers"])
 
 
@@ -627,15 +605,6 @@ def points_flows(
     )
 
 
-def redemption_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Ratio:
-    """Net points redeemed ÷ net points issued, both in the period."""
-    f, t = _period(date_from, date_to)
-    flows = points_flows(s, f, t)
-    return ratio(flows.redeemed_net, flows.issued_net)
-
-
 def breakage_of(expired_net: int, redeemed_net: int) -> Breakage:
     """The breakage rate of a period from its net expired and redeemed points:
     expired ÷ (expired + redeemed), each floored at zero.
@@ -655,15 +624,6 @@ def breakage_of(expired_net: int, redeemed_net: int) -> Breakage:
     """
     expired, redeemed = max(int(expired_net), 0), max(int(redeemed_net), 0)
     return Breakage(ratio(expired, expired + redeemed), expired, redeemed)
-
-
-def breakage_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Breakage:
-    """Breakage over ``[date_from, date_to)``: see :func:`breakage_of`."""
-    f, t = _period(date_from, date_to)
-    flows = points_flows(s, f, t)
-    return breakage_of(flows.expired_net, flows.redeemed_net)
 
 
 def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> Liability:
@@ -830,7 +790,7 @@ def kpi_snapshot(
         "referral_conversion": referral_conversion(s, f, t).as_dict(),
         "repeat_purchase_rate": repeat_of(st).as_dict(),
         "purchase_frequency": purchase_frequency_of(st, months_between(f, t)).as_dict(),
-        "average_check_minor": _average_check(st).as_dict(digits=0),
+        "average_check_minor": average_check_of(st).as_dict(digits=0),
         "points": flows.as_dict(),
         "orders": {
             "paid_orders": st["paid_orders"],
