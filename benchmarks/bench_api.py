@@ -47,7 +47,7 @@ from benchmarks.bench_http_load import (  # noqa: E402
     start_gunicorn,
     stop_gunicorn,
 )
-from db import api_keys, ledger  # noqa: E402
+from db import api_keys, clock, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Order  # noqa: E402
@@ -61,7 +61,7 @@ def build(url: str, members: int) -> str:
         with db.engine.begin() as c:
             c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     upgrade(db.engine)
-    now = ledger.utcnow()
+    now = clock.utcnow()
 
     def enrol(s) -> str:
         publish(s, effective_at=now - dt.timedelta(days=60))

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db import rules, users  # noqa: E402
+from db import rule_review, rules, users  # noqa: E402
 from db.actor import CLI, Actor  # noqa: E402
 from db.importer import import_orders  # noqa: E402
 from db.integrity import run_check  # noqa: E402
@@ -83,7 +83,7 @@ def fresh_program(d: Database) -> None:
         b = users.create_user(s, "bench-approver", "password-123", "supervisor")
         author, approver = Actor(a.username, a.id, a.role), Actor(b.username, b.id, b.role)
         rid = rules.create_draft(s, author, "Bench rules", TIERS)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
         rules.approve(s, approver, rid, START - dt.timedelta(days=1), allow_past=True)
 
 

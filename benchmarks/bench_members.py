@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db import members, rules, users  # noqa: E402
+from db import members, rule_review, rules, users  # noqa: E402
 from db.actor import Actor  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Member  # noqa: E402
@@ -71,7 +71,7 @@ def build(d: Database, n: int) -> None:
             {"name": "Silver", "threshold": "20000", "accrual_rate": "3", "referral_rate": "1"},
             {"name": "Gold", "threshold": "100000", "accrual_rate": "5", "referral_rate": "2"},
         ])
-        rules.submit(s, a1, rid)
+        rule_review.submit(s, a1, rid)
         rules.approve(s, a2, rid, dt.datetime(2024, 1, 1), allow_past=True)
         joined = "timestamp '2024-01-01'" if pg else "'2024-01-01 00:00:00.000000'"
         s.execute(text(f"""

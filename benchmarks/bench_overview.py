@@ -3,7 +3,7 @@
 Uses the synthetic program bench_live.py builds (run it first, or pass --db),
 brings the schema up to date and refreshes the rollups (the first refresh
 after migration 0006 fills the cohort rollups: its time is printed), then
-times ``rollups.overview`` (what the overview callback computes) for 1, 3
+times ``db.reports.overview.overview`` (what the overview callback computes) for 1, 3
 and 12 months, all members and one segment; median of a few runs, in
 milliseconds, plus the parts.
 
@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db import metrics, rollups  # noqa: E402
+from db import clock, metrics, rollups  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import LedgerEntry, Member, Order  # noqa: E402
+from db.reports import overview as report  # noqa: E402
 from db.session import Database  # noqa: E402
 
 
@@ -58,22 +59,22 @@ def main() -> None:
         for segment in (None, "student"):
             def run(months=months, segment=segment) -> None:
                 with d.read() as s:
-                    rollups.overview(s, months=months, segment=segment)
+                    report.overview(s, months=months, segment=segment)
             ms = timed(run, args.repeat)
             print(f"overview {months:>2} month(s), {segment or 'all members':<12} {ms:8.0f} ms")
     # the parts, for 3 months
     with d.read() as s:
         rollups.prefer_rollups(s)
-        now = metrics._now()
-        t = rollups._add_months(rollups._month_start(now), 1)
-        f = rollups._add_months(t, -3)
+        now = clock.utcnow()
+        t = report.add_months(report.month_start(now), 1)
+        f = report.add_months(t, -3)
         parts = {
-            "order stats (orders scan of the period)": lambda: metrics._order_stats(s, f, t),
-            "rollup sums (daily)": lambda: rollups.daily_sum(s, rollups.ORDER_METRICS, f, t),
+            "order stats (orders scan of the period)": lambda: metrics.order_stats(s, f, t),
+            "rollup sums (daily)": lambda: rollups.daily_sum(s, report.ORDER_METRICS, f, t),
             "LTV cohorts (12 months)": lambda: metrics.ltv_cohorts(
-                s, rollups._add_months(t, -12), now),
-            "retention (12 months)": lambda: rollups._retention(
-                s, rollups._add_months(t, -12), now, None),
+                s, report.add_months(t, -12), now),
+            "retention (12 months)": lambda: report.cohort_retention(
+                s, report.add_months(t, -12), now, None),
         }
         for label, fn in parts.items():
             print(f"  {label:<42} {timed(fn, args.repeat):8.0f} ms")

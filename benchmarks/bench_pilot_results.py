@@ -34,7 +34,7 @@ from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db import pilots, rules, users  # noqa: E402
+from db import pilots, rule_review, rules, users  # noqa: E402
 from db.actor import Actor  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import (  # noqa: E402
@@ -46,6 +46,8 @@ from db.models import (  # noqa: E402
     Pilot,
     PilotMember,
 )
+from db.pilots import power as power_parts  # noqa: E402
+from db.pilots import results as pilot_parts  # noqa: E402
 from db.session import Database  # noqa: E402
 
 START = dt.datetime(2026, 9, 1)
@@ -75,7 +77,7 @@ def build(d: Database, n: int, per_month: float, seed: int) -> int:
         approver = users.create_user(s, "bench-approver", "bench-password-1", "supervisor")
         a, b = Actor(author.username, author.id), Actor(approver.username, approver.id)
         pub = rules.create_draft(s, a, "Bench published", TIERS)
-        rules.submit(s, a, pub)
+        rule_review.submit(s, a, pub)
         rules.approve(s, b, pub, START - dt.timedelta(days=400), allow_past=True)
         draft = rules.create_draft(s, a, "Bench pilot rules", PILOT_TIERS)
     print(f"building {total:,} members ...", flush=True)
@@ -156,13 +158,20 @@ def build(d: Database, n: int, per_month: float, seed: int) -> int:
 
 
 def load_at(ref: str) -> types.ModuleType:
-    """db/pilots.py as it was at a git commit, as a module of its own."""
+    """The pilot results code as it was at a git commit, as a module of its own:
+    db/pilots.py before the package split, db/pilots/results.py after it (its
+    imports of the other db.pilots modules take today's)."""
     root = Path(__file__).resolve().parents[1]
-    code = subprocess.run(["git", "show", f"{ref}:db/pilots.py"], cwd=root, check=True,
-                          capture_output=True, text=True).stdout
+    for path in ("db/pilots/results.py", "db/pilots.py"):
+        done = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=root,
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+    else:
+        sys.exit(f"no pilot results code at {ref}")
     mod = types.ModuleType(f"pilots_at_{ref}")
     sys.modules[mod.__name__] = mod  # dataclasses look their module up
-    exec(compile(code, f"{ref}:db/pilots.py", "exec"), mod.__dict__)
+    exec(compile(done.stdout, f"{ref}:{path}", "exec"), mod.__dict__)
     return mod
 
 
@@ -217,7 +226,7 @@ def main() -> None:
                     help="bootstrap resamples (default: the service's choice by group size)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--compare", metavar="GIT_REF", default=None,
-                    help="also time pilot_results of db/pilots.py at this git commit, "
+                    help="also time pilot_results as it was at this git commit, "
                          "alternating with the current one in the same run")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the --compare timing")
     ap.add_argument("--before-db", default=None,
@@ -259,18 +268,18 @@ def main() -> None:
         p = s.get(Pilot, pid)
         end = START + dt.timedelta(days=DAYS)
         pre_start = START - dt.timedelta(days=DAYS)
-        groups = pilots._groups_of(s, pid)
-        po = timed("  part: the pilot's orders + accrual (pilot index)", pilots._pilot_orders,
+        groups = power_parts.pilot_groups(s, pid)
+        po = timed("  part: the pilot's orders + accrual (pilot index)", pilot_parts._pilot_orders,
                    s, p, START, end)
         back = po.lookback_days
         t0 = pre_start if back is None else min(pre_start, START - dt.timedelta(days=back))
-        w = timed("  part: both groups' window orders (one read)", pilots._window_orders, s,
+        w = timed("  part: both groups' window orders (one read)", pilot_parts._window_orders, s,
                   pid, groups, t0, pre_start, START, end)
-        timed("  part: per-member totals from the arrays", pilots._member_arrays,
+        timed("  part: per-member totals from the arrays", pilot_parts._member_arrays,
               groups[["member_id", "grp"]], w)
-        timed("  part: points cost (published-rules recompute)", pilots._points_cost, s, pid,
+        timed("  part: points cost (published-rules recompute)", pilot_parts._points_cost, s, pid,
               po, w, t0)
-        timed("  part: daily series from the arrays", pilots._daily_arrays, w, pre_start, end,
+        timed("  part: daily series from the arrays", pilot_parts._daily_arrays, w, pre_start, end,
               START, {"pilot": info.n_pilot, "control": info.n_control})
     m = r.metric("spend_per_member")
     from db import stats

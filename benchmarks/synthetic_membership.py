@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from db import rules, users
+from db import rule_review, rules, users
 from db.actor import Actor
 from db.migrate import upgrade
 from db.session import Database
@@ -59,7 +59,7 @@ def _rules(url: str) -> int:
         b = users.create_user(s, "approver", "password-123", "supervisor")
         author, approver = Actor(a.username, a.id, a.role), Actor(b.username, b.id, b.role)
         live = rules.create_draft(s, author, "Current", CURRENT)
-        rules.submit(s, author, live)
+        rule_review.submit(s, author, live)
         rules.approve(s, approver, live, AS_OF - dt.timedelta(days=800), allow_past=True)
         return rules.create_draft(s, author, "Draft", DRAFT)
 

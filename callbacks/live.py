@@ -22,6 +22,7 @@ from dashboard.callback_inputs import as_dict
 from dashboard.context import get_db
 from dashboard.ids import Live as ids
 from db import rollups
+from db.reports.live import live_snapshot
 
 ROLES = ("supervisor", "executive", "support")
 WINDOWS = (1, 7, 30, 90)
@@ -65,7 +66,7 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
     db = get_db()
     result = rollups.refresh_rollups(db)
     with db.read() as s:
-        snap = rollups.live_snapshot(s, days=days)
+        snap = live_snapshot(s, days=days)
     texts = [views.display(k, snap.values[k], snap.currency) for k in views.KEYS]
     values = [t if t != old else no_update for t, old in zip(texts, shown, strict=True)]
     last = as_dict(last)

@@ -18,6 +18,7 @@ from dashboard.shell import empty_state
 from db import rollups
 from db.errors import LoyaltyError
 from db.models import SEGMENTS
+from db.reports import overview as report
 
 ROLES = ("supervisor", "executive")
 
@@ -32,7 +33,7 @@ def identity(_loaded: int | None) -> str:
 def overview_job(set_progress: Any, months: int | None, segment: str | None,
                  token: str | None) -> tuple[Any, ...]:
     """The body of the background overview job (see dashboard.jobs): the role is
-    checked again from the signed identity, then rollups.overview reports its steps."""
+    checked again from the signed identity, then report.overview reports its steps."""
     months = months if months in (1, 3, 6, 12) else 3
     segment = segment if segment in SEGMENTS else None
     with jobs.job_context():
@@ -50,7 +51,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
         progress(0.01, "bringing the rollups up to date")
         rollups.refresh_rollups(db)
         with db.read() as s:
-            o = rollups.overview(s, months=months, segment=segment, progress=progress)
+            o = report.overview(s, months=months, segment=segment, progress=progress)
         return _render(o, months, segment)
 
 
@@ -89,7 +90,7 @@ def overview(set_progress: Any, months: int | None, segment: str | None,
     return overview_job(set_progress, months, segment, token)
 
 
-def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any, ...]:
+def _render(o: report.Overview, months: int, segment: str | None) -> tuple[Any, ...]:
     """The page's components from the computed overview."""
     cur = o.currency
     (f, t), (pf, pt) = o.period, o.previous

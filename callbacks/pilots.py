@@ -29,9 +29,8 @@ from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
 from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
-from db import pilots, readviews
+from db import pilots, program, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
-from db.models import ProgramSettings
 from db.simulation import Cancelled
 
 READ = ("supervisor", "executive")
@@ -137,10 +136,6 @@ def _form(name, rule_set, source, segments, tiers, joined_from, joined_to, activ
     return args
 
 
-def _currency(s) -> str:
-    return s.get(ProgramSettings, 1).currency if s.get(ProgramSettings, 1) else "RUB"
-
-
 # ---------------------------------------------------------------- list and results
 
 
@@ -211,7 +206,7 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
         try:
             with get_db().read() as s:
                 info = pilots.pilot_info(s, int(pilot_id))
-                currency = _currency(s)
+                currency = program.currency(s)
                 if info.status == "draft":
                     progress(0.3, "estimating power from the pre-period orders")
                     power = pilots.pilot_power(s, int(pilot_id))
@@ -415,7 +410,7 @@ def preview(_n: int, *form: Any) -> list[Any]:
             args.pop(k, None)
         with get_db().read() as s:
             p = pilots.power_preview(s, **args)
-            currency = _currency(s)
+            currency = program.currency(s)
     except pilots.MemberFileError as exc:
         return [no_update, *_feedback("member_file", str(exc.message))]
     except FormErrors as exc:
@@ -461,7 +456,7 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
         made, _again = once("pilots.create", token, payload, work)
         with get_db().read() as s:
             power = pilots.pilot_power(s, made["pilot_id"])
-            currency = _currency(s)
+            currency = program.currency(s)
     except pilots.MemberFileError as exc:
         return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
                 *unchanged, *_feedback("member_file", exc.message)]

@@ -26,7 +26,7 @@ from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
 from dashboard.ids import Rules as ids
-from db import rule_history, rule_review, rules, settings_changes
+from db import program, rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
@@ -35,10 +35,6 @@ from db.text import MAX_COMMENT, length_problem
 READ = ("supervisor", "executive")
 WRITE = ("supervisor",)
 MAX_SIM_DAYS = 3660
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _alert(message: Any, color: str = "danger", **kw: Any) -> dbc.Alert:
@@ -70,7 +66,7 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
     actor = current_actor()
     with get_db().read() as s:
         versions = rule_history.versions(s)
-        info = rule_history.program_info(s)
+        info = program.program_info(s)
     known = {v.id for v in versions}
     trigger = {ids.SAVED: saved, ids.DECIDED: decided, ids.COPIED: copied}.get(
         ctx.triggered_id or "")
@@ -128,7 +124,7 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
     try:
         with get_db().read() as s:
             v = rule_history.version(s, version_id)
-            currency = rule_history.program_info(s).currency
+            currency = program.program_info(s).currency
             frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
         return (_alert(str(exc)),) + (no_update,) * 18
@@ -193,7 +189,7 @@ def show_diff(a_id: int | None, b_id: int | None) -> Any:
             b = rule_history.version(s, int(b_id))
         except LoyaltyError as exc:
             return _alert(str(exc))
-        currency = rule_history.program_info(s).currency
+        currency = program.program_info(s).currency
     return rv.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
 
 
@@ -304,7 +300,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         # after the save: a refusal (no simulation of this content on the
         # current data) keeps the saved draft
         try:
-            get_db().write_tx(lambda s: rules.submit(s, actor, int(version_id)))
+            get_db().write_tx(lambda s: rule_review.submit(s, actor, int(version_id)))
         except LoyaltyError as exc:
             return (rv.rows_with_problems(grid_rows, []), {},
                     _alert(f"Draft saved, not submitted. {exc}", "warning",
@@ -366,7 +362,7 @@ def show_expiry_proposal(_changed: Any) -> tuple:
     actor = current_actor()
     with get_db().read() as s:
         waiting = settings_changes.waiting(s)
-        currency = rule_history.program_info(s).currency
+        currency = program.program_info(s).currency
     if waiting is None:
         return None, {"display": "none"}
     can_decide = actor.role in WRITE
@@ -536,7 +532,7 @@ def show_review(selected: list | None) -> tuple:
             if pending is None:
                 raise NotFound(f"rule set {rule_set_id} does not exist")
             live = next((v for v in everything if v.state == "in force"), None)
-            currency = rule_history.program_info(s).currency
+            currency = program.program_info(s).currency
             rec = rule_review.latest_simulation(s, rule_set_id)
             stale = rule_review.staleness(s, rule_set_id, rec) if rec is not None else []
     except LoyaltyError as exc:
@@ -607,7 +603,7 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
 
         try:
             with get_db().read() as s:
-                currency = rule_history.program_info(s).currency
+                currency = program.program_info(s).currency
                 # taken before the simulation reads: a change during the run
                 # makes the record out of date, never the other way round
                 data = rule_review.data_fingerprint(s)

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from dashboard.context import get_config, get_db, get_limits
-from db import api_keys, audit, ledger, members, referrals
+from db import api_keys, audit, clock, ledger, members, referrals
 from db.errors import (
     DatabaseBusy,
     Forbidden,
@@ -177,7 +177,7 @@ def run(action: str, work: Callable[[Session, api_keys.KeyInfo], tuple[dict, int
             return json.loads(done.response), done.status_code
         # claimed first: a concurrent twin waits on this row, then replays
         row = ApiRequest(api_key_id=key.id, idempotency_key=idem, request_hash=digest,
-                         status_code=0, response="", created_at=ledger.utcnow())
+                         status_code=0, response="", created_at=clock.utcnow())
         s.add(row)
         s.flush()
         body, status = work(s, key)
@@ -421,7 +421,7 @@ class ErrorOut(ma.Schema):
 
 def _naive(t: dt.datetime | None) -> dt.datetime:
     if t is None:
-        return ledger.utcnow()
+        return clock.utcnow()
     return t.astimezone(dt.UTC).replace(tzinfo=None)
 
 
@@ -607,7 +607,7 @@ def quote(args: dict[str, Any], customer_id: str) -> Any:
     ``amount_minor`` = total - points x point value."""
     with get_db().read() as s:
         m = _member_by_customer(s, customer_id)
-        rules, _pilot = load_rulebook(s, [m.id]).for_member(m.id, ledger.utcnow())
+        rules, _pilot = load_rulebook(s, [m.id]).for_member(m.id, clock.utcnow())
         if rules is None:
             raise ApiError(409, "invalid_state", "no rule version is in force")
         balance = ledger.balance(s, m.id) if m.status == "active" else 0

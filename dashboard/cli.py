@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import wraps
 
 import click
+from sqlalchemy.orm import Session
 
 from db.actor import CLI
 from db.errors import LoyaltyError
@@ -135,8 +136,8 @@ def create_user(ctx: click.Context, username: str, role: str, full_name: str) ->
     from db import users
 
     password = _read_password(username)
-    with _db(ctx).begin() as s:
-        u = users.create_user(s, username, password, role, full_name=full_name, actor="cli")
+    u = _db(ctx).write_tx(lambda s: users.create_user(s, username, password, role,
+                                                      full_name=full_name, actor="cli"))
     click.echo(f"created {u.role} {u.username} (id {u.id})")
 
 
@@ -239,8 +240,8 @@ def reevaluate_tiers_cmd(ctx: click.Context, at: str | None) -> None:
     """Bring every member's tier up to date with the version in force (one pass)."""
     from db.tiers import reevaluate_tiers
 
-    with _db(ctx).begin() as s:
-        p = reevaluate_tiers(s, _parse_when(at, "--at"))
+    when = _parse_when(at, "--at")
+    p = _db(ctx).write_tx(lambda s: reevaluate_tiers(s, when))
     click.echo(f"rule set {p.rule_set_id}: {p.changed:,} of {p.members:,} members changed tier; "
                + ", ".join(f"{k} {v:,}" for k, v in p.distribution.items()))
 
@@ -260,9 +261,9 @@ def kpis(ctx: click.Context, as_json: bool, date_from: str | None, date_to: str 
 
     Default period: the last 30 days up to now.
     """
-    from db import metrics
+    from db import clock, metrics
 
-    end = _parse_when(date_to, "--to") or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    end = _parse_when(date_to, "--to") or clock.utcnow()
     if date_to is not None and _is_bare_date(date_to):
         end += dt.timedelta(days=1)  # the day written is part of the period
     start = _parse_when(date_from, "--from") or end - dt.timedelta(days=30)
@@ -331,7 +332,8 @@ def demo(ctx: click.Context, members: int, seed_: int, host: str, port: int,
         report = demo_data.seed(d, members=members, seed=seed_)
         click.echo(report.summary())
         known = {st.username: st.password for st in report.staff if st.created}
-    with d.begin() as s:
+
+    def staff(s: Session) -> list[tuple[str, str, str]]:
         creds = []
         for username, password, role in demo_data.ensure_demo_staff(s):
             password = known.get(username, password)
@@ -342,8 +344,10 @@ def demo(ctx: click.Context, members: int, seed_: int, host: str, port: int,
                 users.set_password(s, u.id, password, actor="cli")
                 users.set_active(s, u.id, True, actor="cli")
             creds.append((username, password, role))
+        return creds
+
     click.echo("log in with one of (username / password / role):")
-    for username, password, role in creds:
+    for username, password, role in d.write_tx(staff):
         click.echo(f"  {username:<12} {password:<20} {role}")
     if no_serve:
         return

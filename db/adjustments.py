@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from db import audit, form_tokens
+from db import audit, clock, form_tokens
 from db.actor import Actor
 from db.errors import (
     Forbidden,
@@ -26,7 +26,7 @@ from db.errors import (
     ValidationError,
     too_large,
 )
-from db.ledger import MAX_POINTS, account_of, balance, post_adjustment, utcnow
+from db.ledger import MAX_POINTS, account_of, balance, post_adjustment
 from db.models import (
     ADJUSTMENT_REASONS,
     ADJUSTMENT_STATUSES,
@@ -156,7 +156,7 @@ def request_adjustment(
         status="pending",
         approvals_required=2 if size > settings.adjustment_second_approval_points else 1,
         requested_by_id=actor.id,
-        requested_at=at or utcnow(),
+        requested_at=at or clock.utcnow(),
         form_token=form_token,
     )
     s.add(r)
@@ -218,7 +218,7 @@ def approve_adjustment(
     if r.first_approver_id == actor.id:
         raise Forbidden("this request needs a second approval from a different supervisor")
     before = _snapshot(r)
-    at = at or utcnow()
+    at = at or clock.utcnow()
     if r.approvals_required == 2 and r.first_approver_id is None:
         r.first_approver_id = actor.id
         r.first_approved_at = at
@@ -271,7 +271,7 @@ def reject_adjustment(
     before = _snapshot(r)
     r.status = "rejected"
     r.decided_by_id = actor.id
-    r.decided_at = at or utcnow()
+    r.decided_at = at or clock.utcnow()
     r.decision_reason = reason.strip()
     s.flush()
     audit.record(
@@ -279,17 +279,6 @@ def reject_adjustment(
         object_id=r.id, before=before, after=_snapshot(r), detail=reason.strip(),
     )
     return _info(r)
-
-
-def pending_requests(s: Session) -> list[AdjustmentInfo]:
-    return [
-        _info(r)
-        for r in s.scalars(
-            select(AdjustmentRequest)
-            .where(AdjustmentRequest.status == "pending")
-            .order_by(AdjustmentRequest.requested_at)
-        )
-    ]
 
 
 @transactional
@@ -305,7 +294,7 @@ def cancel_adjustment(s: Session, actor: Actor, request_id: int) -> AdjustmentIn
         raise InvalidState(f"request {request_id} is already {r.status}")
     before = _snapshot(r)
     r.status = "cancelled"
-    r.decided_at = utcnow()
+    r.decided_at = clock.utcnow()
     s.flush()
     audit.record(
         s, actor.name, "adjustment.cancel", actor_id=actor.id, object_type="adjustment",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, clock
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.models import API_SCOPES, ApiKey, StaffUser
@@ -26,9 +26,6 @@ from db.models import API_SCOPES, ApiKey, StaffUser
 TOKEN = re.compile(r"lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _digest(secret: str) -> str:
@@ -88,7 +85,7 @@ def create_key(s: Session, actor: Actor, name: object, scopes: object) -> tuple[
         raise ValidationError("name", f"a key named {name!r} exists already")
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=prefix, secret_hash=_digest(secret),
-                 scopes=" ".join(wanted), created_by_id=actor.id, created_at=_now())
+                 scopes=" ".join(wanted), created_by_id=actor.id, created_at=clock.utcnow())
     s.add(key)
     s.flush()
     audit.record(s, actor.name, "api_key.create", actor_id=actor.id, object_type="api_key",
@@ -105,7 +102,7 @@ def revoke_key(s: Session, actor: Actor, key_id: int) -> KeyInfo:
         raise NotFound(f"API key {key_id} does not exist")
     if key.revoked_at is not None:
         raise InvalidState(f"API key {key.name!r} was revoked already")
-    key.revoked_at, key.revoked_by_id = _now(), actor.id
+    key.revoked_at, key.revoked_by_id = clock.utcnow(), actor.id
     s.flush()
     audit.record(s, actor.name, "api_key.revoke", actor_id=actor.id, object_type="api_key",
                  object_id=key.id, before={"name": key.name})

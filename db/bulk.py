@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.actor import SYSTEM, Actor
 from db.errors import InsufficientPoints, InvalidState, ValidationError
 from db.ledger import (
@@ -39,7 +40,6 @@ from db.ledger import (
     entry,
     lock_accounts,
     payload_hash,
-    utcnow,
 )
 from db.models import (
     STAGED,
@@ -321,7 +321,7 @@ class BulkPoster:
             "tier": None,
             "pilot_id": None,
             "payload_hash": o.hash(),
-            "created_at": utcnow(),
+            "created_at": clock.utcnow(),
         }
         if member_id is None:
             if o.points_redeemed:
@@ -388,7 +388,7 @@ class BulkPoster:
         self._other_tx.append(
             {"kind": kind, "idempotency_key": key, "payload_hash": payload_hash(payload),
              "order_id": None, "actor": self.actor.name, "effective_at": at,
-             "created_at": utcnow()}
+             "created_at": clock.utcnow()}
         )
         self._other_entries.append(rows)
         self._transfers.append(transfer)

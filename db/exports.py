@@ -60,9 +60,3 @@ def write_rows(out: io.TextIOBase, rows: Iterable[Sequence[Any]]) -> None:
     w = csv.writer(out, lineterminator="\n")
     for row in rows:
         w.writerow([neutralise(v) for v in row])
-
-
-def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    out = io.StringIO()
-    write_rows(out, [header, *rows])
-    return out.getvalue()

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.actor import Actor
-from db.ledger import utcnow
 from db.models import FormSubmission
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -69,13 +69,13 @@ def submit_once(db: Any, actor: Actor, form: str, token: Any, payload: Any,
         if row is None:
             # claimed first: a concurrent twin waits on this row, then replays
             row = FormSubmission(staff_user_id=actor.id, token=token, form=form[:64],
-                                 request_hash=digest, result="null", created_at=utcnow())
+                                 request_hash=digest, result="null", created_at=clock.utcnow())
             s.add(row)
             s.flush()
         result = work(s)
         row.form, row.request_hash = form[:64], digest
         row.result = json.dumps(result, default=str)
-        row.created_at = utcnow()
+        row.created_at = clock.utcnow()
         s.flush()
         return result, False
 

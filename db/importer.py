@@ -87,6 +87,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.actor import SYSTEM, Actor
 from db.errors import InsufficientPoints, InvalidState, ValidationError
 from db.ledger import MAX_AMOUNT_MINOR, MAX_POINTS, OrderIn, future_problem
@@ -354,12 +355,9 @@ class _Target:
             yield s
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
 
 def _beat(s: Session, run_id: str) -> None:
-    s.execute(update(ImportRun).where(ImportRun.id == run_id).values(heartbeat_at=_utcnow()))
+    s.execute(update(ImportRun).where(ImportRun.id == run_id).values(heartbeat_at=clock.utcnow()))
 
 
 # --------------------------------------------------------------------------
@@ -730,7 +728,7 @@ def _apply(tg: _Target, run_id: str, report: ImportReport) -> None:
         claimed = s.execute(
             update(ImportRun)
             .where(ImportRun.id == run_id, ImportRun.status == "running")
-            .values(status="applying", heartbeat_at=_utcnow())
+            .values(status="applying", heartbeat_at=clock.utcnow())
         ).rowcount
         if claimed != 1:
             raise InvalidState("the import was discarded before it finished; nothing was "
@@ -812,7 +810,7 @@ def _discard(tg: _Target, run_id: str) -> None:
 def discard_abandoned(db: Database, older_than: dt.timedelta = ABANDONED_AFTER) -> int:
     """Delete the staged rows of imports that crashed (idle ``older_than``), or
     that finished but did not get to clean up. Returns how many imports."""
-    cutoff = _utcnow() - older_than
+    cutoff = clock.utcnow() - older_than
     gone = or_(ImportRun.status.in_(("applied", "failed", "discarding")),
                and_(ImportRun.status == "running", ImportRun.heartbeat_at < cutoff))
     with db.read() as s:
@@ -860,7 +858,7 @@ def import_orders(
     if batch < 1:
         raise ValidationError("batch_rows", "must be at least 1")
     t0 = time.perf_counter()
-    now = now or _utcnow()
+    now = now or clock.utcnow()
     report = ImportReport()
     if isinstance(db_or_session, Session):
         with db_or_session.begin_nested():
@@ -882,8 +880,8 @@ def _run(tg: _Target, source, actor: Actor, unknown_customers: str, now: dt.date
     run_id = uuid.uuid4().hex
     with tg.write() as s:
         s.execute(insert(ImportRun).values(
-            id=run_id, actor=actor.name[:64], status="running", started_at=_utcnow(),
-            heartbeat_at=_utcnow(),
+            id=run_id, actor=actor.name[:64], status="running", started_at=clock.utcnow(),
+            heartbeat_at=clock.utcnow(),
         ))
     ok = False
     try:

@@ -27,6 +27,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, literal, select, uni
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.actor import SYSTEM, Actor
 from db.errors import (
     DatabaseBusy,
@@ -61,13 +62,10 @@ MAX_AMOUNT_MINOR = 10**13
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
 
 def future_problem(paid_at: dt.datetime, now: dt.datetime | None = None) -> str | None:
     """Why ``paid_at`` (naive UTC, or aware) is too far ahead of ``now``; None if it is not."""
-    now = now or utcnow()
+    now = now or clock.utcnow()
     if paid_at.tzinfo is not None:
         paid_at = paid_at.astimezone(dt.UTC).replace(tzinfo=None)
     if paid_at <= now + CLOCK_SKEW:
@@ -168,7 +166,7 @@ def _new_tx(
             effective_at=at,
             order_id=order_id,
             actor=actor.name,
-            created_at=utcnow(),
+            created_at=clock.utcnow(),
         )
         .returning(LedgerTransaction.id)
     ).scalar_one()
@@ -417,7 +415,7 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
                 points_redeemed=0,
                 status="paid",
                 payload_hash=phash,
-                created_at=utcnow(),
+                created_at=clock.utcnow(),
             )
             .returning(Order.id)
         ).scalar_one()
@@ -470,7 +468,7 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
             tier=a.tier,
             pilot_id=a.pilot_id,
             payload_hash=phash,
-            created_at=utcnow(),
+            created_at=clock.utcnow(),
         )
         .returning(Order.id)
     ).scalar_one()
@@ -607,7 +605,7 @@ def refund_order(
     member (or referrer) has already spent the points, the clawback takes what
     is there and reports the rest as ``unrecovered`` (also in the entry memo).
     """
-    at = at or utcnow()
+    at = at or clock.utcnow()
     partial_request = amount_minor is not None
     if partial_request:
         if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
@@ -778,7 +776,7 @@ def redeem(
 ) -> int:
     """Spend points on a reward or voucher; refused below zero. Returns the tx id."""
     _check_points(points)
-    at = at or utcnow()
+    at = at or clock.utcnow()
     phash = payload_hash({"member_id": member_id, "points": points, "memo": memo})
     if (tx := _existing_tx(s, f"redeem:{key}", phash)) is not None:
         return tx
@@ -811,7 +809,7 @@ def transfer(
     _check_points(points)
     if from_member_id == to_member_id:
         raise ValidationError("to_member", "cannot transfer points to the same member")
-    at = at or utcnow()
+    at = at or clock.utcnow()
     phash = payload_hash({"from": from_member_id, "to": to_member_id, "points": points})
     if (tx := _existing_tx(s, f"transfer:{key}", phash)) is not None:
         return tx
@@ -925,7 +923,7 @@ def expire_points(
 
     Idempotent per ``as_of``: running it again expires nothing more.
     """
-    as_of = as_of or utcnow()
+    as_of = as_of or clock.utcnow()
     expiry_days = s.scalar(select(ProgramSettings.expiry_days).where(ProgramSettings.id == 1))
     key = f"expiry:{as_of.isoformat()}"
     phash = payload_hash({"as_of": as_of.isoformat(), "expiry_days": expiry_days})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from db import ledger
+from db import clock, ledger
 from db.actor import Actor
 from db.errors import LoyaltyError
 from db.models import SEGMENTS, Member
@@ -78,7 +78,7 @@ class LiveStream:
 
     def step(self) -> str:
         """Write one event; returns its kind."""
-        rng, now = self.rng, ledger.utcnow()
+        rng, now = self.rng, clock.utcnow()
         r = rng.random()
         kind = "member_order"
         acc = 0.0
@@ -93,10 +93,10 @@ class LiveStream:
             if kind == "signup":
                 ref = (rng.choice(self._members)[0]
                        if self._members and rng.random() < REFERRED_SHARE else None)
-                ext = self._key()
-                with self.db.begin() as s:
-                    mid = ledger.create_member(s, ext, now, segment=rng.choice(SEGMENTS),
-                                               referrer_id=ref, name=f"Live member {self._n}")
+                ext, segment = self._key(), rng.choice(SEGMENTS)
+                mid = self.db.write_tx(lambda s: ledger.create_member(
+                    s, ext, now, segment=segment, referrer_id=ref,
+                    name=f"Live member {self._n}"))
                 self._members.append((mid, ext))
             elif kind == "guest_order":
                 ledger.post_order_safely(self.db, ledger.OrderIn(
@@ -151,7 +151,7 @@ class LiveStream:
             else:
                 self.stop_event.wait(min(1 / self.rate, 0.05))
             if now >= next_expiry:
-                res = ledger.expire_points(self.db, ledger.utcnow(), actor=SIMULATOR)
+                res = ledger.expire_points(self.db, clock.utcnow(), actor=SIMULATOR)
                 self.stats.counts["expiry"] += res.members
                 next_expiry += self.expiry_every
             if report and now >= next_line:
@@ -160,9 +160,6 @@ class LiveStream:
                        + "  ".join(f"{k} {v:,}" for k, v in sorted(c.items())))
                 next_line += 1
         return self.stats
-
-    def stop(self) -> None:
-        self.stop_event.set()
 
 
 def simulate(db: Database, *, rate: float = 5.0, duration: float | None = None,

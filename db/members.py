@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from db import clock, program
 from db.errors import NotFound, ValidationError
-from db.ledger import qualifying_spend, utcnow
+from db.ledger import qualifying_spend
 from db.models import (
     ENTRY_KINDS,
     Account,
@@ -36,7 +37,6 @@ from db.models import (
     LedgerEntry,
     Member,
     Order,
-    ProgramSettings,
     StaffUser,
     Transfer,
 )
@@ -280,7 +280,7 @@ def tier_progress(s: Session, member_id: int, at: dt.datetime | None = None
                   ) -> TierProgress | None:
     """Tier and progress to the next one under the rules that apply now
     (the version in force, or the member's pilot), from the orders."""
-    at = at or utcnow()
+    at = at or clock.utcnow()
     book = load_rulebook(s, [member_id])
     rules, pilot_id = book.for_member(member_id, at)
     if rules is None or not rules.tiers:
@@ -316,7 +316,7 @@ def get_profile(s: Session, member_id: int, *, reveal: bool = False,
         raise NotFound(f"member {member_id} does not exist")
     m, bal, ref_ext, ref_name = row
     email, phone = _pii(m.email, m.phone, reveal)
-    currency = s.scalar(select(ProgramSettings.currency).where(ProgramSettings.id == 1)) or "RUB"
+    currency = program.currency(s)
     return Profile(
         m.id, m.external_id, m.name or "", email, phone, m.joined_at, m.segment, m.status,
         m.tier or "", int(bal or 0), m.referrer_id, ref_ext or "", ref_name or "", currency,

@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db import rollups
+from db import clock, program, rollups
 from db.errors import ValidationError
 from db.models import (
     ENTRY_KINDS,
@@ -59,15 +59,12 @@ from db.models import (
     LedgerEntry,
     Member,
     Order,
-    ProgramSettings,
     RuleSet,
 )
 
 ISSUED_KINDS = ("accrual", "referral_bonus")
 PROGRAM_ACCOUNT_KINDS = ("issuance", "redemption", "breakage", "adjustment")
 DEFAULT_POINT_VALUE_MINOR = 100
-DEFAULT_ACTIVE_DAYS = 30
-DEFAULT_CURRENCY = "RUB"
 # the average Gregorian month, for periods that are not whole calendar months
 AVG_MONTH_DAYS = 365.2425 / 12
 RATE_DIGITS = 4
@@ -209,7 +206,7 @@ class PointsFlows:
 
 @dataclass(frozen=True)
 class Breakage:
-    """Breakage rate and the two flows it is made of (see :func:`breakage_rate`)."""
+    """Breakage rate and the two flows it is made of (see :func:`breakage_of`)."""
 
     ratio: Ratio
     expired: int
@@ -274,10 +271,6 @@ def _iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def _int(value: Any) -> int:
     """SUM() is NULL on no rows and NUMERIC (Decimal) on PostgreSQL."""
     return 0 if value is None else int(value)
@@ -287,7 +280,7 @@ def _in_window(col: Any, f: dt.datetime | None, t: dt.datetime) -> ColumnElement
     return col < t if f is None else and_(col >= f, col < t)
 
 
-def _months(f: dt.datetime, t: dt.datetime) -> float:
+def months_between(f: dt.datetime, t: dt.datetime) -> float:
     """Whole calendar months when both ends are month starts, else days / 30.44."""
     if f.day == t.day == 1 and f.time() == t.time() == dt.time():
         return float((t.year - f.year) * 12 + t.month - f.month)
@@ -338,18 +331,6 @@ def _month_index(col: Any) -> ColumnElement[int]:
     return cast(extract("year", col), Integer) * 12 + cast(extract("month", col), Integer) - 1
 
 
-def _settings(s: Session) -> tuple[str, int | None, int]:
-    """(currency, expiry_days, active_days), defaults if the row is missing."""
-    row = s.execute(
-        select(
-            ProgramSettings.currency, ProgramSettings.expiry_days, ProgramSettings.active_days
-        ).where(ProgramSettings.id == 1)
-    ).first()
-    if row is None:
-        return DEFAULT_CURRENCY, None, DEFAULT_ACTIVE_DAYS
-    return row.currency, row.expiry_days, row.active_days
-
-
 def point_value_minor(s: Session, as_of: dt.datetime) -> int:
     """point_value_minor of the rule version in force at ``as_of`` (else 100)."""
     value = s.execute(
@@ -389,7 +370,7 @@ def _per_customer(where: ColumnElement[bool], *keys: Any) -> Any:
     )
 
 
-def _order_stats(s: Session, f: dt.datetime, t: dt.datetime) -> dict[str, int]:
+def order_stats(s: Session, f: dt.datetime, t: dt.datetime) -> dict[str, int]:
     """One pass over the period's orders (ix_orders_paid_cover) for every order KPI."""
     c = _per_customer(_in_window(_o.c.paid_at, f, t)).c
 
@@ -427,8 +408,8 @@ def participation_rate(
     fast = _participation_from_rollups(s, f, t)
     if fast is not None:
         return fast
-    st = _order_stats(s, f, t)
-    return _participation(st)
+    st = order_stats(s, f, t)
+    return participation_of(st)
 
 
 def _participation_from_rollups(s: Session, f: dt.datetime, t: dt.datetime) -> Ratio | None:
@@ -444,19 +425,12 @@ def _participation_from_rollups(s: Session, f: dt.datetime, t: dt.datetime) -> R
     return ratio(_int(member_customers), _int(customers))
 
 
-def _participation(st: dict[str, int]) -> Ratio:
+def participation_of(st: dict[str, int]) -> Ratio:
     return ratio(st["member_customers"], st["customers"])
 
 
-def average_check(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Split:
+def average_check_of(st: dict[str, int]) -> Split:
     """Paid revenue ÷ paid orders (minor units), members vs guests side by side."""
-    f, t = _period(date_from, date_to)
-    return _average_check(_order_stats(s, f, t))
-
-
-def _average_check(st: dict[str, int]) -> Split:
     return Split(
         all=ratio(st["revenue"], st["paid_orders"]),
         members=ratio(st["revenue_members"], st["paid_orders_members"]),
@@ -464,9 +438,7 @@ def _average_check(st: dict[str, int]) -> Split:
     )
 
 
-def purchase_frequency(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> PurchaseFrequency:
+def purchase_frequency_of(st: dict[str, int], months: float) -> PurchaseFrequency:
     """Paid orders ÷ paying customers ÷ months in the period.
 
     "Active customers" are the customers with a paid order in the period; the
@@ -474,11 +446,6 @@ def purchase_frequency(
     lower than the average month's: a customer active in one month of twelve
     counts for the whole year). Members and guests side by side.
     """
-    f, t = _period(date_from, date_to)
-    return _purchase_frequency(_order_stats(s, f, t), _months(f, t))
-
-
-def _purchase_frequency(st: dict[str, int], months: float) -> PurchaseFrequency:
     return PurchaseFrequency(
         months=months,
         split=Split(
@@ -489,15 +456,8 @@ def _purchase_frequency(st: dict[str, int], months: float) -> PurchaseFrequency:
     )
 
 
-def repeat_purchase_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Ratio:
+def repeat_of(st: dict[str, int]) -> Ratio:
     """Customers with 2+ paid orders in the period ÷ customers with 1+ (by customer_ref)."""
-    f, t = _period(date_from, date_to)
-    return _repeat(_order_stats(s, f, t))
-
-
-def _repeat(st: dict[str, int]) -> Ratio:
     return ratio(st["repeat_customers"], st["paying_customers"])
 
 
@@ -537,11 +497,11 @@ def active_member_rate(
     """Members with an order or a redemption in ``[as_of - days, as_of)`` ÷ members
     who had joined before ``as_of`` (any status: "all members").
 
-    ``days`` defaults to program_settings.active_days; ``as_of`` to now.
+    ``days`` defaults to the program's active_days; ``as_of`` to now.
     """
-    as_of = _now() if as_of is None else _naive_utc(as_of)
+    as_of = clock.utcnow() if as_of is None else _naive_utc(as_of)
     if days is None:
-        days = _settings(s)[2]
+        days = program.program_info(s).active_days
     if days <= 0:
         raise ValidationError("days", "must be positive")
     start = as_of - dt.timedelta(days=days)
@@ -645,15 +605,6 @@ def points_flows(
     )
 
 
-def redemption_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Ratio:
-    """Net points redeemed ÷ net points issued, both in the period."""
-    f, t = _period(date_from, date_to)
-    flows = points_flows(s, f, t)
-    return ratio(flows.redeemed_net, flows.issued_net)
-
-
 def breakage_of(expired_net: int, redeemed_net: int) -> Breakage:
     """The breakage rate of a period from its net expired and redeemed points:
     expired ÷ (expired + redeemed), each floored at zero.
@@ -675,15 +626,6 @@ def breakage_of(expired_net: int, redeemed_net: int) -> Breakage:
     return Breakage(ratio(expired, expired + redeemed), expired, redeemed)
 
 
-def breakage_rate(
-    s: Session, date_from: dt.datetime | dt.date, date_to: dt.datetime | dt.date
-) -> Breakage:
-    """Breakage over ``[date_from, date_to)``: see :func:`breakage_of`."""
-    f, t = _period(date_from, date_to)
-    flows = points_flows(s, f, t)
-    return breakage_of(flows.expired_net, flows.redeemed_net)
-
-
 def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> Liability:
     """Outstanding member points at ``as_of`` × the point value in force then.
 
@@ -691,9 +633,9 @@ def points_liability(s: Session, as_of: dt.datetime | dt.date | None = None) -> 
     integrity check) and takes back the member-side effect of entries dated at
     or after ``as_of``: cheap for recent dates, exact for any date.
     """
-    as_of = _now() if as_of is None else _naive_utc(as_of)
+    as_of = clock.utcnow() if as_of is None else _naive_utc(as_of)
     value = point_value_minor(s, as_of)
-    currency = _settings(s)[0]
+    currency = program.currency(s)
     if rollups.usable(s):
         after_all = rollups.state(s)["max_entry_at"] < rollups.to_micros(as_of)
         if after_all or _day_aligned(as_of):
@@ -831,23 +773,24 @@ def kpi_snapshot(
     ``as_of``, by default the end of the period or now, whichever is earlier.
     """
     f, t = _period(date_from, date_to)
-    as_of = min(t, _now()) if as_of is None else _naive_utc(as_of)
-    currency, _expiry_days, active_days = _settings(s)
-    st = _order_stats(s, f, t)
+    as_of = min(t, clock.utcnow()) if as_of is None else _naive_utc(as_of)
+    ps = program.program_info(s)
+    currency, active_days = ps.currency, ps.active_days
+    st = order_stats(s, f, t)
     flows = points_flows(s, f, t)
     return {
         "period": {"from": _iso(f), "to": _iso(t)},
         "as_of": _iso(as_of),
         "currency": currency,
-        "participation_rate": _participation(st).as_dict(),
+        "participation_rate": participation_of(st).as_dict(),
         "active_member_rate": active_member_rate(s, as_of, active_days).as_dict(),
         "redemption_rate": ratio(flows.redeemed_net, flows.issued_net).as_dict(),
         "breakage_rate": breakage_of(flows.expired_net, flows.redeemed_net).as_dict(),
         "points_liability": points_liability(s, as_of).as_dict(),
         "referral_conversion": referral_conversion(s, f, t).as_dict(),
-        "repeat_purchase_rate": _repeat(st).as_dict(),
-        "purchase_frequency": _purchase_frequency(st, _months(f, t)).as_dict(),
-        "average_check_minor": _average_check(st).as_dict(digits=0),
+        "repeat_purchase_rate": repeat_of(st).as_dict(),
+        "purchase_frequency": purchase_frequency_of(st, months_between(f, t)).as_dict(),
+        "average_check_minor": average_check_of(st).as_dict(digits=0),
         "points": flows.as_dict(),
         "orders": {
             "paid_orders": st["paid_orders"],

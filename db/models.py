@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from db import clock
+
 # BIGINT on PostgreSQL, INTEGER on SQLite (only "INTEGER PRIMARY KEY" is a rowid
 # alias there, i.e. auto-increments).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -81,8 +83,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# the program's settings before anyone changes them (db.program reads them)
+DEFAULT_CURRENCY = "RUB"
+DEFAULT_ACTIVE_DAYS = 30
+
+
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return clock.utcnow()
 
 
 class ProgramSettings(Base):
@@ -100,14 +107,14 @@ class ProgramSettings(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
-    currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    currency: Mapped[str] = mapped_column(String(3), default=DEFAULT_CURRENCY)
     # unused points expire this many days after they were earned; NULL = never
     expiry_days: Mapped[int | None] = mapped_column(Integer, default=365)
     # adjustments of more than this many points (absolute) need two approvals
     adjustment_second_approval_points: Mapped[int] = mapped_column(BigInteger, default=5000)
     # adjustments of more than this many points may only be requested by a supervisor
     adjustment_supervisor_request_points: Mapped[int] = mapped_column(BigInteger, default=50000)
-    active_days: Mapped[int] = mapped_column(Integer, default=30)
+    active_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_ACTIVE_DAYS)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 

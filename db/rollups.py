@@ -1,4 +1,5 @@
-"""Incremental rollups: what the live and overview pages read.
+"""Incremental rollups: the write side of what the live and overview pages
+read (their read models are in db/reports/).
 
 Why: a page that refreshes every few seconds cannot scan ten million ledger
 entries each time. The rollup tables (db/models.py, "rollups") are brought up
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.models import (
     Account,
     LedgerEntry,
@@ -75,7 +77,6 @@ from db.models import (
     RollupReferrer,
     RollupState,
     RollupTransferIn,
-    RuleSet,
 )
 from db.session import Database
 
@@ -126,9 +127,6 @@ class RefreshResult:
 
 # --------------------------------------------------------------------------- helpers
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def to_micros(value: dt.datetime | None) -> int:
@@ -239,7 +237,7 @@ def _write_state(s: Session, values: dict[str, int]) -> None:
         index_elements=["name"], set_={"value": ins.excluded.value,
                                        "updated_at": ins.excluded.updated_at}
     )
-    now = _now()
+    now = clock.utcnow()
     s.execute(stmt, [{"name": k, "value": int(v), "updated_at": now} for k, v in values.items()])
 
 
@@ -362,7 +360,7 @@ def _refresh_in(s: Session, fence: dict[str, int]) -> RefreshResult:
                           _paid_at_fence(w["txs"]), +1, _amount_at_fence(w["txs"]))
         _write_state(s, {COHORTS_KEY: 1})
     if fence == w:
-        _write_state(s, {"refreshed_at": to_micros(_now())})
+        _write_state(s, {"refreshed_at": to_micros(clock.utcnow())})
         return res
     res.members, joined = _fold_members(s, d, w["members"], fence["members"])
     res.refunds = _fold_refunds(s, d, w, fence)
@@ -371,7 +369,7 @@ def _refresh_in(s: Session, fence: dict[str, int]) -> RefreshResult:
     maxima["max_joined_at"] = max(maxima["max_joined_at"], to_micros(joined))
     maxima["max_order_at"] = max(maxima["max_order_at"], to_micros(order_at))
     maxima["max_entry_at"] = max(maxima["max_entry_at"], to_micros(entry_at))
-    _write_state(s, {**fence, **maxima, "refreshed_at": to_micros(_now())})
+    _write_state(s, {**fence, **maxima, "refreshed_at": to_micros(clock.utcnow())})
     return res
 
 
@@ -841,440 +839,3 @@ def cohort_rows(
     rows = [(int(c), int(m), int(a or 0), int(n or 0), int(r or 0))
             for c, m, a, n, r in s.execute(q)]
     return {c: n for c, n in sizes.items() if n}, rows
-
-
-def state_counts(db: Database) -> dict[str, int]:
-    """How many rows of each source table wait to be folded in."""
-    with db.read() as s:
-        st, top = state(s), source_maxima(s)
-        return {k: top[k] - st[k] for k in SOURCES}
-
-
-# --------------------------------------------------------------------------- live page
-
-
-@dataclass(frozen=True)
-class LiveSnapshot:
-    """Everything the live page shows, as plain data (numbers and small tables)."""
-
-    at: dt.datetime
-    refreshed_at: dt.datetime | None
-    days: int
-    currency: str
-    point_value_minor: int
-    values: dict[str, Any]
-    daily: list[dict[str, Any]]
-    top_referrers: list[dict[str, Any]]
-    top_receivers: list[dict[str, Any]]
-
-
-def _within_days(s: Session, later: Any, earlier: Any, days: int) -> ColumnElement[bool]:
-    if _dialect(s) == "postgresql":
-        return later < earlier + func.make_interval(0, 0, 0, days)
-    return func.julianday(later) - func.julianday(earlier) < days
-
-
-def _earning_within(s: Session, now: dt.datetime, days: int) -> dict[str, Any]:
-    """Members who joined in the 30 days before the last ``days`` days (so all
-    have had ``days`` days): how many earned (first accrual) within ``days``."""
-    end = now - dt.timedelta(days=days)
-    start = end - dt.timedelta(days=30)
-    rm = _rm
-    n, earned = s.execute(
-        select(
-            func.count(),
-            func.sum(case((and_(rm.c.first_earn_at.is_not(None),
-                                _within_days(s, rm.c.first_earn_at, rm.c.joined_at, days)),
-                           1), else_=0)),
-        ).where(rm.c.joined_at >= start, rm.c.joined_at < end)
-    ).one()
-    n, earned = int(n or 0), int(earned or 0)
-    return {"numerator": earned, "denominator": n, "value": earned / n if n else None}
-
-
-def live_snapshot(s: Session, *, days: int = 7, now: dt.datetime | None = None) -> LiveSnapshot:
-    """The live page's figures from the rollups (refresh them first).
-
-    The window is whole UTC days: today and the ``days - 1`` before it. KPI
-    values come from db.metrics (which reads these same rollups), so the page
-    and ``loyalty kpis --json`` agree.
-    """
-    from db import metrics  # metrics imports this module
-
-    prefer_rollups(s)
-    now = now or _now()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    tomorrow = today + dt.timedelta(days=1)
-    start = today - dt.timedelta(days=days - 1)
-    currency, _expiry, active_days = metrics._settings(s)
-    value = metrics.point_value_minor(s, now)
-    flows_today = metrics.points_flows(s, today, tomorrow)
-    flows = metrics.points_flows(s, start, tomorrow)
-    sums = daily_sum(
-        s, ["new_members", "new_members_referred", "pts_transfer", "n_transfer"], start, tomorrow
-    )
-    totals = daily_sum(s, ["new_members", "new_members_referred"], None, None)
-    new_today = daily_sum(s, ["new_members"], today, tomorrow)["new_members"]
-    liability = metrics.points_liability(s, now)
-    participation = metrics.participation_rate(s, start, now + dt.timedelta(microseconds=1))
-    active = metrics.active_member_rate(s, now + dt.timedelta(microseconds=1), active_days)
-    referral = metrics.referral_conversion(s, start, tomorrow)
-    bonus = daily_sum(s, ["pts_referral_bonus", "pts_rev_referral_bonus"], start, tomorrow)
-    values: dict[str, Any] = {
-        "enrolled": totals["new_members"],
-        "new_today": new_today,
-        "new_window": sums["new_members"],
-        "participation_rate": participation.as_dict(),
-        "active_member_rate": active.ratio.as_dict(),
-        "active_days": active_days,
-        "earning_7": _earning_within(s, now, 7),
-        "earning_30": _earning_within(s, now, 30),
-        "issued_today": flows_today.issued_net,
-        "redeemed_today": flows_today.redeemed_net,
-        "expired_today": flows_today.expired_net,
-        "issued_window": flows.issued_net,
-        "redeemed_window": flows.redeemed_net,
-        "redemption_rate": metrics.ratio(flows.redeemed_net, flows.issued_net).as_dict(),
-        "breakage_rate": metrics.breakage_of(flows.expired_net, flows.redeemed_net).as_dict(),
-        "liability_points": liability.points,
-        "liability_minor": liability.amount_minor,
-        "referred_total": totals["new_members_referred"],
-        "referral_conversion": referral.as_dict(),
-        "referral_share": metrics.ratio(sums["new_members_referred"],
-                                        sums["new_members"]).as_dict(),
-        "referral_bonus": bonus["pts_referral_bonus"] - bonus["pts_rev_referral_bonus"],
-        "transfer_points": sums["pts_transfer"],
-        "transfer_count": sums["n_transfer"],
-    }
-    series: dict[dt.datetime, dict[str, int]] = {}
-    sign = {"pts_accrual": ("issued", 1), "pts_referral_bonus": ("issued", 1),
-            "pts_rev_accrual": ("issued", -1), "pts_rev_referral_bonus": ("issued", -1),
-            "pts_redemption": ("redeemed", 1), "pts_rev_redemption": ("redeemed", -1),
-            "pts_expiry": ("expired", 1), "pts_rev_expiry": ("expired", -1),
-            "new_members": ("new_members", 1), "new_members_referred": ("new_referred", 1)}
-    chart_start = today - dt.timedelta(days=max(days, 14) - 1)
-    for k in range((tomorrow - chart_start).days):
-        series[chart_start + dt.timedelta(days=k)] = {
-            "issued": 0, "redeemed": 0, "expired": 0, "new_members": 0, "new_referred": 0}
-    for day, metric, _g, v in daily_series(s, sign, chart_start, tomorrow):
-        col, k = sign[metric]
-        series[day][col] += k * v
-    daily = [{"day": d.date().isoformat(), **v} for d, v in sorted(series.items())]
-    refs = s.execute(
-        select(_rr.c.member_id, _m.c.external_id, _m.c.name, _rr.c.referred, _rr.c.bonus_points)
-        .join(_m, _m.c.id == _rr.c.member_id)
-        .order_by(_rr.c.bonus_points.desc(), _rr.c.member_id).limit(10)
-    ).all()
-    recv = s.execute(
-        select(_rt.c.member_id, func.sum(_rt.c.points).label("pts"), func.sum(_rt.c.transfers))
-        .where(_rt.c.day >= start, _rt.c.day < tomorrow)
-        .group_by(_rt.c.member_id)
-        .order_by(func.sum(_rt.c.points).desc(), _rt.c.member_id).limit(10)
-    ).all()
-    names = {}
-    senders: dict[int, int] = {}
-    if recv:
-        ids = [int(r[0]) for r in recv]
-        names = {int(i): (e, n) for i, e, n in s.execute(
-            select(_m.c.id, _m.c.external_id, _m.c.name).where(_m.c.id.in_(ids)))}
-        from db.models import Transfer
-
-        tr = Transfer.__table__
-        senders = {int(i): int(n) for i, n in s.execute(
-            select(tr.c.to_member_id, func.count(func.distinct(tr.c.from_member_id)))
-            .where(tr.c.to_member_id.in_(ids), tr.c.created_at >= start)
-            .group_by(tr.c.to_member_id))}
-    st = state(s)
-    return LiveSnapshot(
-        at=now,
-        refreshed_at=from_micros(st["refreshed_at"]),
-        days=days,
-        currency=currency,
-        point_value_minor=value,
-        values=values,
-        daily=daily,
-        top_referrers=[
-            {"member_id": int(i), "customer": e, "name": n, "referred": int(r),
-             "bonus_points": int(b)} for i, e, n, r, b in refs],
-        top_receivers=[
-            {"member_id": int(i), "customer": names.get(int(i), ("", ""))[0],
-             "name": names.get(int(i), ("", ""))[1], "points": int(p), "transfers": int(c),
-             "senders": senders.get(int(i), 0)} for i, p, c in recv],
-    )
-
-
-# --------------------------------------------------------------------------- overview
-
-
-@dataclass(frozen=True)
-class Overview:
-    """The executive page's data for a period and the one before it."""
-
-    period: tuple[dt.datetime, dt.datetime]
-    previous: tuple[dt.datetime, dt.datetime]
-    segment: str | None
-    currency: str
-    point_value_minor: int
-    rows: list[dict[str, Any]]
-    monthly: list[dict[str, Any]]
-    tiers: list[dict[str, Any]]
-    ltv: Any  # pandas DataFrame (db.metrics.ltv_cohorts)
-    retention: list[dict[str, Any]]
-    # the day of the first recorded order (None: no order yet); the previous
-    # stretch is compared only when the history covers all of it
-    history_start: dt.datetime | None = None
-    comparable: bool = True
-
-
-def _month_start(value: dt.datetime) -> dt.datetime:
-    return value.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _add_months(value: dt.datetime, months: int) -> dt.datetime:
-    idx = value.year * 12 + value.month - 1 + months
-    return value.replace(year=idx // 12, month=idx % 12 + 1)
-
-
-def comparable_periods(now: dt.datetime, months: int
-                       ) -> tuple[dt.datetime, dt.datetime, dt.datetime, dt.datetime]:
-    """(from, to, previous from, previous to) of the overview: ``months``
-    calendar months from the start of the month ``months - 1`` before this one
-    up to today 00:00, and the same whole months plus the same number of days
-    ``months`` months earlier (days cut at that month's length)."""
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    start = _month_start(now)
-    f = _add_months(start, 1 - months)
-    pf = _add_months(f, -months)
-    done = (start.year - f.year) * 12 + start.month - f.month  # whole months before this one
-    month = _add_months(pf, done)
-    length = (_add_months(month, 1) - month).days
-    pt = month + dt.timedelta(days=min((today - start).days, length))
-    return f, today, pf, pt
-
-
-def history_start(s: Session) -> dt.datetime | None:
-    """Midnight of the day the program's records begin: its first published
-    rule version in force or its first recorded order (an imported history
-    may predate the rules), whichever is earlier; None when neither exists.
-    Before it there is no data, not zero activity. Both are index reads."""
-    found = [x for x in (
-        s.scalar(select(func.min(_o.c.paid_at))),
-        s.scalar(select(func.min(RuleSet.effective_at)).where(RuleSet.status == "published")),
-    ) if x is not None]
-    if not found:
-        return None
-    return min(found).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_coverage(month: dt.datetime, to: dt.datetime, start: dt.datetime | None
-                   ) -> tuple[int, int, dt.datetime, dt.datetime]:
-    """(days with data, days in the month, first, end) of a calendar month of
-    the series that ends at ``to`` (exclusive) and whose history begins at
-    ``start``: the current month counts its complete days only, the month the
-    history began counts from that day."""
-    end = _add_months(month, 1)
-    first = max(month, start) if start is not None else month
-    last = min(end, max(to, first))
-    return (last - first).days, (end - month).days, first, last
-
-
-ORDER_METRICS = ["paid_orders_m", "paid_orders_g", "revenue_m", "revenue_g"]
-POINT_METRICS = ["pts_accrual", "pts_referral_bonus", "pts_rev_accrual",
-                 "pts_rev_referral_bonus", "pts_redemption", "pts_rev_redemption",
-                 "pts_expiry", "pts_rev_expiry"]
-
-
-def _period_figures(s: Session, f: dt.datetime, t: dt.datetime,
-                    segment: str | None, now: dt.datetime) -> dict[str, Any]:
-    from db import metrics
-
-    orders = daily_sum(s, ORDER_METRICS, f, t, segment=segment)
-    if segment:  # guests have no segment: always all guests, side by side
-        orders |= {k: v for k, v in daily_sum(s, ["paid_orders_g", "revenue_g"], f, t).items()}
-    pts = daily_sum(s, POINT_METRICS, f, t, segment=segment)
-    st = metrics._order_stats(s, f, t)
-    months = metrics._months(f, t)
-    return {
-        "orders": orders,
-        "issued": pts["pts_accrual"] + pts["pts_referral_bonus"] - pts["pts_rev_accrual"]
-        - pts["pts_rev_referral_bonus"],
-        "redeemed": pts["pts_redemption"] - pts["pts_rev_redemption"],
-        "expired": pts["pts_expiry"] - pts["pts_rev_expiry"],
-        "frequency": metrics._purchase_frequency(st, months),
-        "repeat": metrics._repeat(st),
-        "participation": metrics._participation(st),
-        "breakage": metrics.breakage_of(pts["pts_expiry"] - pts["pts_rev_expiry"],
-                                        pts["pts_redemption"] - pts["pts_rev_redemption"]),
-        "liability": metrics.points_liability(s, min(t, now)),
-    }
-
-
-def overview(
-    s: Session, *, months: int = 3, segment: str | None = None, now: dt.datetime | None = None,
-    progress: Callable[[float, str], None] | None = None,
-) -> Overview:
-    """The last ``months`` calendar months, the current one up to the end of
-    yesterday (complete days only: today is the live page's), against the same
-    stretch ``months`` months earlier - like for like, so a month only two days
-    old is not compared with a whole one.
-
-    Sums (revenue, orders, points) come from rollup_daily and follow the
-    segment filter; distinct-customer KPIs (frequency, repeat, participation)
-    come from db.metrics over the period's orders and cover every customer.
-    """
-    from db import metrics
-
-    def step(frac: float, message: str) -> None:
-        if progress is not None:
-            progress(frac, message)
-
-    prefer_rollups(s)
-    now = now or _now()
-    month_end = _add_months(_month_start(now), 1)  # the cohort charts' whole months
-    f, t, pf, pt = comparable_periods(now, months)
-    currency = metrics._settings(s)[0]
-    value = metrics.point_value_minor(s, now)
-    begun = history_start(s)
-    # the same stretch earlier is only a comparison when the history covers
-    # all of it: a stretch before the first order would set a year against a
-    # few weeks (or nothing)
-    comparable = begun is not None and begun <= pf
-    step(0.05, "the period's orders and points")
-    cur = _period_figures(s, f, t, segment, now)
-    if comparable:
-        step(0.35, "the previous period")
-        prev = _period_figures(s, pf, pt, segment, now)
-    else:
-        prev = None
-    step(0.65, "monthly series and tier mix")
-    rows = []
-
-    def ratio_value(r: Any) -> float | None:
-        return None if r.value is None else r.value
-
-    def add(key: str, label: str, unit: str, get: Callable[[dict[str, Any]], Any]) -> None:
-        rows.append({"key": key, "metric": label, "unit": unit, "current": get(cur),
-                     "previous": None if prev is None else get(prev),
-                     "definition": metrics.DEFINITIONS[key.split(":")[0]]})
-
-    for who, sfx in (("members", "_m"), ("guests", "_g")):
-        add("revenue", f"Revenue, {who}", "money", lambda x, k="revenue" + sfx: x["orders"][k])
-        add("orders", f"Paid orders, {who}", "count",
-            lambda x, k="paid_orders" + sfx: x["orders"][k])
-        add("average_check", f"Average check, {who}", "money",
-            lambda x, k=sfx: metrics.ratio(x["orders"]["revenue" + k],
-                                           x["orders"]["paid_orders" + k]).value)
-    add("purchase_frequency", "Purchase frequency, members (orders / month)", "number",
-        lambda x: ratio_value(x["frequency"].split.members))
-    add("purchase_frequency", "Purchase frequency, guests (orders / month)", "number",
-        lambda x: ratio_value(x["frequency"].split.guests))
-    add("repeat_purchase_rate", "Repeat purchase rate", "rate",
-        lambda x: ratio_value(x["repeat"]))
-    add("participation_rate", "Participation rate", "rate",
-        lambda x: ratio_value(x["participation"]))
-    add("points_cost", "Points issued, in money", "money", lambda x: x["issued"] * value)
-    add("points_redeemed", "Points redeemed, in money", "money",
-        lambda x: x["redeemed"] * value)
-    add("points_cost", "Points cost ÷ member revenue", "rate",
-        lambda x: metrics.ratio(x["issued"] * value, x["orders"]["revenue_m"]).value)
-    add("redemption_rate", "Redemption rate", "rate",
-        lambda x: metrics.ratio(x["redeemed"], x["issued"]).value)
-    add("breakage_rate", "Breakage rate", "rate", lambda x: ratio_value(x["breakage"].ratio))
-    add("points_liability", "Points liability at the end, in money", "money",
-        lambda x: x["liability"].amount_minor)
-
-    # monthly series over both periods (without a comparison: from the month
-    # the history begins), each month marked with the days it covers
-    if comparable or begun is None:
-        first = pf if comparable else f
-    else:
-        first = max(pf, _month_start(begun))
-    n_months = (f.year - first.year) * 12 + f.month - first.month + months
-    monthly: dict[dt.datetime, dict[str, int]] = {}
-    for k in range(n_months):
-        monthly[_add_months(first, k)] = {m: 0 for m in (*ORDER_METRICS, "issued", "redeemed")}
-    sign = {"pts_accrual": ("issued", 1), "pts_referral_bonus": ("issued", 1),
-            "pts_rev_accrual": ("issued", -1), "pts_rev_referral_bonus": ("issued", -1),
-            "pts_redemption": ("redeemed", 1), "pts_rev_redemption": ("redeemed", -1)}
-    for day, metric, _g, v in daily_series(s, [*ORDER_METRICS, *sign], first, t,
-                                           segment=segment):
-        col, k = sign.get(metric, (metric, 1))
-        if segment and metric in ("paid_orders_g", "revenue_g"):
-            continue
-        monthly[_month_start(day)][col] += k * v
-    if segment:
-        for day, metric, _g, v in daily_series(s, ["paid_orders_g", "revenue_g"], first, t):
-            monthly[_month_start(day)][metric] += v
-    monthly_rows = []
-    for m, v in sorted(monthly.items()):
-        days, length, a, b = month_coverage(m, t, begun)
-        monthly_rows.append({"month": m.strftime("%Y-%m"), **v,
-                             "points_cost_minor": v["issued"] * value,
-                             "redeemed_minor": v["redeemed"] * value,
-                             "days": days, "month_days": length, "partial": days < length,
-                             # the days covered, both inclusive (none: to < from)
-                             "covered_from": a.date().isoformat(),
-                             "covered_to": (b - dt.timedelta(days=1)).date().isoformat()})
-    tier_acc: dict[tuple[str, str], int] = {}
-    for day, _metric, tier, v in daily_series(s, ["paid_orders_m"], first, t, segment=segment,
-                                              by="tier"):
-        key = (day.strftime("%Y-%m"), tier or "(none)")
-        tier_acc[key] = tier_acc.get(key, 0) + v
-    tiers = [{"month": m, "tier": tr, "orders": n} for (m, tr), n in sorted(tier_acc.items())]
-    cohort_from = _add_months(month_end, -12)
-    cohort_to = min(month_end, now + dt.timedelta(microseconds=1))
-    step(0.75, "LTV by join cohort")
-    ltv = metrics.ltv_cohorts(s, cohort_from, cohort_to)
-    step(0.85, "cohort retention")
-    retention = _retention(s, cohort_from, cohort_to, segment)
-    step(1.0, "done")
-    return Overview(
-        period=(f, t), previous=(pf, pt), segment=segment, currency=currency,
-        point_value_minor=value, rows=rows, monthly=monthly_rows, tiers=tiers, ltv=ltv,
-        retention=retention, history_start=begun, comparable=comparable,
-    )
-
-
-def _retention(s: Session, f: dt.datetime, t: dt.datetime,
-               segment: str | None) -> list[dict[str, Any]]:
-    """Per monthly join cohort and month since joining: share of the cohort's
-    members with a paid order that month (from the cohort's orders only).
-    Read from rollup_cohort_months when they can answer (:func:`cohort_rows`),
-    else from the raw orders."""
-    fast = cohort_rows(s, f, t, segment=segment)
-    if fast is not None:
-        sizes, grid = fast
-        counts = [(c, m - c, a) for c, m, a, _n, _r in grid if a > 0]
-    else:
-        sizes, counts = _retention_raw(s, f, t, segment)
-    out = []
-    for c, k, n in counts:
-        size = sizes.get(int(c), 0)
-        out.append({"cohort": f"{int(c) // 12:04d}-{int(c) % 12 + 1:02d}",
-                    "months_since_join": int(k), "members": size, "active": int(n),
-                    "share": int(n) / size if size else None})
-    return sorted(out, key=lambda r: (r["cohort"], r["months_since_join"]))
-
-
-def _retention_raw(s: Session, f: dt.datetime, t: dt.datetime, segment: str | None
-                   ) -> tuple[dict[int, int], list[tuple[int, int, int]]]:
-    """Cohort sizes and (cohort, months since joining, active members) from the
-    members and orders tables (the definition the rollups are tested against)."""
-    cohort = month_index(_m.c.joined_at)
-    where = [_m.c.joined_at >= f, _m.c.joined_at < t]
-    if segment:
-        where.append(_m.c.segment == segment)
-    sizes = {int(c): int(n) for c, n in s.execute(
-        select(cohort, func.count()).where(*where).group_by(cohort))}
-    since = month_index(_o.c.paid_at) - cohort
-    sq = (
-        select(cohort.label("c"), since.label("k"), _o.c.member_id.label("m"))
-        .select_from(_o.join(_m, _m.c.id == _o.c.member_id))
-        .where(*where, _o.c.status == "paid", _o.c.paid_at >= _m.c.joined_at,
-               _o.c.paid_at < t)
-        .subquery()
-    )
-    rows = s.execute(
-        select(sq.c.c, sq.c.k, func.count(func.distinct(sq.c.m))).group_by(sq.c.c, sq.c.k)
-    ).all()
-    return sizes, [(int(c), int(k), int(n)) for c, k, n in rows]

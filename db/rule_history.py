@@ -15,18 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from db import audit
+from db import audit, clock
 from db.actor import Actor
 from db.errors import InvalidState, NotFound
-from db.models import ProgramSettings, RuleSet, StaffUser
+from db.models import RuleSet, StaffUser
 from db.rules import Rules, rules_from_rows
 from db.tiers import TierPass, reevaluate_tiers
 
 STATES = ("draft", "pending", "scheduled", "in force", "superseded", "rejected")
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ def derive_states(
 
 def versions(s: Session, *, now: dt.datetime | None = None, limit: int = 200) -> list[Version]:
     """Every version, newest first, with author, approver and derived state."""
-    now = now or _now()
+    now = now or clock.utcnow()
     author = aliased(StaffUser)
     approver = aliased(StaffUser)
     rows = s.execute(
@@ -96,21 +93,6 @@ def version(s: Session, rule_set_id: int, *, now: dt.datetime | None = None) -> 
 
 
 # --------------------------------------------------------------------------
-# program settings beside the rules
-
-
-@dataclass(frozen=True)
-class ProgramInfo:
-    currency: str
-    expiry_days: int | None  # None: points never expire
-
-
-def program_info(s: Session) -> ProgramInfo:
-    ps = s.get(ProgramSettings, 1)
-    return ProgramInfo(ps.currency if ps else "RUB", ps.expiry_days if ps else None)
-
-
-# --------------------------------------------------------------------------
 # the tier pass, on demand
 
 
@@ -123,7 +105,7 @@ def reevaluate_now(
     took effect meanwhile the pass is refused rather than run under rules
     they did not see.
     """
-    now = now or _now()
+    now = now or clock.utcnow()
     published = s.execute(
         select(RuleSet.id, RuleSet.effective_at).where(RuleSet.status == "published")
     ).all()

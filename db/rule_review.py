@@ -37,7 +37,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, clock, rules
 from db.actor import Actor
 from db.errors import InvalidState
 from db.models import AuditLog, Member, Order
@@ -199,7 +199,7 @@ def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None,
 
 def tolerated(rec: RecordedSimulation, data: dict[str, int], now: dt.datetime | None) -> bool:
     """A recent simulation and a small change: still what the version does."""
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now or clock.utcnow()
     if now - rec.recorded_at > TOLERATED_AGE:
         return False
     read = max(1, rec.data.get("members", 0) + rec.data.get("orders", 0))
@@ -226,3 +226,23 @@ def require_current_simulation(s: Session, rule_set_id: int) -> None:
         f"#{rule_set_id} is not submitted: its last simulation "
         f"({rec.recorded_at:%Y-%m-%d %H:%M} UTC) is out of date: " + "; ".join(reasons)
         + ". Run the simulation again (Simulation tab), then submit.")
+
+
+def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bool = True
+           ) -> None:
+    """Submit a draft for approval: only once it has been simulated on the
+    current data against the version in force, so the
+    approver sees what it does. ``require_simulation=False`` is for writing
+    past history (demo data, fixtures), where there is no "current" to
+    simulate on."""
+    rs = rules.load_for_update(s, rule_set_id)
+    if rs.status != "draft":
+        raise InvalidState(f"rule set {rule_set_id} is {rs.status}, only a draft can be submitted")
+    if require_simulation:
+        require_current_simulation(s, rule_set_id)
+    rs.status = "pending"
+    rs.submitted_at = clock.utcnow()
+    audit.record(
+        s, actor.name, "rules.submit", actor_id=actor.id, object_type="rule_set",
+        object_id=rs.id, before={"status": "draft"}, after={"status": "pending"},
+    )

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, clock
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
 from db.models import Order, Pilot, PilotMember, RuleSet, Tier
@@ -58,9 +58,6 @@ class Rules:
         """The highest tier whose threshold the qualifying spend reaches."""
         i = bisect.bisect_right(self._thresholds, spend_minor) - 1
         return self.tiers[max(i, 0)]
-
-    def tier_named(self, name: str) -> TierRule | None:
-        return next((t for t in self.tiers if t.name == name), None)
 
     def points_for(self, amount_minor: int, rate_bp: int) -> int:
         """floor(amount x rate / point value), in exact integer arithmetic."""
@@ -120,10 +117,6 @@ class RuleBook:
             if w.rules.tier_window_days
         ]
         return max(days) if days else None
-
-    @property
-    def any_window(self) -> bool:
-        return self.max_window_days is not None
 
 
 RULEBOOK_CACHE = "loyalty_rulebook_cache"
@@ -329,9 +322,6 @@ class RuleValidationError(ValidationError):
 # workflow
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
 
 def _snapshot(rs: RuleSet) -> dict:
     return {
@@ -398,33 +388,12 @@ def create_draft(
     return rs.id
 
 
-def _load(s: Session, rule_set_id: int) -> RuleSet:
+def load_for_update(s: Session, rule_set_id: int) -> RuleSet:
+    """The version's row, locked for the change about to be made."""
     rs = s.get(RuleSet, rule_set_id, with_for_update=True)
     if rs is None:
         raise NotFound(f"rule set {rule_set_id} does not exist")
     return rs
-
-
-def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bool = True
-           ) -> None:
-    """Submit a draft for approval: only once it has been simulated on the
-    current data against the version in force (db.rule_review), so the
-    approver sees what it does. ``require_simulation=False`` is for writing
-    past history (demo data, fixtures), where there is no "current" to
-    simulate on."""
-    rs = _load(s, rule_set_id)
-    if rs.status != "draft":
-        raise InvalidState(f"rule set {rule_set_id} is {rs.status}, only a draft can be submitted")
-    if require_simulation:
-        from db.rule_review import require_current_simulation  # it imports this module
-
-        require_current_simulation(s, rule_set_id)
-    rs.status = "pending"
-    rs.submitted_at = _now()
-    audit.record(
-        s, actor.name, "rules.submit", actor_id=actor.id, object_type="rule_set",
-        object_id=rs.id, before={"status": "draft"}, after={"status": "pending"},
-    )
 
 
 def approve(
@@ -443,14 +412,14 @@ def approve(
     publish once: the second finds the version no longer pending.
     """
     check_length("reason", note, MAX_REASON)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(
             f"rule set {rule_set_id} is {rs.status}; only a submitted version can be approved"
         )
     if actor.id is not None and rs.created_by_id == actor.id:
         raise Forbidden("the author of a rule set cannot approve it: another supervisor must")
-    now = now or _now()
+    now = now or clock.utcnow()
     if effective_at < now - dt.timedelta(seconds=60) and not allow_past:
         raise ValidationError("effective_at", "must not be in the past")
     late = s.scalar(
@@ -492,14 +461,14 @@ def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
     if not (reason or "").strip():
         raise ValidationError("reason", "say why the version is rejected")
     check_length("reason", reason, MAX_REASON)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
         raise InvalidState(f"rule set {rule_set_id} is {rs.status}; only a submitted one")
     if actor.id is not None and rs.created_by_id == actor.id:
         raise Forbidden("the author of a rule set cannot decide on it: another supervisor must")
     rs.status = "rejected"
     rs.approved_by_id = actor.id
-    rs.decided_at = _now()
+    rs.decided_at = clock.utcnow()
     rs.decision_note = reason.strip()
     audit.record(
         s, actor.name, "rules.reject", actor_id=actor.id, object_type="rule_set",
@@ -510,7 +479,7 @@ def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
 
 def rules_in_force(s: Session, at: dt.datetime | None = None) -> Rules | None:
     """The published version in force at ``at`` (default now)."""
-    at = at or _now()
+    at = at or clock.utcnow()
     rs = s.scalar(
         select(RuleSet)
         .where(RuleSet.status == "published", RuleSet.effective_at <= at)
@@ -578,7 +547,7 @@ def update_draft(
     and only by its author: an edit by the approver-to-be would let one
     person write and approve the same rules (four-eyes). Invalid -> nothing saved."""
     tiers = _check_draft(name, tier_rows, point_value_minor, tier_window_days, note)
-    rs = _load(s, rule_set_id)
+    rs = load_for_update(s, rule_set_id)
     if rs.status != "draft":
         raise InvalidState(
             f"rule set {rule_set_id} is {rs.status}; only a draft can be edited - "
@@ -643,11 +612,6 @@ def copy_to_draft(
         after={"draft_id": new_id}, detail=note,
     )
     return new_id
-
-
-def rollback_draft(s: Session, actor: Actor, version_id: int, *, note: str = "") -> int:
-    """A new draft copied from an old version, to be approved like any change."""
-    return copy_to_draft(s, actor, version_id, note=note, rollback=True)
 
 
 @dataclass(frozen=True)

@@ -139,10 +139,6 @@ def database_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str | None = None, *, timeouts: Timeouts | None = None,
                 **kwargs) -> Engine:
     """An engine whose connections open with ``timeouts`` (default: the

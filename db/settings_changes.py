@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from db import audit
+from db import audit, clock, program
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
 from db.ledger import expirable_points_query
@@ -27,9 +27,6 @@ from db.text import MAX_REASON, check_length
 MAX_EXPIRY_DAYS = 3660
 EFFECT_HORIZON_DAYS = 90
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def check_expiry_days(days: Any) -> int | None:
@@ -78,8 +75,8 @@ def expiry_effect(s: Session, proposed_days: int | None, *, now: dt.datetime | N
     """What the next :data:`EFFECT_HORIZON_DAYS` days of expiry would take,
     under the period in force and under ``proposed_days`` (FIFO, as
     :func:`db.ledger.expire_points` does)."""
-    until = (now or _now()) + dt.timedelta(days=EFFECT_HORIZON_DAYS)
-    current = s.scalar(select(ProgramSettings.expiry_days).where(ProgramSettings.id == 1))
+    until = (now or clock.utcnow()) + dt.timedelta(days=EFFECT_HORIZON_DAYS)
+    current = program.program_info(s).expiry_days
     cp, cm = _due(s, until, current)
     pp, pm = _due(s, until, proposed_days)
     return ExpiryEffect(until, current, proposed_days, cp, cm, pp, pm)
@@ -114,7 +111,7 @@ def propose_expiry(s: Session, actor: Actor, days: Any, *, now: dt.datetime | No
             f"settings change #{waiting} is waiting for approval: approve or refuse it first")
     effect = expiry_effect(s, days, now=now)
     c = SettingsChange(changes=json.dumps({"expiry_days": days}), status="pending",
-                       requested_by_id=actor.id, requested_at=now or _now(),
+                       requested_by_id=actor.id, requested_at=now or clock.utcnow(),
                        effect=json.dumps(effect.as_dict()))
     s.add(c)
     s.flush()
@@ -145,10 +142,10 @@ def approve(s: Session, actor: Actor, change_id: int, *, now: dt.datetime | None
     ps = s.get(ProgramSettings, 1, with_for_update=True)
     before = ps.expiry_days
     ps.expiry_days = days
-    ps.updated_at = now or _now()
+    ps.updated_at = now or clock.utcnow()
     c.status = "approved"
     c.decided_by_id = actor.id
-    c.decided_at = now or _now()
+    c.decided_at = now or clock.utcnow()
     audit.record(s, actor.name, "settings.update", actor_id=actor.id,
                  object_type="program_settings", object_id=1, before={"expiry_days": before},
                  after={"expiry_days": days, "change_id": c.id,
@@ -163,7 +160,7 @@ def reject(s: Session, actor: Actor, change_id: int, reason: str) -> None:
     c = _pending(s, change_id)
     c.status = "rejected"
     c.decided_by_id = actor.id
-    c.decided_at = _now()
+    c.decided_at = clock.utcnow()
     c.note = reason[:2000]
     audit.record(s, actor.name, "settings.reject", actor_id=actor.id,
                  object_type="program_settings", object_id=1,

@@ -19,12 +19,13 @@ import pandas as pd
 from sqlalchemy import BigInteger, Connection, Select, case, cast, extract, func, literal, select
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.errors import LoyaltyError, ValidationError
 from db.models import LedgerEntry, Member, Order
 from db.rules import BP, Rules, get_rules, rules_in_force
 
 Progress = Callable[[float, str], None]
-MS_PER_DAY = _MS_PER_DAY = 86_400_000
+MS_PER_DAY = 86_400_000
 # keys are member rank x 2^40 + milliseconds since the origin: 34 years of
 # history for up to 8M members inside an int64
 _STRIDE = np.int64(1 << 40)
@@ -204,12 +205,6 @@ def int_rows(conn: Connection, stmt: Select, columns: int) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, columns), dtype=np.int64)
 
 
-# the old private names, still imported elsewhere
-_SpendIndex = SpendIndex
-_tiers = tier_ranks
-_points = rate_points
-
-
 def simulate(
     s: Session,
     draft_id: int,
@@ -223,7 +218,7 @@ def simulate(
     it puts every member today, against the rules in force."""
     if not isinstance(days, int) or not 1 <= days <= 3660:
         raise ValidationError("days", "must be 1 to 3660 days")
-    as_of = as_of or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    as_of = as_of or clock.utcnow()
     current = rules_in_force(s, as_of)
     if current is None:
         raise LoyaltyError("no published rule version is in force yet: nothing to compare with")
@@ -290,7 +285,7 @@ def simulate(
     idx = SpendIndex(all_ids, m_ids, t_ms, amount, base)
 
     def window_ms(r: Rules) -> int | None:
-        return r.tier_window_days * _MS_PER_DAY if r.tier_window_days else None
+        return r.tier_window_days * MS_PER_DAY if r.tier_window_days else None
 
     # -- members today -----------------------------------------------------
     # members are read in id order, so a member's row is its rank in the index
@@ -368,7 +363,7 @@ def simulate(
     })
     by_segment["points_change"] = by_segment["points_draft"] - by_segment["points_current"]
 
-    day = ((p_t + origin_ms) // _MS_PER_DAY).astype("datetime64[D]")
+    day = ((p_t + origin_ms) // MS_PER_DAY).astype("datetime64[D]")
     by_day = (
         pd.DataFrame({"date": day, "current_points": acc_cur + ref_cur,
                       "draft_points": acc_new + ref_new})

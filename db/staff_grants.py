@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from db import audit, users
+from db import audit, clock, users
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.models import StaffRoleRequest, StaffUser
@@ -31,9 +31,6 @@ from db.text import MAX_REASON, check_length
 
 PRIVILEGED = "supervisor"
 
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,7 @@ def _request(s: Session, actor: Actor, user_id: int, kind: str) -> int:
     if _pending_for(s, user_id) is not None:
         raise InvalidState("a supervisor grant for this account is already waiting for approval")
     g = StaffRoleRequest(user_id=user_id, kind=kind, role=PRIVILEGED, status="pending",
-                         requested_by_id=actor.id, requested_at=_now())
+                         requested_by_id=actor.id, requested_at=clock.utcnow())
     s.add(g)
     s.flush()
     audit.record(s, actor.name, "staff.grant_request", actor_id=actor.id,
@@ -107,7 +104,7 @@ def approve(s: Session, actor: Actor, grant_id: int) -> users.UserInfo:
         raise Forbidden("four-eyes: the supervisor who asked for this grant cannot approve it")
     g.status = "approved"
     g.decided_by_id = actor.id
-    g.decided_at = _now()
+    g.decided_at = clock.utcnow()
     s.flush()
     if g.kind == "create":
         info = users.set_active(s, g.user_id, True, actor=actor.name, actor_id=actor.id)
@@ -130,7 +127,7 @@ def reject(s: Session, actor: Actor, grant_id: int, reason: str) -> None:
     g = _decidable(s, actor, grant_id)
     g.status = "rejected"
     g.decided_by_id = actor.id
-    g.decided_at = _now()
+    g.decided_at = clock.utcnow()
     g.note = reason[:2000]
     audit.record(s, actor.name, "staff.grant_reject", actor_id=actor.id,
                  object_type="staff_user", object_id=g.user_id,

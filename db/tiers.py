@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db import clock
 from db.errors import LoyaltyError
 from db.models import Member, Order
 from db.rules import Rules, rules_in_force
@@ -37,7 +38,7 @@ def _tier_case(rules: Rules, spend):
 def reevaluate_tiers(s: Session, at: dt.datetime | None = None) -> TierPass:
     """Set every member's cached tier to the one their qualifying spend up to
     ``at`` reaches under the version in force then."""
-    at = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    at = at or clock.utcnow()
     rules = rules_in_force(s, at)
     if rules is None:
         raise LoyaltyError("no published rule version is in force: no tiers to evaluate")

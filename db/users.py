@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, SAWarning
 from sqlalchemy.orm import Session
 
-from db import audit
+from db import audit, clock
 from db.errors import Forbidden, FormErrors, NotFound, ValidationError
 from db.models import ROLES, StaffRoleRequest, StaffUser
 
@@ -168,7 +168,7 @@ def authenticate(s: Session, username: str, password: str) -> UserInfo | None:
         return None
     if not u.active:
         return None
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = clock.utcnow()
     changes: dict = {"last_login_at": now}
     if _hasher.check_needs_rehash(u.password_hash):
         changes["password_hash"] = hash_password(password)

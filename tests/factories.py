@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from db import rules, users
+from db import rule_review, rules, users
 from db.actor import Actor
 from db.ledger import create_member
 
@@ -40,7 +40,7 @@ def publish(
         s, author, name, tiers or DEFAULT_TIERS,
         point_value_minor=point_value_minor, tier_window_days=tier_window_days,
     )
-    rules.submit(s, author, rid, require_simulation=False)
+    rule_review.submit(s, author, rid, require_simulation=False)
     rules.approve(s, approver, rid, effective_at, allow_past=True)
     return rid
 
@@ -51,7 +51,6 @@ def member(s, ext: str, *, referrer_id: int | None = None, joined_at=T0, **kw) -
 
 def simulated(s, actor, rule_set_id: int, *, days: int = 90) -> None:
     """Simulate a version and record it, as the page does before a submission."""
-    from db import rule_review
     from db.simulation import simulate
 
     data = rule_review.data_fingerprint(s)

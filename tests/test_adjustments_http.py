@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from dashboard import access
 from db import adjustments as adj
-from db import ledger
+from db import clock, ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
@@ -51,7 +51,7 @@ def world(web_seed):
     url, ids = web_seed
     d = Database(url)
     with d.begin() as s:
-        m = ledger.create_member(s, "HTTP-1", ledger.utcnow(), name="Hattie Http",
+        m = ledger.create_member(s, "HTTP-1", clock.utcnow(), name="Hattie Http",
                                  email="hattie@example.com", phone="+79990001122")
     sam = Actor("sam", ids["sam"], "support")
     sue = Actor("sue", ids["sue"], "supervisor")

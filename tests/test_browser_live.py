@@ -61,7 +61,7 @@ def test_live_numbers_move_while_simulate_live_runs(browser, base_url, web_seed)
         time.sleep(6)  # one more tick while the stream goes on
         assert browser.find_element(By.CSS_SELECTOR, ".live-updated-at").text != stamp
     finally:
-        stream.stop()
+        stream.stop_event.set()
         thread.join(10)
         d.dispose()
     assert stream.stats.total > 0

@@ -3,7 +3,7 @@
 The session's web app runs on the tiny web-test database; this module needs
 the demo seeder's program (the demo pilot has a built-in effect), so it
 serves its own app from a subprocess on a fresh demo database: the demo
-seeder, then :func:`db.pilots.seed_demo_pilot`, as ``loyalty seed`` does.
+seeder, then :func:`db.demo.seed_demo_pilot`, as ``loyalty seed`` does.
 A supervisor opens the demo pilot's results, uploads a bad member list
 (its bad lines are listed), then a good one, sees the power estimate and
 creates the pilot.
@@ -48,7 +48,7 @@ PASSWORD = "pilot-browser-pass-1"
 def demo_program(tmp_path_factory, sqlite_template) -> dict:
     from sqlalchemy import select
 
-    from db import demo, pilots, users
+    from db import demo, users
     from db.models import Member, PilotMember
     from db.session import Database
 
@@ -59,7 +59,7 @@ def demo_program(tmp_path_factory, sqlite_template) -> dict:
     today = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     start = demo.add_months(today, -8) - dt.timedelta(days=62)
     demo.seed(d, members=1500, seed=11, start=start, months=8, progress=False)
-    report = pilots.seed_demo_pilot(d, seed=11, effect=0.4, share_percent=40)
+    report = demo.seed_demo_pilot(d, seed=11, effect=0.4, share_percent=40)
     with d.begin() as s:
         users.create_user(s, "pilotsup", PASSWORD, "supervisor", full_name="Pilot Supervisor")
         taken = set(s.scalars(select(PilotMember.member_id)))

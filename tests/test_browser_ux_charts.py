@@ -52,7 +52,7 @@ WAIT = 90  # a background job on two shared cores
 
 @pytest.fixture(scope="module")
 def demo_program(tmp_path_factory, sqlite_template) -> dict:
-    from db import demo, pilots, users
+    from db import demo, users
     from db.session import Database
 
     path = tmp_path_factory.mktemp("ux-charts-browser") / "demo.sqlite3"
@@ -63,7 +63,7 @@ def demo_program(tmp_path_factory, sqlite_template) -> dict:
     start = demo.add_months(today, -8) - dt.timedelta(days=62)
     report = demo.seed(d, members=1500, seed=11, start=start, months=8, progress=False)
     # 60 days from the end of the base history: its planned end is behind us
-    pilot = pilots.seed_demo_pilot(d, seed=11, effect=0.4, share_percent=40)
+    pilot = demo.seed_demo_pilot(d, seed=11, effect=0.4, share_percent=40)
     with d.begin() as s:
         users.create_user(s, "uxsup", PASSWORD, "supervisor", full_name="Chart Supervisor")
         users.create_user(s, "uxexec", PASSWORD, "executive", full_name="Chart Executive")

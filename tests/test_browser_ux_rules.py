@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from dashboard.cli import main as cli_main
-from db import ledger, rules
+from db import ledger, rule_review, rules
 from db.actor import Actor
 from db.ledger import OrderIn
 from db.models import Member, RuleSet
@@ -66,7 +66,7 @@ def review_versions(web_seed) -> dict[str, int]:
         for name, rows in ((FIRST, tiers(Gold="9")), (SECOND, tiers(Silver="2"))):
             rid = rules.create_draft(s, sue, name, rows)
             simulated(s, sue, rid)
-            rules.submit(s, sue, rid)
+            rule_review.submit(s, sue, rid)
             out[name] = rid
         out[UNSIMULATED] = rules.create_draft(s, sue, UNSIMULATED, tiers(Bronze="2"))
         return out

@@ -7,7 +7,7 @@ import random
 
 from sqlalchemy import select
 
-from db import ledger
+from db import clock, ledger
 from db.bulk import BulkPoster
 from db.integrity import run_check
 from db.ledger import OrderIn
@@ -94,6 +94,6 @@ def test_bulk_poster_refuses_a_future_order(db):
         mid = member(s, "M0")
         poster = BulkPoster(s)
         poster.prepare([mid], T0)
-        late = ledger.utcnow() + dt.timedelta(hours=3)
+        late = clock.utcnow() + dt.timedelta(hours=3)
         with pytest.raises(ValidationError, match="paid_at: .* is in the future"):
             poster.post(OrderIn("o1", "M0", late, 100_00), mid)

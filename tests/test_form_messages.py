@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from db import adjustments, pilots, rules, settings_changes, staff_grants, users
+from db import adjustments, pilots, rule_review, rules, settings_changes, staff_grants, users
 from db.errors import FormErrors, ValidationError
 from db.models import ADJUSTMENT_REASONS, PILOT_METRICS, SEGMENTS
 from db.text import MAX_COMMENT, MAX_REASON
@@ -47,7 +47,7 @@ def test_reasons_are_limited_by_the_services(db):
         sid = factories.staff(s, "sid3", "supervisor")
         m = factories.member(s, "FORM-2")
         rid = rules.create_draft(s, sue, "Draft", factories.DEFAULT_TIERS)
-        rules.submit(s, sue, rid)
+        rule_review.submit(s, sue, rid)
     too_long = "r" * (MAX_REASON + 1)
     req = adjustments.request_adjustment(db, sam, m, 5, "goodwill", "fine")
     with pytest.raises(ValidationError, match=f"at most {MAX_REASON} characters"):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db import adjustments as adj
-from db import form_tokens, ledger
+from db import clock, form_tokens, ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, FormSubmission
 from db.session import Database
@@ -24,7 +24,7 @@ def member(web_seed):
     url, ids = web_seed
     d = Database(url)
     with d.begin() as s:
-        m = ledger.create_member(s, "TOKEN-1", ledger.utcnow(), name="Toki Token")
+        m = ledger.create_member(s, "TOKEN-1", clock.utcnow(), name="Toki Token")
     yield {"db": d, "member": m, "sam": Actor("sam", ids["sam"], "support")}
     with d.read() as s:
         pending = s.execute(select(AdjustmentRequest.id, AdjustmentRequest.requested_by_id)

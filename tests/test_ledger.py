@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from db import ledger
+from db import clock, ledger
 from db.errors import IdempotencyConflict, InsufficientPoints, ValidationError
 from db.integrity import run_check
 from db.ledger import OrderIn
@@ -220,11 +220,11 @@ def test_ledger_and_audit_refuse_truncate_on_postgres(pg_db, sql):
 
 
 def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
-    from db import rules
+    from db import rule_review, rules
     from tests.factories import DEFAULT_TIERS, staff
 
     d, _, _ = program
-    now = ledger.utcnow()
+    now = clock.utcnow()
     ahead = OrderIn("early", "A", now + dt.timedelta(hours=1), 1000_00)
     with pytest.raises(ValidationError) as ei:
         ledger.post_order(d, ahead)
@@ -240,7 +240,7 @@ def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
         author, approver = staff(s, "author", "supervisor"), staff(s, "approver", "supervisor")
         rid = rules.create_draft(s, author, "Now", DEFAULT_TIERS)
         simulated(s, author, rid)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
         rules.approve(s, approver, rid, now + dt.timedelta(minutes=10))
     assert_clean(d)
 

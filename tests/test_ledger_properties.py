@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from db import ledger
+from db import clock, ledger
 from db import rules as rulebook
 from db.actor import Actor
 from db.adjustments import approve_adjustment, reject_adjustment, request_adjustment
@@ -280,7 +280,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def tick(self, minutes: int) -> dt.datetime:
         # never past the wall clock: the ledger refuses orders paid after now
         self.clock = min(self.clock + dt.timedelta(minutes=minutes),
-                         max(self.clock, ledger.utcnow()))
+                         max(self.clock, clock.utcnow()))
         return self.clock
 
     def key(self, prefix: str) -> str:

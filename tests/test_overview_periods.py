@@ -9,6 +9,7 @@ import pytest
 
 from db import ledger, rollups
 from db.ledger import OrderIn
+from db.reports import overview as report
 from db.session import Database
 from tests.factories import member, publish
 
@@ -27,7 +28,7 @@ D = dt.datetime
     (D(2027, 1, 15), 12, (D(2026, 2, 1), D(2027, 1, 15), D(2025, 2, 1), D(2026, 1, 15))),
 ])
 def test_comparable_periods(now, months, expected) -> None:
-    assert rollups.comparable_periods(now, months) == expected
+    assert report.comparable_periods(now, months) == expected
 
 
 def test_overview_counts_the_same_stretch_in_both_periods(db: Database) -> None:
@@ -47,7 +48,7 @@ def test_overview_counts_the_same_stretch_in_both_periods(db: Database) -> None:
         ledger.post_order_safely(db, OrderIn(ref, "C1", at, 100_00))
     rollups.refresh_rollups(db)
     with db.read() as s:
-        o = rollups.overview(s, months=3, now=now)
+        o = report.overview(s, months=3, now=now)
     rows = {r["metric"]: r for r in o.rows}
     assert rows["Paid orders, members"]["current"] == 2
     assert rows["Paid orders, members"]["previous"] == 2
@@ -68,7 +69,7 @@ def test_first_of_the_month_this_month_so_far_is_empty_not_an_error(db: Database
     ledger.post_order_safely(db, OrderIn("today", "C1", D(2026, 12, 1, 8), 100_00))
     rollups.refresh_rollups(db)
     with db.read() as s:
-        o = rollups.overview(s, months=1, now=D(2026, 12, 1, 9))
+        o = report.overview(s, months=1, now=D(2026, 12, 1, 9))
     assert o.period == (D(2026, 12, 1), D(2026, 12, 1))
     rows = {r["metric"]: r for r in o.rows}
     assert rows["Paid orders, members"]["current"] == rows["Paid orders, members"]["previous"] == 0
@@ -90,9 +91,9 @@ def test_no_comparison_with_a_stretch_before_the_history_began(db: Database) -> 
         ledger.post_order_safely(db, OrderIn(ref, "C1", at, 100_00))
     rollups.refresh_rollups(db)
     with db.read() as s:
-        assert rollups.history_start(s) == D(2025, 9, 29)
-        o = rollups.overview(s, months=12, now=now)
-        short = rollups.overview(s, months=3, now=now)
+        assert report.history_start(s) == D(2025, 9, 29)
+        o = report.overview(s, months=12, now=now)
+        short = report.overview(s, months=3, now=now)
     assert o.previous[0] == D(2025, 1, 1) and not o.comparable
     assert o.history_start == D(2025, 9, 29)
     assert all(r["previous"] is None for r in o.rows)
@@ -135,7 +136,7 @@ def test_no_comparison_with_a_stretch_before_the_history_began(db: Database) -> 
 
 def test_no_history_at_all_has_no_comparison(db: Database) -> None:
     with db.read() as s:
-        assert rollups.history_start(s) is None
-        o = rollups.overview(s, months=3, now=D(2026, 12, 2, 10))
+        assert report.history_start(s) is None
+        o = report.overview(s, months=3, now=D(2026, 12, 2, 10))
     assert not o.comparable and o.history_start is None
     assert [m["month"] for m in o.monthly] == ["2026-10", "2026-11", "2026-12"]

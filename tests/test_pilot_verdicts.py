@@ -1,4 +1,4 @@
-"""The pilot verdict (db.pilots._verdict) over each of its cases: one category
+"""The pilot verdict (db.pilots.results._verdict) over each of its cases: one category
 per situation, never "significant lift" together with "below the minimum
 effect", values in the metric's unit with the program currency."""
 
@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 
 from db import stats
-from db.pilots import MetricResult, PilotInfo, _verdict, metric_text, min_effect_text
+from db.pilots import MetricResult, PilotInfo, min_effect_text
+from db.pilots.results import _verdict, metric_text
 
 WEEKS = dt.timedelta(days=28)
 FINE = stats.SrmResult(0.5, 0.5, 0.8)

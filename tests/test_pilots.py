@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import case, func, select, update
 
-from db import ledger, pilots, rules, stats
+from db import ledger, pilots, rule_review, rules, stats
 from db.actor import Actor
 from db.errors import InvalidState, ValidationError
 from db.integrity import run_check
@@ -352,7 +352,7 @@ def test_rollout_creates_a_normal_draft_from_the_pilot_rules(db):
         assert "P1" in new.note and f"#{made.pilot_id}" in new.note
         assert rules.get_rules(s, rid).tiers == rules.get_rules(s, draft).tiers
         simulated(s, sup, rid)
-        rules.submit(s, sup, rid)
+        rule_review.submit(s, sup, rid)
         rules.approve(s, sid, rid, END, allow_past=True)
         assert s.get(RuleSet, rid).status == "published"
 
@@ -550,7 +550,7 @@ def demo_db(tmp_path_factory, sqlite_template):
     shutil.copy(sqlite_template, path)
     d = Database(f"sqlite:///{path}")
     demo.seed(d, members=1500, seed=3, start=dt.datetime(2024, 1, 1), months=8, progress=False)
-    report = pilots.seed_demo_pilot(d, seed=3, effect=0.4, share_percent=40)
+    report = demo.seed_demo_pilot(d, seed=3, effect=0.4, share_percent=40)
     yield d, report
     d.dispose()
 
@@ -641,7 +641,7 @@ def test_no_effect_pilot_says_no_detectable_effect(tmp_path, sqlite_template):
     try:
         demo.seed(d, members=800, seed=5, start=dt.datetime(2024, 1, 1), months=6,
                   progress=False)
-        report = pilots.seed_demo_pilot(d, seed=5, effect=0.0, share_percent=50)
+        report = demo.seed_demo_pilot(d, seed=5, effect=0.0, share_percent=50)
         with d.read() as s:
             r = pilots.pilot_results(s, report.pilot_id, n_boot=500)
     finally:

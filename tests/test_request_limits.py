@@ -95,15 +95,15 @@ def _ran(response: dict) -> bool:
 def slow_overview(monkeypatch):
     """Overview jobs take 6 s (the job processes are forks of this one, so
     they run the patched function)."""
-    from db import rollups
+    from db.reports import overview as report
 
-    real = rollups.overview
+    real = report.overview
 
     def slow(*args, **kwargs):
         time.sleep(6)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rollups, "overview", slow)
+    monkeypatch.setattr(report, "overview", slow)
 
 
 def test_a_second_job_of_the_same_kind_is_refused_to_the_same_user_only(

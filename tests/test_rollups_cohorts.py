@@ -19,6 +19,7 @@ from sqlalchemy import case, delete, func, select
 from db import ledger, metrics, rollups
 from db.ledger import OrderIn
 from db.models import Member, Order, RollupCohortMonth, RollupMemberMonth, RollupState
+from db.reports import overview as report
 from db.session import Database
 from tests.test_rollups import SEGMENTS, Stream
 
@@ -32,8 +33,8 @@ def windows(first: dt.datetime, last: dt.datetime) -> list[tuple[dt.datetime, dt
     starts, m = [], _month(first)
     while m <= last:
         starts.append(m)
-        m = rollups._add_months(m, 1)
-    ends = [*starts[1:], rollups._add_months(starts[-1], 1)]
+        m = report.add_months(m, 1)
+    ends = [*starts[1:], report.add_months(starts[-1], 1)]
     out = [(f, t) for f in starts for t in ends if t > f]
     out += [(f, last + dt.timedelta(microseconds=1)) for f in starts]
     return out
@@ -51,8 +52,8 @@ def both_paths(d: Database, first: dt.datetime, last: dt.datetime) -> tuple[dict
             raw[("ltv", f, t)] = metrics._ltv_frame(*metrics._ltv_raw(s, f, t), t).to_dict(
                 "records")
             for seg in (None, *SEGMENTS):
-                fast[("ret", f, t, seg)] = rollups._retention(s, f, t, seg)
-                sizes, counts = rollups._retention_raw(s, f, t, seg)
+                fast[("ret", f, t, seg)] = report.cohort_retention(s, f, t, seg)
+                sizes, counts = report.cohort_retention_raw(s, f, t, seg)
                 raw[("ret", f, t, seg)] = [
                     (f"{c // 12:04d}-{c % 12 + 1:02d}", k, sizes[c], n)
                     for c, k, n in sorted(counts)]

@@ -36,12 +36,12 @@ def program(any_db):
 def test_submission_without_a_simulation_is_refused(program):
     d, author, rid = program
     with pytest.raises(SimulationRequired, match="run its simulation first"), d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with d.read() as s:
         assert s.get(RuleSet, rid).status == "draft"
     with d.begin() as s:
         simulated(s, author, rid)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with d.read() as s:
         assert s.get(RuleSet, rid).status == "pending"
 
@@ -52,7 +52,7 @@ def test_a_new_order_makes_the_simulation_out_of_date(program):
         simulated(s, author, rid)
     ledger.post_order(d, OrderIn("o2", "M1", NOW - dt.timedelta(hours=1), 10_000))
     with pytest.raises(SimulationRequired, match="1 more member orders"), d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
 
 
 def test_a_new_member_and_a_refund_make_it_out_of_date(program):
@@ -61,13 +61,13 @@ def test_a_new_member_and_a_refund_make_it_out_of_date(program):
         simulated(s, author, rid)
         member(s, "M2", joined_at=NOW - dt.timedelta(days=1))
     with pytest.raises(SimulationRequired, match="1 more members"), d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with d.begin() as s:
         simulated(s, author, rid)
     with d.begin() as s:
         ledger.refund_order(s, "o1", at=NOW - dt.timedelta(hours=2))
     with pytest.raises(SimulationRequired, match="1 more refunded member orders"), d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
 
 
 def test_an_edit_after_the_simulation_makes_it_out_of_date(program):
@@ -78,12 +78,12 @@ def test_an_edit_after_the_simulation_makes_it_out_of_date(program):
                            tier_window_days=None)
     with pytest.raises(SimulationRequired, match="edited after it was simulated"), \
             d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with d.begin() as s:  # a new name alone changes nothing a simulation reads
         simulated(s, author, rid)
         rules.update_draft(s, author, rid, "Renamed", DEFAULT_TIERS, point_value_minor=100,
                            tier_window_days=None)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
 
 
 def test_another_version_in_force_makes_it_out_of_date(program):
@@ -92,7 +92,7 @@ def test_another_version_in_force_makes_it_out_of_date(program):
         simulated(s, author, rid)
         newer = publish(s, effective_at=NOW - dt.timedelta(days=1), name="Newer")
     with pytest.raises(SimulationRequired, match=f"in force is now #{newer}"), d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
 
 
 def test_redemptions_do_not_make_it_out_of_date(program):
@@ -103,14 +103,14 @@ def test_redemptions_do_not_make_it_out_of_date(program):
     with d.begin() as s:
         ledger.redeem(s, m1, 10, key="red-1", at=NOW - dt.timedelta(minutes=5))
     with d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
 
 
 def test_the_first_version_needs_no_simulation(any_db):
     with any_db.begin() as s:
         author = staff(s, "author", "supervisor")
         rid = rules.create_draft(s, author, "First", DEFAULT_TIERS)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
         assert s.get(RuleSet, rid).status == "pending"
 
 

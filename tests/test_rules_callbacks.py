@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dashboard import access
-from db import rules, users
+from db import rule_review, rules, users
 from db.actor import Actor
 from db.models import AuditLog, RuleSet
 from db.session import Database
@@ -63,7 +63,7 @@ def new_pending(d: Database, author_id: int, name: str) -> int:
         actor = Actor(u.username, u.id, u.role)
         rid = rules.create_draft(s, actor, name, DEFAULT_TIERS)
         simulated(s, actor, rid)
-        rules.submit(s, actor, rid)
+        rule_review.submit(s, actor, rid)
         return rid
 
     return d.write_tx(tx)

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from db import ledger, rule_history, rules
+from db import ledger, program, rule_history, rule_review, rules
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.ledger import OrderIn
 from db.models import AuditLog, Member, ProgramSettings, RuleSet
@@ -171,7 +171,7 @@ def test_only_the_author_edits_and_only_a_draft(draft):
         rules.update_draft(s, other, rid, "Mine", DEFAULT_TIERS, point_value_minor=100,
                            tier_window_days=None)
     with d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with pytest.raises(InvalidState, match="only a draft can be edited"), d.begin() as s:
         rules.update_draft(s, author, rid, "Late", DEFAULT_TIERS, point_value_minor=100,
                            tier_window_days=None)
@@ -180,14 +180,15 @@ def test_only_the_author_edits_and_only_a_draft(draft):
 def test_rollback_is_a_new_draft_through_the_same_approval(draft):
     d, rid, author, other = draft
     with d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
         rules.approve(s, other, rid, T0, allow_past=True)
         v2 = rules.create_draft(s, author, "v2", [row(), row("Silver", "2000", "9", "1")])
         simulated(s, author, v2)
-        rules.submit(s, author, v2)
+        rule_review.submit(s, author, v2)
         rules.approve(s, other, v2, T0 + dt.timedelta(days=30), allow_past=True)
     with d.begin() as s:
-        back = rules.rollback_draft(s, other, rid, note="v2 cost too much")
+        back = rules.copy_to_draft(s, other, rid, note="v2 cost too much",
+                                    rollback=True)
     with d.read() as s:
         rs = s.get(RuleSet, back)
         assert rs.status == "draft" and rs.based_on_id == rid and rs.created_by_id == other.id
@@ -196,11 +197,11 @@ def test_rollback_is_a_new_draft_through_the_same_approval(draft):
         assert audit_actions(s)[-2:] == ["rules.draft", "rules.rollback"]
     with pytest.raises(Forbidden), d.begin() as s:  # its author cannot approve it either
         simulated(s, other, back)
-        rules.submit(s, other, back)
+        rule_review.submit(s, other, back)
         rules.approve(s, other, back, T0 + dt.timedelta(days=60), allow_past=True)
     with d.begin() as s:
         simulated(s, other, back)
-        rules.submit(s, other, back)
+        rule_review.submit(s, other, back)
         rules.approve(s, author, back, T0 + dt.timedelta(days=60), allow_past=True)
     with d.read() as s:
         assert rules.rules_in_force(s, T0 + dt.timedelta(days=61)).rule_set_id == back
@@ -244,7 +245,7 @@ def test_states_are_derived_from_effective_at_and_the_clock(db):
         d = rules.create_draft(s, author, "d", DEFAULT_TIERS)
         p = rules.create_draft(s, author, "p", DEFAULT_TIERS)
         simulated(s, author, p)
-        rules.submit(s, author, p)
+        rule_review.submit(s, author, p)
     with db.read() as s:
         now = T0 + dt.timedelta(days=15)
         states = {v.id: v.state for v in rule_history.versions(s, now=now)}
@@ -267,7 +268,7 @@ def test_orders_before_the_effective_time_use_the_old_rates_after_the_new(any_db
         approver = staff(s, "approver", "supervisor")
         new = rules.create_draft(s, author, "new", [row(accrual="4")])
         simulated(s, author, new)
-        rules.submit(s, author, new)
+        rule_review.submit(s, author, new)
     effective = T0 + dt.timedelta(days=10, hours=12)
     with d.begin() as s:  # approved a day before, for noon ten days later
         rules.approve(s, approver, new, effective, now=T0 + dt.timedelta(days=9))
@@ -281,7 +282,7 @@ def test_orders_before_the_effective_time_use_the_old_rates_after_the_new(any_db
 def test_effective_time_in_the_past_is_refused(draft):
     d, rid, author, other = draft
     with d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     with pytest.raises(ValidationError, match="must not be in the past"), d.begin() as s:
         rules.approve(s, other, rid, dt.datetime(2020, 1, 1))
 
@@ -289,7 +290,7 @@ def test_effective_time_in_the_past_is_refused(draft):
 def test_four_eyes_on_the_server(draft):
     d, rid, author, other = draft
     with d.begin() as s:
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
     with pytest.raises(Forbidden, match="author of a rule set cannot approve"), d.begin() as s:
         rules.approve(s, author, rid, future)
@@ -311,7 +312,7 @@ def test_concurrent_approval_publishes_once(any_db, n):
         author = staff(s, "author", "supervisor")
         approvers = [staff(s, f"sup{i}", "supervisor") for i in range(n)]
         rid = rules.create_draft(s, author, "race", DEFAULT_TIERS)
-        rules.submit(s, author, rid)
+        rule_review.submit(s, author, rid)
     future = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
     barrier = threading.Barrier(n)
     outcomes: list[str] = []
@@ -363,7 +364,7 @@ def test_expiry_setting_is_validated_and_audited(db):
                          .order_by(AuditLog.id)).all()
         assert [(json.loads(r.before), json.loads(r.after)["expiry_days"]) for r in rows] == [
             ({"expiry_days": 365}, 90), ({"expiry_days": 90}, None)]
-        assert rule_history.program_info(s).expiry_days is None
+        assert program.program_info(s).expiry_days is None
 
 
 def test_reevaluate_now_only_for_the_version_in_force_and_audited(db):

@@ -34,8 +34,9 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import audit, ledger, rules, settings_changes, users
+from db import audit, clock, ledger, rule_review, rules, settings_changes, users
 from db.actor import SYSTEM, Actor
+from db.demo.pilot import seed_demo_pilot
 from db.errors import InvalidState, ValidationError
 from db.ledger import OrderIn
 from db.models import (
@@ -173,7 +174,7 @@ class SeedReport:
     end: dt.datetime | None = None
     seconds: float = 0.0
     staff: list[DemoStaff] = field(default_factory=list)
-    pilot: Any = None  # db.pilots.DemoPilotReport when a demo pilot was seeded
+    pilot: Any = None  # db.demo.pilot.DemoPilotReport when a demo pilot was seeded
     adjustments: int = 0
     recent_signups: int = 0  # members who joined after the base history (see _recent_signups)
 
@@ -361,7 +362,7 @@ def _publish_history(
 
     v1 = rules.create_draft(s, author, "Launch: Bronze / Silver / Gold", V1_TIERS,
                             note="Programme launch: 3 / 5 / 7 % back, referral 1-3 %.")
-    rules.submit(s, author, v1, require_simulation=False)
+    rule_review.submit(s, author, v1, require_simulation=False)
     rules.approve(s, approver, v1, start, allow_past=True, note="Agreed with sales and accounting")
     backdate(v1, start - dt.timedelta(days=21), start - dt.timedelta(days=14))
     published = 1
@@ -369,7 +370,7 @@ def _publish_history(
     if v2_at is not None and v2_at < end:
         promo = rules.create_draft(s, author, "Summer promo: double points", REJECTED_TIERS,
                                    based_on_id=v1, note="Double every rate for the summer.")
-        rules.submit(s, author, promo, require_simulation=False)
+        rule_review.submit(s, author, promo, require_simulation=False)
         rules.reject(s, approver, promo,
                      "Doubles the points liability; accounting wants a pilot first.")
         backdate(promo, v2_at - dt.timedelta(days=75), v2_at - dt.timedelta(days=70))
@@ -377,7 +378,7 @@ def _publish_history(
             s, author, "Platinum tier, lower thresholds", V2_TIERS, based_on_id=v1,
             note="Adds Platinum from 60,000 RUB; Silver from 8,000, Gold from 25,000.",
         )
-        rules.submit(s, author, v2, require_simulation=False)
+        rule_review.submit(s, author, v2, require_simulation=False)
         rules.approve(s, approver, v2, v2_at, allow_past=True,
                       note="Simulated on the live membership first")
         backdate(v2, v2_at - dt.timedelta(days=30), v2_at - dt.timedelta(days=20))
@@ -682,15 +683,14 @@ def seed(
     history ends today; pass it explicitly for a reproducible database.
     ``pilot`` (default: from DEMO_PILOT_MIN_MEMBERS members on) adds a demo
     pilot with a real effect over DEMO_PILOT_DAYS more days of orders
-    (:func:`db.pilots.seed_demo_pilot`).
+    (:func:`db.demo.pilot.seed_demo_pilot`).
     ``author``/``approver`` (two supervisors) sign the rule history; when not
     given, :func:`ensure_demo_staff` provides them and the report carries
     the passwords of accounts it created.
     """
     if isinstance(db, Database):
-        with db.begin() as s:
-            return _seed(s, members, seed, start, months, progress, author, approver,
-                         expiry_days, hooks, actor, pilot)
+        return db.write_tx(lambda s: _seed(s, members, seed, start, months, progress, author,
+                                           approver, expiry_days, hooks, actor, pilot))
     return _seed(db, members, seed, start, months, progress, author, approver, expiry_days,
                  hooks, actor, pilot)
 
@@ -715,7 +715,7 @@ def _seed(
     if pilot is None:
         pilot = n >= DEMO_PILOT_MIN_MEMBERS
     if start is None:
-        today = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        today = clock.utcnow()
         # the demo pilot adds DEMO_PILOT_DAYS of history after the base year
         start = add_months(today, -months) - dt.timedelta(days=DEMO_PILOT_DAYS + 2 if pilot else 0)
     start = start.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
@@ -900,10 +900,8 @@ def _seed(
         s.execute(update(Member).where(Member.id.in_(ids[blocked[i:i + 5000]].tolist()))
                   .values(status="blocked"))
     if pilot:
-        from db.pilots import seed_demo_pilot
-
         rep.pilot = seed_demo_pilot(s, seed=seed_, days=DEMO_PILOT_DAYS)
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        now = clock.utcnow()
         rep.recent_signups, referred = _recent_signups(
             s, np.random.default_rng([seed_, 13]), rep.pilot.start_at,
             # up to two hours ago: the demo adjustments come after the last operation
