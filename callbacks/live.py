@@ -16,14 +16,15 @@ from typing import Any
 
 from dash import Input, Output, Patch, State, callback, html, no_update
 
-from dashboard import live_views as views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_dict
 from dashboard.context import get_db
-from dashboard.ids import Live as ids
 from db import rollups
+from pages import live as page
+from pages.live import ids
 
-ROLES = ("supervisor", "executive", "support")
+ROLES = roles_of(page.__name__)
 WINDOWS = (1, 7, 30, 90)
 
 
@@ -39,7 +40,7 @@ def _patch_figure(pairs: list[tuple[list[str], list[int]]],
         p["data"][i]["x"] = xs
         p["data"][i]["y"] = ys
     if names is not None:
-        axis = views.outlier_layout(pairs, names)
+        axis = page.outlier_layout(pairs, names)
         p["layout"]["yaxis"]["range"] = axis["range"]
         p["layout"]["yaxis"]["autorange"] = axis["autorange"]
         p["layout"]["annotations"] = axis["annotations"]
@@ -47,7 +48,7 @@ def _patch_figure(pairs: list[tuple[list[str], list[int]]],
 
 
 @callback(
-    *[Output(ids.value(k), "children") for k in views.KEYS],
+    *[Output(ids.value(k), "children") for k in page.KEYS],
     Output(ids.UPDATED, "children"),
     Output(ids.POINTS_FIG, "figure"),
     Output(ids.SIGNUPS_FIG, "figure"),
@@ -57,7 +58,7 @@ def _patch_figure(pairs: list[tuple[list[str], list[int]]],
     Input(ids.INTERVAL, "n_intervals"),
     State(ids.DAYS, "value"),
     State(ids.LAST, "data"),
-    *[State(ids.value(k), "children") for k in views.KEYS],
+    *[State(ids.value(k), "children") for k in page.KEYS],
 )
 @require_roles(*ROLES)
 def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) -> tuple:
@@ -66,14 +67,14 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
     result = rollups.refresh_rollups(db)
     with db.read() as s:
         snap = rollups.live_snapshot(s, days=days)
-    texts = [views.display(k, snap.values[k], snap.currency) for k in views.KEYS]
+    texts = [page.display(k, snap.values[k], snap.currency) for k in page.KEYS]
     values = [t if t != old else no_update for t, old in zip(texts, shown, strict=True)]
     last = as_dict(last)
     sent: dict[str, str] = {}
     outs: list[Any] = []
     parts = {
-        "points": views.series(snap.daily, views.POINT_SERIES),
-        "signups": views.series(snap.daily, views.SIGNUP_SERIES),
+        "points": page.series(snap.daily, page.POINT_SERIES),
+        "signups": page.series(snap.daily, page.SIGNUP_SERIES),
         "referrers": snap.top_referrers,
         "receivers": snap.top_receivers,
     }
@@ -83,7 +84,7 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
         if last.get(name) == sig:
             outs.append(no_update)
         elif name == "points":
-            outs.append(_patch_figure(data, views.POINT_SERIES))
+            outs.append(_patch_figure(data, page.POINT_SERIES))
         elif name == "signups":
             outs.append(_patch_figure(data))
         else:

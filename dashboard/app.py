@@ -242,6 +242,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     server.extensions[DASH_EXTENSION] = app
 
     _import_package_modules(pages)
+    access.register_declared_pages()
     _wrap_page_layouts()
     app.layout = shell.layout
     _import_package_modules(callbacks)

@@ -18,9 +18,17 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from dashboard import access
-from dashboard.ids import Shell
 
 log = logging.getLogger("dashboard.shell")
+
+
+class Shell:
+    """Component ids of the shell (every page's frame)."""
+
+    DB_BANNER = "shell-db-banner"
+    DB_INTERVAL = "shell-db-interval"
+    NAVBAR = "shell-navbar"
+
 
 ROLE_LABELS = {"supervisor": "Supervisor", "executive": "Executive", "support": "Support"}
 DB_DOWN_MESSAGE = (
