@@ -10,16 +10,17 @@ from dash import Input, Output, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
-from dashboard import overview_views as views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import get_db
-from dashboard.ids import Overview as ids
 from dashboard.shell import empty_state
 from db import rollups
 from db.errors import LoyaltyError
 from db.models import SEGMENTS
+from pages import overview as page
+from pages.overview import ids
 
-ROLES = ("supervisor", "executive")
+ROLES = roles_of(page.__name__)
 
 
 @callback(Output(ids.ACTOR, "data"), Input(ids.LOADED, "data"))
@@ -115,7 +116,7 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
             text = (f"{stretch} against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same "
                     f"stretch {earlier}")
         else:
-            why = views.no_comparison(o.history_start)
+            why = page.no_comparison(o.history_start)
             text = (f"{stretch}. {why[0].upper()}{why[1:]}, after "
                     f"{pf:%d %b %Y}, where the same stretch {earlier} would begin, so these "
                     "months are not compared with it; choose a shorter period to compare")
@@ -126,21 +127,21 @@ def _render(o: rollups.Overview, months: int, segment: str | None) -> tuple[Any,
         if partial:
             notes.append(html.Div(
                 "Partial months, lighter and hatched in the charts: "
-                + "; ".join(f"{m['month']}: {views.partial_note(m)}" for m in partial)
+                + "; ".join(f"{m['month']}: {page.partial_note(m)}" for m in partial)
                 + ". A partial current month is compared day for day (the same days "
                 f"{earlier}), never with a whole month.",
                 className="small text-muted", id="overview-partial"))
         summary = html.Div(notes)
     return (
         summary,
-        views.kpi_rows(o.rows, cur, comparable=o.comparable, history_start=o.history_start),
-        views.monthly_rows(o.monthly, cur),
-        views.orders_figure(o.monthly),
-        views.revenue_figure(o.monthly, cur),
-        views.cost_figure(o.monthly, cur),
-        views.tiers_figure(o.tiers, o.monthly),
-        views.ltv_figure(o.ltv, cur),
-        views.retention_figure(o.retention),
+        page.kpi_rows(o.rows, cur, comparable=o.comparable, history_start=o.history_start),
+        page.monthly_rows(o.monthly, cur),
+        page.orders_figure(o.monthly),
+        page.revenue_figure(o.monthly, cur),
+        page.cost_figure(o.monthly, cur),
+        page.tiers_figure(o.tiers, o.monthly),
+        page.ltv_figure(o.ltv, cur),
+        page.retention_figure(o.retention),
     )
 
 

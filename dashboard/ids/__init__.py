@@ -4,12 +4,11 @@ and shared by the page module (layout) and its callbacks module."""
 from dashboard.ids.adjustments import AdjRequest, AdjReview
 from dashboard.ids.audit import Audit
 from dashboard.ids.members import Members
-from dashboard.ids.overview import Overview
 from dashboard.ids.pilots import Pilots
 from dashboard.ids.rules import Rules
 from dashboard.ids.staff import Staff
 
 __all__ = [
-    "AdjRequest", "AdjReview", "Audit", "Members", "Overview", "Pilots", "Rules",
+    "AdjRequest", "AdjReview", "Audit", "Members", "Pilots", "Rules",
     "Staff",
 ]
