@@ -1,7 +1,7 @@
 """Pilots callbacks: list, results, the create form with its power estimate, actions.
 
 Thin: parse the inputs -> a ``db.pilots`` service -> a pure builder from
-``dashboard.pilots_views``. Reading is for supervisors and executives;
+``pages.pilots``. Reading is for supervisors and executives;
 creating, starting, ending, cancelling and rolling out are supervisors' only.
 The results are a background callback (progress bar, Stop), as the tier
 rules simulation: the guard checks the role of the request that starts the
@@ -21,20 +21,22 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import jobs, views
-from dashboard import pilots_views as pv
+from dashboard import jobs
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
 from db import pilots, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.models import ProgramSettings
 from db.simulation import Cancelled
+from pages import pilots as page
+from pages.pilots import ids
 
-READ = ("supervisor", "executive")
+READ = roles_of(page.__name__)
+WRITE = roles_of(page.__name__, "write_roles")
 ACTION_BUTTONS = (ids.START, ids.SEND_BACK, ids.CANCEL, ids.END, ids.ROLLOUT)
 
 FIELDS = list(ids.FEEDBACK)
@@ -158,7 +160,7 @@ def pilots_list(status: str | None, _refresh: int) -> Any:
     shown = [p for p in items if not status or p.status == status]
     if not shown:
         return empty_state(f"No {status} pilots.", "Choose another status or clear the filter.")
-    return grid("pilots-grid", views.PILOT_COLUMNS, views.pilot_rows(shown), height="260px")
+    return grid("pilots-grid", page.PILOT_COLUMNS, page.pilot_rows(shown), height="260px")
 
 
 @callback(
@@ -181,7 +183,7 @@ def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str
     current = as_id(current)
     value = current if current in known else next(
         (i for i, _n, st in found if st in ("running", "ended")), found[0][0] if found else None)
-    return (pv.pilot_options(found), value,
+    return (page.pilot_options(found), value,
             [{"label": f"#{i} {n} ({st})", "value": i} for i, n, st in trial],
             [{"label": t, "value": t} for t in tiers], jobs.identity_token())
 
@@ -217,14 +219,14 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
                     power = pilots.pilot_power(s, int(pilot_id))
                     requested = info.start_requested_by is not None
                     return html.Div([
-                        pv.pilot_facts(info, currency),
-                        pv.draft_alert(info),
-                        pv.power_card(power, currency, title="Power estimate before the start"),
+                        page.pilot_facts(info, currency),
+                        page.draft_alert(info),
+                        page.power_card(power, currency, title="Power estimate before the start"),
                     ]), False, False, True, True, True, None, \
                         ("Approve start" if requested else "Request start"), not requested, \
                         False, ""
                 if info.status == "cancelled":
-                    return html.Div([pv.pilot_facts(info, currency), dbc.Alert(
+                    return html.Div([page.pilot_facts(info, currency), dbc.Alert(
                         "This pilot was cancelled before it started; it has no results.",
                         color="secondary")]), *off, None, *plain
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
@@ -236,8 +238,8 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
         overdue = info.past_planned_end()
-        prompt = pv.overdue_text(info, actor.role == "supervisor") if overdue else ""
-        return (pv.results_view(r), True, True, not running, False, False, export,
+        prompt = page.overdue_text(info, actor.role in WRITE) if overdue else ""
+        return (page.results_view(r), True, True, not running, False, False, export,
                 *plain[:2], overdue, prompt)
 
 
@@ -310,7 +312,7 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     # the buttons stay disabled until the results show which ones apply now
     running=[(Output(b, "disabled"), True, True) for b in ACTION_BUTTONS],
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*WRITE, writes=True)
 def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
         reason: str | None, refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
@@ -370,7 +372,7 @@ clientside_callback(
     State(ids.UPLOAD, "filename"),
     prevent_initial_call=True,
 )
-@require_roles("supervisor")
+@require_roles(*WRITE)
 def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
     """Read the file at once, so its bad lines show before anything is pressed."""
     try:
@@ -400,7 +402,7 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
     *FORM_STATES,
     prevent_initial_call=True,
 )
-@require_roles("supervisor")
+@require_roles(*WRITE)
 def preview(_n: int, *form: Any) -> list[Any]:
     try:
         try:
@@ -422,7 +424,7 @@ def preview(_n: int, *form: Any) -> list[Any]:
         return [no_update, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [no_update, *_feedback(exc.field, exc.message)]
-    return [pv.power_card(p, currency), *_no_feedback()]
+    return [page.power_card(p, currency), *_no_feedback()]
 
 
 @callback(
@@ -440,7 +442,7 @@ def preview(_n: int, *form: Any) -> list[Any]:
     prevent_initial_call=True,
     running=busy(ids.CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*WRITE, writes=True)
 def create(_n: int, *form_and_refresh: Any) -> list[Any]:
     *form, refresh, token = form_and_refresh
     unchanged = [no_update, no_update, no_update, no_update]
@@ -485,5 +487,5 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
         + ". Its power estimate is below; start it from 'Pilots and results'.",
         color="success", id="pilots-created")
     return [msg, (refresh or 0) + 1, made["pilot_id"], no_update,
-            pv.power_card(power, currency, title="Power estimate of the saved groups"),
+            page.power_card(power, currency, title="Power estimate of the saved groups"),
             *_no_feedback()]

@@ -7,14 +7,17 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
-from dashboard import views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Staff as ids
 from db import api_keys, staff_grants, users
 from db.errors import FormErrors, LoyaltyError, ValidationError
+from pages import staff as page
+from pages.staff import ids
+
+ROLES = roles_of(page.__name__)
 
 
 @callback(
@@ -25,13 +28,13 @@ from db.errors import FormErrors, LoyaltyError, ValidationError
     Output(ids.GRANT_PICK, "value"),
     Input(ids.REFRESH, "data"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def staff_list(_version: int | None) -> tuple[Any, ...]:
     with get_db().read() as s:
         found = users.list_users(s)
         waiting = staff_grants.pending(s)
-    return (views.staff_rows(found), views.staff_options(found), views.grants_table(waiting),
-            views.grant_options(waiting), None)
+    return (page.staff_rows(found), page.staff_options(found), page.grants_table(waiting),
+            page.grant_options(waiting), None)
 
 
 @callback(
@@ -52,7 +55,7 @@ def staff_list(_version: int | None) -> tuple[Any, ...]:
     prevent_initial_call=True,
     running=busy(ids.CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def create(
     n: int | None, username: str | None, full_name: str | None, role: str | None,
     password: str | None, version: int | None, token: Any = None,
@@ -109,7 +112,7 @@ def create(
     prevent_initial_call=True,
     running=busy(ids.SET_ROLE, ids.DISABLE, ids.ENABLE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def change(
     _set: int | None, _disable: int | None, _enable: int | None, user_id: int | None,
     role: str | None, version: int | None, token: Any = None,
@@ -165,7 +168,7 @@ def change(
     prevent_initial_call=True,
     running=busy(ids.GRANT_APPROVE, ids.GRANT_REJECT),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
                  version: int | None, token: Any = None) -> tuple[Any, Any]:
     """The second supervisor's decision on a supervisor grant."""
@@ -198,11 +201,11 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
     Output(ids.KEY_PICK, "value"),
     Input(ids.REFRESH, "data"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def key_list(_version: int | None) -> tuple[Any, ...]:
     with get_db().read() as s:
         keys = api_keys.list_keys(s)
-    return views.api_keys_table(keys), views.api_key_options(keys), None
+    return page.api_keys_table(keys), page.api_key_options(keys), None
 
 
 @callback(
@@ -216,7 +219,7 @@ def key_list(_version: int | None) -> tuple[Any, ...]:
     prevent_initial_call=True,
     running=busy(ids.KEY_CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
                form_token: Any = None) -> tuple[Any, ...]:
     """A new API key, shown once. The same form sent again (a double click)
@@ -257,7 +260,7 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
     prevent_initial_call=True,
     running=busy(ids.KEY_REVOKE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def revoke_key(n: int | None, key_id: Any, version: int | None, token: Any = None
                ) -> tuple[Any, Any]:
     if not n:
