@@ -10,12 +10,11 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import format as fmt
-from dashboard import members_views as mv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import AdjRequest as ids
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
 from db.errors import (
@@ -30,8 +29,10 @@ from db.errors import (
 )
 from db.form_tokens import as_token, new_token
 from db.ledger import MAX_POINTS
+from pages import adjustments_request as page
+from pages.adjustments_request import ids
 
-ROLES = ("support", "supervisor")
+ROLES = roles_of(page.__name__)
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
 _POINTS = re.compile(r"[+-]?\d+")
 
@@ -75,7 +76,7 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
         f" · balance ", html.Strong(f"{fmt.points(p.balance)} points", id="adjreq-balance"),
         f" · {p.status}",
     ])
-    return info, mv.entry_options(choices), hint
+    return info, page.entry_options(choices), hint
 
 
 @callback(
@@ -215,8 +216,8 @@ def my_requests(status: str | None, _v: int | None, _c: int | None) -> tuple[Any
         text = "You have no adjustment requests" + (f" with status {status}." if status
                                                     else " yet.")
         return [], html.Span(text, id="adjreq-summary-text")
-    summary = mv.adjustment_summary(items, capped=len(items) == 500)
-    return mv.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
+    summary = page.adjustment_summary(items, capped=len(items) == 500)
+    return page.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
 
 
 @callback(

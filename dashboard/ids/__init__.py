@@ -1,10 +1,8 @@
 """Component ids, ``"<page>-<thing>"``, defined once per page (one module each)
 and shared by the page module (layout) and its callbacks module."""
 
-from dashboard.ids.adjustments import AdjRequest, AdjReview
-from dashboard.ids.members import Members
 from dashboard.ids.rules import Rules
 
 __all__ = [
-    "AdjRequest", "AdjReview", "Members", "Rules",
+    "Rules",
 ]
