@@ -1,5 +1,5 @@
 """Tier rules callbacks: parse -> db.rules / db.rule_history / db.simulation
--> dashboard.rules_views -> components.
+-> the pure builders of pages/rules.py -> components.
 
 Writes are supervisor-only (``writes=True``: refusals are audited); reads are
 supervisor + executive. The simulation is a background callback: the guard
@@ -20,20 +20,21 @@ from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
-from dashboard import rules_views as rv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Rules as ids
 from db import rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
 from db.text import MAX_COMMENT, length_problem
+from pages import rules as page
+from pages.rules import ids
 
-READ = ("supervisor", "executive")
-WRITE = ("supervisor",)
+READ = roles_of(page.__name__)
+WRITE = roles_of(page.__name__, "write_roles")
 MAX_SIM_DAYS = 3660
 
 
@@ -76,20 +77,20 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
         ctx.triggered_id or "")
     wanted = (trigger or {}).get("select") if isinstance(trigger, dict) else None
     selected = next((x for x in (as_id(wanted), as_id(current)) if x in known), None)
-    selected = selected or rv.default_selection(versions, actor.id)
+    selected = selected or page.default_selection(versions, actor.id)
     live = next((v for v in versions if v.state == "in force"), None)
     scheduled = sorted((v for v in versions if v.state == "scheduled"),
                        key=lambda v: v.effective_at)
     diff_a = live.id if live and live.id != selected else next(
         (v.id for v in versions if v.id != selected), selected)
-    options = rv.version_options(versions, actor.id)
-    draft = rv.own_draft(versions, actor.id) if actor.role == "supervisor" else None
+    options = page.version_options(versions, actor.id)
+    draft = page.own_draft(versions, actor.id) if actor.role in WRITE else None
     return (
-        options, selected, jobs.identity_token(), rv.history_rows(versions),
-        rv.pending_rows(versions), options, options, diff_a, selected,
-        rv.in_force_summary(live, scheduled, info.currency), live.id if live else None,
+        options, selected, jobs.identity_token(), page.history_rows(versions),
+        page.pending_rows(versions), options, options, diff_a, selected,
+        page.in_force_summary(live, scheduled, info.currency), live.id if live else None,
         info.expiry_days, info.expiry_days is None,
-        *rv.own_draft_button(draft), draft.id if draft else None,
+        *page.own_draft_button(draft), draft.id if draft else None,
     )
 
 
@@ -150,8 +151,8 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
     modes = [{"label": "lifetime", "value": "lifetime", "disabled": not editable},
              {"label": "rolling window (days)", "value": "rolling", "disabled": not editable}]
     return (
-        rv.version_summary(v, currency, editable=editable, why_read_only=why),
-        rv.editor_rows(rules.tier_rows(v.rules)), rv.tier_columns(editable, currency),
+        page.version_summary(v, currency, editable=editable, why_read_only=why),
+        page.editor_rows(rules.tier_rows(v.rules)), page.tier_columns(editable, currency),
         v.name, not editable, v.note, not editable,
         f"{pv // 100}.{pv % 100:02d}", not editable,
         "rolling" if window else "lifetime", modes, window, not editable,
@@ -176,7 +177,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
     """Rule-set level messages next to their inputs."""
     p = problems if isinstance(problems, dict) else {}
     out: list[Any] = []
-    for key in rv.INPUT_FIELDS:
+    for key in page.INPUT_FIELDS:
         out += [bool(p.get(key)), p.get(key, "")]
     return tuple(out)
 
@@ -186,7 +187,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
 def show_diff(a_id: int | None, b_id: int | None) -> Any:
     a_id, b_id = as_id(a_id), as_id(b_id)
     if a_id is None or b_id is None:
-        return rv.empty_diff()
+        return page.empty_diff()
     with get_db().read() as s:
         try:
             a = rule_history.version(s, int(a_id))
@@ -194,7 +195,7 @@ def show_diff(a_id: int | None, b_id: int | None) -> Any:
         except LoyaltyError as exc:
             return _alert(str(exc))
         currency = rule_history.program_info(s).currency
-    return rv.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
+    return page.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
 
 
 # ---------------------------------------------------------------- editor
@@ -211,7 +212,7 @@ def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None)
     """Add a blank tier at the end, or remove the selected one (nothing is
     saved until "Save draft")."""
     if ctx.triggered_id == ids.ADD_TIER:
-        return {"add": [rv.blank_row()]}
+        return {"add": [page.blank_row()]}
     if not selected:
         raise PreventUpdate
     return {"remove": [{"rid": r.get("rid")} for r in selected]}
@@ -276,7 +277,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         raise PreventUpdate
     name, note = as_text(name), as_text(note)
     grid_rows = virtual_rows if virtual_rows is not None else rows or []
-    clean = rv.clean_rows(grid_rows)
+    clean = page.clean_rows(grid_rows)
     submit = ctx.triggered_id == ids.SUBMIT
     pv, window, problems = parse_settings(point_value, mode, days)
     problems = rules.validate_tiers(clean)[1] + problems
@@ -306,22 +307,22 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         try:
             get_db().write_tx(lambda s: rules.submit(s, actor, int(version_id)))
         except LoyaltyError as exc:
-            return (rv.rows_with_problems(grid_rows, []), {},
+            return (page.rows_with_problems(grid_rows, []), {},
                     _alert(f"Draft saved, not submitted. {exc}", "warning",
                            id="rules-submit-refused"),
                     _stamp(int(version_id)))
     msg = ("Saved and submitted: another supervisor can now approve it (Approval tab)."
            if submit else "Draft saved.")
-    return (rv.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
+    return (page.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
                                                             id="rules-saved-ok"),
             _stamp(int(version_id)))
 
 
 def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
-    fields = rv.field_problems(problems)
+    fields = page.field_problems(problems)
     # the settings' messages show next to their inputs; the others in the list
-    return (rv.rows_with_problems(grid_rows, problems), fields,
-            rv.problem_list(problems, [f for f in fields if f in rv.INPUT_FIELDS]), no_update)
+    return (page.rows_with_problems(grid_rows, problems), fields,
+            page.problem_list(problems, [f for f in fields if f in page.INPUT_FIELDS]), no_update)
 
 
 @callback(
@@ -370,7 +371,7 @@ def show_expiry_proposal(_changed: Any) -> tuple:
     if waiting is None:
         return None, {"display": "none"}
     can_decide = actor.role in WRITE
-    return (rv.expiry_proposal(waiting, currency, mine=waiting.requested_by_id == actor.id),
+    return (page.expiry_proposal(waiting, currency, mine=waiting.requested_by_id == actor.id),
             {"display": "block"} if can_decide else {"display": "none"})
 
 
@@ -527,7 +528,7 @@ def show_review(selected: list | None) -> tuple:
     keep = (no_update,) * 5
     rule_set_id = as_id((selected or [{}])[0].get("id")) if isinstance(selected, list) else None
     if rule_set_id is None:
-        return (rv.review_hint(), *keep)
+        return (page.review_hint(), *keep)
     clear = (None, False, "", False, "")
     try:
         with get_db().read() as s:
@@ -542,7 +543,7 @@ def show_review(selected: list | None) -> tuple:
     except LoyaltyError as exc:
         return (_alert(str(exc)), *clear)
     d = rules.diff(live.rules, pending.rules) if live is not None else None
-    return (rv.review_view(pending, live, d, rec, stale, currency), *clear)
+    return (page.review_view(pending, live, d, rec, stale, currency), *clear)
 
 
 def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
@@ -617,7 +618,7 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         except LoyaltyError as exc:
             return _alert(str(exc), "warning")
         get_db().write_tx(lambda s: rule_review.record_simulation(s, actor, result, data))
-        return rv.simulation_view(result, currency)
+        return page.simulation_view(result, currency)
 
 
 @callback(
