@@ -18,7 +18,18 @@ import re
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
@@ -355,10 +366,7 @@ def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | No
 # ---------------------------------------------------------------- the create form
 
 clientside_callback(
-    """function(source) {
-        const file = source === "file";
-        return [{display: file ? "none" : "block"}, {display: file ? "block" : "none"}];
-    }""",
+    ClientsideFunction("pilots", "sourceBoxes"),  # assets/pilots.js
     Output(ids.FILTER_BOX, "style"),
     Output(ids.FILE_BOX, "style"),
     Input(ids.SOURCE, "value"),

@@ -54,19 +54,27 @@ def _stamp(select: int | None) -> dict[str, Any]:
 
 
 @callback(
-    Output(ids.VERSION, "options"), Output(ids.VERSION, "value"), Output(ids.ACTOR, "data"),
-    Output(ids.HISTORY_GRID, "rowData"), Output(ids.PENDING_GRID, "rowData"),
-    Output(ids.DIFF_A, "options"), Output(ids.DIFF_B, "options"),
-    Output(ids.DIFF_A, "value"), Output(ids.DIFF_B, "value"),
-    Output(ids.IN_FORCE, "children"), Output(ids.IN_FORCE_ID, "data"),
-    Output(ids.EXPIRY, "value"), Output(ids.EXPIRY_NEVER, "value"),
-    Output(ids.OWN_DRAFT, "children"), Output(ids.OWN_DRAFT, "style"),
-    Output(ids.OWN_DRAFT_ID, "data"),
-    Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
-    State(ids.VERSION, "value"),
+    output={
+        "options": Output(ids.VERSION, "options"), "selected": Output(ids.VERSION, "value"),
+        "actor": Output(ids.ACTOR, "data"),
+        "history": Output(ids.HISTORY_GRID, "rowData"),
+        "pending": Output(ids.PENDING_GRID, "rowData"),
+        "diff_a_options": Output(ids.DIFF_A, "options"),
+        "diff_b_options": Output(ids.DIFF_B, "options"),
+        "diff_a": Output(ids.DIFF_A, "value"), "diff_b": Output(ids.DIFF_B, "value"),
+        "in_force": Output(ids.IN_FORCE, "children"),
+        "in_force_id": Output(ids.IN_FORCE_ID, "data"),
+        "expiry": Output(ids.EXPIRY, "value"), "expiry_never": Output(ids.EXPIRY_NEVER, "value"),
+        "own_draft": Output(ids.OWN_DRAFT, "children"),
+        "own_draft_style": Output(ids.OWN_DRAFT, "style"),
+        "own_draft_id": Output(ids.OWN_DRAFT_ID, "data"),
+    },
+    inputs=[Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
+            State(ids.VERSION, "value")],
 )
 @require_roles(*READ)
-def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) -> tuple:
+def load_versions(saved: Any, decided: Any, copied: Any, current: int | None
+                  ) -> dict[str, Any]:
     """Every list on the page, reloaded after each change."""
     actor = current_actor()
     with get_db().read() as s:
@@ -85,13 +93,18 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
         (v.id for v in versions if v.id != selected), selected)
     options = page.version_options(versions, actor.id)
     draft = page.own_draft(versions, actor.id) if actor.role in WRITE else None
-    return (
-        options, selected, jobs.identity_token(), page.history_rows(versions),
-        page.pending_rows(versions), options, options, diff_a, selected,
-        page.in_force_summary(live, scheduled, info.currency), live.id if live else None,
-        info.expiry_days, info.expiry_days is None,
-        *page.own_draft_button(draft), draft.id if draft else None,
-    )
+    draft_label, draft_style = page.own_draft_button(draft)
+    return {
+        "options": options, "selected": selected, "actor": jobs.identity_token(),
+        "history": page.history_rows(versions), "pending": page.pending_rows(versions),
+        "diff_a_options": options, "diff_b_options": options,
+        "diff_a": diff_a, "diff_b": selected,
+        "in_force": page.in_force_summary(live, scheduled, info.currency),
+        "in_force_id": live.id if live else None,
+        "expiry": info.expiry_days, "expiry_never": info.expiry_days is None,
+        "own_draft": draft_label, "own_draft_style": draft_style,
+        "own_draft_id": draft.id if draft else None,
+    }
 
 
 @callback(
@@ -104,20 +117,31 @@ def open_own_draft(_n: int | None, draft_id: Any) -> Any:
     return as_id(draft_id) or no_update
 
 
+# what show_version fills in; every one but the summary is "no update" when it fails
+EDITOR_OUTPUTS = {
+    "info": Output(ids.VERSION_INFO, "children"), "rows": Output(ids.GRID, "rowData"),
+    "columns": Output(ids.GRID, "columnDefs"),
+    "name": Output(ids.NAME, "value"), "name_locked": Output(ids.NAME, "disabled"),
+    "note": Output(ids.NOTE, "value"), "note_locked": Output(ids.NOTE, "disabled"),
+    "point_value": Output(ids.POINT_VALUE, "value"),
+    "point_value_locked": Output(ids.POINT_VALUE, "disabled"),
+    "window_mode": Output(ids.WINDOW_MODE, "value"),
+    "window_modes": Output(ids.WINDOW_MODE, "options"),
+    "window_days": Output(ids.WINDOW_DAYS, "value"),
+    "window_days_locked": Output(ids.WINDOW_DAYS, "disabled"),
+    "add_tier_locked": Output(ids.ADD_TIER, "disabled"),
+    "remove_tier_locked": Output(ids.REMOVE_TIER, "disabled"),
+    "save_locked": Output(ids.SAVE, "disabled"), "submit_locked": Output(ids.SUBMIT, "disabled"),
+    "problems": Output(ids.PROBLEMS, "data"), "result": Output(ids.EDIT_RESULT, "children"),
+}
+
+
 @callback(
-    Output(ids.VERSION_INFO, "children"), Output(ids.GRID, "rowData"),
-    Output(ids.GRID, "columnDefs"), Output(ids.NAME, "value"), Output(ids.NAME, "disabled"),
-    Output(ids.NOTE, "value"), Output(ids.NOTE, "disabled"),
-    Output(ids.POINT_VALUE, "value"), Output(ids.POINT_VALUE, "disabled"),
-    Output(ids.WINDOW_MODE, "value"), Output(ids.WINDOW_MODE, "options"),
-    Output(ids.WINDOW_DAYS, "value"), Output(ids.WINDOW_DAYS, "disabled"),
-    Output(ids.ADD_TIER, "disabled"), Output(ids.REMOVE_TIER, "disabled"),
-    Output(ids.SAVE, "disabled"), Output(ids.SUBMIT, "disabled"),
-    Output(ids.PROBLEMS, "data"), Output(ids.EDIT_RESULT, "children"),
-    Input(ids.VERSION, "value"), State(ids.SAVED, "data"),
+    output=EDITOR_OUTPUTS,
+    inputs=[Input(ids.VERSION, "value"), State(ids.SAVED, "data")],
 )
 @require_roles(*READ)
-def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
+def show_version(version_id: int | None, saved: dict | None = None) -> dict[str, Any]:
     """The selected version in the editor: editable only for its author while a draft.
 
     Re-run after every save (the lists reload); the message of a save of this
@@ -132,7 +156,7 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
             currency = rule_history.program_info(s).currency
             frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
-        return (_alert(str(exc)),) + (no_update,) * 18
+        return dict.fromkeys(EDITOR_OUTPUTS, no_update) | {"info": _alert(str(exc))}
     if actor.role not in WRITE:
         why = "Read-only: executives see the rules; supervisors change them."
     elif v.status != "draft":
@@ -150,15 +174,19 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
     window = v.rules.tier_window_days
     modes = [{"label": "lifetime", "value": "lifetime", "disabled": not editable},
              {"label": "rolling window (days)", "value": "rolling", "disabled": not editable}]
-    return (
-        page.version_summary(v, currency, editable=editable, why_read_only=why),
-        page.editor_rows(rules.tier_rows(v.rules)), page.tier_columns(editable, currency),
-        v.name, not editable, v.note, not editable,
-        f"{pv // 100}.{pv % 100:02d}", not editable,
-        "rolling" if window else "lifetime", modes, window, not editable,
-        not editable, not editable, not editable, not editable, {},
-        no_update if _just_saved(saved, version_id) else None,
-    )
+    locked = not editable
+    return {
+        "info": page.version_summary(v, currency, editable=editable, why_read_only=why),
+        "rows": page.editor_rows(rules.tier_rows(v.rules)),
+        "columns": page.tier_columns(editable, currency),
+        "name": v.name, "name_locked": locked, "note": v.note, "note_locked": locked,
+        "point_value": f"{pv // 100}.{pv % 100:02d}", "point_value_locked": locked,
+        "window_mode": "rolling" if window else "lifetime", "window_modes": modes,
+        "window_days": window, "window_days_locked": locked,
+        "add_tier_locked": locked, "remove_tier_locked": locked,
+        "save_locked": locked, "submit_locked": locked, "problems": {},
+        "result": no_update if _just_saved(saved, version_id) else None,
+    }
 
 
 def _just_saved(saved: dict | None, version_id: Any) -> bool:
