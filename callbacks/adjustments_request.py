@@ -15,6 +15,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.shell import alert
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
 from db.errors import (
@@ -195,8 +196,7 @@ def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:
 
 
 def _alert(text: str, color: str, alert_id: str | None = None) -> dbc.Alert:
-    return dbc.Alert(text, color=color, className="py-2 mb-0",
-                     **({"id": alert_id} if alert_id else {}))
+    return alert(text, color, **({"id": alert_id} if alert_id else {}))
 
 
 @callback(

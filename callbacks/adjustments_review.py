@@ -15,7 +15,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import once
-from dashboard.shell import empty_state, grid
+from dashboard.shell import alert, empty_state, grid
 from db import adjustments, audit, members, users
 from db.actor import Actor
 from db.adjustments import AdjustmentFilters
@@ -31,7 +31,7 @@ MAX_EXPORT = 100_000
 
 
 def _alert(text: str, color: str) -> dbc.Alert:
-    return dbc.Alert(text, color=color, className="py-2 mb-0", id="adjreview-decision-alert")
+    return alert(text, color, id="adjreview-decision-alert")
 
 
 # ------------------------------------------------------------------ queue

@@ -68,15 +68,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
     Input(ids.MONTHS, "value"),
     Input(ids.SEGMENT, "value"),
     Input(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.CANCEL, "disabled"), False, True),
-        (Output(ids.PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.CANCEL, "n_clicks")],
+    **jobs.background_job(ids.PROGRESS, ids.CANCEL),
     prevent_initial_call=True,
 )
 @require_roles(*ROLES)

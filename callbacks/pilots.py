@@ -269,16 +269,7 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
     Input(ids.PICK, "value"),
     Input(ids.REFRESH, "data"),
     State(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.RESULTS_PROGRESS, "value"), Output(ids.RESULTS_PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.PICK, "disabled"), True, False),
-        (Output(ids.RESULTS_CANCEL, "disabled"), False, True),
-        (Output(ids.RESULTS_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.RESULTS_CANCEL, "n_clicks")],
+    **jobs.background_job(ids.RESULTS_PROGRESS, ids.RESULTS_CANCEL, locked=[ids.PICK]),
     prevent_initial_call=True,
 )
 @require_roles(*READ)

@@ -25,6 +25,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.shell import alert
 from db import rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
@@ -43,7 +44,7 @@ def _now() -> dt.datetime:
 
 
 def _alert(message: Any, color: str = "danger", **kw: Any) -> dbc.Alert:
-    return dbc.Alert(message, color=color, className="py-2 mb-2", **kw)
+    return alert(message, color, className="py-2 mb-2", **kw)
 
 
 def _stamp(select: int | None) -> dict[str, Any]:
@@ -653,16 +654,7 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
     Output(ids.SIM_RESULT, "children"),
     Input(ids.SIM_RUN, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.SIM_DAYS, "value"), State(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.SIM_PROGRESS, "value"), Output(ids.SIM_PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.SIM_RUN, "disabled"), True, False),
-        (Output(ids.SIM_CANCEL, "disabled"), False, True),
-        (Output(ids.SIM_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.SIM_CANCEL, "n_clicks")],
+    **jobs.background_job(ids.SIM_PROGRESS, ids.SIM_CANCEL, locked=[ids.SIM_RUN]),
     prevent_initial_call=True,
 )
 @require_roles(*READ)

@@ -12,6 +12,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.shell import alert
 from db import api_keys, staff_grants, users
 from db.errors import FormErrors, LoyaltyError, ValidationError
 from pages import staff as page
@@ -87,14 +88,14 @@ def create(
         problems = exc.problems if isinstance(exc, FormErrors) else {exc.field: exc.message}
         for field, message in problems.items():
             errors[field if field in errors else "username"] = message
-        return (*errors.values(), dbc.Alert(
+        return (*errors.values(), alert(
             "Not created: fix the field marked." if len(problems) == 1 else
-            f"Not created: fix the {len(problems)} fields marked.", color="warning",
-            className="py-2 mb-0"), no_update, no_update)
+            f"Not created: fix the {len(problems)} fields marked.", "warning"),
+            no_update, no_update)
     except LoyaltyError as exc:
-        return "", "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
+        return "", "", "", "", alert(str(exc)), \
             no_update, no_update
-    done = dbc.Alert(text, color="success", className="py-2 mb-0")
+    done = alert(text, "success")
     return "", "", "", "", done, (version or 0) + 1, ""
 
 
@@ -153,7 +154,7 @@ def change(
         return exc.message, None, no_update
     except LoyaltyError as exc:
         return str(exc), None, no_update
-    return "", dbc.Alert(message, color="success", className="py-2 mb-0"), (version or 0) + 1
+    return "", alert(message, "success"), (version or 0) + 1
 
 
 @callback(
@@ -175,8 +176,7 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
     if ctx.triggered_id not in (ids.GRANT_APPROVE, ids.GRANT_REJECT):
         return no_update, no_update
     if not isinstance(grant_id, int) or isinstance(grant_id, bool):
-        return dbc.Alert("Choose a waiting grant first.", color="warning",
-                         className="py-2 mb-0"), no_update
+        return alert("Choose a waiting grant first.", "warning"), no_update
     actor = current_actor()
     approving = ctx.triggered_id == ids.GRANT_APPROVE
 
@@ -191,8 +191,8 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
         text, _again = once("staff.grant.approve" if approving else "staff.grant.refuse",
                             token, {"grant": grant_id, "reason": reason}, work)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
-    return dbc.Alert(text, color="success", className="py-2 mb-0"), (version or 0) + 1
+        return alert(str(exc)), no_update
+    return alert(text, "success"), (version or 0) + 1
 
 
 @callback(
@@ -238,7 +238,7 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
                            work)
     except LoyaltyError as exc:
         text = exc.message if isinstance(exc, ValidationError) else str(exc)
-        return dbc.Alert(text, color="danger", className="py-2 mb-0"), no_update
+        return alert(text, "danger"), no_update
     if again:
         return no_update, no_update
     info, token = made[0]
@@ -267,12 +267,12 @@ def revoke_key(n: int | None, key_id: Any, version: int | None, token: Any = Non
         return no_update, no_update
     kid = as_id(key_id)
     if kid is None:
-        return dbc.Alert("Choose a key first.", color="warning", className="py-2 mb-0"), no_update
+        return alert("Choose a key first.", "warning"), no_update
     actor = current_actor()
     try:
         name, _again = once("staff.key.revoke", token, {"key": kid},
                             lambda s: api_keys.revoke_key(s, actor, kid).name)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
-    return (dbc.Alert(f"Key {name!r} is revoked: calls with it are refused.",
-                      color="success", className="py-2 mb-0"), (version or 0) + 1)
+        return alert(str(exc)), no_update
+    return (alert(f"Key {name!r} is revoked: calls with it are refused.", "success"),
+            (version or 0) + 1)

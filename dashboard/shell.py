@@ -163,6 +163,14 @@ def page_header(title: str, subtitle: str = "") -> html.Div:
     )
 
 
+def alert(message: Any, color: str = "danger", **props: Any) -> dbc.Alert:
+    """A callback's answer next to its button: a refusal ("danger", the
+    default), a problem to fix ("warning") or a success. ``props`` go to
+    ``dbc.Alert`` (``id``, ``duration``, ``className`` to space it otherwise)."""
+    props.setdefault("className", "py-2 mb-0")
+    return dbc.Alert(message, color=color, **props)
+
+
 def empty_state(title: str, hint: str) -> dbc.Alert:
     """A clear "nothing here yet" box that says what would fill it."""
     return dbc.Alert([html.Strong(title), html.Div(hint, className="small")],

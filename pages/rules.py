@@ -129,10 +129,6 @@ STATE_COLOURS = {
     "draft": "secondary", "pending": "warning", "scheduled": "info", "in force": "success",
     "superseded": "light", "rejected": "danger",
 }
-# the state filter of the history grid keeps these first
-STATE_ORDER = ("in force", "scheduled", "pending", "draft", "superseded", "rejected")
-
-
 def new_row_id() -> str:
     return uuid.uuid4().hex[:10]
 
