@@ -199,23 +199,43 @@ def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str
             [{"label": t, "value": t} for t in tiers], jobs.identity_token())
 
 
-def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
+RESULT_OUTPUTS = {
+    "results": Output(ids.RESULTS, "children"),
+    "start_locked": Output(ids.START, "disabled"),
+    "cancel_locked": Output(ids.CANCEL, "disabled"),
+    "end_locked": Output(ids.END, "disabled"),
+    "rollout_locked": Output(ids.ROLLOUT, "disabled"),
+    "export_locked": Output(ids.EXPORT, "disabled"),
+    "export": Output(ids.RESULTS_CSV, "data"),
+    "start_label": Output(ids.START, "children"),
+    "send_back_locked": Output(ids.SEND_BACK, "disabled"),
+    "overdue": Output(ids.OVERDUE, "is_open"),
+    "overdue_text": Output(ids.OVERDUE_TEXT, "children"),
+}
+
+
+def _shown(results: Any, **changes: Any) -> dict[str, Any]:
+    """The results panel and the actions: by default every action off, nothing
+    to export, START's own label and the past-its-planned-end prompt closed."""
+    return {"results": results, "start_locked": True, "cancel_locked": True,
+            "end_locked": True, "rollout_locked": True, "export_locked": True, "export": None,
+            "start_label": "Request start", "send_back_locked": True, "overdue": False,
+            "overdue_text": ""} | changes
+
+
+def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str, Any]:
     """The body of the background results job (no request here: see
     dashboard.jobs): the role is checked again from the signed identity."""
-    off = (True, True, True, True, True)
-    # START's label, SEND_BACK disabled, and the past-its-planned-end prompt closed
-    plain = ("Request start", True, False, "")
     with jobs.job_context():
         try:
             actor = jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
-            return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
-                    None, *plain)
+            return _shown(dbc.Alert(str(exc), color="danger", id="pilots-results-refused"))
         if pilot_id is None:
-            return empty_state("Choose a pilot to see its results.",
-                               "Running and ended pilots show the lift against their control "
-                               "group; a draft shows what its groups can detect."), *off, None, \
-                *plain
+            return _shown(empty_state("Choose a pilot to see its results.",
+                                      "Running and ended pilots show the lift against their "
+                                      "control group; a draft shows what its groups can "
+                                      "detect."))
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))
@@ -229,52 +249,44 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
                     progress(0.3, "estimating power from the pre-period orders")
                     power = pilots.pilot_power(s, int(pilot_id))
                     requested = info.start_requested_by is not None
-                    return html.Div([
-                        page.pilot_facts(info, currency),
-                        page.draft_alert(info),
-                        page.power_card(power, currency, title="Power estimate before the start"),
-                    ]), False, False, True, True, True, None, \
-                        ("Approve start" if requested else "Request start"), not requested, \
-                        False, ""
+                    return _shown(
+                        html.Div([
+                            page.pilot_facts(info, currency),
+                            page.draft_alert(info),
+                            page.power_card(power, currency,
+                                            title="Power estimate before the start"),
+                        ]),
+                        start_locked=False, cancel_locked=False,
+                        start_label="Approve start" if requested else "Request start",
+                        send_back_locked=not requested,
+                    )
                 if info.status == "cancelled":
-                    return html.Div([page.pilot_facts(info, currency), dbc.Alert(
+                    return _shown(html.Div([page.pilot_facts(info, currency), dbc.Alert(
                         "This pilot was cancelled before it started; it has no results.",
-                        color="secondary")]), *off, None, *plain
+                        color="secondary")]))
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return dbc.Alert(str(exc), color="warning"), *off, None, *plain
+            return _shown(dbc.Alert(str(exc), color="warning"))
         running = info.status == "running"
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
         overdue = info.past_planned_end()
         prompt = page.overdue_text(info, actor.role in WRITE) if overdue else ""
-        return (page.results_view(r), True, True, not running, False, False, export,
-                *plain[:2], overdue, prompt)
+        return _shown(page.results_view(r), end_locked=not running, rollout_locked=False,
+                      export_locked=False, export=export, overdue=overdue, overdue_text=prompt)
 
 
 @callback(
-    Output(ids.RESULTS, "children"),
-    Output(ids.START, "disabled"),
-    Output(ids.CANCEL, "disabled"),
-    Output(ids.END, "disabled"),
-    Output(ids.ROLLOUT, "disabled"),
-    Output(ids.EXPORT, "disabled"),
-    Output(ids.RESULTS_CSV, "data"),
-    Output(ids.START, "children"),
-    Output(ids.SEND_BACK, "disabled"),
-    Output(ids.OVERDUE, "is_open"),
-    Output(ids.OVERDUE_TEXT, "children"),
-    Input(ids.PICK, "value"),
-    Input(ids.REFRESH, "data"),
-    State(ids.ACTOR, "data"),
+    output=RESULT_OUTPUTS,
+    inputs=[Input(ids.PICK, "value"), Input(ids.REFRESH, "data"), State(ids.ACTOR, "data")],
     **jobs.background_job(ids.RESULTS_PROGRESS, ids.RESULTS_CANCEL, locked=[ids.PICK]),
     prevent_initial_call=True,
 )
 @require_roles(*READ)
 def results(set_progress: Any, pilot_id: int | None, _refresh: int, token: str | None
-            ) -> tuple:
+            ) -> dict[str, Any]:
     """Results of a 100k-member pilot take seconds to tens of seconds: a
     background job with a progress bar and a Stop button, never a request
     held open past the web server's timeout."""
