@@ -258,7 +258,7 @@ def main() -> None:
     if args.compare:
         before = Database(args.before_db) if args.before_db else d
         compare(d, before, pid, args.compare, args.rounds, args.n_boot)
-    from dashboard import pilots_views as pv
+    from pages import pilots as pv
 
     timed("results_view (pure builders: table, tiles, 2 figures)", pv.results_view, r)
     print(f"\nverdict: {r.verdict}")

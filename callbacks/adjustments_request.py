@@ -10,12 +10,12 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import format as fmt
-from dashboard import members_views as mv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import AdjRequest as ids
+from dashboard.shell import alert
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
 from db.errors import (
@@ -30,8 +30,10 @@ from db.errors import (
 )
 from db.form_tokens import as_token, new_token
 from db.ledger import MAX_POINTS
+from pages import adjustments_request as page
+from pages.adjustments_request import ids
 
-ROLES = ("support", "supervisor")
+ROLES = roles_of(page.__name__)
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
 _POINTS = re.compile(r"[+-]?\d+")
 
@@ -75,51 +77,63 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
         f" · balance ", html.Strong(f"{fmt.points(p.balance)} points", id="adjreq-balance"),
         f" · {p.status}",
     ])
-    return info, mv.entry_options(choices), hint
+    return info, page.entry_options(choices), hint
+
+
+# the message next to each field of the form, by service field name
+FEEDBACK_OUTPUTS = {
+    "member": Output(ids.MEMBER_FEEDBACK, "children"),
+    "points": Output(ids.POINTS_FEEDBACK, "children"),
+    "reason_code": Output(ids.REASON_FEEDBACK, "children"),
+    "comment": Output(ids.COMMENT_FEEDBACK, "children"),
+    "ticket_ref": Output(ids.TICKET_FEEDBACK, "children"),
+    "corrects_entry_id": Output(ids.ENTRY_FEEDBACK, "children"),
+}
+# what a filed request empties (the member stays) and the form's new token
+FORM_OUTPUTS = {
+    "points": Output(ids.POINTS, "value"), "comment": Output(ids.COMMENT, "value"),
+    "reason": Output(ids.REASON, "value"), "ticket": Output(ids.TICKET, "value"),
+    "entry": Output(ids.ENTRY, "value"), "token": Output(ids.TOKEN, "data"),
+    "last_token": Output(ids.LAST_TOKEN, "data"),
+}
+KEEP_FORM = dict.fromkeys(FORM_OUTPUTS, no_update)
+
+
+def _answer(feedback: dict[str, Any], result: Any, version: Any = no_update,
+            form: dict[str, Any] = KEEP_FORM) -> dict[str, Any]:
+    return {"feedback": dict(feedback), "result": result, "version": version, "form": form}
 
 
 @callback(
-    Output(ids.MEMBER_FEEDBACK, "children"),
-    Output(ids.POINTS_FEEDBACK, "children"),
-    Output(ids.REASON_FEEDBACK, "children"),
-    Output(ids.COMMENT_FEEDBACK, "children"),
-    Output(ids.TICKET_FEEDBACK, "children"),
-    Output(ids.ENTRY_FEEDBACK, "children"),
-    Output(ids.RESULT, "children"),
-    Output(ids.VERSION, "data"),
-    Output(ids.POINTS, "value"),
-    Output(ids.COMMENT, "value"),
-    Output(ids.REASON, "value"),
-    Output(ids.TICKET, "value"),
-    Output(ids.ENTRY, "value"),
-    Output(ids.TOKEN, "data"),
-    Output(ids.LAST_TOKEN, "data"),
-    Input(ids.SUBMIT, "n_clicks"),
-    State(ids.MEMBER, "value"),
-    State(ids.POINTS, "value"),
-    State(ids.REASON, "value"),
-    State(ids.COMMENT, "value"),
-    State(ids.TICKET, "value"),
-    State(ids.ENTRY, "value"),
-    State(ids.VERSION, "data"),
-    State(ids.TOKEN, "data"),
-    State(ids.LAST_TOKEN, "data"),
+    output={"feedback": FEEDBACK_OUTPUTS, "result": Output(ids.RESULT, "children"),
+            "version": Output(ids.VERSION, "data"), "form": FORM_OUTPUTS},
+    inputs=[
+        Input(ids.SUBMIT, "n_clicks"),
+        State(ids.MEMBER, "value"),
+        State(ids.POINTS, "value"),
+        State(ids.REASON, "value"),
+        State(ids.COMMENT, "value"),
+        State(ids.TICKET, "value"),
+        State(ids.ENTRY, "value"),
+        State(ids.VERSION, "data"),
+        State(ids.TOKEN, "data"),
+        State(ids.LAST_TOKEN, "data"),
+    ],
     prevent_initial_call=True,
     running=busy(ids.SUBMIT),
 )
 @require_roles(*ROLES, writes=True)
 def submit(n: int | None, member_ref: str | None, points: str | None, reason: str | None,
            comment: str | None, ticket: str | None, entry: int | None, version: int | None,
-           token: Any = None, last_token: Any = None) -> tuple[Any, ...]:
+           token: Any = None, last_token: Any = None) -> dict[str, Any]:
     """File the request once per form instance.
 
     The form's token is stored with the request and a new one comes back with
     the success. The same form sent again - two clicks in flight with one
     token, or a second click landing after the first answer emptied the form -
     shows the request already filed and files nothing."""
-    keep = (no_update,) * 7
     if not n:
-        return (no_update,) * 8 + keep
+        return _answer(dict.fromkeys(FIELDS, no_update), no_update)
     member_ref, comment, ticket = as_text(member_ref), as_text(comment), as_text(ticket)
     reason = as_text(reason)
     feedback = dict.fromkeys(FIELDS, "")
@@ -134,7 +148,7 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
             # nothing typed since the last request was filed: the same click again
             info = adjustments.filed_by_form(s, actor, as_token(last_token))
         if info is not None:
-            return (*feedback.values(), _filed(info), no_update, *keep)
+            return _answer(feedback, _filed(info))
         try:
             mid = members.resolve_member(s, member_ref or "")
         except (ValidationError, NotFound) as exc:
@@ -150,7 +164,7 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
     problems = adjustments.request_problems(pts if pts is not None else 1, reason, comment,
                                             ticket) | problems
     if problems:
-        return (*_marked(feedback, problems), no_update, *keep)
+        return _marked(feedback, problems)
     try:
         info_token = as_token(token)
         info = adjustments.request_adjustment_once(
@@ -158,30 +172,30 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
             corrects_entry_id=entry_id, form_token=info_token,
         )
     except FormErrors as exc:
-        return (*_marked(feedback, exc.problems), no_update, *keep)
+        return _marked(feedback, exc.problems)
     except ValidationError as exc:
-        return (*_marked(feedback, {exc.field: exc.message}), no_update, *keep)
+        return _marked(feedback, {exc.field: exc.message})
     except InsufficientPoints as exc:
         feedback["points"] = str(exc)
-        return (*feedback.values(), _alert("Nothing was filed.", "warning"), no_update, *keep)
+        return _answer(feedback, _alert("Nothing was filed.", "warning"))
     except (Forbidden, NotFound, InvalidState, LoyaltyError) as exc:
-        return (*feedback.values(), _alert(f"Nothing was filed: {exc}", "danger"),
-                no_update, *keep)
+        return _answer(feedback, _alert(f"Nothing was filed: {exc}", "danger"))
     if info.replayed:
-        return (*feedback.values(), _filed(info), no_update, *keep)
+        return _answer(feedback, _filed(info))
     # the whole request part of the form is emptied (the member stays): a new request
-    return (*feedback.values(), _filed(info), (version or 0) + 1, "", "", "", "", None,
-            new_token(), info_token)
+    return _answer(feedback, _filed(info), (version or 0) + 1,
+                   {"points": "", "comment": "", "reason": "", "ticket": "", "entry": None,
+                    "token": new_token(), "last_token": info_token})
 
 
-def _marked(feedback: dict[str, str], problems: dict[str, str]) -> tuple[Any, ...]:
+def _marked(feedback: dict[str, str], problems: dict[str, str]) -> dict[str, Any]:
     """The feedback next to each field and the summary above the button."""
     for field, message in problems.items():
         feedback[field if field in feedback else "member"] = message
     n = len(problems)
     text = ("Nothing was filed: fix the field marked." if n == 1
             else f"Nothing was filed: fix the {n} fields marked.")
-    return (*feedback.values(), _alert(text, "warning"))
+    return _answer(feedback, _alert(text, "warning"))
 
 
 def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:
@@ -194,8 +208,7 @@ def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:
 
 
 def _alert(text: str, color: str, alert_id: str | None = None) -> dbc.Alert:
-    return dbc.Alert(text, color=color, className="py-2 mb-0",
-                     **({"id": alert_id} if alert_id else {}))
+    return alert(text, color, **({"id": alert_id} if alert_id else {}))
 
 
 @callback(
@@ -215,8 +228,8 @@ def my_requests(status: str | None, _v: int | None, _c: int | None) -> tuple[Any
         text = "You have no adjustment requests" + (f" with status {status}." if status
                                                     else " yet.")
         return [], html.Span(text, id="adjreq-summary-text")
-    summary = mv.adjustment_summary(items, capped=len(items) == 500)
-    return mv.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
+    summary = page.adjustment_summary(items, capped=len(items) == 500)
+    return page.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
 
 
 @callback(

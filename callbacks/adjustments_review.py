@@ -10,24 +10,28 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
-from dashboard import members_views as mv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import once
-from dashboard.ids import AdjReview as ids
-from dashboard.shell import empty_state, grid
+from dashboard.shell import alert, empty_state, grid
 from db import adjustments, audit, members, users
 from db.actor import Actor
 from db.adjustments import AdjustmentFilters
 from db.errors import LoyaltyError, ValidationError
+from pages import adjustments_request as request_page
+from pages import adjustments_review as page
+from pages.adjustments_review import ids
 
+ROLES = roles_of(page.__name__)
+DECIDE = roles_of(page.__name__, "decide_roles")
 MAX_SHOWN = 1000
 MAX_EXPORT = 100_000
 
 
 def _alert(text: str, color: str) -> dbc.Alert:
-    return dbc.Alert(text, color=color, className="py-2 mb-0", id="adjreview-decision-alert")
+    return alert(text, color, id="adjreview-decision-alert")
 
 
 # ------------------------------------------------------------------ queue
@@ -39,7 +43,7 @@ def _alert(text: str, color: str) -> dbc.Alert:
     Input(ids.VERSION, "data"),
     Input(ids.QUEUE_REFRESH, "n_intervals"),
 )
-@require_roles("supervisor")
+@require_roles(*DECIDE)
 def queue(_v: int | None, _n: int | None) -> tuple[list[dict[str, Any]], str]:
     with get_db().read() as s:
         items = adjustments.list_adjustments(s, AdjustmentFilters(status="pending"),
@@ -47,7 +51,7 @@ def queue(_v: int | None, _n: int | None) -> tuple[list[dict[str, Any]], str]:
     items.sort(key=lambda a: (a.requested_at, a.id))  # oldest waits longest: first
     if not items:
         return [], "Nothing is waiting: every request has been decided."
-    return mv.queue_rows(items), (f"{len(items)} request(s) waiting, oldest first. Select one "
+    return page.queue_rows(items), (f"{len(items)} request(s) waiting, oldest first. Select one "
                                   "to decide; you cannot decide your own.")
 
 
@@ -59,7 +63,7 @@ def queue(_v: int | None, _n: int | None) -> tuple[list[dict[str, Any]], str]:
     Input(ids.QUEUE, "selectedRows"),
     prevent_initial_call=True,
 )
-@require_roles("supervisor")
+@require_roles(*DECIDE)
 def detail(selected: list[dict[str, Any]] | None) -> tuple[Any, Any, bool, bool]:
     if not selected:
         return None, html.Div("Select a request.", className="text-muted small"), True, True
@@ -73,7 +77,7 @@ def detail(selected: list[dict[str, Any]] | None) -> tuple[Any, Any, bool, bool]
         return None, _alert(f"Cannot show this request: {exc}", "warning"), True, True
     own = a.requested_by_id == actor.id
     closed = a.status != "pending"
-    return rid, mv.request_detail(a, history, me=actor.id or 0), own or closed, own or closed
+    return rid, page.request_detail(a, history, me=actor.id or 0), own or closed, own or closed
 
 
 def _decided(text: str, color: str, version: int | None) -> tuple[Any, int, bool, bool]:
@@ -94,7 +98,7 @@ def _decided(text: str, color: str, version: int | None) -> tuple[Any, int, bool
     running=[(Output(ids.APPROVE, "disabled"), True, True),
              (Output(ids.REJECT, "disabled"), True, True)],
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*DECIDE, writes=True)
 def approve(n: int | None, request_id: int | None, version: int | None, token: Any = None
             ) -> tuple[Any, ...]:
     request_id = as_id(request_id)
@@ -133,7 +137,7 @@ def approve(n: int | None, request_id: int | None, version: int | None, token: A
     running=[(Output(ids.APPROVE, "disabled"), True, True),
              (Output(ids.REJECT, "disabled"), True, True)],
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*DECIDE, writes=True)
 def reject(n: int | None, request_id: int | None, reason: str | None, version: int | None,
            token: Any = None) -> tuple[Any, ...]:
     request_id = as_id(request_id)
@@ -167,7 +171,7 @@ def _filters(actor: Actor, status: str | None, requester: int | None, approver: 
         d_from, d_to = _date(start), _date(end)
     except ValueError:
         raise ValidationError("dates", "dates must look like 2025-01-31") from None
-    own = actor.id if actor.role != "supervisor" else None
+    own = actor.id if actor.role not in DECIDE else None
     f = AdjustmentFilters(
         status=status or None,
         requested_by_id=own if own is not None else (int(requester) if requester else None),
@@ -183,7 +187,7 @@ def _filters(actor: Actor, status: str | None, requester: int | None, approver: 
     Output(ids.APPROVER, "options"),
     Input(ids.SUMMARY, "id"),
 )
-@require_roles("supervisor", "support")
+@require_roles(*ROLES)
 def staff_options(_: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with get_db().read() as s:
         staff = users.list_users(s)
@@ -205,7 +209,7 @@ def staff_options(_: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     Input(ids.DATES, "end_date"),
     Input(ids.VERSION, "data"),
 )
-@require_roles("supervisor", "support")
+@require_roles(*ROLES)
 def history(status: str | None, requester: int | None, approver: int | None,
             reason: str | None, start: str | None, end: str | None, _v: int | None
             ) -> tuple[Any, str, str]:
@@ -222,8 +226,9 @@ def history(status: str | None, requester: int | None, approver: int | None,
             "Support staff request balance corrections; they wait for a supervisor other "
             "than the requester.",
         ), "", ""
-    return (grid(ids.TABLE, mv.ADJUSTMENT_COLUMNS, mv.adjustment_rows(items), height="420px"),
-            mv.adjustment_summary(items, capped=len(items) == MAX_SHOWN), "")
+    return (grid(ids.TABLE, request_page.ADJUSTMENT_COLUMNS, request_page.adjustment_rows(items),
+                 height="420px"),
+            request_page.adjustment_summary(items, capped=len(items) == MAX_SHOWN), "")
 
 
 @callback(
@@ -238,7 +243,7 @@ def history(status: str | None, requester: int | None, approver: int | None,
     State(ids.DATES, "end_date"),
     prevent_initial_call=True,
 )
-@require_roles("supervisor", "support", writes=True)
+@require_roles(*ROLES, writes=True)
 def export_csv(n: int | None, status: str | None, requester: int | None,
                approver: int | None, reason: str | None, start: str | None, end: str | None
                ) -> tuple[Any, str]:
@@ -262,5 +267,5 @@ def export_csv(n: int | None, status: str | None, requester: int | None,
 
     rows = get_db().write_tx(run)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return {"content": mv.adjustments_csv(rows), "filename": f"adjustments-{stamp}.csv",
+    return {"content": page.adjustments_csv(rows), "filename": f"adjustments-{stamp}.csv",
             "type": "text/csv"}, ""

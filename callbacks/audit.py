@@ -7,11 +7,14 @@ from typing import Any
 
 from dash import Input, Output, State, callback, ctx, no_update
 
-from dashboard import views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_db
-from dashboard.ids import Audit as ids
 from db import audit, readviews
+from pages import audit as page
+from pages.audit import ids
+
+ROLES = roles_of(page.__name__)
 
 MAX_SHOWN = 2000
 MAX_EXPORT = 100_000
@@ -37,7 +40,7 @@ def _filters(start: str | None, end: str | None) -> tuple[dt.date | None, dt.dat
     Output(ids.ACTION, "options"),
     Input(ids.COUNT, "id"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def filter_options(_: str) -> tuple[list[str], list[str]]:
     with get_db().read() as s:
         return readviews.audit_filter_options(s)
@@ -52,7 +55,7 @@ def filter_options(_: str) -> tuple[list[str], list[str]]:
     Input(ids.DATES, "start_date"),
     Input(ids.DATES, "end_date"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def audit_table(
     actor: str | None, action: str | None, start: str | None, end: str | None
 ) -> tuple[Any, str, str]:
@@ -65,7 +68,7 @@ def audit_table(
     if not rows:
         return [], "No audit entries match these filters.", ""
     capped = " (the newest 2,000 — the CSV export has them all)" if len(rows) == MAX_SHOWN else ""
-    return views.audit_rows(rows), f"{len(rows)} entr(ies){capped}.", ""
+    return page.audit_rows(rows), f"{len(rows)} entr(ies){capped}.", ""
 
 
 @callback(
@@ -78,7 +81,7 @@ def audit_table(
     State(ids.DATES, "end_date"),
     prevent_initial_call=True,
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def export_csv(
     n: int | None, actor: str | None, action: str | None, start: str | None, end: str | None
 ) -> tuple[Any, str]:
@@ -100,5 +103,5 @@ def export_csv(
 
     rows = get_db().write_tx(run)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return {"content": views.audit_csv(rows), "filename": f"audit-{stamp}.csv",
+    return {"content": page.audit_csv(rows), "filename": f"audit-{stamp}.csv",
             "type": "text/csv"}, ""

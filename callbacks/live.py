@@ -16,15 +16,16 @@ from typing import Any
 
 from dash import Input, Output, Patch, State, callback, html, no_update
 
-from dashboard import live_views as views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_dict
 from dashboard.context import get_db
-from dashboard.ids import Live as ids
 from db import rollups
 from db.reports.live import live_snapshot
+from pages import live as page
+from pages.live import ids
 
-ROLES = ("supervisor", "executive", "support")
+ROLES = roles_of(page.__name__)
 WINDOWS = (1, 7, 30, 90)
 
 
@@ -40,7 +41,7 @@ def _patch_figure(pairs: list[tuple[list[str], list[int]]],
         p["data"][i]["x"] = xs
         p["data"][i]["y"] = ys
     if names is not None:
-        axis = views.outlier_layout(pairs, names)
+        axis = page.outlier_layout(pairs, names)
         p["layout"]["yaxis"]["range"] = axis["range"]
         p["layout"]["yaxis"]["autorange"] = axis["autorange"]
         p["layout"]["annotations"] = axis["annotations"]
@@ -48,33 +49,39 @@ def _patch_figure(pairs: list[tuple[list[str], list[int]]],
 
 
 @callback(
-    *[Output(ids.value(k), "children") for k in views.KEYS],
-    Output(ids.UPDATED, "children"),
-    Output(ids.POINTS_FIG, "figure"),
-    Output(ids.SIGNUPS_FIG, "figure"),
-    Output(ids.REFERRERS, "rowData"),
-    Output(ids.RECEIVERS, "rowData"),
-    Output(ids.LAST, "data"),
-    Input(ids.INTERVAL, "n_intervals"),
-    State(ids.DAYS, "value"),
-    State(ids.LAST, "data"),
-    *[State(ids.value(k), "children") for k in views.KEYS],
+    output={
+        "tiles": {k: Output(ids.value(k), "children") for k in page.KEYS},
+        "updated": Output(ids.UPDATED, "children"),
+        "points": Output(ids.POINTS_FIG, "figure"),
+        "signups": Output(ids.SIGNUPS_FIG, "figure"),
+        "referrers": Output(ids.REFERRERS, "rowData"),
+        "receivers": Output(ids.RECEIVERS, "rowData"),
+        "sent": Output(ids.LAST, "data"),
+    },
+    inputs=[
+        Input(ids.INTERVAL, "n_intervals"),
+        State(ids.DAYS, "value"),
+        State(ids.LAST, "data"),
+        *[State(ids.value(k), "children") for k in page.KEYS],
+    ],
 )
 @require_roles(*ROLES)
-def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) -> tuple:
+def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any
+            ) -> dict[str, Any]:
     days = days if days in WINDOWS else 7
     db = get_db()
     result = rollups.refresh_rollups(db)
     with db.read() as s:
         snap = live_snapshot(s, days=days)
-    texts = [views.display(k, snap.values[k], snap.currency) for k in views.KEYS]
-    values = [t if t != old else no_update for t, old in zip(texts, shown, strict=True)]
+    texts = [page.display(k, snap.values[k], snap.currency) for k in page.KEYS]
+    tiles = {k: t if t != old else no_update
+             for k, t, old in zip(page.KEYS, texts, shown, strict=True)}
     last = as_dict(last)
     sent: dict[str, str] = {}
-    outs: list[Any] = []
+    outs: dict[str, Any] = {}
     parts = {
-        "points": views.series(snap.daily, views.POINT_SERIES),
-        "signups": views.series(snap.daily, views.SIGNUP_SERIES),
+        "points": page.series(snap.daily, page.POINT_SERIES),
+        "signups": page.series(snap.daily, page.SIGNUP_SERIES),
         "referrers": snap.top_referrers,
         "receivers": snap.top_receivers,
     }
@@ -82,20 +89,20 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any) ->
         sig = _signature(data)
         sent[name] = sig
         if last.get(name) == sig:
-            outs.append(no_update)
+            outs[name] = no_update
         elif name == "points":
-            outs.append(_patch_figure(data, views.POINT_SERIES))
+            outs[name] = _patch_figure(data, page.POINT_SERIES)
         elif name == "signups":
-            outs.append(_patch_figure(data))
+            outs[name] = _patch_figure(data)
         else:
-            outs.append(data)
+            outs[name] = data
     when = snap.refreshed_at or snap.at
     note = "" if not result.skipped else f" (refresh skipped: {result.reason})"
     updated = html.Span(
         f"updated {when:%H:%M:%S} UTC{note}", className="live-updated-at",
         title=f"{result.events} new events folded in, {1000 * result.seconds:.0f} ms",
     )
-    return (*values, updated, *outs, sent)
+    return {"tiles": tiles, "updated": updated, **outs, "sent": sent}
 
 
 @callback(

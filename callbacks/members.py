@@ -21,16 +21,17 @@ from dash import (
     no_update,
 )
 
-from dashboard import members_views as mv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_config, get_db, get_limits
-from dashboard.ids import Members as ids
 from dashboard.shell import empty_state
 from db import members
 from db.errors import NotFound, ValidationError
 from db.ratelimit import parse_rates
+from pages import members as members_page
+from pages.members import ids
 
-ROLES = ("supervisor", "support")
+ROLES = roles_of(members_page.__name__)
 TOO_MANY_SEARCHES = "Too many searches: wait a minute and search again."
 # A new search term, field, member or ledger filter reloads the grid from its
 # first block through assets/pagedGrid.js, which also hands each answer to the
@@ -95,8 +96,8 @@ def search(request: dict[str, Any] | None, query: str | None, field: str | None
                                           limit=limit, reveal=reveal)
     except ValidationError as exc:
         return {"rowData": [], "rowCount": 0}, "", exc.message
-    summary = mv.search_summary(page, start) if start == 0 else no_update
-    return mv.search_response(page, start), summary, ""
+    summary = members_page.search_summary(page, start) if start == 0 else no_update
+    return members_page.search_response(page, start), summary, ""
 
 
 @callback(
@@ -142,9 +143,10 @@ def profile(member_id: int | None) -> tuple[Any, ...]:
         return (empty_state(f"Member {member_id} does not exist.",
                             "Check the link, or search for the member above."),
                 gone, gone, gone, gone)
-    return (mv.profile_card(p, can_request=True), mv.orders_table(orders, n_orders, p.currency),
-            mv.referrals_table(refs, n_refs), mv.transfers_table(transfers),
-            mv.member_adjustments_table(adjustments))
+    return (members_page.profile_card(p, can_request=True),
+            members_page.orders_table(orders, n_orders, p.currency),
+            members_page.referrals_table(refs, n_refs), members_page.transfers_table(transfers),
+            members_page.member_adjustments_table(adjustments))
 
 
 @callback(
@@ -172,4 +174,4 @@ def ledger(request: dict[str, Any] | None, member_id: int | None, kind: str | No
     what = f" of kind {kind}" if kind else ""
     count = (f"{page.total:,} line(s){what}; the balance column is the running balance "
              "after each line." if page.total else f"No ledger lines{what} yet.")
-    return {"rowData": mv.ledger_rows(page.rows), "rowCount": page.total}, count
+    return {"rowData": members_page.ledger_rows(page.rows), "rowCount": page.total}, count

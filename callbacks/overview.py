@@ -10,17 +10,18 @@ from dash import Input, Output, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
-from dashboard import overview_views as views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import get_db
-from dashboard.ids import Overview as ids
 from dashboard.shell import empty_state
 from db import rollups
 from db.errors import LoyaltyError
 from db.models import SEGMENTS
 from db.reports import overview as report
+from pages import overview as page
+from pages.overview import ids
 
-ROLES = ("supervisor", "executive")
+ROLES = roles_of(page.__name__)
 
 
 @callback(Output(ids.ACTOR, "data"), Input(ids.LOADED, "data"))
@@ -68,15 +69,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
     Input(ids.MONTHS, "value"),
     Input(ids.SEGMENT, "value"),
     Input(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.CANCEL, "disabled"), False, True),
-        (Output(ids.PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.CANCEL, "n_clicks")],
+    **jobs.background_job(ids.PROGRESS, ids.CANCEL),
     prevent_initial_call=True,
 )
 @require_roles(*ROLES)
@@ -116,7 +109,7 @@ def _render(o: report.Overview, months: int, segment: str | None) -> tuple[Any, 
             text = (f"{stretch} against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same "
                     f"stretch {earlier}")
         else:
-            why = views.no_comparison(o.history_start)
+            why = page.no_comparison(o.history_start)
             text = (f"{stretch}. {why[0].upper()}{why[1:]}, after "
                     f"{pf:%d %b %Y}, where the same stretch {earlier} would begin, so these "
                     "months are not compared with it; choose a shorter period to compare")
@@ -127,21 +120,21 @@ def _render(o: report.Overview, months: int, segment: str | None) -> tuple[Any, 
         if partial:
             notes.append(html.Div(
                 "Partial months, lighter and hatched in the charts: "
-                + "; ".join(f"{m['month']}: {views.partial_note(m)}" for m in partial)
+                + "; ".join(f"{m['month']}: {page.partial_note(m)}" for m in partial)
                 + ". A partial current month is compared day for day (the same days "
                 f"{earlier}), never with a whole month.",
                 className="small text-muted", id="overview-partial"))
         summary = html.Div(notes)
     return (
         summary,
-        views.kpi_rows(o.rows, cur, comparable=o.comparable, history_start=o.history_start),
-        views.monthly_rows(o.monthly, cur),
-        views.orders_figure(o.monthly),
-        views.revenue_figure(o.monthly, cur),
-        views.cost_figure(o.monthly, cur),
-        views.tiers_figure(o.tiers, o.monthly),
-        views.ltv_figure(o.ltv, cur),
-        views.retention_figure(o.retention),
+        page.kpi_rows(o.rows, cur, comparable=o.comparable, history_start=o.history_start),
+        page.monthly_rows(o.monthly, cur),
+        page.orders_figure(o.monthly),
+        page.revenue_figure(o.monthly, cur),
+        page.cost_figure(o.monthly, cur),
+        page.tiers_figure(o.tiers, o.monthly),
+        page.ltv_figure(o.ltv, cur),
+        page.retention_figure(o.retention),
     )
 
 

@@ -1,7 +1,7 @@
 """Pilots callbacks: list, results, the create form with its power estimate, actions.
 
 Thin: parse the inputs -> a ``db.pilots`` service -> a pure builder from
-``dashboard.pilots_views``. Reading is for supervisors and executives;
+``pages.pilots``. Reading is for supervisors and executives;
 creating, starting, ending, cancelling and rolling out are supervisors' only.
 The results are a background callback (progress bar, Stop), as the tier
 rules simulation: the guard checks the role of the request that starts the
@@ -18,22 +18,35 @@ import re
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html, no_update
+from dash import (
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+    no_update,
+)
 from dash.exceptions import PreventUpdate
 
-from dashboard import jobs, views
-from dashboard import pilots_views as pv
+from dashboard import jobs
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Pilots as ids
 from dashboard.shell import empty_state, grid
 from db import pilots, program, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.simulation import Cancelled
+from pages import pilots as page
+from pages.pilots import ids
 
-READ = ("supervisor", "executive")
+READ = roles_of(page.__name__)
+WRITE = roles_of(page.__name__, "write_roles")
 ACTION_BUTTONS = (ids.START, ids.SEND_BACK, ids.CANCEL, ids.END, ids.ROLLOUT)
 
 FIELDS = list(ids.FEEDBACK)
@@ -153,7 +166,7 @@ def pilots_list(status: str | None, _refresh: int) -> Any:
     shown = [p for p in items if not status or p.status == status]
     if not shown:
         return empty_state(f"No {status} pilots.", "Choose another status or clear the filter.")
-    return grid("pilots-grid", views.PILOT_COLUMNS, views.pilot_rows(shown), height="260px")
+    return grid("pilots-grid", page.PILOT_COLUMNS, page.pilot_rows(shown), height="260px")
 
 
 @callback(
@@ -176,28 +189,48 @@ def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str
     current = as_id(current)
     value = current if current in known else next(
         (i for i, _n, st in found if st in ("running", "ended")), found[0][0] if found else None)
-    return (pv.pilot_options(found), value,
+    return (page.pilot_options(found), value,
             [{"label": f"#{i} {n} ({st})", "value": i} for i, n, st in trial],
             [{"label": t, "value": t} for t in tiers], jobs.identity_token())
 
 
-def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
+RESULT_OUTPUTS = {
+    "results": Output(ids.RESULTS, "children"),
+    "start_locked": Output(ids.START, "disabled"),
+    "cancel_locked": Output(ids.CANCEL, "disabled"),
+    "end_locked": Output(ids.END, "disabled"),
+    "rollout_locked": Output(ids.ROLLOUT, "disabled"),
+    "export_locked": Output(ids.EXPORT, "disabled"),
+    "export": Output(ids.RESULTS_CSV, "data"),
+    "start_label": Output(ids.START, "children"),
+    "send_back_locked": Output(ids.SEND_BACK, "disabled"),
+    "overdue": Output(ids.OVERDUE, "is_open"),
+    "overdue_text": Output(ids.OVERDUE_TEXT, "children"),
+}
+
+
+def _shown(results: Any, **changes: Any) -> dict[str, Any]:
+    """The results panel and the actions: by default every action off, nothing
+    to export, START's own label and the past-its-planned-end prompt closed."""
+    return {"results": results, "start_locked": True, "cancel_locked": True,
+            "end_locked": True, "rollout_locked": True, "export_locked": True, "export": None,
+            "start_label": "Request start", "send_back_locked": True, "overdue": False,
+            "overdue_text": ""} | changes
+
+
+def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str, Any]:
     """The body of the background results job (no request here: see
     dashboard.jobs): the role is checked again from the signed identity."""
-    off = (True, True, True, True, True)
-    # START's label, SEND_BACK disabled, and the past-its-planned-end prompt closed
-    plain = ("Request start", True, False, "")
     with jobs.job_context():
         try:
             actor = jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
-            return (dbc.Alert(str(exc), color="danger", id="pilots-results-refused"), *off,
-                    None, *plain)
+            return _shown(dbc.Alert(str(exc), color="danger", id="pilots-results-refused"))
         if pilot_id is None:
-            return empty_state("Choose a pilot to see its results.",
-                               "Running and ended pilots show the lift against their control "
-                               "group; a draft shows what its groups can detect."), *off, None, \
-                *plain
+            return _shown(empty_state("Choose a pilot to see its results.",
+                                      "Running and ended pilots show the lift against their "
+                                      "control group; a draft shows what its groups can "
+                                      "detect."))
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))
@@ -211,61 +244,44 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> tuple:
                     progress(0.3, "estimating power from the pre-period orders")
                     power = pilots.pilot_power(s, int(pilot_id))
                     requested = info.start_requested_by is not None
-                    return html.Div([
-                        pv.pilot_facts(info, currency),
-                        pv.draft_alert(info),
-                        pv.power_card(power, currency, title="Power estimate before the start"),
-                    ]), False, False, True, True, True, None, \
-                        ("Approve start" if requested else "Request start"), not requested, \
-                        False, ""
+                    return _shown(
+                        html.Div([
+                            page.pilot_facts(info, currency),
+                            page.draft_alert(info),
+                            page.power_card(power, currency,
+                                            title="Power estimate before the start"),
+                        ]),
+                        start_locked=False, cancel_locked=False,
+                        start_label="Approve start" if requested else "Request start",
+                        send_back_locked=not requested,
+                    )
                 if info.status == "cancelled":
-                    return html.Div([pv.pilot_facts(info, currency), dbc.Alert(
+                    return _shown(html.Div([page.pilot_facts(info, currency), dbc.Alert(
                         "This pilot was cancelled before it started; it has no results.",
-                        color="secondary")]), *off, None, *plain
+                        color="secondary")]))
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return dbc.Alert(str(exc), color="warning"), *off, None, *plain
+            return _shown(dbc.Alert(str(exc), color="warning"))
         running = info.status == "running"
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
         overdue = info.past_planned_end()
-        prompt = pv.overdue_text(info, actor.role == "supervisor") if overdue else ""
-        return (pv.results_view(r), True, True, not running, False, False, export,
-                *plain[:2], overdue, prompt)
+        prompt = page.overdue_text(info, actor.role in WRITE) if overdue else ""
+        return _shown(page.results_view(r), end_locked=not running, rollout_locked=False,
+                      export_locked=False, export=export, overdue=overdue, overdue_text=prompt)
 
 
 @callback(
-    Output(ids.RESULTS, "children"),
-    Output(ids.START, "disabled"),
-    Output(ids.CANCEL, "disabled"),
-    Output(ids.END, "disabled"),
-    Output(ids.ROLLOUT, "disabled"),
-    Output(ids.EXPORT, "disabled"),
-    Output(ids.RESULTS_CSV, "data"),
-    Output(ids.START, "children"),
-    Output(ids.SEND_BACK, "disabled"),
-    Output(ids.OVERDUE, "is_open"),
-    Output(ids.OVERDUE_TEXT, "children"),
-    Input(ids.PICK, "value"),
-    Input(ids.REFRESH, "data"),
-    State(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.RESULTS_PROGRESS, "value"), Output(ids.RESULTS_PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.PICK, "disabled"), True, False),
-        (Output(ids.RESULTS_CANCEL, "disabled"), False, True),
-        (Output(ids.RESULTS_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.RESULTS_CANCEL, "n_clicks")],
+    output=RESULT_OUTPUTS,
+    inputs=[Input(ids.PICK, "value"), Input(ids.REFRESH, "data"), State(ids.ACTOR, "data")],
+    **jobs.background_job(ids.RESULTS_PROGRESS, ids.RESULTS_CANCEL, locked=[ids.PICK]),
     prevent_initial_call=True,
 )
 @require_roles(*READ)
 def results(set_progress: Any, pilot_id: int | None, _refresh: int, token: str | None
-            ) -> tuple:
+            ) -> dict[str, Any]:
     """Results of a 100k-member pilot take seconds to tens of seconds: a
     background job with a progress bar and a Stop button, never a request
     held open past the web server's timeout."""
@@ -305,7 +321,7 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
     # the buttons stay disabled until the results show which ones apply now
     running=[(Output(b, "disabled"), True, True) for b in ACTION_BUTTONS],
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*WRITE, writes=True)
 def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
         reason: str | None, refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
@@ -348,10 +364,7 @@ def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | No
 # ---------------------------------------------------------------- the create form
 
 clientside_callback(
-    """function(source) {
-        const file = source === "file";
-        return [{display: file ? "none" : "block"}, {display: file ? "block" : "none"}];
-    }""",
+    ClientsideFunction("pilots", "sourceBoxes"),  # assets/pilots.js
     Output(ids.FILTER_BOX, "style"),
     Output(ids.FILE_BOX, "style"),
     Input(ids.SOURCE, "value"),
@@ -365,7 +378,7 @@ clientside_callback(
     State(ids.UPLOAD, "filename"),
     prevent_initial_call=True,
 )
-@require_roles("supervisor")
+@require_roles(*WRITE)
 def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
     """Read the file at once, so its bad lines show before anything is pressed."""
     try:
@@ -395,7 +408,7 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
     *FORM_STATES,
     prevent_initial_call=True,
 )
-@require_roles("supervisor")
+@require_roles(*WRITE)
 def preview(_n: int, *form: Any) -> list[Any]:
     try:
         try:
@@ -417,7 +430,7 @@ def preview(_n: int, *form: Any) -> list[Any]:
         return [no_update, *_feedbacks(exc.problems)]
     except ValidationError as exc:
         return [no_update, *_feedback(exc.field, exc.message)]
-    return [pv.power_card(p, currency), *_no_feedback()]
+    return [page.power_card(p, currency), *_no_feedback()]
 
 
 @callback(
@@ -435,7 +448,7 @@ def preview(_n: int, *form: Any) -> list[Any]:
     prevent_initial_call=True,
     running=busy(ids.CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*WRITE, writes=True)
 def create(_n: int, *form_and_refresh: Any) -> list[Any]:
     *form, refresh, token = form_and_refresh
     unchanged = [no_update, no_update, no_update, no_update]
@@ -480,5 +493,5 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
         + ". Its power estimate is below; start it from 'Pilots and results'.",
         color="success", id="pilots-created")
     return [msg, (refresh or 0) + 1, made["pilot_id"], no_update,
-            pv.power_card(power, currency, title="Power estimate of the saved groups"),
+            page.power_card(power, currency, title="Power estimate of the saved groups"),
             *_no_feedback()]

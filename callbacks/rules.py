@@ -1,5 +1,5 @@
 """Tier rules callbacks: parse -> db.rules / db.rule_history / db.simulation
--> dashboard.rules_views -> components.
+-> the pure builders of pages/rules.py -> components.
 
 Writes are supervisor-only (``writes=True``: refusals are audited); reads are
 supervisor + executive. The simulation is a background callback: the guard
@@ -20,25 +20,27 @@ from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import jobs
-from dashboard import rules_views as rv
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Rules as ids
+from dashboard.shell import alert
 from db import program, rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
 from db.text import MAX_COMMENT, length_problem
+from pages import rules as page
+from pages.rules import ids
 
-READ = ("supervisor", "executive")
-WRITE = ("supervisor",)
+READ = roles_of(page.__name__)
+WRITE = roles_of(page.__name__, "write_roles")
 MAX_SIM_DAYS = 3660
 
 
 def _alert(message: Any, color: str = "danger", **kw: Any) -> dbc.Alert:
-    return dbc.Alert(message, color=color, className="py-2 mb-2", **kw)
+    return alert(message, color, className="py-2 mb-2", **kw)
 
 
 def _stamp(select: int | None) -> dict[str, Any]:
@@ -49,19 +51,27 @@ def _stamp(select: int | None) -> dict[str, Any]:
 
 
 @callback(
-    Output(ids.VERSION, "options"), Output(ids.VERSION, "value"), Output(ids.ACTOR, "data"),
-    Output(ids.HISTORY_GRID, "rowData"), Output(ids.PENDING_GRID, "rowData"),
-    Output(ids.DIFF_A, "options"), Output(ids.DIFF_B, "options"),
-    Output(ids.DIFF_A, "value"), Output(ids.DIFF_B, "value"),
-    Output(ids.IN_FORCE, "children"), Output(ids.IN_FORCE_ID, "data"),
-    Output(ids.EXPIRY, "value"), Output(ids.EXPIRY_NEVER, "value"),
-    Output(ids.OWN_DRAFT, "children"), Output(ids.OWN_DRAFT, "style"),
-    Output(ids.OWN_DRAFT_ID, "data"),
-    Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
-    State(ids.VERSION, "value"),
+    output={
+        "options": Output(ids.VERSION, "options"), "selected": Output(ids.VERSION, "value"),
+        "actor": Output(ids.ACTOR, "data"),
+        "history": Output(ids.HISTORY_GRID, "rowData"),
+        "pending": Output(ids.PENDING_GRID, "rowData"),
+        "diff_a_options": Output(ids.DIFF_A, "options"),
+        "diff_b_options": Output(ids.DIFF_B, "options"),
+        "diff_a": Output(ids.DIFF_A, "value"), "diff_b": Output(ids.DIFF_B, "value"),
+        "in_force": Output(ids.IN_FORCE, "children"),
+        "in_force_id": Output(ids.IN_FORCE_ID, "data"),
+        "expiry": Output(ids.EXPIRY, "value"), "expiry_never": Output(ids.EXPIRY_NEVER, "value"),
+        "own_draft": Output(ids.OWN_DRAFT, "children"),
+        "own_draft_style": Output(ids.OWN_DRAFT, "style"),
+        "own_draft_id": Output(ids.OWN_DRAFT_ID, "data"),
+    },
+    inputs=[Input(ids.SAVED, "data"), Input(ids.DECIDED, "data"), Input(ids.COPIED, "data"),
+            State(ids.VERSION, "value")],
 )
 @require_roles(*READ)
-def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) -> tuple:
+def load_versions(saved: Any, decided: Any, copied: Any, current: int | None
+                  ) -> dict[str, Any]:
     """Every list on the page, reloaded after each change."""
     actor = current_actor()
     with get_db().read() as s:
@@ -72,21 +82,26 @@ def load_versions(saved: Any, decided: Any, copied: Any, current: int | None) ->
         ctx.triggered_id or "")
     wanted = (trigger or {}).get("select") if isinstance(trigger, dict) else None
     selected = next((x for x in (as_id(wanted), as_id(current)) if x in known), None)
-    selected = selected or rv.default_selection(versions, actor.id)
+    selected = selected or page.default_selection(versions, actor.id)
     live = next((v for v in versions if v.state == "in force"), None)
     scheduled = sorted((v for v in versions if v.state == "scheduled"),
                        key=lambda v: v.effective_at)
     diff_a = live.id if live and live.id != selected else next(
         (v.id for v in versions if v.id != selected), selected)
-    options = rv.version_options(versions, actor.id)
-    draft = rv.own_draft(versions, actor.id) if actor.role == "supervisor" else None
-    return (
-        options, selected, jobs.identity_token(), rv.history_rows(versions),
-        rv.pending_rows(versions), options, options, diff_a, selected,
-        rv.in_force_summary(live, scheduled, info.currency), live.id if live else None,
-        info.expiry_days, info.expiry_days is None,
-        *rv.own_draft_button(draft), draft.id if draft else None,
-    )
+    options = page.version_options(versions, actor.id)
+    draft = page.own_draft(versions, actor.id) if actor.role in WRITE else None
+    draft_label, draft_style = page.own_draft_button(draft)
+    return {
+        "options": options, "selected": selected, "actor": jobs.identity_token(),
+        "history": page.history_rows(versions), "pending": page.pending_rows(versions),
+        "diff_a_options": options, "diff_b_options": options,
+        "diff_a": diff_a, "diff_b": selected,
+        "in_force": page.in_force_summary(live, scheduled, info.currency),
+        "in_force_id": live.id if live else None,
+        "expiry": info.expiry_days, "expiry_never": info.expiry_days is None,
+        "own_draft": draft_label, "own_draft_style": draft_style,
+        "own_draft_id": draft.id if draft else None,
+    }
 
 
 @callback(
@@ -99,20 +114,31 @@ def open_own_draft(_n: int | None, draft_id: Any) -> Any:
     return as_id(draft_id) or no_update
 
 
+# what show_version fills in; every one but the summary is "no update" when it fails
+EDITOR_OUTPUTS = {
+    "info": Output(ids.VERSION_INFO, "children"), "rows": Output(ids.GRID, "rowData"),
+    "columns": Output(ids.GRID, "columnDefs"),
+    "name": Output(ids.NAME, "value"), "name_locked": Output(ids.NAME, "disabled"),
+    "note": Output(ids.NOTE, "value"), "note_locked": Output(ids.NOTE, "disabled"),
+    "point_value": Output(ids.POINT_VALUE, "value"),
+    "point_value_locked": Output(ids.POINT_VALUE, "disabled"),
+    "window_mode": Output(ids.WINDOW_MODE, "value"),
+    "window_modes": Output(ids.WINDOW_MODE, "options"),
+    "window_days": Output(ids.WINDOW_DAYS, "value"),
+    "window_days_locked": Output(ids.WINDOW_DAYS, "disabled"),
+    "add_tier_locked": Output(ids.ADD_TIER, "disabled"),
+    "remove_tier_locked": Output(ids.REMOVE_TIER, "disabled"),
+    "save_locked": Output(ids.SAVE, "disabled"), "submit_locked": Output(ids.SUBMIT, "disabled"),
+    "problems": Output(ids.PROBLEMS, "data"), "result": Output(ids.EDIT_RESULT, "children"),
+}
+
+
 @callback(
-    Output(ids.VERSION_INFO, "children"), Output(ids.GRID, "rowData"),
-    Output(ids.GRID, "columnDefs"), Output(ids.NAME, "value"), Output(ids.NAME, "disabled"),
-    Output(ids.NOTE, "value"), Output(ids.NOTE, "disabled"),
-    Output(ids.POINT_VALUE, "value"), Output(ids.POINT_VALUE, "disabled"),
-    Output(ids.WINDOW_MODE, "value"), Output(ids.WINDOW_MODE, "options"),
-    Output(ids.WINDOW_DAYS, "value"), Output(ids.WINDOW_DAYS, "disabled"),
-    Output(ids.ADD_TIER, "disabled"), Output(ids.REMOVE_TIER, "disabled"),
-    Output(ids.SAVE, "disabled"), Output(ids.SUBMIT, "disabled"),
-    Output(ids.PROBLEMS, "data"), Output(ids.EDIT_RESULT, "children"),
-    Input(ids.VERSION, "value"), State(ids.SAVED, "data"),
+    output=EDITOR_OUTPUTS,
+    inputs=[Input(ids.VERSION, "value"), State(ids.SAVED, "data")],
 )
 @require_roles(*READ)
-def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
+def show_version(version_id: int | None, saved: dict | None = None) -> dict[str, Any]:
     """The selected version in the editor: editable only for its author while a draft.
 
     Re-run after every save (the lists reload); the message of a save of this
@@ -127,7 +153,7 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
             currency = program.program_info(s).currency
             frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
-        return (_alert(str(exc)),) + (no_update,) * 18
+        return dict.fromkeys(EDITOR_OUTPUTS, no_update) | {"info": _alert(str(exc))}
     if actor.role not in WRITE:
         why = "Read-only: executives see the rules; supervisors change them."
     elif v.status != "draft":
@@ -145,15 +171,19 @@ def show_version(version_id: int | None, saved: dict | None = None) -> tuple:
     window = v.rules.tier_window_days
     modes = [{"label": "lifetime", "value": "lifetime", "disabled": not editable},
              {"label": "rolling window (days)", "value": "rolling", "disabled": not editable}]
-    return (
-        rv.version_summary(v, currency, editable=editable, why_read_only=why),
-        rv.editor_rows(rules.tier_rows(v.rules)), rv.tier_columns(editable, currency),
-        v.name, not editable, v.note, not editable,
-        f"{pv // 100}.{pv % 100:02d}", not editable,
-        "rolling" if window else "lifetime", modes, window, not editable,
-        not editable, not editable, not editable, not editable, {},
-        no_update if _just_saved(saved, version_id) else None,
-    )
+    locked = not editable
+    return {
+        "info": page.version_summary(v, currency, editable=editable, why_read_only=why),
+        "rows": page.editor_rows(rules.tier_rows(v.rules)),
+        "columns": page.tier_columns(editable, currency),
+        "name": v.name, "name_locked": locked, "note": v.note, "note_locked": locked,
+        "point_value": f"{pv // 100}.{pv % 100:02d}", "point_value_locked": locked,
+        "window_mode": "rolling" if window else "lifetime", "window_modes": modes,
+        "window_days": window, "window_days_locked": locked,
+        "add_tier_locked": locked, "remove_tier_locked": locked,
+        "save_locked": locked, "submit_locked": locked, "problems": {},
+        "result": no_update if _just_saved(saved, version_id) else None,
+    }
 
 
 def _just_saved(saved: dict | None, version_id: Any) -> bool:
@@ -172,7 +202,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
     """Rule-set level messages next to their inputs."""
     p = problems if isinstance(problems, dict) else {}
     out: list[Any] = []
-    for key in rv.INPUT_FIELDS:
+    for key in page.INPUT_FIELDS:
         out += [bool(p.get(key)), p.get(key, "")]
     return tuple(out)
 
@@ -182,7 +212,7 @@ def field_feedback(problems: dict[str, str] | None) -> tuple:
 def show_diff(a_id: int | None, b_id: int | None) -> Any:
     a_id, b_id = as_id(a_id), as_id(b_id)
     if a_id is None or b_id is None:
-        return rv.empty_diff()
+        return page.empty_diff()
     with get_db().read() as s:
         try:
             a = rule_history.version(s, int(a_id))
@@ -190,7 +220,7 @@ def show_diff(a_id: int | None, b_id: int | None) -> Any:
         except LoyaltyError as exc:
             return _alert(str(exc))
         currency = program.program_info(s).currency
-    return rv.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
+    return page.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
 
 
 # ---------------------------------------------------------------- editor
@@ -207,7 +237,7 @@ def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None)
     """Add a blank tier at the end, or remove the selected one (nothing is
     saved until "Save draft")."""
     if ctx.triggered_id == ids.ADD_TIER:
-        return {"add": [rv.blank_row()]}
+        return {"add": [page.blank_row()]}
     if not selected:
         raise PreventUpdate
     return {"remove": [{"rid": r.get("rid")} for r in selected]}
@@ -272,7 +302,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         raise PreventUpdate
     name, note = as_text(name), as_text(note)
     grid_rows = virtual_rows if virtual_rows is not None else rows or []
-    clean = rv.clean_rows(grid_rows)
+    clean = page.clean_rows(grid_rows)
     submit = ctx.triggered_id == ids.SUBMIT
     pv, window, problems = parse_settings(point_value, mode, days)
     problems = rules.validate_tiers(clean)[1] + problems
@@ -302,22 +332,22 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         try:
             get_db().write_tx(lambda s: rule_review.submit(s, actor, int(version_id)))
         except LoyaltyError as exc:
-            return (rv.rows_with_problems(grid_rows, []), {},
+            return (page.rows_with_problems(grid_rows, []), {},
                     _alert(f"Draft saved, not submitted. {exc}", "warning",
                            id="rules-submit-refused"),
                     _stamp(int(version_id)))
     msg = ("Saved and submitted: another supervisor can now approve it (Approval tab)."
            if submit else "Draft saved.")
-    return (rv.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
+    return (page.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
                                                             id="rules-saved-ok"),
             _stamp(int(version_id)))
 
 
 def _refused(grid_rows: list, problems: list[Problem]) -> tuple:
-    fields = rv.field_problems(problems)
+    fields = page.field_problems(problems)
     # the settings' messages show next to their inputs; the others in the list
-    return (rv.rows_with_problems(grid_rows, problems), fields,
-            rv.problem_list(problems, [f for f in fields if f in rv.INPUT_FIELDS]), no_update)
+    return (page.rows_with_problems(grid_rows, problems), fields,
+            page.problem_list(problems, [f for f in fields if f in page.INPUT_FIELDS]), no_update)
 
 
 @callback(
@@ -366,7 +396,7 @@ def show_expiry_proposal(_changed: Any) -> tuple:
     if waiting is None:
         return None, {"display": "none"}
     can_decide = actor.role in WRITE
-    return (rv.expiry_proposal(waiting, currency, mine=waiting.requested_by_id == actor.id),
+    return (page.expiry_proposal(waiting, currency, mine=waiting.requested_by_id == actor.id),
             {"display": "block"} if can_decide else {"display": "none"})
 
 
@@ -523,7 +553,7 @@ def show_review(selected: list | None) -> tuple:
     keep = (no_update,) * 5
     rule_set_id = as_id((selected or [{}])[0].get("id")) if isinstance(selected, list) else None
     if rule_set_id is None:
-        return (rv.review_hint(), *keep)
+        return (page.review_hint(), *keep)
     clear = (None, False, "", False, "")
     try:
         with get_db().read() as s:
@@ -538,7 +568,7 @@ def show_review(selected: list | None) -> tuple:
     except LoyaltyError as exc:
         return (_alert(str(exc)), *clear)
     d = rules.diff(live.rules, pending.rules) if live is not None else None
-    return (rv.review_view(pending, live, d, rec, stale, currency), *clear)
+    return (page.review_view(pending, live, d, rec, stale, currency), *clear)
 
 
 def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
@@ -613,23 +643,14 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         except LoyaltyError as exc:
             return _alert(str(exc), "warning")
         get_db().write_tx(lambda s: rule_review.record_simulation(s, actor, result, data))
-        return rv.simulation_view(result, currency)
+        return page.simulation_view(result, currency)
 
 
 @callback(
     Output(ids.SIM_RESULT, "children"),
     Input(ids.SIM_RUN, "n_clicks"),
     State(ids.VERSION, "value"), State(ids.SIM_DAYS, "value"), State(ids.ACTOR, "data"),
-    background=True,
-    progress=[Output(ids.SIM_PROGRESS, "value"), Output(ids.SIM_PROGRESS, "label")],
-    progress_default=[0, ""],
-    running=[
-        (Output(ids.SIM_RUN, "disabled"), True, False),
-        (Output(ids.SIM_CANCEL, "disabled"), False, True),
-        (Output(ids.SIM_PROGRESS, "style"), {"visibility": "visible", "height": "1.4rem"},
-         {"visibility": "hidden", "height": "1.4rem"}),
-    ],
-    cancel=[Input(ids.SIM_CANCEL, "n_clicks")],
+    **jobs.background_job(ids.SIM_PROGRESS, ids.SIM_CANCEL, locked=[ids.SIM_RUN]),
     prevent_initial_call=True,
 )
 @require_roles(*READ)

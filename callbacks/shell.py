@@ -6,7 +6,7 @@ from dash import Input, Output, callback
 
 from dashboard.auth import require_roles
 from dashboard.context import get_db
-from dashboard.ids import Shell as ids
+from dashboard.shell import Shell as ids
 from db import readviews
 from db.models import ROLES
 

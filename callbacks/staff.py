@@ -7,14 +7,18 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
-from dashboard import views
+from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.ids import Staff as ids
+from dashboard.shell import alert
 from db import api_keys, staff_grants, users
 from db.errors import FormErrors, LoyaltyError, ValidationError
+from pages import staff as page
+from pages.staff import ids
+
+ROLES = roles_of(page.__name__)
 
 
 @callback(
@@ -25,13 +29,13 @@ from db.errors import FormErrors, LoyaltyError, ValidationError
     Output(ids.GRANT_PICK, "value"),
     Input(ids.REFRESH, "data"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def staff_list(_version: int | None) -> tuple[Any, ...]:
     with get_db().read() as s:
         found = users.list_users(s)
         waiting = staff_grants.pending(s)
-    return (views.staff_rows(found), views.staff_options(found), views.grants_table(waiting),
-            views.grant_options(waiting), None)
+    return (page.staff_rows(found), page.staff_options(found), page.grants_table(waiting),
+            page.grant_options(waiting), None)
 
 
 @callback(
@@ -52,7 +56,7 @@ def staff_list(_version: int | None) -> tuple[Any, ...]:
     prevent_initial_call=True,
     running=busy(ids.CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def create(
     n: int | None, username: str | None, full_name: str | None, role: str | None,
     password: str | None, version: int | None, token: Any = None,
@@ -84,14 +88,14 @@ def create(
         problems = exc.problems if isinstance(exc, FormErrors) else {exc.field: exc.message}
         for field, message in problems.items():
             errors[field if field in errors else "username"] = message
-        return (*errors.values(), dbc.Alert(
+        return (*errors.values(), alert(
             "Not created: fix the field marked." if len(problems) == 1 else
-            f"Not created: fix the {len(problems)} fields marked.", color="warning",
-            className="py-2 mb-0"), no_update, no_update)
+            f"Not created: fix the {len(problems)} fields marked.", "warning"),
+            no_update, no_update)
     except LoyaltyError as exc:
-        return "", "", "", "", dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), \
+        return "", "", "", "", alert(str(exc)), \
             no_update, no_update
-    done = dbc.Alert(text, color="success", className="py-2 mb-0")
+    done = alert(text, "success")
     return "", "", "", "", done, (version or 0) + 1, ""
 
 
@@ -109,7 +113,7 @@ def create(
     prevent_initial_call=True,
     running=busy(ids.SET_ROLE, ids.DISABLE, ids.ENABLE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def change(
     _set: int | None, _disable: int | None, _enable: int | None, user_id: int | None,
     role: str | None, version: int | None, token: Any = None,
@@ -150,7 +154,7 @@ def change(
         return exc.message, None, no_update
     except LoyaltyError as exc:
         return str(exc), None, no_update
-    return "", dbc.Alert(message, color="success", className="py-2 mb-0"), (version or 0) + 1
+    return "", alert(message, "success"), (version or 0) + 1
 
 
 @callback(
@@ -165,15 +169,14 @@ def change(
     prevent_initial_call=True,
     running=busy(ids.GRANT_APPROVE, ids.GRANT_REJECT),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
                  version: int | None, token: Any = None) -> tuple[Any, Any]:
     """The second supervisor's decision on a supervisor grant."""
     if ctx.triggered_id not in (ids.GRANT_APPROVE, ids.GRANT_REJECT):
         return no_update, no_update
     if not isinstance(grant_id, int) or isinstance(grant_id, bool):
-        return dbc.Alert("Choose a waiting grant first.", color="warning",
-                         className="py-2 mb-0"), no_update
+        return alert("Choose a waiting grant first.", "warning"), no_update
     actor = current_actor()
     approving = ctx.triggered_id == ids.GRANT_APPROVE
 
@@ -188,8 +191,8 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
         text, _again = once("staff.grant.approve" if approving else "staff.grant.refuse",
                             token, {"grant": grant_id, "reason": reason}, work)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
-    return dbc.Alert(text, color="success", className="py-2 mb-0"), (version or 0) + 1
+        return alert(str(exc)), no_update
+    return alert(text, "success"), (version or 0) + 1
 
 
 @callback(
@@ -198,11 +201,11 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
     Output(ids.KEY_PICK, "value"),
     Input(ids.REFRESH, "data"),
 )
-@require_roles("supervisor")
+@require_roles(*ROLES)
 def key_list(_version: int | None) -> tuple[Any, ...]:
     with get_db().read() as s:
         keys = api_keys.list_keys(s)
-    return views.api_keys_table(keys), views.api_key_options(keys), None
+    return page.api_keys_table(keys), page.api_key_options(keys), None
 
 
 @callback(
@@ -216,7 +219,7 @@ def key_list(_version: int | None) -> tuple[Any, ...]:
     prevent_initial_call=True,
     running=busy(ids.KEY_CREATE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
                form_token: Any = None) -> tuple[Any, ...]:
     """A new API key, shown once. The same form sent again (a double click)
@@ -235,7 +238,7 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
                            work)
     except LoyaltyError as exc:
         text = exc.message if isinstance(exc, ValidationError) else str(exc)
-        return dbc.Alert(text, color="danger", className="py-2 mb-0"), no_update
+        return alert(text, "danger"), no_update
     if again:
         return no_update, no_update
     info, token = made[0]
@@ -257,19 +260,19 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
     prevent_initial_call=True,
     running=busy(ids.KEY_REVOKE),
 )
-@require_roles("supervisor", writes=True)
+@require_roles(*ROLES, writes=True)
 def revoke_key(n: int | None, key_id: Any, version: int | None, token: Any = None
                ) -> tuple[Any, Any]:
     if not n:
         return no_update, no_update
     kid = as_id(key_id)
     if kid is None:
-        return dbc.Alert("Choose a key first.", color="warning", className="py-2 mb-0"), no_update
+        return alert("Choose a key first.", "warning"), no_update
     actor = current_actor()
     try:
         name, _again = once("staff.key.revoke", token, {"key": kid},
                             lambda s: api_keys.revoke_key(s, actor, kid).name)
     except LoyaltyError as exc:
-        return dbc.Alert(str(exc), color="danger", className="py-2 mb-0"), no_update
-    return (dbc.Alert(f"Key {name!r} is revoked: calls with it are refused.",
-                      color="success", className="py-2 mb-0"), (version or 0) + 1)
+        return alert(str(exc)), no_update
+    return (alert(f"Key {name!r} is revoked: calls with it are refused.", "success"),
+            (version or 0) + 1)

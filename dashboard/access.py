@@ -1,9 +1,12 @@
 """Who may open which page and run which callback.
 
-Pages declare their roles in ``dash.register_page(..., roles=(...))`` (Dash
-keeps extra kwargs in ``dash.page_registry``); callbacks declare theirs with
-:func:`dashboard.auth.require_roles`. This module only reads those
-declarations, so the guard, the navbar and the tests agree on one source.
+Pages declare their roles once, in :func:`register_page` (``roles=(...)``;
+a page whose actions are narrower names those too, e.g. ``write_roles=``),
+which the app factory hands to ``dash.register_page`` (Dash keeps the extra
+kwargs in ``dash.page_registry``). The page's callbacks take their roles from
+that declaration (:func:`roles_of`) into :func:`dashboard.auth.require_roles`.
+This module only reads those declarations, so the guard, the navbar and the
+tests agree on one source.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ WRITES_ATTR = "loyalty_writes"
 # the output of Dash's own pages router; the page layouts it serves are
 # wrapped by the app factory so they enforce the page roles themselves
 ROUTER_OUTPUT_MARK = "_pages_content.children"
+# page declarations (module -> register_page kwargs), written once at import
+_DECLARED: dict[str, dict[str, Any]] = {}
 
 
 def normalize_path(path: str) -> str:
@@ -48,6 +53,38 @@ def page_for_path(path: str) -> dict[str, Any] | None:
 def page_roles(page: dict[str, Any]) -> frozenset[str]:
     """The roles a page allows; a page that forgot to declare allows nobody."""
     return frozenset(page.get(ROLES_KEY) or ())
+
+
+def register_page(module: str, **kwargs: Any) -> None:
+    """Declare a page: what ``dash.register_page`` takes, its ``roles=`` included.
+
+    A page module also holds its ids and pure builders, which tests and its
+    callbacks import with or without an app, so the declaration is kept here
+    and handed to Dash by the app factory (:func:`register_declared_pages`)
+    once the app exists (Dash refuses a page registered before)."""
+    kwargs[ROLES_KEY] = check_roles(kwargs.get(ROLES_KEY) or ())
+    _DECLARED[module] = kwargs
+
+
+def register_declared_pages() -> list[str]:
+    """Register every declared page with Dash (the app factory, after Dash())."""
+    for module, kwargs in _DECLARED.items():
+        if module not in dash.page_registry:
+            dash.register_page(module, **kwargs)
+    return list(_DECLARED)
+
+
+def roles_of(page_module: str, key: str = ROLES_KEY) -> tuple[str, ...]:
+    """The roles page ``page_module`` declares under ``key`` (``roles`` to
+    open it, or a narrower set for some of its actions, e.g.
+    ``write_roles``), for its callbacks' ``@require_roles``."""
+    page = _DECLARED.get(page_module)
+    if page is None:
+        raise LookupError(f"page {page_module} is not declared: import it first")
+    roles = check_roles(page.get(key) or ())
+    if not set(roles) <= set(page[ROLES_KEY]):
+        raise ValueError(f"page {page_module}: {key} {roles} exceed its roles")
+    return roles
 
 
 def role_may_open(role: str | None, page: dict[str, Any]) -> bool:

@@ -453,13 +453,30 @@ _IDEM = {"name": "Idempotency-Key", "in": "header", "required": True,
          "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY}}
 
 
-@blp.route("/members", methods=["POST"])
-@blp.arguments(EnrolIn)
-@blp.response(201, MemberOut)
-@blp.alt_response(409, schema=ErrorOut, description="the customer id is a member already")
-@blp.alt_response(422, schema=ErrorOut, description="a field is wrong")
-@blp.doc(security=_AUTH, parameters=[_IDEM])
-@scope("orders")
+def _endpoint(rule: str, method: str, needs: str, status: int, out: Any, *,
+              errors: dict[int, str], body: Any = None, query: Any = None
+              ) -> Callable[[Callable], Callable]:
+    """One route: its path, the scope its key needs, the schema of its answer
+    and of its body or query, the errors it documents; a POST documents the
+    Idempotency-Key header it requires."""
+
+    def decorate(fn: Callable) -> Callable:
+        fn = scope(needs)(fn)
+        fn = blp.doc(security=_AUTH, **({"parameters": [_IDEM]} if method == "POST" else {}))(fn)
+        for code, description in reversed(errors.items()):
+            fn = blp.alt_response(code, schema=ErrorOut, description=description)(fn)
+        fn = blp.response(status, out)(fn)
+        if query is not None:
+            fn = blp.arguments(query, location="query")(fn)
+        if body is not None:
+            fn = blp.arguments(body)(fn)
+        return blp.route(rule, methods=[method])(fn)
+
+    return decorate
+
+
+@_endpoint("/members", "POST", "orders", 201, MemberOut, body=EnrolIn,
+           errors={409: "the customer id is a member already", 422: "a field is wrong"})
 def enrol(data: dict[str, Any]) -> Any:
     """Enrol a member (optionally referred by another member)."""
 
@@ -495,22 +512,16 @@ def enrol(data: dict[str, Any]) -> Any:
     return run("enrol", work, object_type="member", object_id=lambda b: b["member_id"])
 
 
-@blp.route("/members/<string:customer_id>", methods=["GET"])
-@blp.response(200, MemberOut)
-@blp.alt_response(404, schema=ErrorOut, description="no such member")
-@blp.doc(security=_AUTH)
-@scope("read")
+@_endpoint("/members/<string:customer_id>", "GET", "read", 200, MemberOut,
+           errors={404: "no such member"})
 def member(customer_id: str) -> Any:
     """A member's balance, tier and progress to the next tier."""
     with get_db().read() as s:
         return _member_view(s, _member_by_customer(s, customer_id))
 
 
-@blp.route("/members/<string:customer_id>/referral", methods=["GET"])
-@blp.response(200, ReferralOut)
-@blp.alt_response(404, schema=ErrorOut, description="no such member")
-@blp.doc(security=_AUTH)
-@scope("read")
+@_endpoint("/members/<string:customer_id>/referral", "GET", "read", 200, ReferralOut,
+           errors={404: "no such member"})
 def referral(customer_id: str) -> Any:
     """The member's referral code and the shop's sign-up link with it (a code
     is given on first request and never changes)."""
@@ -527,14 +538,9 @@ def referral(customer_id: str) -> Any:
     return get_db().write_tx(work)
 
 
-@blp.route("/orders", methods=["POST"])
-@blp.arguments(OrderInSchema)
-@blp.response(201, OrderOut)
-@blp.alt_response(409, schema=ErrorOut,
-                  description="the order id was posted with other details, or too few points")
-@blp.alt_response(422, schema=ErrorOut, description="a field is wrong")
-@blp.doc(security=_AUTH, parameters=[_IDEM])
-@scope("orders")
+@_endpoint("/orders", "POST", "orders", 201, OrderOut, body=OrderInSchema,
+           errors={409: "the order id was posted with other details, or too few points",
+                   422: "a field is wrong"})
 def post_order(data: dict[str, Any]) -> Any:
     """Record a paid order: points redeemed on it, accrual, referral bonus, tier.
     A customer who is not a member is recorded as a guest order (no points)."""
@@ -557,12 +563,8 @@ def _order_result(s: Session, order_id: str, r: ledger.OrderResult) -> dict[str,
     }
 
 
-@blp.route("/orders/batch", methods=["POST"])
-@blp.arguments(OrderBatchIn)
-@blp.response(200, OrderBatchOut)
-@blp.alt_response(422, schema=ErrorOut, description="the batch is malformed")
-@blp.doc(security=_AUTH, parameters=[_IDEM])
-@scope("orders")
+@_endpoint("/orders/batch", "POST", "orders", 200, OrderBatchOut, body=OrderBatchIn,
+           errors={422: "the batch is malformed"})
 def post_orders(data: dict[str, Any]) -> Any:
     """Record up to 500 paid orders in one call, for a till or a shop system
     forwarding what it has buffered. Each order is posted exactly as by
@@ -595,12 +597,8 @@ def post_orders(data: dict[str, Any]) -> Any:
                                for r in b["results"] if r["status"] != 201]})
 
 
-@blp.route("/members/<string:customer_id>/quote", methods=["GET"])
-@blp.arguments(QuoteArgs, location="query")
-@blp.response(200, QuoteOut)
-@blp.alt_response(404, schema=ErrorOut, description="no such member")
-@blp.doc(security=_AUTH)
-@scope("redeem")
+@_endpoint("/members/<string:customer_id>/quote", "GET", "redeem", 200, QuoteOut,
+           query=QuoteArgs, errors={404: "no such member"})
 def quote(args: dict[str, Any], customer_id: str) -> Any:
     """How many points the member may redeem on an order of this total: post
     the order with ``points_redeemed`` up to ``max_points`` and
@@ -617,13 +615,8 @@ def quote(args: dict[str, Any], customer_id: str) -> Any:
                 "max_discount_minor": points * rules.point_value_minor}
 
 
-@blp.route("/transfers", methods=["POST"])
-@blp.arguments(TransferIn)
-@blp.response(201, TransferOut)
-@blp.alt_response(409, schema=ErrorOut, description="too few points, or a member not active")
-@blp.alt_response(422, schema=ErrorOut, description="a field is wrong")
-@blp.doc(security=_AUTH, parameters=[_IDEM])
-@scope("transfer")
+@_endpoint("/transfers", "POST", "transfer", 201, TransferOut, body=TransferIn,
+           errors={409: "too few points, or a member not active", 422: "a field is wrong"})
 def transfer(data: dict[str, Any]) -> Any:
     """Move points from one member to another (both legs or neither)."""
 
@@ -641,12 +634,8 @@ def transfer(data: dict[str, Any]) -> Any:
                object_id=lambda b: b["transaction_id"])
 
 
-@blp.route("/orders/<string:order_id>/refund", methods=["POST"])
-@blp.arguments(RefundIn)
-@blp.response(200, RefundOut)
-@blp.alt_response(404, schema=ErrorOut, description="no such order")
-@blp.doc(security=_AUTH, parameters=[_IDEM])
-@scope("orders")
+@_endpoint("/orders/<string:order_id>/refund", "POST", "orders", 200, RefundOut, body=RefundIn,
+           errors={404: "no such order"})
 def refund(data: dict[str, Any], order_id: str) -> Any:
     """Refund an order, whole (no amount) or in part (amount_minor with the
     shop's refund_id). Points follow the money: the same share of the order's

@@ -169,13 +169,6 @@ def background_manager(cfg: Config) -> tuple[Any, Any]:
     return jobs.DiskcacheJobs(diskcache.Cache(str(folder)), expire=3600), None
 
 
-def built_app() -> dash.Dash:
-    """The app of this process, for code with no request (background jobs)."""
-    if "app" not in _BUILT:
-        raise RuntimeError("create_app() has not run in this process")
-    return _BUILT["app"]
-
-
 def declare_cancel_roles(callback_map: dict[str, Any]) -> int:
     """Give Dash's own cancel callbacks the roles of the background callbacks
     they cancel.
@@ -242,6 +235,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     server.extensions[DASH_EXTENSION] = app
 
     _import_package_modules(pages)
+    access.register_declared_pages()
     _wrap_page_layouts()
     app.layout = shell.layout
     _import_package_modules(callbacks)

@@ -26,6 +26,7 @@ import dash
 import flask
 import multiprocess
 import psutil
+from dash import Input, Output
 from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -290,3 +291,25 @@ class DiskcacheJobs(dash.DiskcacheManager):
         except psutil.NoSuchProcess:
             return
         super().terminate_job(job)
+
+
+_BAR_SHOWN = {"visibility": "visible", "height": "1.4rem"}
+_BAR_HIDDEN = {"visibility": "hidden", "height": "1.4rem"}
+
+
+def background_job(progress: str, cancel: str, *, locked: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``@callback`` arguments of a page's background job: a progress bar
+    (id ``progress``: value and label, shown while it runs), a Stop button
+    (id ``cancel``, enabled while it runs) and the controls in ``locked``
+    disabled while it runs."""
+    return {
+        "background": True,
+        "progress": [Output(progress, "value"), Output(progress, "label")],
+        "progress_default": [0, ""],
+        "running": [
+            *[(Output(cid, "disabled"), True, False) for cid in locked],
+            (Output(cancel, "disabled"), False, True),
+            (Output(progress, "style"), _BAR_SHOWN, _BAR_HIDDEN),
+        ],
+        "cancel": [Input(cancel, "n_clicks")],
+    }

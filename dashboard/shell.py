@@ -18,9 +18,17 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from dashboard import access
-from dashboard.ids import Shell
 
 log = logging.getLogger("dashboard.shell")
+
+
+class Shell:
+    """Component ids of the shell (every page's frame)."""
+
+    DB_BANNER = "shell-db-banner"
+    DB_INTERVAL = "shell-db-interval"
+    NAVBAR = "shell-navbar"
+
 
 ROLE_LABELS = {"supervisor": "Supervisor", "executive": "Executive", "support": "Support"}
 DB_DOWN_MESSAGE = (
@@ -153,6 +161,14 @@ def page_header(title: str, subtitle: str = "") -> html.Div:
         [html.H1(title, className="h3 mb-1"),
          html.P(subtitle, className="text-muted mb-3") if subtitle else None],
     )
+
+
+def alert(message: Any, color: str = "danger", **props: Any) -> dbc.Alert:
+    """A callback's answer next to its button: a refusal ("danger", the
+    default), a problem to fix ("warning") or a success. ``props`` go to
+    ``dbc.Alert`` (``id``, ``duration``, ``className`` to space it otherwise)."""
+    props.setdefault("className", "py-2 mb-0")
+    return dbc.Alert(message, color=color, **props)
 
 
 def empty_state(title: str, hint: str) -> dbc.Alert:

@@ -6,22 +6,142 @@ a supervisor may request (program_settings.adjustment_supervisor_request_points)
 
 from __future__ import annotations
 
-import dash
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard import format as fmt
+from dashboard.access import register_page
 from dashboard.forms import token_store
-from dashboard.ids import AdjRequest as ids
-from dashboard.members_views import REASON_LABELS
 from dashboard.shell import grid, page_header
-from db.adjustments import MAX_TICKET
+from db.adjustments import MAX_TICKET, AdjustmentRow
+from db.members import (
+    LedgerRow,
+)
 from db.models import ADJUSTMENT_STATUSES
 from db.text import MAX_COMMENT
 
-dash.register_page(
+register_page(
     __name__, path="/adjustments/request", name="Request adjustment",
     title="Request an adjustment", order=60, roles=("support", "supervisor"),
 )
+
+
+# ---------------------------------------------------------------- ids
+
+
+class AdjRequest:
+    MEMBER = "adjreq-member"
+    MEMBER_INFO = "adjreq-member-info"
+    MEMBER_FEEDBACK = "adjreq-member-feedback"
+    POINTS = "adjreq-points"
+    POINTS_FEEDBACK = "adjreq-points-feedback"
+    REASON = "adjreq-reason"
+    REASON_FEEDBACK = "adjreq-reason-feedback"
+    COMMENT = "adjreq-comment"
+    COMMENT_FEEDBACK = "adjreq-comment-feedback"
+    TICKET = "adjreq-ticket"
+    TICKET_FEEDBACK = "adjreq-ticket-feedback"
+    ENTRY = "adjreq-entry"
+    ENTRY_FEEDBACK = "adjreq-entry-feedback"
+    SUBMIT = "adjreq-submit"
+    RESULT = "adjreq-result"
+    LIMITS = "adjreq-limits"
+    VERSION = "adjreq-version"  # store: bumped when a request is filed
+    TOKEN = "adjreq-token"  # store: this form instance's submission token
+    LAST_TOKEN = "adjreq-last-token"  # store: the token of the request filed last
+    CANCEL_VERSION = "adjreq-cancel-version"
+    STATUS = "adjreq-status"
+    GRID = "adjreq-grid"
+    TABLE = "adjreq-table"
+    SUMMARY = "adjreq-summary"
+    CANCEL = "adjreq-cancel"
+    CANCEL_RESULT = "adjreq-cancel-result"
+
+
+ids = AdjRequest
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+REASON_LABELS = {
+    "goodwill": "Goodwill",
+    "missing_accrual": "Missing accrual",
+    "wrong_accrual": "Wrong accrual",
+    "fraud_reversal": "Fraud reversal",
+    "transfer_dispute": "Transfer dispute",
+    "other": "Other",
+}
+
+
+STATUS_COLORS = {"pending": "warning", "approved": "success", "rejected": "danger",
+                 "cancelled": "secondary"}
+
+
+ADJUSTMENT_COLUMNS = [
+    {"field": "id", "headerName": "#", "maxWidth": 80},
+    {"field": "requested_at", "headerName": "Requested (UTC)", "maxWidth": 160},
+    {"field": "requested_by", "headerName": "By", "maxWidth": 120},
+    {"field": "member", "headerName": "Member"},
+    {"field": "points", "headerName": "Points", "type": "rightAligned", "maxWidth": 110},
+    {"field": "reason", "headerName": "Reason", "maxWidth": 150},
+    {"field": "ticket", "headerName": "Ticket", "maxWidth": 110},
+    {"field": "status", "headerName": "Status", "maxWidth": 110},
+    {"field": "decided", "headerName": "Decided"},
+    {"field": "comment", "headerName": "Comment"},
+]
+
+
+def member_label(a: AdjustmentRow) -> str:
+    return f"{a.member_external_id} {a.member_name}".strip()
+
+
+def _decided(a: AdjustmentRow) -> str:
+    parts = []
+    if a.first_approver:
+        parts.append(f"1st: {a.first_approver} {fmt.when(a.first_approved_at)}")
+    if a.decided_by:
+        parts.append(f"{a.decided_by} {fmt.when(a.decided_at)}")
+    elif a.status == "cancelled":
+        parts.append(f"cancelled {fmt.when(a.decided_at)}")
+    if a.decision_reason:
+        parts.append(f"“{a.decision_reason}”")
+    return " · ".join(parts)
+
+
+def adjustment_rows(items: Iterable[AdjustmentRow]) -> list[dict[str, Any]]:
+    return [
+        {"id": a.id, "requested_at": fmt.when(a.requested_at), "requested_by": a.requested_by,
+         "member": member_label(a), "points": fmt.signed_points(a.points),
+         "reason": REASON_LABELS.get(a.reason_code, a.reason_code), "ticket": a.ticket_ref,
+         "status": a.status, "decided": _decided(a), "comment": a.comment}
+        for a in items
+    ]
+
+
+def adjustment_summary(items: Sequence[AdjustmentRow], capped: bool = False) -> str:
+    counts: dict[str, int] = {}
+    for a in items:
+        counts[a.status] = counts.get(a.status, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    more = " (the newest shown; the CSV export has them all)" if capped else ""
+    return f"{len(items)} request(s): {parts}{more}" if items else ""
+
+
+def entry_options(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
+    return [
+        {"label": f"#{r.id} {fmt.when(r.effective_at)} {r.kind} {fmt.signed_points(r.points)}"
+                  + (f" — {r.memo}" if r.memo else ""),
+         "value": r.id}
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------- layout
+
 
 MY_COLUMNS = [
     {"field": "id", "headerName": "#", "maxWidth": 80},

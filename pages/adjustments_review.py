@@ -7,23 +7,176 @@ them, and the decision callbacks refuse them anyway.
 
 from __future__ import annotations
 
-import dash
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard import format as fmt
+from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
-from dashboard.ids import AdjReview as ids
-from dashboard.members_views import QUEUE_COLUMNS, REASON_LABELS
 from dashboard.shell import grid, page_header
+from db import exports
+from db.adjustments import AdjustmentRow
+from db.members import (
+    LedgerRow,
+)
 from db.models import ADJUSTMENT_STATUSES
 from db.text import MAX_REASON
+from pages.adjustments_request import REASON_LABELS, member_label
+from pages.members import facts_list, small_table
 
-dash.register_page(
+register_page(
     __name__, path="/adjustments", name="Approvals", title="Adjustment approvals", order=70,
-    roles=("supervisor", "support"),
+    roles=("supervisor", "support"), decide_roles=("supervisor",),
 )
+
+
+# ---------------------------------------------------------------- ids
+
+
+class AdjReview:
+    # approval queue (supervisors)
+    QUEUE = "adjreview-queue"
+    QUEUE_COUNT = "adjreview-queue-count"
+    QUEUE_REFRESH = "adjreview-queue-refresh"
+    SELECTED = "adjreview-selected"  # store: the request id the panel shows
+    DETAIL = "adjreview-detail"
+    APPROVE = "adjreview-approve"
+    REJECT = "adjreview-reject"
+    REJECT_REASON = "adjreview-reject-reason"
+    REJECT_FEEDBACK = "adjreview-reject-feedback"
+    DECISION = "adjreview-decision"
+    VERSION = "adjreview-version"  # store: bumped after a decision
+    TOKEN = "adjreview-token"  # store: the decision form's submission token
+    # history (everyone on the page; support sees only their own)
+    STATUS = "adjreview-status"
+    REQUESTER = "adjreview-requester"
+    APPROVER = "adjreview-approver"
+    REASON = "adjreview-reason"
+    DATES = "adjreview-dates"
+    DATES_FEEDBACK = "adjreview-dates-feedback"
+    EXPORT = "adjreview-export"
+    DOWNLOAD = "adjreview-download"
+    GRID = "adjreview-grid"
+    TABLE = "adjreview-table"
+    SUMMARY = "adjreview-summary"
+
+
+ids = AdjReview
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+QUEUE_COLUMNS = [  # wide enough to read; the grid scrolls sideways rather than truncate
+    {"field": "id", "headerName": "#", "minWidth": 70, "maxWidth": 80},
+    {"field": "requested_at", "headerName": "Requested (UTC)", "minWidth": 150,
+     "maxWidth": 160},
+    {"field": "requested_by", "headerName": "By", "minWidth": 100, "maxWidth": 110},
+    {"field": "member", "headerName": "Member", "minWidth": 190},
+    {"field": "points", "headerName": "Points", "type": "rightAligned", "minWidth": 100,
+     "maxWidth": 110},
+    {"field": "balance", "headerName": "Balance now", "type": "rightAligned",
+     "minWidth": 125, "maxWidth": 130},
+    {"field": "after", "headerName": "After approval", "type": "rightAligned",
+     "minWidth": 135, "maxWidth": 140},
+    {"field": "approvals", "headerName": "Approvals", "minWidth": 110, "maxWidth": 120},
+    {"field": "reason", "headerName": "Reason", "minWidth": 140, "maxWidth": 150},
+]
+
+
+def queue_rows(items: Iterable[AdjustmentRow]) -> list[dict[str, Any]]:
+    return [
+        {"id": a.id, "requested_at": fmt.when(a.requested_at), "requested_by": a.requested_by,
+         "member": member_label(a), "points": fmt.signed_points(a.points),
+         "balance": fmt.points(a.member_balance),
+         "after": fmt.points(a.member_balance + a.points),
+         "approvals": (f"{1 if a.first_approver else 0} of {a.approvals_required}"),
+         "reason": REASON_LABELS.get(a.reason_code, a.reason_code)}
+        for a in items
+    ]
+
+
+def request_detail(a: AdjustmentRow, history: Sequence[LedgerRow], *, me: int) -> Any:
+    """The decision panel's content: the request, the member now, recent lines."""
+    after = a.member_balance + a.points
+    warnings = []
+    if after < 0:
+        warnings.append(dbc.Alert(
+            f"The balance is {fmt.points(a.member_balance)} now: approving would take it to "
+            f"{fmt.signed_points(after)}, so the approval will be refused.",
+            color="danger", className="py-2 small"))
+    if a.requested_by_id == me:
+        warnings.append(dbc.Alert("You requested this: another supervisor must decide it.",
+                                  color="warning", className="py-2 small"))
+    if a.approvals_required == 2:
+        warnings.append(html.Div(
+            "Needs two approvals from two different supervisors"
+            + (f"; first approval by {a.first_approver}." if a.first_approver else "."),
+            className="small text-muted mb-1"))
+    facts = [
+        ("Request", f"#{a.id}"), ("Member", dcc.Link(member_label(a),
+                                                    href=f"/members?id={a.member_id}")),
+        ("Points", fmt.signed_points(a.points)),
+        ("Balance now", fmt.points(a.member_balance)),
+        ("After approval", fmt.points(after) if after >= 0 else fmt.signed_points(after)),
+        ("Reason", REASON_LABELS.get(a.reason_code, a.reason_code)),
+        ("Ticket", a.ticket_ref or "—"), ("Comment", a.comment),
+        ("Corrects entry", f"#{a.corrects_entry_id}" if a.corrects_entry_id else "—"),
+        ("Requested", f"{a.requested_by} {fmt.when(a.requested_at)}"),
+    ]
+    return html.Div(
+        [
+            *warnings,
+            facts_list(facts),
+            html.H3("Recent ledger lines", className="h6 mt-3"),
+            small_table(["When (UTC)", "Kind", "Points", "Balance after"],
+                        [(fmt.when(r.effective_at), r.kind, fmt.signed_points(r.points),
+                          fmt.points(r.balance_after)) for r in history],
+                        "No ledger lines yet."),
+        ],
+        id="adjreview-detail-body",
+    )
+
+
+def adjustments_csv(items: Iterable[AdjustmentRow]) -> str:
+    """The export: raw values, text cells guarded against formula injection,
+    numbers left as numbers (a signed point value is not a formula)."""
+    cols = ["id", "requested_at", "requested_by", "member_id", "member_external_id",
+            "member_name", "points", "reason_code", "comment", "ticket_ref",
+            "corrects_entry_id", "status", "approvals_required", "first_approver",
+            "first_approved_at", "decided_by", "decided_at", "decision_reason", "tx_id"]
+
+    def iso(value: Any) -> str:
+        return value.isoformat(sep=" ") if value else ""
+
+    df = pd.DataFrame(
+        [
+            {"id": a.id, "requested_at": iso(a.requested_at),
+             "requested_by": a.requested_by, "member_id": a.member_id,
+             "member_external_id": a.member_external_id,
+             "member_name": a.member_name, "points": a.points,
+             "reason_code": a.reason_code, "comment": a.comment,
+             "ticket_ref": a.ticket_ref,
+             "corrects_entry_id": a.corrects_entry_id if a.corrects_entry_id else "",
+             "status": a.status, "approvals_required": a.approvals_required,
+             "first_approver": a.first_approver,
+             "first_approved_at": iso(a.first_approved_at),
+             "decided_by": a.decided_by, "decided_at": iso(a.decided_at),
+             "decision_reason": a.decision_reason, "tx_id": a.tx_id or ""}
+            for a in items
+        ],
+        columns=cols,
+    )
+    return exports.frame_to_csv(df)
+
+
+# ---------------------------------------------------------------- layout
 
 
 def _role() -> str | None:
@@ -81,7 +234,7 @@ def queue_section() -> html.Div:
 
 
 def layout(**_: object) -> html.Div:
-    supervisor = _role() == "supervisor"
+    supervisor = _role() in roles_of(__name__, "decide_roles")
     subtitle = ("Approve or reject manual point adjustments; every request and decision below."
                 if supervisor else
                 "Your adjustment requests and what the supervisors decided. Supervisors "

@@ -3,18 +3,173 @@ every few seconds from the incremental rollups (db/rollups.py)."""
 
 from __future__ import annotations
 
-import dash
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import live_views as views
-from dashboard.ids import Live as ids
+from dashboard import charts
+from dashboard import format as fmt
+from dashboard.access import register_page
 from dashboard.shell import grid, page_header
+from db.metrics import DEFINITIONS
 
-dash.register_page(
+register_page(
     __name__, path="/live", name="Live metrics", title="Live metrics", order=20,
     roles=("supervisor", "executive", "support"),
 )
+
+
+# ---------------------------------------------------------------- ids
+
+
+class Live:
+    INTERVAL = "live-interval"
+    DAYS = "live-days"
+    TILES = "live-tiles"
+    UPDATED = "live-updated"
+    LAST = "live-last"
+    POINTS_FIG = "live-points-figure"
+    SIGNUPS_FIG = "live-signups-figure"
+    REFERRERS = "live-referrers"
+    RECEIVERS = "live-receivers"
+    # the enrolled-members tile keeps the id the browser tests wait for
+    MEMBERS = "live-members"
+
+    @staticmethod
+    def value(key: str) -> str:
+        """The id of one tile's number."""
+        return "live-members" if key == "enrolled" else f"live-value-{key.replace('_', '-')}"
+
+    @staticmethod
+    def label(key: str) -> str:
+        """The id of one tile's title (the tooltip's target)."""
+        return f"live-label-{key.replace('_', '-')}"
+
+
+ids = Live
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+# (section, [(key, title, definition key)])
+SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("Participation", [
+        ("enrolled", "Enrolled members", "enrolled"),
+        ("new_today", "New today", "new_members"),
+        ("new_window", "New in window", "new_members"),
+        ("participation_rate", "Participation rate", "participation_rate"),
+        ("active_member_rate", "Active member rate", "active_member_rate"),
+        ("earning_7", "Earning within 7 days", "earning_within"),
+        ("earning_30", "Earning within 30 days", "earning_within"),
+    ]),
+    ("Redemption", [
+        ("issued_today", "Points issued today", "points_issued"),
+        ("redeemed_today", "Points redeemed today", "points_redeemed"),
+        ("expired_today", "Points expired today", "points_expired"),
+        ("redemption_rate", "Redemption rate (window)", "redemption_rate"),
+        ("breakage_rate", "Breakage (window)", "breakage_rate"),
+        ("liability_minor", "Outstanding liability", "points_liability"),
+    ]),
+    ("Referrals", [
+        ("referred_total", "Joined through a referral", "referred_members"),
+        ("referral_conversion", "Referral conversion (window)", "referral_conversion"),
+        ("referral_share", "Referral share of new members", "referral_share"),
+        ("referral_bonus", "Bonus points paid (window)", "referral_bonus"),
+    ]),
+    ("Transfers", [
+        ("transfer_points", "Points transferred (window)", "transfers"),
+        ("transfer_count", "Transfers (window)", "transfers"),
+    ]),
+]
+KEYS = [k for _s, items in SECTIONS for k, _t, _d in items]
+MONEY_KEYS = {"liability_minor"}
+IMAGE = charts.CONFIG
+
+
+def rate(value: dict[str, Any] | None) -> str:
+    """A Ratio dict as "12.3 % (45 / 366)", or an explanation when undefined."""
+    if not value or value.get("value") is None:
+        return "– (nothing to divide by yet)"
+    return f"{100 * value['value']:.1f} % ({value['numerator']:,} / {value['denominator']:,})"
+
+
+def display(key: str, value: Any, currency: str) -> str:
+    """One tile's text (integers as integers, money without floats)."""
+    if isinstance(value, dict):
+        return rate(value)
+    if key in MONEY_KEYS:
+        return fmt.money(int(value), currency)
+    return fmt.points(int(value or 0))
+
+
+def tiles(initial: str = "…") -> html.Div:
+    """The tile skeleton: the interval callback fills the numbers in."""
+    sections = []
+    for section, items in SECTIONS:
+        cards = []
+        for key, title, definition in items:
+            cards.append(dbc.Col(dbc.Card(dbc.CardBody([
+                html.Div(title, id=ids.label(key), className="small text-muted",
+                         style={"textDecoration": "underline dotted", "cursor": "help"}),
+                html.Div(initial, id=ids.value(key), className="h5 mb-0"),
+                dbc.Tooltip(DEFINITIONS[definition], target=ids.label(key)),
+            ]), className="h-100"), xs=6, md=4, xl=3, className="mb-2"))
+        sections.append(html.Div([html.H2(section, className="h6 mt-2"), dbc.Row(cards)]))
+    return html.Div(sections, id=ids.TILES)
+
+
+def empty_figure(title: str, names: list[str], kind: str = "bar") -> dict[str, Any]:
+    """The figure skeleton (traces without points): later patches fill x and y."""
+    return {
+        "data": [{"type": kind, "name": n, "x": [], "y": []} for n in names],
+        "layout": charts.layout(title, height=320, barmode="group",
+                                xaxis=charts.axis(type="date"), annotations=[]),
+    }
+
+
+POINT_SERIES = ["issued", "redeemed", "expired"]
+SIGNUP_SERIES = ["new_members", "new_referred"]
+
+
+def series(daily: list[dict[str, Any]], names: list[str]) -> list[tuple[list[str], list[int]]]:
+    xs = [d["day"] for d in daily]
+    return [(xs, [int(d[n]) for d in daily]) for n in names]
+
+
+def outlier_layout(pairs: list[tuple[list[str], list[int]]], names: list[str]
+                   ) -> dict[str, Any]:
+    """The value axis of a bar chart whose few tall bars (the night an expiry
+    run takes months of points at once) would flatten every other day: cut at
+    the ordinary days' height, each cut bar labelled with its real value."""
+    top = charts.clip_tall([ys for _xs, ys in pairs])
+    xs = pairs[0][0] if pairs else []
+    return {
+        "range": None if top is None else [0, top],
+        "autorange": top is None,
+        "annotations": charts.clipped_notes(
+            xs, [(n, ys) for n, (_xs, ys) in zip(names, pairs, strict=True)], top),
+    }
+
+
+REFERRER_COLUMNS = [
+    {"field": "customer", "headerName": "Referrer"},
+    {"field": "name", "headerName": "Name"},
+    {"field": "referred", "headerName": "Referred members", **charts.NUMBER_COLUMN},
+    {"field": "bonus_points", "headerName": "Bonus points", **charts.NUMBER_COLUMN},
+]
+RECEIVER_COLUMNS = [
+    {"field": "customer", "headerName": "Receiver"},
+    {"field": "name", "headerName": "Name"},
+    {"field": "points", "headerName": "Points received", **charts.NUMBER_COLUMN},
+    {"field": "transfers", "headerName": "Transfers", **charts.NUMBER_COLUMN},
+    {"field": "senders", "headerName": "Distinct senders", **charts.NUMBER_COLUMN},
+]
+
+
+# ---------------------------------------------------------------- layout
+
 
 REFRESH_MS = 5_000
 
@@ -45,16 +200,16 @@ def layout(**_: object) -> html.Div:
                 ],
                 className="mb-3",
             ),
-            views.tiles(),
+            tiles(),
             dbc.Row(
                 [
                     dbc.Col(dcc.Graph(
-                        id=ids.POINTS_FIG, config=views.IMAGE,
-                        figure=views.empty_figure("Points per day (net of refunds)",
-                                                  views.POINT_SERIES)), lg=6),
+                        id=ids.POINTS_FIG, config=IMAGE,
+                        figure=empty_figure("Points per day (net of refunds)",
+                                                  POINT_SERIES)), lg=6),
                     dbc.Col(dcc.Graph(
-                        id=ids.SIGNUPS_FIG, config=views.IMAGE,
-                        figure=views.empty_figure("Sign-ups per day",
+                        id=ids.SIGNUPS_FIG, config=IMAGE,
+                        figure=empty_figure("Sign-ups per day",
                                                   ["all new members", "through a referral"])),
                         lg=6),
                 ],
@@ -63,13 +218,13 @@ def layout(**_: object) -> html.Div:
             dbc.Row(
                 [
                     dbc.Col([html.H2("Top referrers (all time)", className="h6"),
-                             grid(ids.REFERRERS, views.REFERRER_COLUMNS, height="300px")],
+                             grid(ids.REFERRERS, REFERRER_COLUMNS, height="300px")],
                             lg=6),
                     dbc.Col([html.H2("Top transfer receivers (window) — fraud signal",
                                      className="h6", id="live-receivers-title"),
-                             dbc.Tooltip(views.DEFINITIONS["top_receivers"],
+                             dbc.Tooltip(DEFINITIONS["top_receivers"],
                                          target="live-receivers-title"),
-                             grid(ids.RECEIVERS, views.RECEIVER_COLUMNS, height="300px")],
+                             grid(ids.RECEIVERS, RECEIVER_COLUMNS, height="300px")],
                             lg=6),
                 ],
                 className="mt-3",

@@ -2,20 +2,269 @@
 
 from __future__ import annotations
 
-import dash
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.ids import Members as ids
-from dashboard.members_views import FIELD_LABELS, LEDGER_COLUMNS, SEARCH_COLUMNS
+from dashboard import format as fmt
+from dashboard.access import register_page
 from dashboard.shell import CSV_EXPORT_PARAMS, page_header, readable
+from db.members import (
+    LedgerRow,
+    MemberAdjustment,
+    MemberHit,
+    OrderRow,
+    Profile,
+    ReferralRow,
+    SearchPage,
+    TransferRow,
+)
 from db.models import ENTRY_KINDS
+from db.pilots import SEGMENT_LABELS
+from pages.adjustments_request import REASON_LABELS, STATUS_COLORS
 
-dash.register_page(
+register_page(
     __name__, path="/members", name="Members", title="Members", order=50,
     roles=("supervisor", "support"),
 )
+
+
+# ---------------------------------------------------------------- ids
+
+
+class Members:
+    QUERY = "members-query"
+    FIELD = "members-field"
+    QUERY_FEEDBACK = "members-query-feedback"
+    GRID = "members-grid"
+    COUNT = "members-count"
+    SEARCH_REFRESH = "members-search-refresh"  # clientside: purge the grid cache
+    MEMBER = "members-selected"  # store: the member shown below the search
+    PROFILE = "members-profile"
+    LEDGER = "members-ledger"
+    LEDGER_KIND = "members-ledger-kind"
+    LEDGER_GRID = "members-ledger-grid"
+    LEDGER_COUNT = "members-ledger-count"
+    LEDGER_REFRESH = "members-ledger-refresh"
+    ORDERS = "members-orders"
+    REFERRALS = "members-referrals"
+    TRANSFERS = "members-transfers"
+    ADJUSTMENTS = "members-adjustments"
+    BALANCE = "members-balance"
+
+
+ids = Members
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+FIELD_LABELS = {
+    "auto": "Anything", "member_id": "Member id", "external_id": "Customer id",
+    "email": "Email", "phone": "Phone", "name": "Name",
+}
+
+
+SEARCH_COLUMNS = [
+    {"field": "id", "headerName": "Member id", "maxWidth": 120},
+    {"field": "external_id", "headerName": "Customer id", "maxWidth": 150},
+    {"field": "name", "headerName": "Name"},
+    {"field": "email", "headerName": "Email"},
+    {"field": "phone", "headerName": "Phone", "maxWidth": 170},
+    {"field": "tier", "headerName": "Tier", "maxWidth": 120},
+    {"field": "status", "headerName": "Status", "maxWidth": 110},
+    {"field": "balance", "headerName": "Balance (points)", "type": "rightAligned",
+     "maxWidth": 160},
+]
+
+
+LEDGER_COLUMNS = [
+    {"field": "id", "headerName": "Entry", "maxWidth": 100},
+    {"field": "at", "headerName": "When (UTC)", "maxWidth": 160},
+    {"field": "kind", "headerName": "Kind", "maxWidth": 140},
+    {"field": "points", "headerName": "Points", "type": "rightAligned", "maxWidth": 120},
+    {"field": "balance_after", "headerName": "Balance after", "type": "rightAligned",
+     "maxWidth": 140},
+    {"field": "memo", "headerName": "Memo"},
+]
+
+
+def search_rows(hits: Iterable[MemberHit]) -> list[dict[str, Any]]:
+    return [
+        {"id": h.id, "external_id": h.external_id, "name": h.name, "email": h.email,
+         "phone": h.phone, "tier": h.tier, "status": h.status,
+         "balance": fmt.points(h.balance)}
+        for h in hits
+    ]
+
+
+def search_response(page: SearchPage, start: int) -> dict[str, Any]:
+    """The infinite row model's answer: the rows, and the total once the
+    last page is reached (-1 = "more to come", the grid keeps asking)."""
+    rows = search_rows(page.rows)
+    return {"rowData": rows, "rowCount": -1 if page.more else start + len(rows)}
+
+
+def search_summary(page: SearchPage, start: int) -> str:
+    if page.field == "newest":
+        return "Newest members first. Type a name, email, phone, member id or customer id."
+    what = {
+        "number": f"member id or customer id “{page.term}”, or a phone starting with it",
+        "email": f"email starting with “{page.term}”",
+        "name": f"name starting with “{page.term}” (or customer id)",
+        "phone": f"phone starting with “{page.term}”",
+        "external_id": f"customer id starting with “{page.term}”",
+        "member_id": f"member id {page.term}",
+    }.get(page.field, page.term)
+    if not page.rows and start == 0:
+        return f"No member matches: none with {what}. Check the spelling or search another field."
+    return f"Members with {what}. Click a row for the profile."
+
+
+def facts_list(items: Sequence[tuple[str, Any]]) -> html.Dl:
+    return html.Dl(
+        [c for k, v in items for c in (html.Dt(k, className="col-5"),
+                                       html.Dd(v, className="col-7"))],
+        className="row mb-0 small",
+    )
+
+
+def tier_block(p: Profile) -> Any:
+    prog = p.progress
+    if prog is None:
+        return html.Div("No rule version is in force: no tier yet.", className="text-muted small")
+    spend = fmt.money(prog.qualifying_spend_minor, p.currency)
+    window = f"last {prog.window_days} days" if prog.window_days else "lifetime"
+    source = f"rules “{prog.rule_set_name}”" + (" (pilot group)" if prog.pilot else "")
+    if prog.next_tier is None:
+        label = "top tier"
+        note = f"Qualifying spend {spend} ({window}, {source})."
+    else:
+        label = f"{prog.percent} % of the way to {prog.next_tier}"
+        note = (f"Qualifying spend {spend} ({window}, {source}); "
+                f"{fmt.money(prog.remaining_minor, p.currency)} more reaches "
+                f"{prog.next_tier} at {fmt.money(prog.next_threshold_minor or 0, p.currency)}.")
+    return html.Div(
+        [
+            html.Div([html.Span("Tier ", className="text-muted"),
+                      html.Strong(prog.tier, id="members-tier"),
+                      html.Span(f" · {label}", className="small text-muted")]),
+            dbc.Progress(value=prog.percent, className="my-1", style={"height": "0.8rem"},
+                         id="members-tier-progress"),
+            html.Div(note, className="small text-muted"),
+        ],
+        className="mb-2",
+    )
+
+
+def profile_card(p: Profile, *, can_request: bool) -> dbc.Card:
+    referrer = (dcc.Link(f"{p.referrer_external_id} {p.referrer_name}".strip(),
+                         href=f"/members?id={p.referrer_id}")
+                if p.referrer_id else "—")
+    items = [
+        ("Member id", str(p.id)), ("Customer id", p.external_id), ("Email", p.email or "—"),
+        ("Phone", p.phone or "—"), ("Joined", fmt.when(p.joined_at)),
+        ("Segment", SEGMENT_LABELS.get(p.segment, p.segment)),
+        ("Status", p.status), ("Referred by", referrer),
+    ]
+    actions = [dcc.Link("Link to this profile", href=f"/members?id={p.id}",
+                        className="btn btn-sm btn-outline-secondary me-2")]
+    if can_request:
+        actions.append(dcc.Link("Request an adjustment", href=f"/adjustments/request?member={p.id}",
+                                className="btn btn-sm btn-primary", id="members-request-link"))
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H2(p.name or p.external_id, className="h5"),
+                html.Div(
+                    [html.Span("Balance ", className="text-muted"),
+                     html.Strong(f"{fmt.points(p.balance)} points", id="members-balance"),
+                     html.Span(f" = {fmt.money(p.balance * 100, p.currency)} at 1 point = 1 "
+                               f"{p.currency}" if p.currency else "",
+                               className="small text-muted")],
+                    className="mb-2",
+                ),
+                tier_block(p),
+                facts_list(items),
+                html.Div(actions, className="mt-2"),
+            ]
+        ),
+        id="members-profile-card",
+    )
+
+
+def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
+    return [
+        {"id": r.id, "at": fmt.when(r.effective_at), "kind": r.kind,
+         "points": fmt.signed_points(r.points), "balance_after": fmt.points(r.balance_after),
+         "memo": r.memo}
+        for r in rows
+    ]
+
+
+def small_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str,
+                note: str = "") -> Any:
+    if not rows:
+        return html.Div(empty, className="text-muted small py-2")
+    table = dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in headers])),
+         html.Tbody([html.Tr([html.Td(c) for c in r]) for r in rows])],
+        size="sm", striped=True, className="mb-1",
+    )
+    return html.Div([table, html.Div(note, className="small text-muted") if note else None])
+
+
+def orders_table(orders: Sequence[OrderRow], total: int, currency: str) -> Any:
+    note = f"Latest {len(orders)} of {total:,} orders." if total > len(orders) else ""
+    return small_table(
+        ["Order", "Paid (UTC)", "Amount paid", "Refunded", "Points redeemed", "Points earned",
+         "Tier", "Status"],
+        [(o.order_ref, fmt.when(o.paid_at), fmt.money(o.paid_minor, currency),
+          fmt.money(o.money_back_minor, currency) if o.money_back_minor else "—",
+          fmt.points(o.points_redeemed), fmt.points(o.points_earned), o.tier or "—",
+          "part refunded" if o.status == "paid" and o.refunded_minor else o.status)
+         for o in orders],
+        "No orders yet.", note,
+    )
+
+
+def referrals_table(refs: Sequence[ReferralRow], total: int) -> Any:
+    note = f"Latest {len(refs)} of {total:,} referred members." if total > len(refs) else ""
+    return small_table(
+        ["Member", "Joined (UTC)", "Bonus earned (points)"],
+        [(dcc.Link(f"{r.external_id} {r.name}".strip(), href=f"/members?id={r.member_id}"),
+          fmt.when(r.joined_at), fmt.points(r.bonus_points)) for r in refs],
+        "This member has not referred anyone.", note,
+    )
+
+
+def transfers_table(transfers: Sequence[TransferRow]) -> Any:
+    return small_table(
+        ["When (UTC)", "Direction", "Other member", "Points"],
+        [(fmt.when(t.at), "received from" if t.direction == "in" else "sent to",
+          dcc.Link(f"{t.other_external_id} {t.other_name}".strip(),
+                   href=f"/members?id={t.other_id}"),
+          fmt.signed_points(t.points)) for t in transfers],
+        "No transfers in or out.",
+    )
+
+
+def member_adjustments_table(items: Sequence[MemberAdjustment]) -> Any:
+    return small_table(
+        ["#", "Requested (UTC)", "Points", "Reason", "Status", "By", "Decided by", "Comment"],
+        [(a.id, fmt.when(a.requested_at), fmt.signed_points(a.points),
+          REASON_LABELS.get(a.reason_code, a.reason_code),
+          dbc.Badge(a.status, color=STATUS_COLORS.get(a.status, "secondary")),
+          a.requested_by, a.decided_by or "—", a.comment) for a in items],
+        "No adjustment requests for this member.",
+    )
+
+
+# ---------------------------------------------------------------- layout
+
 
 PAGE_ROWS = 100
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dash
 from dash import dcc, html
 
-dash.register_page(
+from dashboard.access import register_page
+
+register_page(
     __name__, path="/404", name="Not found", title="Not found", order=999,
     roles=("supervisor", "executive", "support"), hide_from_nav=True,
 )

@@ -2,23 +2,240 @@
 
 from __future__ import annotations
 
-import dash
+import datetime as dt
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import overview_views as views
-from dashboard.ids import Overview as ids
+from dashboard import charts
+from dashboard import format as fmt
+from dashboard.access import register_page
 from dashboard.shell import grid, page_header
 from db.models import SEGMENTS
 
-dash.register_page(
+register_page(
     __name__, path="/overview", name="Overview", title="Overview", order=10,
     roles=("supervisor", "executive"),
 )
 
 
+# ---------------------------------------------------------------- ids
+
+
+class Overview:
+    MONTHS = "overview-months"
+    SEGMENT = "overview-segment"
+    SUMMARY = "overview-summary"
+    KPI_GRID = "overview-kpi-grid"
+    KPI_CSV = "overview-kpi-csv"
+    MONTHLY_GRID = "overview-monthly-grid"
+    MONTHLY_CSV = "overview-monthly-csv"
+    ORDERS_FIG = "overview-orders-figure"
+    REVENUE_FIG = "overview-revenue-figure"
+    COST_FIG = "overview-cost-figure"
+    LTV_FIG = "overview-ltv-figure"
+    RETENTION_FIG = "overview-retention-figure"
+    TIERS_FIG = "overview-tiers-figure"
+    ACTOR = "overview-actor"
+    LOADED = "overview-loaded"
+    PROGRESS = "overview-progress"
+    CANCEL = "overview-cancel"
+
+
+ids = Overview
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+IMAGE = charts.CONFIG
+
+KPI_COLUMNS = [
+    {"field": "metric", "headerName": "KPI", "tooltipField": "definition", "minWidth": 260},
+    {"field": "current_text", "headerName": "This period", "tooltipField": "definition"},
+    {"field": "previous_text", "headerName": "Previous period", "tooltipField": "definition"},
+    {"field": "change", "headerName": "Change"},
+    {"field": "definition", "headerName": "Definition", "hide": True},
+]
+MONTHLY_COLUMNS = [
+    {"field": "month", "headerName": "Month"},
+    {"field": "coverage", "headerName": "Days counted"},
+    {"field": "paid_orders_m", "headerName": "Orders, members", **charts.NUMBER_COLUMN},
+    {"field": "paid_orders_g", "headerName": "Orders, guests", **charts.NUMBER_COLUMN},
+    {"field": "revenue_m_text", "headerName": "Revenue, members"},
+    {"field": "revenue_g_text", "headerName": "Revenue, guests"},
+    {"field": "points_cost_text", "headerName": "Points issued (money)"},
+    {"field": "redeemed_text", "headerName": "Points redeemed (money)"},
+]
+
+
+def show(value: Any, unit: str, currency: str) -> str:
+    """A KPI value for the table; '–' (with the reason on hover) when undefined."""
+    if value is None:
+        return "–"
+    if unit == "money":
+        return fmt.money(round(value), currency)
+    if unit == "rate":
+        return f"{100 * value:,.2f} %"
+    if unit == "count":
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def change(cur: Any, prev: Any) -> str:
+    if cur is None or prev is None or prev == 0:
+        return "–"
+    pct = round(100 * (cur - prev) / abs(prev), 1) + 0.0  # no "-0.0 %"
+    return f"{pct:+,.1f} %"
+
+
+def no_comparison(history_start: dt.datetime | None) -> str:
+    """The Change column when the history does not cover the earlier stretch."""
+    if history_start is None:
+        return "no comparison: no orders yet"
+    return f"no comparison: history starts {history_start:%d %b %Y}"
+
+
+def kpi_rows(rows: list[dict[str, Any]], currency: str, *, comparable: bool = True,
+             history_start: dt.datetime | None = None) -> list[dict[str, Any]]:
+    return [
+        {**r, "current_text": show(r["current"], r["unit"], currency),
+         "previous_text": show(r["previous"], r["unit"], currency) if comparable else "–",
+         "change": change(r["current"], r["previous"]) if comparable
+         else no_comparison(history_start)}
+        for r in rows
+    ]
+
+
+def partial_note(m: dict[str, Any], *, short: bool = False) -> str | None:
+    """None for a whole month, else which of its days the figures cover:
+    "1–2 Dec, 2 of 31 days" (short: "1–2 Dec")."""
+    if not m.get("partial"):
+        return None
+    if m["days"] <= 0:
+        return "no complete day yet"
+    first, last = (dt.date.fromisoformat(m[k]) for k in ("covered_from", "covered_to"))
+    span = f"{first.day} {first:%b}" if first == last else f"{first.day}–{last.day} {last:%b}"
+    return span if short else f"{span}, {m['days']} of {m['month_days']} days"
+
+
+def coverage(m: dict[str, Any]) -> str:
+    note = partial_note(m)
+    return f"all {m['month_days']}" if note is None else f"partial: {note}"
+
+
+def monthly_rows(monthly: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    return [
+        {**m, "coverage": coverage(m),
+         "revenue_m_text": fmt.money(m["revenue_m"], currency),
+         "revenue_g_text": fmt.money(m["revenue_g"], currency),
+         "points_cost_text": fmt.money(m["points_cost_minor"], currency),
+         "redeemed_text": fmt.money(m["redeemed_minor"], currency)}
+        for m in monthly
+    ]
+
+
+def _layout(title: str, **extra: Any) -> dict[str, Any]:
+    return charts.layout(title, height=340, **extra)
+
+
+def _major(minor: list[int]) -> list[float]:
+    """Chart axes only (never stored or summed): minor units to currency units."""
+    return [m / 100 for m in minor]
+
+
+def _monthly(monthly: list[dict[str, Any]], title: str, bars: list[dict[str, Any]],
+             lines: list[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
+    """A per-month figure on a category axis: partial months (the current one,
+    the one the history starts in) lighter, hatched, shaded and labelled."""
+    x = [m["month"] for m in monthly]
+    partial = [bool(m.get("partial")) for m in monthly]
+    data = [charts.partial_bars({"type": "bar", "x": x, **b}, partial) for b in bars]
+    for line in lines:
+        data += charts.partial_line({"type": "scatter", "mode": "lines+markers", "x": x,
+                                     **line}, partial)
+    marks = charts.partial_marks(x, [partial_note(m, short=True) for m in monthly])
+    layout = _layout(title, xaxis=charts.axis(type="category"), **marks, **extra)
+    return {"data": data, "layout": layout}
+
+
+def orders_figure(monthly: list[dict[str, Any]]) -> dict[str, Any]:
+    return _monthly(monthly, "Paid orders per month", [
+        {"name": "members", "y": [m["paid_orders_m"] for m in monthly]},
+        {"name": "guests", "y": [m["paid_orders_g"] for m in monthly]},
+    ], barmode="group")
+
+
+def revenue_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    return _monthly(monthly, f"Paid revenue per month ({currency})", [
+        {"name": "members", "y": _major([m["revenue_m"] for m in monthly])},
+        {"name": "guests", "y": _major([m["revenue_g"] for m in monthly])},
+    ], barmode="group")
+
+
+def cost_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    return _monthly(
+        monthly, f"Points cost against member revenue ({currency})",
+        [{"name": "member revenue", "y": _major([m["revenue_m"] for m in monthly])}],
+        [{"name": "points issued (money)", "yaxis": "y2",
+          "y": _major([m["points_cost_minor"] for m in monthly])},
+         {"name": "points redeemed (money)", "yaxis": "y2",
+          "y": _major([m["redeemed_minor"] for m in monthly])}],
+        yaxis=charts.value_axis(f"revenue ({currency})"),
+        # its own title and tick labels get their own margin, off the bars
+        yaxis2=charts.value_axis(f"points ({currency})", overlaying="y", side="right",
+                                 showgrid=False, tickmode="auto"))
+
+
+def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
+    data = []
+    if ltv is not None and not ltv.empty:
+        for cohort, g in ltv.groupby("cohort"):
+            data.append({"type": "scatter", "mode": "lines", "name": f"{cohort:%Y-%m}",
+                         "x": g["months_since_join"].tolist(),
+                         "y": (g["ltv_minor"] / 100).round(2).tolist()})
+    # a dozen cohorts: a column beside the plot, clear of the axis title
+    layout = _layout(f"LTV per member by months since joining ({currency})", legend="right",
+                     xaxis=charts.axis("months since joining"),
+                     yaxis=charts.value_axis(f"{currency} per member"))
+    layout["legend"]["title"] = {"text": "joined"}
+    return {"data": data, "layout": layout}
+
+
+def retention_figure(retention: list[dict[str, Any]]) -> dict[str, Any]:
+    cohorts = sorted({r["cohort"] for r in retention})
+    ks = sorted({r["months_since_join"] for r in retention})
+    cell = {(r["cohort"], r["months_since_join"]): r["share"] for r in retention}
+    z = [[None if cell.get((c, k)) is None else round(100 * cell[(c, k)], 1) for k in ks]
+         for c in cohorts]
+    return {"data": [{"type": "heatmap", "x": ks, "y": cohorts, "z": z, "colorscale": "Blues",
+                      "colorbar": {"title": {"text": "% active"}},
+                      "hovertemplate": "joined %{y}, month %{x}: %{z:.1f} % active"
+                                       "<extra></extra>"}] if cohorts else [],
+            "layout": _layout("Cohort retention: % of members with a paid order",
+                              legend="none",
+                              xaxis=charts.axis("months since joining"),
+                              yaxis=charts.axis(type="category"))}
+
+
+def tiers_figure(tiers: list[dict[str, Any]], monthly: list[dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """Stacked per tier, over the months of the monthly series (partial ones marked)."""
+    names = sorted({t["tier"] for t in tiers})
+    cell = {(t["month"], t["tier"]): t["orders"] for t in tiers}
+    if monthly is None:
+        monthly = [{"month": m} for m in sorted({t["month"] for t in tiers})]
+    return _monthly(monthly, "Member orders by the tier they were accrued under", [
+        {"name": fmt.chart_text(n), "y": [cell.get((m["month"], n), 0) for m in monthly]}
+        for n in names], barmode="stack")
+
+
+# ---------------------------------------------------------------- layout
+
+
 def _graph(cid: str) -> dcc.Graph:
-    return dcc.Graph(id=cid, config=views.IMAGE)
+    return dcc.Graph(id=cid, config=IMAGE)
 
 
 def layout(**_: object) -> html.Div:
@@ -67,7 +284,7 @@ def layout(**_: object) -> html.Div:
                 dbc.Col(dbc.Button("CSV", id=ids.KPI_CSV, size="sm", color="secondary",
                                    outline=True), width="auto"),
             ], className="align-items-center"),
-            grid(ids.KPI_GRID, views.KPI_COLUMNS, height="560px"),
+            grid(ids.KPI_GRID, KPI_COLUMNS, height="560px"),
             dbc.Row([
                 dbc.Col(_graph(ids.ORDERS_FIG), lg=6),
                 dbc.Col(_graph(ids.REVENUE_FIG), lg=6),
@@ -85,6 +302,6 @@ def layout(**_: object) -> html.Div:
                 dbc.Col(dbc.Button("CSV", id=ids.MONTHLY_CSV, size="sm", color="secondary",
                                    outline=True), width="auto"),
             ], className="align-items-center mt-3"),
-            grid(ids.MONTHLY_GRID, views.MONTHLY_COLUMNS, height="360px"),
+            grid(ids.MONTHLY_GRID, MONTHLY_COLUMNS, height="360px"),
         ]
     )

@@ -4,28 +4,640 @@ publish it with an effective time, read the history and roll back."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
 
+from dashboard import charts
+from dashboard import format as fmt
+from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
-from dashboard.ids import Rules as ids
-from dashboard.rules_views import HISTORY_COLUMNS, PENDING_COLUMNS, tier_columns
 from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
-from db.rules import MAX_WINDOW_DAYS
-from db.settings_changes import MAX_EXPIRY_DAYS
+from db import rules as engine
+from db.rule_history import Version
+from db.rule_review import RecordedSimulation
+from db.rules import MAX_WINDOW_DAYS, Problem, RulesDiff
+from db.settings_changes import MAX_EXPIRY_DAYS, Proposal
+from db.simulation import SimulationResult, tier_changes
 from db.text import MAX_COMMENT, MAX_REASON
 
-dash.register_page(
+register_page(
     __name__, path="/rules", name="Tier rules", title="Tier rules", order=30,
-    roles=("supervisor", "executive"),
+    roles=("supervisor", "executive"), write_roles=("supervisor",),
 )
 
-WRITE_ROLES = ("supervisor",)
+
+# ---------------------------------------------------------------- ids
+
+
+class Rules:
+    # page-wide
+    ACTOR = "rules-actor"  # signed identity for the background simulation
+    SAVED = "rules-saved"  # {"select": id} after a save / submit
+    DECIDED = "rules-decided"  # after approve / reject / tier pass
+    COPIED = "rules-copied"  # after a new draft / rollback
+    TOKEN = "rules-token"  # store: this page's form submission token
+    IN_FORCE_ID = "rules-in-force-id"
+    VERSION = "rules-version"
+    VERSION_INFO = "rules-version-info"
+    NEW_DRAFT = "rules-new-draft"
+    OWN_DRAFT = "rules-own-draft"  # opens the user's newest draft
+    OWN_DRAFT_ID = "rules-own-draft-id"
+    COPY_RESULT = "rules-copy-result"
+    TABS = "rules-tabs"
+    # editor
+    NAME = "rules-name"
+    NAME_FB = "rules-name-feedback"
+    NOTE = "rules-note"
+    GRID = "rules-grid"
+    ADD_TIER = "rules-add-tier"
+    REMOVE_TIER = "rules-remove-tier"
+    POINT_VALUE = "rules-point-value"
+    POINT_VALUE_FB = "rules-point-value-feedback"
+    WINDOW_MODE = "rules-window-mode"
+    WINDOW_DAYS = "rules-window-days"
+    WINDOW_FB = "rules-window-feedback"
+    PROBLEMS = "rules-problems"  # store: {field: message}
+    SAVE = "rules-save"
+    SUBMIT = "rules-submit"
+    EDIT_RESULT = "rules-edit-result"
+    EXPIRY = "rules-expiry-days"
+    EXPIRY_NEVER = "rules-expiry-never"
+    EXPIRY_FB = "rules-expiry-feedback"
+    EXPIRY_SAVE = "rules-expiry-save"
+    EXPIRY_RESULT = "rules-expiry-result"
+    # a proposed expiry change waiting for a second supervisor
+    EXPIRY_CHANGED = "rules-expiry-changed"  # store: bumped after a proposal or decision
+    EXPIRY_PENDING = "rules-expiry-pending"
+    EXPIRY_DECIDE_BOX = "rules-expiry-decide-box"
+    EXPIRY_REASON = "rules-expiry-reason"
+    EXPIRY_APPROVE = "rules-expiry-approve"
+    EXPIRY_REJECT = "rules-expiry-reject"
+    EXPIRY_DECISION = "rules-expiry-decision"
+    # simulation
+    SIM_DAYS = "rules-sim-days"
+    SIM_RUN = "rules-sim-run"
+    SIM_CANCEL = "rules-sim-cancel"
+    SIM_PROGRESS = "rules-sim-progress"
+    SIM_RESULT = "rules-sim-result"
+    # approval
+    IN_FORCE = "rules-in-force"
+    PENDING_GRID = "rules-pending-grid"
+    REVIEW = "rules-review"  # the selected submitted version: diff and simulation
+    EFFECTIVE_AT = "rules-effective-at"
+    EFFECTIVE_FB = "rules-effective-feedback"
+    DECISION_NOTE = "rules-decision-note"
+    DECISION_NOTE_FB = "rules-decision-note-feedback"
+    APPROVE = "rules-approve"
+    REJECT = "rules-reject"
+    DECIDE_RESULT = "rules-decide-result"
+    REEVALUATE = "rules-reevaluate"
+    REEVALUATE_RESULT = "rules-reevaluate-result"
+    REEVALUATE_RUNNING = "rules-reevaluate-running"
+    # history
+    HISTORY_GRID = "rules-history-grid"
+    DIFF_A = "rules-diff-a"
+    DIFF_B = "rules-diff-b"
+    DIFF = "rules-diff"
+    ROLLBACK = "rules-rollback"
+
+
+ids = Rules
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+EDIT_FIELDS = ("name", "threshold", "accrual_rate", "referral_rate")
+FIELD_LABELS = {
+    "name": "Tier", "threshold": "From spend", "accrual_rate": "Accrual %",
+    "referral_rate": "Referral %", "tiers": "Tiers", "point_value": "Point value",
+    "tier_window_days": "Tier window", "effective_at": "Effective from", "note": "Note",
+}
+# rule-set fields with an input of their own (the message shows next to it)
+INPUT_FIELDS = ("name", "point_value", "tier_window_days")
+SETTING_LABELS = {"name": "Name", "point_value_minor": "Point value",
+                  "tier_window_days": "Tier window"}
+STATE_COLOURS = {
+    "draft": "secondary", "pending": "warning", "scheduled": "info", "in force": "success",
+    "superseded": "light", "rejected": "danger",
+}
+def new_row_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def editor_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Editor rows with a stable row id (AG Grid's getRowId) and no errors."""
+    return [{**{f: r.get(f, "") for f in EDIT_FIELDS}, "rid": r.get("rid") or new_row_id(),
+             "problems": ""} for r in rows]
+
+
+def blank_row() -> dict[str, Any]:
+    return {"name": "", "threshold": "", "accrual_rate": "", "referral_rate": "",
+            "rid": new_row_id(), "problems": ""}
+
+
+def clean_rows(rows: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """What the service validates: the four fields, in the grid's order."""
+    return [{f: r.get(f) for f in EDIT_FIELDS} for r in rows or []]
+
+
+def rows_with_problems(rows: Sequence[dict[str, Any]], problems: Iterable[Problem]
+                       ) -> list[dict[str, Any]]:
+    """Rows annotated for the grid: ``_err_<field>`` marks (and tooltips) the
+    cell, ``problems`` shows the row's messages in the column beside it."""
+    out = [{k: v for k, v in r.items() if not k.startswith("_err_")} for r in rows]
+    for r in out:
+        r["problems"] = ""
+    for p in problems:
+        if p.row is None or not 0 <= p.row < len(out):
+            continue
+        row = out[p.row]
+        row[f"_err_{p.field}"] = p.message
+        label = FIELD_LABELS.get(p.field, p.field)
+        row["problems"] = "; ".join(x for x in (row["problems"], f"{label}: {p.message}") if x)
+    return out
+
+
+def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
+    def col(field: str, header: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "field": field, "headerName": header, "editable": editable,
+            "tooltipField": f"_err_{field}",
+            "cellClassRules": {"rules-cell-invalid": f"!!params.data._err_{field}"},
+            "sortable": False, "filter": False, **extra,
+        }
+
+    return [
+        col("name", "Tier", rowDrag=editable, minWidth=140),
+        col("threshold", f"From spend ({currency})", type="rightAligned"),
+        col("accrual_rate", "Accrual %", type="rightAligned"),
+        col("referral_rate", "Referral %", type="rightAligned"),
+        {"field": "problems", "headerName": "Problems", "editable": False, "sortable": False,
+         "filter": False, "minWidth": 260, "wrapText": True, "autoHeight": True,
+         "cellClass": "text-danger small"},
+    ]
+
+
+def problem_list(problems: Sequence[Problem], fields: Iterable[str] = ()) -> Any:
+    """The problems not shown next to their own field (table-level and tier cells)."""
+    skip = set(fields)
+    items = [(f"Tier {p.row + 1}, " if p.row is not None else "")
+             + f"{FIELD_LABELS.get(p.field, p.field)}: {p.message}"
+             for p in problems if p.row is not None or p.field not in skip]
+    if not items:
+        return None
+    return dbc.Alert([html.Strong("Not saved: fix these first."),
+                      html.Ul([html.Li(i) for i in items], className="mb-0")],
+                     color="danger", className="py-2 small", id="rules-problem-list")
+
+
+def field_problems(problems: Sequence[Problem]) -> dict[str, str]:
+    """Rule-set level messages by field, for the inputs' feedback."""
+    out: dict[str, str] = {}
+    for p in problems:
+        if p.row is None:
+            out[p.field] = "; ".join(x for x in (out.get(p.field), p.message) if x)
+    return out
+
+
+# ---------------------------------------------------------------- versions
+
+
+def version_label(v: Version, user_id: int | None = None) -> str:
+    mine = " (your draft)" if v.status == "draft" and v.author_id == user_id else ""
+    return f"#{v.id} {v.name} — {v.state}{mine}"
+
+
+def version_options(versions: Sequence[Version], user_id: int | None = None
+                    ) -> list[dict[str, Any]]:
+    return [{"label": version_label(v, user_id), "value": v.id} for v in versions]
+
+
+def own_draft(versions: Sequence[Version], user_id: int | None) -> Version | None:
+    """The user's newest draft (versions come newest first)."""
+    return next((v for v in versions if v.status == "draft" and v.author_id == user_id),
+                None)
+
+
+def default_selection(versions: Sequence[Version], user_id: int | None) -> int | None:
+    """The version in force (what the program applies today), else the user's
+    newest draft, else the newest version. The draft stays one click away."""
+    live = next((v for v in versions if v.state == "in force"), None)
+    for v in (live, own_draft(versions, user_id), next(iter(versions), None)):
+        if v is not None:
+            return v.id
+    return None
+
+
+def own_draft_button(draft: Version | None) -> tuple[str, dict[str, str]]:
+    """(label, style) of the button that opens the user's draft."""
+    if draft is None:
+        return "", {"display": "none"}
+    return f"Open your draft #{draft.id} “{draft.name}”", {}
+
+
+def state_badge(state: str) -> dbc.Badge:
+    colour = STATE_COLOURS.get(state, "secondary")
+    return dbc.Badge(state, color=colour, text_color="dark" if colour == "light" else None,
+                     className="ms-2")
+
+
+def window_text(days: int | None) -> str:
+    return f"rolling {days} days" if days else "lifetime"
+
+
+def history_rows(versions: Iterable[Version]) -> list[dict[str, Any]]:
+    return [
+        {"id": v.id, "name": v.name, "state": v.state, "author": v.author,
+         "approver": v.approver, "created": fmt.when(v.created_at),
+         "submitted": fmt.when(v.submitted_at), "decided": fmt.when(v.decided_at),
+         "effective": fmt.when(v.effective_at), "based_on": f"#{v.based_on_id}"
+         if v.based_on_id else "", "tiers": len(v.rules.tiers),
+         "note": " / ".join(x for x in (v.note, v.decision_note) if x)}
+        for v in versions
+    ]
+
+
+HISTORY_COLUMNS = [
+    {"field": "id", "headerName": "#", "maxWidth": 80},
+    {"field": "name", "headerName": "Version", "minWidth": 160},
+    {"field": "state", "headerName": "State"},
+    {"field": "author", "headerName": "Author"},
+    {"field": "approver", "headerName": "Approved / rejected by"},
+    {"field": "created", "headerName": "Created"},
+    {"field": "submitted", "headerName": "Submitted"},
+    {"field": "decided", "headerName": "Decided"},
+    {"field": "effective", "headerName": "Effective from (UTC)", "minWidth": 185},
+    {"field": "based_on", "headerName": "Based on", "minWidth": 110, "maxWidth": 120},
+    {"field": "note", "headerName": "Note", "minWidth": 200},
+]
+
+
+def pending_rows(versions: Iterable[Version]) -> list[dict[str, Any]]:
+    return [
+        {"id": v.id, "name": v.name, "author": v.author, "submitted": fmt.when(v.submitted_at),
+         "tiers": len(v.rules.tiers), "note": v.note}
+        for v in versions if v.status == "pending"
+    ]
+
+
+PENDING_COLUMNS = [
+    {"field": "id", "headerName": "#", "maxWidth": 80},
+    {"field": "name", "headerName": "Version", "minWidth": 160},
+    {"field": "author", "headerName": "Submitted by"},
+    {"field": "submitted", "headerName": "Submitted (UTC)"},
+    {"field": "tiers", "headerName": "Tiers", "maxWidth": 90},
+    {"field": "note", "headerName": "Note", "minWidth": 200},
+]
+
+
+def rules_table(rules: engine.Rules, currency: str) -> dbc.Table:
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th("Tier"), html.Th("From spend"), html.Th("Accrual"),
+                             html.Th("Referral")])),
+         html.Tbody([html.Tr([html.Td(t.name), html.Td(fmt.money(t.threshold_minor, currency)),
+                              html.Td(fmt.rate_bp(t.accrual_rate_bp)),
+                              html.Td(fmt.rate_bp(t.referral_rate_bp))]) for t in rules.tiers])],
+        size="sm", striped=True, className="mb-0",
+    )
+
+
+def version_summary(v: Version, currency: str, *, editable: bool, why_read_only: str) -> Any:
+    facts = [
+        f"created {fmt.when(v.created_at)} by {v.author or '—'}",
+        f"submitted {fmt.when(v.submitted_at)}" if v.submitted_at else "",
+        f"{'approved' if v.status == 'published' else 'decided'} by {v.approver}"
+        if v.approver else "",
+        f"effective from {fmt.when(v.effective_at)} UTC" if v.effective_at else "",
+        f"based on #{v.based_on_id}" if v.based_on_id else "",
+    ]
+    return html.Div(
+        [html.Strong(f"#{v.id} {v.name}"), state_badge(v.state),
+         html.Span(" · ".join(f for f in facts if f), className="text-muted small ms-2"),
+         html.Div(why_read_only, className="small text-muted mt-1") if not editable else None,
+         html.Div(f"Decision note: {v.decision_note}", className="small mt-1")
+         if v.decision_note else None],
+        id="rules-version-summary",
+    )
+
+
+def in_force_summary(live: Version | None, scheduled: Sequence[Version], currency: str) -> Any:
+    if live is None:
+        head = dbc.Alert("No version is in force yet: orders earn no points until a version is "
+                         "approved and takes effect.", color="warning", className="mb-2")
+    else:
+        head = html.Div([
+            html.Div([html.Strong(f"In force: #{live.id} {live.name}"), state_badge(live.state),
+                      html.Span(f" since {fmt.when(live.effective_at)} UTC · 1 point = "
+                                f"{fmt.money(live.rules.point_value_minor, currency)} · tier "
+                                f"window {window_text(live.rules.tier_window_days)}",
+                                className="text-muted small")], className="mb-2"),
+            rules_table(live.rules, currency),
+        ])
+    nxt = [html.Li([f"#{v.id} {v.name} takes effect {fmt.when(v.effective_at)} UTC",
+                    state_badge(v.state)]) for v in scheduled]
+    return html.Div([head, html.Ul(nxt, className="small mt-2 mb-0") if nxt else None])
+
+
+# ---------------------------------------------------------------- diff
+
+
+def _tier_cells(t: Any, currency: str) -> list[str]:
+    if t is None:
+        return ["", "", ""]
+    return [fmt.money(t.threshold_minor, currency), fmt.rate_bp(t.accrual_rate_bp),
+            fmt.rate_bp(t.referral_rate_bp)]
+
+
+def _setting_text(field: str, value: Any, currency: str) -> str:
+    if field == "point_value_minor":
+        return fmt.money(int(value), currency)
+    if field == "tier_window_days":
+        return window_text(value)
+    return str(value)
+
+
+def diff_view(a: Version, b: Version, d: RulesDiff, currency: str,
+              view_id: str = "rules-diff-view") -> Any:
+    """Side by side: version a | version b, changed cells highlighted."""
+    fields = ("threshold_minor", "accrual_rate_bp", "referral_rate_bp")
+    head = html.Thead(html.Tr(
+        [html.Th("Tier"), html.Th("Change")]
+        + [html.Th(f"{h} #{a.id}") for h in ("From spend", "Accrual", "Referral")]
+        + [html.Th(f"{h} #{b.id}") for h in ("From spend", "Accrual", "Referral")]
+    ))
+    body = []
+    for ch in d.tiers:
+        left, right = _tier_cells(ch.before, currency), _tier_cells(ch.after, currency)
+        cls = {"added": "table-success", "removed": "table-danger"}.get(ch.kind, "")
+        cells = [html.Td(ch.name), html.Td(ch.kind)]
+        for side in (left, right):
+            for f, text in zip(fields, side, strict=True):
+                hot = ch.kind == "changed" and f in ch.fields
+                cells.append(html.Td(text, className="table-warning fw-bold" if hot else ""))
+        body.append(html.Tr(cells, className=cls + f" rules-diff-{ch.kind}"))
+    settings = [
+        html.Li([html.Strong(SETTING_LABELS.get(f, f)), ": ",
+                 html.Span(_setting_text(f, x, currency), className="text-decoration-line-through"
+                           " text-muted"), " → ",
+                 html.Span(_setting_text(f, y, currency), className="fw-bold")])
+        for f, x, y in d.settings
+    ]
+    return html.Div([
+        html.Div(f"#{a.id} {a.name} ({a.state}) → #{b.id} {b.name} ({b.state})",
+                 className="mb-2 fw-semibold"),
+        dbc.Alert("The two versions have the same tiers and settings.", color="secondary")
+        if not d.changed else None,
+        html.Ul(settings, className="mb-2", id="rules-diff-settings") if settings else None,
+        dbc.Table([head, html.Tbody(body)], size="sm", bordered=True, className="rules-diff"),
+    ], id=view_id)
+
+
+# ---------------------------------------------------------------- simulation
+
+def _layout(title: str, **extra: Any) -> dict[str, Any]:
+    return charts.layout(title, height=360, **extra)
+
+
+def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
+    """Members by current tier (rows) and draft tier (columns)."""
+    z = matrix.to_numpy().astype(int).tolist()
+    changed = tier_changes(matrix)
+    return {
+        "data": [{
+            "type": "heatmap", "z": z, "x": [fmt.chart_text(c) for c in matrix.columns],
+            "y": [fmt.chart_text(i) for i in matrix.index],
+            "colorscale": [[0, "#f8f9fa"], [1, "#0d6efd"]],
+            "text": [[f"{v:,}" for v in row] for row in z], "texttemplate": "%{text}",
+            "hovertemplate": "now %{y} → draft %{x}: %{text} members<extra></extra>",
+            "colorbar": {"title": {"text": "members"}},
+        }],
+        "layout": _layout("Members by tier, now → under the draft: "
+                          f"{changed:,} change tier (off the diagonal)", legend="none",
+                          xaxis=charts.axis("tier under the draft", type="category"),
+                          yaxis=charts.axis("tier now", type="category",
+                                            autorange="reversed")),
+    }
+
+
+def points_figure(points: dict[str, dict[str, int]], days: int) -> dict[str, Any]:
+    kinds = ["accrual", "referral"]
+    series = (("actual", "issued (ledger)", "#adb5bd"), ("current", "current rules", "#0d6efd"),
+              ("draft", "draft", "#fd7e14"))
+    return {
+        "data": [{"type": "bar", "name": label, "x": kinds,
+                  "y": [int(points[k][key]) for k in kinds], "marker": {"color": colour}}
+                 for key, label, colour in series],
+        "layout": _layout(f"Points issued, last {days} days", barmode="group",
+                          xaxis=charts.axis(type="category"),
+                          yaxis=charts.value_axis("points")),
+    }
+
+
+def by_day_figure(by_day: pd.DataFrame) -> dict[str, Any]:
+    x = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in by_day["date"]] if len(by_day) else []
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "name": "current rules", "x": x,
+             "y": [int(v) for v in by_day.get("current_points", [])],
+             "line": {"color": "#0d6efd"}},
+            {"type": "scatter", "mode": "lines", "name": "draft", "x": x,
+             "y": [int(v) for v in by_day.get("draft_points", [])],
+             "line": {"color": "#fd7e14"}},
+        ],
+        "layout": _layout("Points per day (accrual + referral)",
+                          xaxis=charts.axis(type="date"), yaxis=charts.value_axis("points")),
+    }
+
+
+def segment_rows(by_segment: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"segment": str(r["segment"]), "members": fmt.points(r["members"]),
+         "moved_up": fmt.points(r["moved_up"]), "moved_down": fmt.points(r["moved_down"]),
+         "points_current": fmt.points(r["points_current"]),
+         "points_draft": fmt.points(r["points_draft"]),
+         "points_change": fmt.signed_points(r["points_change"])}
+        for r in by_segment.to_dict("records")
+    ]
+
+
+def _tile(label: str, value: str, tile_id: str, md: int = 3) -> dbc.Col:
+    return dbc.Col(dbc.Card(dbc.CardBody([html.Div(value, className="h4 mb-0", id=tile_id),
+                                          html.Div(label, className="text-muted small",
+                                                   id=f"{tile_id}-label")])), md=md)
+
+
+MOVES_NOTE = ("Accrual rate: the rate each member earns at today under the version in force "
+              "and under this one, so a member who stays in a tier whose rate changes counts "
+              "there. Tier: the member's tier under this version has another name than now, "
+              "the cells off the diagonal of the tier chart.")
+
+
+def headline(prefix: str, *, rate_up: int, rate_down: int, tier_changed: int,
+             points_now: int, points_draft: int, liability_change_minor: int,
+             currency: str) -> html.Div:
+    """The simulation's headline figures, each saying what it counts."""
+    return html.Div([
+        dbc.Row([
+            _tile("members earn a higher accrual rate", fmt.points(rate_up), f"{prefix}-up", 4),
+            _tile("members earn a lower accrual rate", fmt.points(rate_down),
+                  f"{prefix}-down", 4),
+            _tile("members change tier (off the diagonal of the tier chart)",
+                  fmt.points(tier_changed), f"{prefix}-tier-changed", 4),
+        ], className="g-2 mb-2"),
+        html.Div(MOVES_NOTE, className="small text-muted mb-2", id=f"{prefix}-moves-note"),
+        dbc.Row([
+            _tile(f"points in the period: {fmt.points(points_now)} now → "
+                  f"{fmt.points(points_draft)}", fmt.signed_points(points_draft - points_now),
+                  f"{prefix}-points", 6),
+            _tile("liability change (draft point value)",
+                  ("+" if liability_change_minor > 0 else "")
+                  + fmt.money(liability_change_minor, currency), f"{prefix}-liability", 6),
+        ], className="g-2 mb-3"),
+    ])
+
+
+def simulation_view(r: SimulationResult, currency: str) -> html.Div:
+    p = r.points
+    total_cur = p["accrual"]["current"] + p["referral"]["current"]
+    total_new = p["accrual"]["draft"] + p["referral"]["draft"]
+    seg_table = dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Members", "Higher rate", "Lower rate",
+                                                  "Points now", "Points draft", "Change")])),
+         html.Tbody([html.Tr([html.Td(v) for v in row.values()])
+                     for row in segment_rows(r.by_segment)])],
+        size="sm", striped=True, id="rules-sim-segments",
+    )
+    return html.Div([
+        html.Div(
+            f"#{r.draft.rule_set_id} {r.draft.name} against #{r.current.rule_set_id} "
+            f"{r.current.name} (in force), on {r.members:,} members and {r.orders:,} paid "
+            f"orders of the last {r.days} days up to {fmt.when(r.as_of)} UTC.",
+            className="text-muted small mb-2"),
+        headline("rules-sim", rate_up=r.moved_up, rate_down=r.moved_down,
+                 tier_changed=r.tier_changed, points_now=total_cur, points_draft=total_new,
+                 liability_change_minor=r.liability_change_minor, currency=currency),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id="rules-sim-matrix", figure=migration_figure(r.matrix),
+                              config={"displayModeBar": False}), md=6),
+            dbc.Col(dcc.Graph(id="rules-sim-points-figure",
+                              figure=points_figure(p, r.days),
+                              config={"displayModeBar": False}), md=6),
+        ]),
+        dcc.Graph(id="rules-sim-by-day", figure=by_day_figure(r.by_day),
+                  config={"displayModeBar": False}),
+        html.H6("By segment", className="mt-2"),
+        seg_table,
+    ], id="rules-sim-output")
+
+
+def empty_diff() -> Any:
+    return html.Div("Choose two versions to compare.", className="text-muted small")
+
+
+def _period(days: int | None) -> str:
+    return "never" if days is None else f"{days:,} days"
+
+
+def expiry_proposal(p: Proposal, currency: str, *, mine: bool) -> dbc.Alert:
+    """A proposed expiry period with what it would expire, for the approver."""
+    e = p.effect
+    lines: list[Any] = [html.Strong(
+        f"Proposal #{p.id} by {p.requested_by} ({fmt.when(p.requested_at)}): points expire "
+        f"after {_period(p.changes.get('expiry_days'))}.")]
+    if e is not None:
+        lines.append(html.Div(
+            f"Due to expire by {fmt.when(e.until)} if members spend nothing more: "
+            f"{fmt.points(e.current_points)} points of {e.current_members:,} members under the "
+            f"period in force ({_period(e.current_days)}), {fmt.points(e.proposed_points)} "
+            f"points of {e.proposed_members:,} members under the proposal "
+            f"(difference {e.proposed_points - e.current_points:+,} points). Computed when "
+            "proposed.", id="rules-expiry-effect"))
+    lines.append(html.Div(
+        "You proposed it: another supervisor approves or refuses it." if mine
+        else "Approve to apply it from now, or refuse with a reason.",
+        className="text-muted"))
+    return dbc.Alert(lines, color="warning", className="py-2 mb-2")
+
+
+# ---------------------------------------------------------------- review
+
+
+def review_hint() -> Any:
+    return html.Div("Select a submitted version in the table to see what it changes against "
+                    "the version in force and the simulation it was submitted with.",
+                    className="text-muted small", id="rules-review-hint")
+
+
+def recorded_simulation_view(rec: RecordedSimulation | None, stale: Sequence[str],
+                             currency: str) -> Any:
+    """The simulation a submitted version was submitted with, and whether the
+    data has changed since."""
+    if rec is None:
+        return dbc.Alert("No simulation is recorded for this version (it was submitted while "
+                         "no version was in force).", color="secondary", className="py-2",
+                         id="rules-review-no-simulation")
+    p = rec.points
+    total_cur = p["accrual"]["current"] + p["referral"]["current"]
+    total_new = p["accrual"]["draft"] + p["referral"]["draft"]
+    if stale:
+        fresh = dbc.Alert(
+            ["Not on the current data: " + "; ".join(stale) + ". ",
+             "Choose this version in the Version list and run the simulation again to see "
+             "it on today's data."], color="warning", className="py-2 small mb-2",
+            id="rules-review-stale")
+    else:
+        fresh = dbc.Alert("The members and orders have not changed since: this is the "
+                          "simulation on the current data.", color="success",
+                          className="py-2 small mb-2", id="rules-review-current")
+    return html.Div([
+        html.Div(
+            f"Simulated by {rec.by} at {fmt.when(rec.recorded_at)} UTC against "
+            f"#{rec.in_force_id} {rec.in_force_name} (in force then): {rec.members:,} members "
+            f"and {rec.orders:,} paid orders of the {rec.days} days up to "
+            f"{fmt.when(rec.as_of)} UTC.", className="text-muted small mb-2"),
+        fresh,
+        headline("rules-review", rate_up=rec.moved_up, rate_down=rec.moved_down,
+                 tier_changed=tier_changes(rec.matrix), points_now=total_cur,
+                 points_draft=total_new, liability_change_minor=rec.liability_change_minor,
+                 currency=currency),
+        dcc.Graph(id="rules-review-matrix", figure=migration_figure(rec.matrix),
+                  config={"displayModeBar": False}),
+    ], id="rules-review-simulation")
+
+
+def review_view(pending: Version, live: Version | None, d: RulesDiff | None,
+                rec: RecordedSimulation | None, stale: Sequence[str], currency: str) -> Any:
+    """What the approver decides on: the selected submitted version's changes
+    against the version in force and its simulation."""
+    if live is None or d is None:
+        changes: Any = dbc.Alert("No version is in force: this one would be the first.",
+                                 color="secondary", className="py-2")
+    else:
+        changes = diff_view(live, pending, d, currency, view_id="rules-review-diff")
+    return dbc.Card(dbc.CardBody([
+        html.H6(f"#{pending.id} {pending.name}: submitted by {pending.author or '—'} "
+                f"{fmt.when(pending.submitted_at)} UTC"),
+        html.Div(f"Note: {pending.note}", className="small mb-2") if pending.note else None,
+        html.Div("Changes against the version in force", className="fw-semibold mt-2 mb-1"),
+        changes,
+        html.Div("Simulation", className="fw-semibold mt-3 mb-1"),
+        recorded_simulation_view(rec, stale, currency),
+    ]), id="rules-review-card")
+
+
+# ---------------------------------------------------------------- layout
+
+
+WRITE_ROLES = roles_of(__name__, "write_roles")
 
 
 def _can_write() -> bool:

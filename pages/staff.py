@@ -2,21 +2,136 @@
 
 from __future__ import annotations
 
-import dash
+from collections.abc import Iterable
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard import format as fmt
+from dashboard.access import register_page
 from dashboard.forms import token_store
-from dashboard.ids import Staff as ids
 from dashboard.shell import grid, page_header
+from db.api_keys import KeyInfo
 from db.models import API_SCOPES, ROLES
+from db.staff_grants import Grant
 from db.text import MAX_REASON
-from db.users import MAX_FULL_NAME
+from db.users import MAX_FULL_NAME, UserInfo
 
-dash.register_page(
+register_page(
     __name__, path="/staff", name="Staff", title="Staff accounts", order=90,
     roles=("supervisor",),
 )
+
+
+# ---------------------------------------------------------------- ids
+
+
+class Staff:
+    GRID = "staff-grid"
+    REFRESH = "staff-refresh"
+    TOKEN = "staff-token"  # store: this page's form submission token
+    NEW_USERNAME = "staff-new-username"
+    NEW_FULL_NAME = "staff-new-full-name"
+    NEW_ROLE = "staff-new-role"
+    NEW_PASSWORD = "staff-new-password"
+    NEW_FULL_NAME_FEEDBACK = "staff-new-full-name-feedback"
+    NEW_USERNAME_FEEDBACK = "staff-new-username-feedback"
+    NEW_ROLE_FEEDBACK = "staff-new-role-feedback"
+    NEW_PASSWORD_FEEDBACK = "staff-new-password-feedback"
+    CREATE = "staff-create"
+    CREATE_RESULT = "staff-create-result"
+    PICK_USER = "staff-pick-user"
+    PICK_ROLE = "staff-pick-role"
+    PICK_FEEDBACK = "staff-pick-feedback"
+    SET_ROLE = "staff-set-role"
+    DISABLE = "staff-disable"
+    ENABLE = "staff-enable"
+    CHANGE_RESULT = "staff-change-result"
+    # supervisor grants waiting for a second supervisor
+    GRANTS = "staff-grants"
+    GRANT_PICK = "staff-grant-pick"
+    GRANT_REASON = "staff-grant-reason"
+    GRANT_APPROVE = "staff-grant-approve"
+    GRANT_REJECT = "staff-grant-reject"
+    GRANT_RESULT = "staff-grant-result"
+    # keys of the shop's HTTP API
+    KEYS = "staff-api-keys"
+    KEY_NAME = "staff-api-key-name"
+    KEY_SCOPES = "staff-api-key-scopes"
+    KEY_CREATE = "staff-api-key-create"
+    KEY_CREATED = "staff-api-key-created"
+    KEY_PICK = "staff-api-key-pick"
+    KEY_REVOKE = "staff-api-key-revoke"
+    KEY_REVOKED = "staff-api-key-revoked"
+
+
+ids = Staff
+
+
+# ---------------------------------------------------------------- builders
+# (pure: engine data in, components and figures out; no queries)
+
+def staff_rows(users: Iterable[UserInfo]) -> list[dict[str, Any]]:
+    return [
+        {"id": u.id, "username": u.username, "full_name": u.full_name, "role": u.role,
+         "active": "yes" if u.active else "no", "created_at": fmt.when(u.created_at),
+         "last_login_at": fmt.when(u.last_login_at)}
+        for u in users
+    ]
+
+
+def staff_options(users: Iterable[UserInfo]) -> list[dict[str, Any]]:
+    return [
+        {"label": f"{u.username} ({u.role}{'' if u.active else ', disabled'})", "value": u.id}
+        for u in users
+    ]
+
+
+def grants_table(grants: Iterable[Grant]) -> Any:
+    grants = list(grants)
+    if not grants:
+        return html.P("Nothing is waiting.", className="text-muted small mb-2",
+                      id="staff-grants-empty")
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in ("#", "Account", "Asked", "By", "When")])),
+         html.Tbody([html.Tr([
+             html.Td(g.id), html.Td(g.username),
+             html.Td("new supervisor account" if g.kind == "create" else "promotion to supervisor"),
+             html.Td(g.requested_by), html.Td(fmt.when(g.requested_at))]) for g in grants])],
+        size="sm", className="mb-2", id="staff-grants-table",
+    )
+
+
+def grant_options(grants: Iterable[Grant]) -> list[dict[str, Any]]:
+    return [{"label": f"#{g.id} {g.username}: "
+                      f"{'new supervisor' if g.kind == 'create' else 'promotion'} "
+                      f"(asked by {g.requested_by})", "value": g.id} for g in grants]
+
+
+def api_keys_table(keys: Iterable[KeyInfo]) -> Any:
+    keys = list(keys)
+    if not keys:
+        return html.P("No API key yet: the shop's systems cannot call the API.",
+                      className="text-muted small mb-2", id="staff-api-keys-empty")
+    return dbc.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in
+                             ("Name", "Key starts", "Scopes", "Created by", "Created", "State")])),
+         html.Tbody([html.Tr([
+             html.Td(k.name), html.Td(html.Code(f"lk_{k.prefix}_")), html.Td(", ".join(k.scopes)),
+             html.Td(k.created_by), html.Td(fmt.when(k.created_at)),
+             html.Td("active" if k.active else f"revoked {fmt.when(k.revoked_at)}")])
+             for k in keys])],
+        size="sm", className="mb-2", id="staff-api-keys-table",
+    )
+
+
+def api_key_options(keys: Iterable[KeyInfo]) -> list[dict[str, Any]]:
+    return [{"label": f"{k.name} (lk_{k.prefix}_…)", "value": k.id} for k in keys if k.active]
+
+
+# ---------------------------------------------------------------- layout
+
 
 STAFF_COLUMNS = [
     {"field": "username", "headerName": "Username"},

@@ -9,7 +9,6 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from dashboard.members_views import adjustments_csv
 from db import adjustments as adj
 from db import ledger
 from db.actor import Actor
@@ -17,6 +16,7 @@ from db.adjustments import AdjustmentFilters
 from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
 from db.integrity import run_check
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
+from pages.adjustments_review import adjustments_csv
 from tests.factories import member, staff
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import charts, live_views
-from dashboard import overview_views as ov
+from dashboard import charts
+from pages import live as live_views
+from pages import overview as ov
 
 
 def test_layout_keeps_the_title_below_the_mode_bar_row_and_groups_thousands():

@@ -13,8 +13,8 @@ import re
 import pandas as pd
 
 from dashboard import format as fmt
-from dashboard.overview_views import tiers_figure
-from dashboard.rules_views import migration_figure
+from pages.overview import tiers_figure
+from pages.rules import migration_figure
 from tests.test_auth_http import logged_in
 
 

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import select, update
 
-from dashboard import views
-from dashboard.members_views import adjustments_csv
 from db import adjustments as adj
 from db import exports, ledger, pilots, readviews
 from db.ledger import OrderIn
 from db.models import Member, PilotMember
+from pages import audit as views
+from pages.adjustments_review import adjustments_csv
 from tests.factories import T0, member, publish, staff
 from tests.test_pilots import START, _create, _orders, _program, _start
 

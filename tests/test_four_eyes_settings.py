@@ -85,8 +85,8 @@ def test_bad_or_idle_proposals_change_nothing(db):
 
 
 def test_the_rules_page_proposes_and_a_second_supervisor_approves(web_app, web_seed):
-    from dashboard.ids import Rules as ids
     from db.session import Database
+    from pages.rules import Rules as ids
     from tests.conftest import login
     from tests.seed import SECOND_SUPERVISOR
     from tests.test_auth_http import UPDATE, callback_body, logged_in

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from dashboard import access
-from dashboard.ids import Live as live_ids
-from dashboard.ids import Overview as ov_ids
-from dashboard.live_views import KEYS
+from pages.live import KEYS
+from pages.live import Live as live_ids
+from pages.overview import Overview as ov_ids
 from tests.conftest import logout
 from tests.dash_requests import job_token
 from tests.test_auth_http import UPDATE, callback_body, logged_in

@@ -110,7 +110,7 @@ def test_no_comparison_with_a_stretch_before_the_history_began(db: Database) -> 
     assert sum(m["paid_orders_m"] for m in o.monthly) == 4
 
     from callbacks.overview import _render
-    from dashboard import overview_views as views
+    from pages import overview as views
 
     out = _render(o, 12, None)
     summary = repr(out[0])

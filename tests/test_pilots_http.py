@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from dashboard import access
-from dashboard.ids import Pilots as ids
 from db.models import Pilot
 from db.session import Database
+from pages.pilots import Pilots as ids
 from tests.conftest import logout
 from tests.dash_requests import job_token
 from tests.test_auth_http import UPDATE, callback_body, logged_in, server_callbacks

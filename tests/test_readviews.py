@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from dashboard import format as fmt
-from dashboard import views
 from db import readviews
 from db.session import Database
+from pages import audit as views
 from tests.seed import seed_small
 
 

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from dashboard import jobs
-from dashboard.ids import Overview as ov_ids
-from dashboard.ids import Pilots as pilot_ids
+from pages.overview import Overview as ov_ids
+from pages.pilots import Pilots as pilot_ids
 from tests.test_auth_http import UPDATE, callback_body, logged_in
 from tests.test_live_http import _overview_token
 from tests.test_pilots_http import _poll, key_of

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dashboard.ids import Staff as ids
 from db import users
 from db.session import Database
+from pages.staff import Staff as ids
 from tests.conftest import login
 from tests.dash_requests import UPDATE
 from tests.seed import SECOND_SUPERVISOR
