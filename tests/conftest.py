@@ -36,6 +36,16 @@ def _pg_admin_url() -> str:
     return url
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Tests on a PostgreSQL database carry the postgres mark, so
+    ``-m "not postgres"`` leaves them out (parametrised halves are marked
+    where they are declared)."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 def _pg_reachable() -> str | None:
     """None when reachable, else the reason."""
     try:
@@ -126,7 +136,7 @@ def pg_db(pg_url) -> Database:
     d.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_db(request) -> Database:
     if request.param == "sqlite":
         return request.getfixturevalue("db")

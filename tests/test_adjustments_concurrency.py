@@ -140,7 +140,7 @@ class Shopper:
             self.errors.append(exc)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def file_or_pg(request) -> Database:
     """A SQLite *file* (WAL, BEGIN IMMEDIATE, busy timeout) or PostgreSQL."""
     return request.getfixturevalue("db" if request.param == "sqlite" else "pg_db")
