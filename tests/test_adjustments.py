@@ -17,7 +17,7 @@ from db.adjustments import AdjustmentFilters
 from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, ValidationError
 from db.integrity import run_check
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
-from tests.factories import member, staff
+from tests.support.factories import member, staff
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from db.integrity import run_check
 from db.ledger import OrderIn
 from db.models import Account, AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
-from tests.factories import T0, member, publish, staff
+from tests.support.factories import T0, member, publish, staff
 
 SUPERVISORS = 5
 REQUESTS = 24

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from benchmarks.dash_requests import UPDATE
+from benchmarks.small_program import THROTTLE_USER
 from callbacks import members as members_callbacks
 from db.session import Database
-from tests.conftest import WEB_SECRET, login
-from tests.dash_requests import UPDATE
-from tests.seed import THROTTLE_USER
-from tests.test_auth_http import USER, callback_body, client_at, key_for
+from tests.support.web import USER, WEB_SECRET, callback_body, client_at, key_for, login
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -31,7 +30,7 @@ PROBE = """
 import json, sys
 from dashboard.app import create_app
 from dashboard.context import LIMITS_EXTENSION
-from tests.conftest import login
+from tests.support.web import login
 
 url, redis_url, secret, address, user, n, now = sys.argv[1:8]
 config = {"DATABASE_URL": url, "SECRET_KEY": secret, "TESTING": True}

@@ -10,7 +10,7 @@ import pytest
 from db import ledger, rollups
 from db.ledger import OrderIn
 from db.session import Database
-from tests.factories import member, publish
+from tests.support.factories import member, publish
 
 D = dt.datetime
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from benchmarks.small_program import MEMBER_NAMES, seed_small
 from dashboard import format as fmt
 from dashboard import views
 from db import readviews
 from db.session import Database
-from tests.seed import MEMBER_NAMES, seed_small
 
 
 def test_search_members_matches_fields_with_balance_and_limit(db):

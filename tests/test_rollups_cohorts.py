@@ -20,7 +20,7 @@ from db import ledger, metrics, rollups
 from db.ledger import OrderIn
 from db.models import Member, Order, RollupCohortMonth, RollupMemberMonth, RollupState
 from db.session import Database
-from tests.test_rollups import SEGMENTS, Stream
+from tests.support.rollups import SEGMENTS, Stream
 
 
 def _month(value: dt.datetime) -> dt.datetime:
