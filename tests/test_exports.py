@@ -100,7 +100,7 @@ def test_every_grid_exports_through_the_formula_guard():
 def test_the_grid_functions_are_served_with_the_pages(client, web_app):
     from tests.support.web import login
 
-    assert login(client, "sue").status_code == 302  # a supervisor of tests/seed.py
+    assert login(client, "sue").status_code == 302  # a supervisor of benchmarks/small_program.py
     page = client.get("/overview").get_data(as_text=True)
     assert "/assets/dashAgGridFunctions.js" in page
     assert client.get("/assets/dashAgGridFunctions.js").status_code == 200
