@@ -47,12 +47,12 @@ from benchmarks.bench_http_load import (  # noqa: E402
     start_gunicorn,
     stop_gunicorn,
 )
+from benchmarks.small_program import publish, staff  # noqa: E402
 from db import api_keys, clock, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Order  # noqa: E402
 from db.session import Database  # noqa: E402
-from tests.factories import publish, staff  # noqa: E402
 
 
 def build(url: str, members: int) -> str:
@@ -77,7 +77,7 @@ def build(url: str, members: int) -> str:
 
 
 WATCHER = "watcher"
-WATCHER_PASSWORD = "password-123"  # tests.factories.staff's
+WATCHER_PASSWORD = "password-123"  # benchmarks.small_program.staff's
 
 
 class LiveWatcher(threading.Thread):

@@ -38,11 +38,11 @@ from sqlalchemy import insert, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.dash_requests import UPDATE, keys_writing, request_body  # noqa: E402
+from benchmarks.small_program import PASSWORD, STAFF, seed_small  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Account, Member, Order  # noqa: E402
 from db.session import Database  # noqa: E402
-from tests.dash_requests import UPDATE, keys_writing, request_body  # noqa: E402
-from tests.seed import PASSWORD, STAFF, seed_small  # noqa: E402
 
 MAX_USERS = 64
 

@@ -23,29 +23,18 @@ from sqlalchemy import create_engine, text
 
 from db.migrate import upgrade
 from db.session import Database
-
-ADMIN_PG_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.support.postgres import pg_admin_url, pg_reachable, reset_postgres
+from tests.support.web import WEB_SECRET
 
 
-def _pg_admin_url() -> str:
-    url = ADMIN_PG_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
-def _pg_reachable() -> str | None:
-    """None when reachable, else the reason."""
-    try:
-        eng = create_engine(_pg_admin_url(), connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(text("SELECT 1"))
-        eng.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
-        return f"PostgreSQL not reachable at {ADMIN_PG_URL}: {type(exc).__name__}"
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Tests on a PostgreSQL database carry the postgres mark, so
+    ``-m "not postgres"`` leaves them out (parametrised halves are marked
+    where they are declared)."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +59,14 @@ def db(sqlite_template, tmp_path) -> Database:
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
-    reason = _pg_reachable()
+    reason = pg_reachable()
     if reason:
         pytest.skip(reason)
     name = f"loyalty_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
+    url = pg_admin_url().rsplit("/", 1)[0] + f"/{name}"
     d = Database(url)
     upgrade(d.engine)
     d.dispose()
@@ -85,37 +74,6 @@ def pg_url() -> str:
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-def reset_postgres(d: Database) -> None:
-    """Empty every table and restore the rows the first migration inserts.
-
-    The ledger and the audit log refuse TRUNCATE by trigger; the owner of
-    the tables switches those triggers off inside this one transaction."""
-    from db.models import Base
-
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    guarded = ("ledger_entries", "ledger_transactions", "audit_log", "order_refunds")
-    with d.engine.begin() as c:
-        for t in guarded:
-            c.execute(text(f"ALTER TABLE {t} DISABLE TRIGGER {t}_no_truncate"))
-        c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        for t in guarded:
-            c.execute(text(f"ALTER TABLE {t} ENABLE TRIGGER {t}_no_truncate"))
-        c.execute(
-            text(
-                "INSERT INTO accounts (id, kind) VALUES (1, 'issuance'), (2, 'redemption'), "
-                "(3, 'breakage'), (4, 'adjustment')"
-            )
-        )
-        c.execute(text("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 99)"))
-        c.execute(
-            text(
-                "INSERT INTO program_settings (id, currency, expiry_days, "
-                "adjustment_second_approval_points, adjustment_supervisor_request_points, "
-                "active_days, updated_at) VALUES (1, 'RUB', 365, 5000, 50000, 30, now())"
-            )
-        )
 
 
 @pytest.fixture
@@ -126,7 +84,7 @@ def pg_db(pg_url) -> Database:
     d.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_db(request) -> Database:
     if request.param == "sqlite":
         return request.getfixturevalue("db")
@@ -135,15 +93,12 @@ def any_db(request) -> Database:
 
 # ---------------------------------------------------------------- web app
 # The Dash app is built once per test session (Dash registries are
-# process-global) on a small seeded SQLite database; see tests/seed.py.
-
-WEB_SECRET = "test-secret-key-not-for-production"
-
+# process-global) on a small seeded SQLite database; see benchmarks/small_program.py.
 
 @pytest.fixture(scope="session")
 def web_seed(sqlite_template, tmp_path_factory) -> tuple[str, dict[str, int]]:
     """(database URL, seeded ids) of the web tests' database."""
-    from tests.seed import seed_small
+    from benchmarks.small_program import seed_small
 
     path = tmp_path_factory.mktemp("web") / "web.sqlite3"
     shutil.copy(sqlite_template, path)
@@ -196,36 +151,3 @@ def frozen_limits(web_app, monkeypatch):
     monkeypatch.setattr(store, "clock", lambda: now)
     store.reset()
     return store
-
-
-def csrf_token_from(html: str) -> str:
-    import re
-
-    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert m, "no CSRF token in the page"
-    return m.group(1)
-
-
-def login(client, username: str, password: str | None = None, next_path: str = "/"):
-    """Log in through the real form (GET for the CSRF token, then POST)."""
-    from tests.seed import PASSWORD
-
-    page = client.get("/login")
-    return client.post(
-        "/login",
-        data={
-            "username": username,
-            "password": PASSWORD if password is None else password,
-            "csrf_token": csrf_token_from(page.get_data(as_text=True)),
-            "next": next_path,
-        },
-    )
-
-
-def logout(client):
-    """Sign out through the real form: GET /logout shows it, POST signs out."""
-    page = client.get("/logout")
-    assert page.status_code == 200, page.status_code
-    r = client.post("/logout", data={"csrf_token": csrf_token_from(page.get_data(as_text=True))})
-    assert r.status_code == 302, r.status_code
-    return r

@@ -17,7 +17,7 @@ from db.errors import Forbidden, InsufficientPoints, InvalidState, NotFound, Val
 from db.integrity import run_check
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
 from pages.adjustments_review import adjustments_csv
-from tests.factories import member, staff
+from tests.support.factories import member, staff
 
 
 @pytest.fixture

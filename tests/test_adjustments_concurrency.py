@@ -28,7 +28,7 @@ from db.integrity import run_check
 from db.ledger import OrderIn
 from db.models import Account, AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
-from tests.factories import T0, member, publish, staff
+from tests.support.factories import T0, member, publish, staff
 
 SUPERVISORS = 5
 REQUESTS = 24
@@ -140,7 +140,7 @@ class Shopper:
             self.errors.append(exc)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def file_or_pg(request) -> Database:
     """A SQLite *file* (WAL, BEGIN IMMEDIATE, busy timeout) or PostgreSQL."""
     return request.getfixturevalue("db" if request.param == "sqlite" else "pg_db")

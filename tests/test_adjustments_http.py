@@ -15,30 +15,10 @@ from db import clock, ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
-from tests.conftest import logout
-from tests.test_auth_http import UPDATE, callback_body, logged_in
+from tests.support.web import UPDATE, call, callback_body, logged_in, logout, response
 
 MODULES = ("callbacks.members", "callbacks.adjustments_request", "callbacks.adjustments_review")
 SUPERVISOR_ONLY = ("queue", "detail", "approve", "reject")
-
-
-def callback_key(app, module: str, name: str) -> str:
-    keys = [k for k, v in app.callback_map.items() if v.get("callback") is not None
-            and access.innermost(v["callback"]).__module__ == module
-            and access.innermost(v["callback"]).__name__ == name]
-    assert len(keys) == 1, (module, name, keys)
-    return keys[0]
-
-
-def call(client, app, module: str, name: str, values: dict[str, Any],
-         changed: list[str] | None = None):
-    key = callback_key(app, module, name)
-    return client.post(UPDATE, json=callback_body(app, key, values, changed))
-
-
-def response(r) -> dict[str, Any]:
-    assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    return r.get_json()["response"]
 
 
 def text(out: dict[str, Any], component: str) -> str:

@@ -14,7 +14,7 @@ from db import api_keys
 from db.errors import Forbidden, ValidationError
 from db.integrity import run_check
 from db.models import ApiRequest, AuditLog, LedgerEntry, Member, Order
-from tests.factories import publish, staff
+from tests.support.factories import publish, staff
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 PAID = (NOW - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,17 +12,28 @@ import pytest
 from flask_login import login_user
 from werkzeug.exceptions import Forbidden
 
+from benchmarks.dash_requests import UPDATE
+from benchmarks.small_program import DISABLED_USER, THROTTLE_USER, VICTIM_USER
 from dashboard import access
 from dashboard.app import check_callback_roles, create_app
 from dashboard.auth import WRONG_CREDENTIALS, StaffSession, session_settings
 from dashboard.config import ConfigError, load_config
 from dashboard.context import DB_EXTENSION
 from db import users
-from db.models import ROLES, AuditLog
+from db.models import ROLES
 from db.session import Database
-from tests.conftest import login, logout
-from tests.dash_requests import UPDATE, keys_writing, request_body
-from tests.seed import DISABLED_USER, STAFF, THROTTLE_USER, VICTIM_USER
+from tests.support.web import (
+    USER,
+    audit_rows,
+    callback_body,
+    client_at,
+    key_for,
+    logged_in,
+    login,
+    logout,
+    page_of_callback,
+    server_callbacks,
+)
 
 # PRODUCT.md, "Pages and who may use them"
 EXPECTED_PAGES = {
@@ -37,65 +48,6 @@ EXPECTED_PAGES = {
     "/audit": {"supervisor"},
     "/staff": {"supervisor"},
 }
-USER = {role: username for role, (username, _name) in STAFF.items()}
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def server_callbacks(app) -> dict[str, dict[str, Any]]:
-    """Every server-side callback Dash knows (clientside ones have no function)."""
-    return {k: v for k, v in app.callback_map.items() if v.get("callback") is not None}
-
-
-def callback_body(app, key: str, values: dict[str, Any] | None = None,
-                  changed: list[str] | None = None) -> dict[str, Any]:
-    """A request body shaped like the Dash renderer's for callback ``key``."""
-    return request_body(key, app.callback_map[key], values, changed)
-
-
-def key_for(app, output_id: str) -> str:
-    """The callback-map key of the callback writing to component ``output_id``."""
-    keys = keys_writing(server_callbacks(app), output_id)
-    assert len(keys) == 1, (output_id, keys)
-    return keys[0]
-
-
-def page_of_callback(entry: dict[str, Any]) -> dict[str, Any] | None:
-    module = access.innermost(entry["callback"]).__module__
-    if not module.startswith("callbacks."):
-        return None
-    return next(
-        (p for p in access.registered_pages()
-         if p["module"] == "pages." + module.split(".", 1)[1]),
-        None,
-    )
-
-
-def client_at(web_app, address: str):
-    """A fresh test client whose requests come from ``address``."""
-    c = web_app.server.test_client()
-    c.environ_base["REMOTE_ADDR"] = address
-    return c
-
-
-def logged_in(client, role: str):
-    r = login(client, USER[role])
-    assert r.status_code == 302, r.get_data(as_text=True)[:500]
-    return client
-
-
-def audit_rows(db_url: str, action: str) -> list[tuple[str, str | None]]:
-    """(actor, after) of the audit rows with ``action``, oldest first."""
-    d = Database(db_url)
-    try:
-        with d.read() as s:
-            return [
-                (r.actor, r.after)
-                for r in s.query(AuditLog).filter(AuditLog.action == action).order_by(AuditLog.id)
-            ]
-    finally:
-        d.dispose()
 
 
 # ---------------------------------------------------------------- registry

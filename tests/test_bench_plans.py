@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from benchmarks.bench_http_load import PLANS, UPDATE, find_callback
 from dashboard import access
-from tests.test_auth_http import page_of_callback, server_callbacks
+from tests.support.web import page_of_callback, server_callbacks
 
 
 def test_http_load_plans_name_registered_callbacks_the_role_may_call(web_app) -> None:

@@ -14,13 +14,12 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from dashboard import access
+from benchmarks.small_program import PASSWORD, STAFF
 from db.models import Account, AdjustmentRequest, LedgerEntry
 from db.session import Database
-from tests import test_browser as tb
-from tests.seed import PASSWORD, STAFF
-from tests.test_auth_http import callback_body
-from tests.test_browser import SCREENSHOTS, TIMEOUT, severe, sign_in, wait_for
+from tests.support import browser as tb
+from tests.support.browser import SCREENSHOTS, TIMEOUT, severe, sign_in, wait_for
+from tests.support.web import callback_body, callback_key
 
 # the browser test module's fixtures: one served app, one Chromium
 base_url, browser, screenshots_dir = tb.base_url, tb.browser, tb.screenshots_dir
@@ -29,15 +28,6 @@ pytestmark = pytest.mark.browser
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-
-
-def callback_key(app, module: str, name: str) -> str:
-    """The callback-map key of the server callback ``module.name``."""
-    keys = [k for k, v in app.callback_map.items() if v.get("callback") is not None
-            and access.innermost(v["callback"]).__module__ == module
-            and access.innermost(v["callback"]).__name__ == name]
-    assert len(keys) == 1, keys
-    return keys[0]
 
 
 def balance_of(url: str, member_id: int) -> int:

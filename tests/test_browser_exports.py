@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.seed import PASSWORD, STAFF
-from tests.test_browser import (  # noqa: F401 - fixtures
+from benchmarks.small_program import PASSWORD, STAFF
+from tests.support.browser import (  # noqa: F401 - fixtures
     TIMEOUT,
     base_url,
     browser,

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
+from benchmarks.small_program import PASSWORD, STAFF
 from db.live_stream import LiveStream
 from db.session import Database
-from tests.seed import PASSWORD, STAFF
-from tests.test_browser import (  # noqa: F401 - fixtures
+from tests.support.browser import (  # noqa: F401 - fixtures
     SCREENSHOTS,
     TIMEOUT,
     base_url,

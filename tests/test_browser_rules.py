@@ -5,42 +5,36 @@ approves; the history shows the diff."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from benchmarks.small_program import PASSWORD, SECOND_SUPERVISOR, STAFF
 from db import rules
 from db.actor import Actor
 from db.models import RuleSet
 from db.session import Database
-from tests.factories import DEFAULT_TIERS
-from tests.seed import PASSWORD, SECOND_SUPERVISOR, STAFF
-from tests.test_browser import (  # noqa: F401 - fixtures
+from tests.support.browser import (  # noqa: F401 - fixtures
     CHROMEDRIVER,
     CHROMIUM,
     SCREENSHOTS,
     base_url,
     browser,
+    click,
     screenshots_dir,
     severe,
     sign_in,
+    tab,
     wait_for,
+    wait_text,
 )
+from tests.support.factories import DEFAULT_TIERS
 
 pytestmark = pytest.mark.browser
 
-from selenium.common.exceptions import ElementClickInterceptedException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 NAME = "Browser draft"
-
-
-def wait_text(driver, css: str, text: str, timeout: float = 30) -> None:
-    WebDriverWait(driver, timeout).until(
-        ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
 
 
 def edit_cell(driver, row: int, col: str, value: str) -> None:
@@ -52,26 +46,6 @@ def edit_cell(driver, row: int, col: str, value: str) -> None:
         lambda d: cell.find_element(By.CSS_SELECTOR, "input"))
     editor.send_keys(Keys.CONTROL, "a")
     editor.send_keys(value, Keys.ENTER)
-
-
-def click(driver, element_id: str) -> None:
-    el = driver.find_element(By.ID, element_id)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
-    WebDriverWait(driver, 10).until(ec.element_to_be_clickable((By.ID, element_id)))
-    try:
-        el.click()
-    except ElementClickInterceptedException:
-        # a transient overlay (grid tooltip, loading layer) covers the button for a moment
-        time.sleep(0.5)
-        driver.execute_script("arguments[0].click();", el)
-
-
-def tab(driver, label: str) -> None:
-    link = driver.find_element(By.XPATH, f"//a[contains(@class,'nav-link') and text()='{label}']")
-    # below the fixed navbar, whatever the page's scroll; a script click, as the
-    # page scrolls smoothly and a real click could land mid-scroll
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});"
-                          "arguments[0].click();", link)
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_server import served
-from tests.test_browser import (
+from tests.support.browser import (
     CHROMEDRIVER,
     CHROMIUM,
     SCREENSHOTS,
@@ -33,6 +32,7 @@ from tests.test_browser import (
     sign_in,
     wait_for,
 )
+from tests.support.browser_server import served
 
 pytestmark = pytest.mark.browser
 

@@ -8,15 +8,15 @@ import time
 import pytest
 from sqlalchemy import select
 
+from benchmarks.small_program import PASSWORD, STAFF
 from db import adjustments, rules, settings_changes
 from db.actor import Actor
 from db.errors import Forbidden
 from db.models import AdjustmentRequest
 from db.session import Database
-from tests import test_browser as tb
-from tests.factories import DEFAULT_TIERS
-from tests.seed import PASSWORD, STAFF
-from tests.test_browser import SCREENSHOTS, TIMEOUT, severe, sign_in, wait_for
+from tests.support import browser as tb
+from tests.support.browser import SCREENSHOTS, TIMEOUT, severe, sign_in, wait_for
+from tests.support.factories import DEFAULT_TIERS
 
 # the browser test module's fixtures: one served app, one Chromium
 base_url, browser, screenshots_dir = tb.base_url, tb.browser, tb.screenshots_dir

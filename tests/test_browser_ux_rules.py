@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from benchmarks.small_program import PASSWORD, STAFF
 from dashboard.cli import main as cli_main
 from db import ledger, rule_review, rules
 from db.actor import Actor
@@ -21,18 +22,19 @@ from db.ledger import OrderIn
 from db.models import Member, RuleSet
 from db.session import Database
 from db.simulation import simulate
-from tests.factories import DEFAULT_TIERS, simulated
-from tests.seed import PASSWORD, STAFF
-from tests.test_browser import (  # noqa: F401 - fixtures
+from tests.support.browser import (  # noqa: F401 - fixtures
     SCREENSHOTS,
     base_url,
     browser,
+    click,
     screenshots_dir,
     severe,
     sign_in,
+    tab,
     wait_for,
+    wait_text,
 )
-from tests.test_browser_rules import click, tab, wait_text
+from tests.support.factories import DEFAULT_TIERS, simulated
 
 pytestmark = pytest.mark.browser
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from db.models import ENTRY_KINDS
-from tests.browser_server import served
-from tests.factories import DEFAULT_TIERS
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, chrome, severe, sign_in
+from tests.support.browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, chrome, severe, sign_in
+from tests.support.browser_server import served
+from tests.support.factories import DEFAULT_TIERS
 
 pytestmark = pytest.mark.browser
 

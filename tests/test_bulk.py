@@ -12,7 +12,7 @@ from db.bulk import BulkPoster
 from db.integrity import run_check
 from db.ledger import OrderIn
 from db.models import Member, Order
-from tests.factories import T0, member, publish
+from tests.support.factories import T0, member, publish
 
 V2 = [
     {"name": "Base", "threshold": "0", "accrual_rate": "2", "referral_rate": "1"},

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.dash_requests import UPDATE, request_body
 from dashboard import access
 from db.models import AuditLog
 from db.session import Database
-from tests.dash_requests import UPDATE, request_body
-from tests.test_auth_http import USER, server_callbacks
+from tests.support.web import USER, server_callbacks
 
 BAD = {
     "object": {"x": 1},
@@ -47,7 +47,7 @@ def _audit_count(url: str) -> int:
 
 @pytest.mark.parametrize("bad", list(BAD))
 def test_wrong_types_are_refused_not_crashed(web_app, web_seed, bad):
-    from tests.conftest import login
+    from tests.support.web import login
 
     url, _ = web_seed
     before = _audit_count(url)
@@ -78,7 +78,7 @@ def test_wrong_types_are_refused_not_crashed(web_app, web_seed, bad):
 
 
 def test_the_shape_check_names_the_value_it_refuses(client, web_app):
-    from tests.test_auth_http import key_for, logged_in
+    from tests.support.web import key_for, logged_in
 
     logged_in(client, "supervisor")
     key = key_for(web_app, "staff-grid")

@@ -140,7 +140,7 @@ def test_kpis_to_a_date_includes_that_day(cli):
 
     from db import ledger
     from db.ledger import OrderIn
-    from tests.factories import member, publish
+    from tests.support.factories import member, publish
 
     d = Database(cli.url)
     try:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from db import audit, clock, rule_review, rules
 from db.models import AuditLog, RuleSet
-from tests.factories import DEFAULT_TIERS, staff
+from tests.support.factories import DEFAULT_TIERS, staff
 
 PINNED = dt.datetime(2031, 5, 6, 7, 8, 9)
 

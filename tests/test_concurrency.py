@@ -42,7 +42,7 @@ from db.models import (
     Transfer,
 )
 from db.session import Database
-from tests.factories import T0, member, publish, staff
+from tests.support.factories import T0, member, publish, staff
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = 8

@@ -15,7 +15,7 @@ import pandas as pd
 from dashboard import format as fmt
 from pages.overview import tiers_figure
 from pages.rules import migration_figure
-from tests.test_auth_http import logged_in
+from tests.support.web import logged_in
 
 
 def _directives(header: str) -> dict[str, list[str]]:

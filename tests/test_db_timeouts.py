@@ -17,7 +17,7 @@ from dashboard.config import ConfigError, load_config
 from dashboard.context import DB_EXTENSION
 from db.errors import DatabaseBusy
 from db.session import Database, Timeouts
-from tests.test_auth_http import UPDATE, callback_body, key_for, logged_in
+from tests.support.web import UPDATE, callback_body, key_for, logged_in
 
 
 def _show(d: Database, setting: str) -> str:
@@ -113,10 +113,10 @@ def _app_on(web_app, d: Database):
 @pytest.fixture
 def pg_app_db(pg_url, web_app):
     """The web app on a seeded PostgreSQL database with the default timeouts."""
-    from tests.seed import seed_small
+    from benchmarks.small_program import seed_small
 
     d = Database(pg_url, timeouts=Timeouts(), pool_size=2, max_overflow=0)
-    from tests.conftest import reset_postgres
+    from tests.support.postgres import reset_postgres
 
     reset_postgres(d)
     seed_small(d)
@@ -215,7 +215,7 @@ def test_a_locked_sqlite_database_refuses_a_page_request_with_503(client, tmp_pa
     """A request waits the busy timeout once, then a 503 page says why."""
     import shutil
 
-    from tests.seed import seed_small
+    from benchmarks.small_program import seed_small
 
     path = tmp_path / "busy.sqlite3"
     shutil.copy(sqlite_template, path)

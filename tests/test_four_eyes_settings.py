@@ -12,7 +12,7 @@ from db import settings_changes as sc
 from db.errors import Forbidden, InvalidState, ValidationError
 from db.ledger import OrderIn, expire_points, post_order
 from db.models import AuditLog, ProgramSettings
-from tests.factories import member, publish, staff
+from tests.support.factories import member, publish, staff
 
 NOW = dt.datetime(2026, 6, 1)
 
@@ -85,12 +85,11 @@ def test_bad_or_idle_proposals_change_nothing(db):
 
 
 def test_the_rules_page_proposes_and_a_second_supervisor_approves(web_app, web_seed):
+    from benchmarks.small_program import SECOND_SUPERVISOR
     from db.session import Database
     from pages.rules import Rules as ids
-    from tests.conftest import login
-    from tests.seed import SECOND_SUPERVISOR
-    from tests.test_auth_http import UPDATE, callback_body, logged_in
-    from tests.test_rules_callbacks import key_of
+    from tests.support.web import UPDATE, callback_body, logged_in, login
+    from tests.support.web import rules_key as key_of
 
     url, _ = web_seed
     sue = web_app.server.test_client()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from db import staff_grants, users
 from db.errors import Forbidden, InvalidState, ValidationError
 from db.models import AuditLog, StaffUser
-from tests.factories import staff
+from tests.support.factories import staff
 
 PW = "Tr0mbone-Saddle-91"
 

@@ -39,7 +39,7 @@ from db.models import (
     Order,
     StaffUser,
 )
-from tests.factories import member, publish
+from tests.support.factories import member, publish
 
 HEADER = "customer_id,order_id,paid_at,amount,referrer_id,points_redeemed\n"
 START = dt.datetime(2025, 1, 1)

@@ -12,7 +12,7 @@ from db.actor import CLI
 from db.importer import OrderImportError, import_orders
 from db.integrity import run_check
 from db.models import Account, LedgerEntry, Member, Order
-from tests.factories import member, publish
+from tests.support.factories import member, publish
 
 HEADER = "customer_id,order_id,paid_at,amount,referrer_id,points_redeemed\n"
 

@@ -13,7 +13,7 @@ from db.errors import IdempotencyConflict, InsufficientPoints, ValidationError
 from db.integrity import run_check
 from db.ledger import OrderIn
 from db.models import LedgerEntry, Member, Order
-from tests.factories import T0, member, publish, simulated
+from tests.support.factories import T0, member, publish, simulated
 
 
 def day(n: int, hour: int = 12) -> dt.datetime:
@@ -221,7 +221,7 @@ def test_ledger_and_audit_refuse_truncate_on_postgres(pg_db, sql):
 
 def test_future_order_is_refused_and_rules_can_still_be_published_now(program):
     from db import rule_review, rules
-    from tests.factories import DEFAULT_TIERS, staff
+    from tests.support.factories import DEFAULT_TIERS, staff
 
     d, _, _ = program
     now = clock.utcnow()

@@ -45,7 +45,7 @@ from db.integrity import run_check
 from db.ledger import ADJUSTMENT, BREAKAGE, ISSUANCE, REDEMPTION, OrderIn
 from db.models import Account, AdjustmentRequest, Base, LedgerEntry, Order, StaffUser
 from db.session import Database
-from tests.conftest import reset_postgres
+from tests.support.postgres import reset_postgres
 
 # far enough back that 40 steps of up to 400 days stay in the past (orders
 # after now are refused)

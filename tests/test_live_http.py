@@ -11,23 +11,22 @@ from dashboard import access
 from pages.live import KEYS
 from pages.live import Live as live_ids
 from pages.overview import Overview as ov_ids
-from tests.conftest import logout
-from tests.dash_requests import job_token
-from tests.test_auth_http import UPDATE, callback_body, logged_in
-from tests.test_pilots_http import _poll, key_of, keys_writing
+from tests.support.web import (
+    UPDATE,
+    _overview_token,
+    _poll,
+    callback_body,
+    job_token,
+    key_of,
+    keys_writing,
+    logged_in,
+    logout,
+)
 
 
 def _live_key(app) -> str:
     return key_of(app, live_ids.UPDATED)
 
-
-
-def _overview_token(client, web_app) -> str:
-    """The signed identity the overview page's identity callback hands the browser."""
-    r = client.post(UPDATE, json=callback_body(web_app, key_of(web_app, ov_ids.ACTOR), {
-        f"{ov_ids.LOADED}.data": 0}))
-    assert r.status_code == 200, r.get_data(as_text=True)[:300]
-    return r.get_json()["response"][ov_ids.ACTOR]["data"]
 
 
 def test_overview_callbacks_refuse_support(client, web_app):

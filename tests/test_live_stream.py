@@ -7,7 +7,7 @@ from __future__ import annotations
 from db.integrity import run_check
 from db.live_stream import LiveStream
 from db.session import Database
-from tests.factories import member, publish
+from tests.support.factories import member, publish
 
 
 def test_seeded_stream_runs_twice_on_one_database(db: Database) -> None:

@@ -11,7 +11,7 @@ from db import ledger, members
 from db.adjustments import request_adjustment
 from db.errors import NotFound, ValidationError
 from db.ledger import OrderIn
-from tests.factories import T0, member, publish, staff
+from tests.support.factories import T0, member, publish, staff
 
 
 def day(n: float) -> dt.datetime:

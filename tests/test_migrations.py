@@ -40,13 +40,13 @@ def test_downgrade_and_upgrade_the_latest_on_postgres(pg_url):
     from sqlalchemy import create_engine, text
 
     from db.migrate import downgrade, upgrade
-    from tests.conftest import _pg_admin_url
+    from tests.support.postgres import pg_admin_url
 
     name = f"loyalty_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(_pg_admin_url().rsplit("/", 1)[0] + f"/{name}")
+    engine = create_engine(pg_admin_url().rsplit("/", 1)[0] + f"/{name}")
     try:
         upgrade(engine)
         downgrade(engine, "-1")

@@ -11,7 +11,7 @@ from db import ledger, rollups
 from db.ledger import OrderIn
 from db.reports import overview as report
 from db.session import Database
-from tests.factories import member, publish
+from tests.support.factories import member, publish
 
 D = dt.datetime
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import time
 from typing import Any
 
 import pytest
@@ -14,26 +13,16 @@ from dashboard import access
 from db.models import Pilot
 from db.session import Database
 from pages.pilots import Pilots as ids
-from tests.conftest import logout
-from tests.dash_requests import job_token
-from tests.test_auth_http import UPDATE, callback_body, logged_in, server_callbacks
-
-
-def keys_writing(app, output_id: str) -> list[str]:
-    """Callback-map keys of the callbacks whose outputs include ``output_id``."""
-    out = []
-    for key in server_callbacks(app):
-        parts = key[2:-2].split("...") if key.startswith("..") else [key]
-        if any(p.rsplit(".", 1)[0] == output_id for p in parts):
-            out.append(key)
-    return out
-
-
-def key_of(app, output_id: str) -> str:
-    keys = keys_writing(app, output_id)
-    assert len(keys) == 1, (output_id, keys)
-    return keys[0]
-
+from tests.support.web import (
+    UPDATE,
+    _poll,
+    callback_body,
+    job_token,
+    key_of,
+    keys_writing,
+    logged_in,
+    logout,
+)
 
 WRITES = {
     "create": ids.CREATE_MSG,
@@ -66,18 +55,6 @@ def _token(client, web_app) -> str:
         f"{ids.REFRESH}.data": 0}))
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     return r.get_json()["response"][ids.ACTOR]["data"]
-
-
-def _poll(client, b: dict[str, Any], handles: dict[str, str], timeout: float = 90) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = client.post(f"{UPDATE}?cacheKey={handles['cacheKey']}&job={handles['job']}",
-                        json=b)
-        assert r.status_code in (200, 204), r.status_code
-        if r.status_code == 200 and "response" in (r.get_json() or {}):
-            return r.get_json()["response"]
-        time.sleep(0.3)
-    raise AssertionError("the results job did not finish")
 
 
 def test_executive_reads_results_in_the_background_and_support_is_refused(client, web_app):
@@ -218,11 +195,11 @@ def test_create_names_a_bad_date_next_to_its_field(client, web_app, web_seed):
 def test_the_start_button_requests_and_only_a_second_supervisor_approves(web_app, web_seed):
     """Over HTTP, as on the page: sue requests the start, her second click is
     refused (four-eyes), the second supervisor's click starts the pilot."""
+    from benchmarks.small_program import SECOND_SUPERVISOR
     from db import pilots as service
     from db.actor import Actor
-    from tests.conftest import login
-    from tests.factories import member
-    from tests.seed import SECOND_SUPERVISOR
+    from tests.support.factories import member
+    from tests.support.web import login
 
     url, seeded = web_seed
     d = Database(url)

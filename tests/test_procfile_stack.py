@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.seed import PASSWORD, STAFF
-from tests.test_browser import (  # noqa: F401 - the browser fixture
+from benchmarks.small_program import PASSWORD, STAFF
+from tests.support.browser import (  # noqa: F401 - the browser fixture
     SCREENSHOTS,
     TIMEOUT,
     browser,
@@ -73,8 +73,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def stack(redis_db, sqlite_template, tmp_path_factory) -> Iterator[dict]:
+    from benchmarks.small_program import seed_small
     from db.session import Database
-    from tests.seed import seed_small
 
     folder = tmp_path_factory.mktemp("procfile")
     path = folder / "stack.sqlite3"

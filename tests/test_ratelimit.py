@@ -42,7 +42,7 @@ def _redis_or_skip() -> None:
         pytest.skip("Redis is not running on 127.0.0.1:6379")
 
 
-@pytest.fixture(params=["sqlite", "postgres", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "redis"])
 def make_store(request) -> Iterator[Callable[..., LimitStore]]:
     """A factory of stores on one shared backend (one per "process")."""
     made: list[LimitStore] = []
@@ -151,7 +151,8 @@ def test_concurrent_claims_never_pass_the_limit(make_store):
     assert len(granted) == 36 and sum(granted) == 7
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend",
+                         ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_held_lock_makes_it_answer_busy_at_once_not_hang(request, backend):
     """A bulk import holding SQLite's write lock (or a PostgreSQL lock on the
     table) makes the store refuse after its short wait instead of hanging."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from benchmarks.small_program import seed_small
 from dashboard import format as fmt
 from db import readviews
 from db.session import Database
 from pages import audit as views
-from tests.seed import seed_small
 
 
 def test_pilot_list_counts_each_group(db):

@@ -15,9 +15,7 @@ import pytest
 from dashboard import jobs
 from pages.overview import Overview as ov_ids
 from pages.pilots import Pilots as pilot_ids
-from tests.test_auth_http import UPDATE, callback_body, logged_in
-from tests.test_live_http import _overview_token
-from tests.test_pilots_http import _poll, key_of
+from tests.support.web import UPDATE, _overview_token, _poll, callback_body, key_of, logged_in
 
 MB = 1024 * 1024
 BUSY = "You already have an overview job running; wait for it to finish"

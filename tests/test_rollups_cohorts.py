@@ -21,7 +21,7 @@ from db.ledger import OrderIn
 from db.models import Member, Order, RollupCohortMonth, RollupMemberMonth, RollupState
 from db.reports import overview as report
 from db.session import Database
-from tests.test_rollups import SEGMENTS, Stream
+from tests.support.rollups import SEGMENTS, Stream
 
 
 def _month(value: dt.datetime) -> dt.datetime:

@@ -12,7 +12,7 @@ from db import ledger, rule_review, rules
 from db.ledger import OrderIn
 from db.models import Member, RuleSet
 from db.rule_review import SimulationRequired
-from tests.factories import DEFAULT_TIERS, member, publish, simulated, staff
+from tests.support.factories import DEFAULT_TIERS, member, publish, simulated, staff
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 RICHER = [dict(t) for t in DEFAULT_TIERS]

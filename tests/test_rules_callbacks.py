@@ -17,23 +17,21 @@ from db import rule_review, rules, users
 from db.actor import Actor
 from db.models import AuditLog, RuleSet
 from db.session import Database
-from tests.conftest import logout
-from tests.dash_requests import job_token
-from tests.factories import DEFAULT_TIERS, simulated
-from tests.test_auth_http import UPDATE, audit_rows, callback_body, logged_in, server_callbacks
+from tests.support.factories import DEFAULT_TIERS, simulated
+from tests.support.web import (
+    UPDATE,
+    audit_rows,
+    callback_body,
+    job_token,
+    logged_in,
+    logout,
+)
+from tests.support.web import rules_key as key_of
 
 WRITES = ("save_draft", "edit_tier_rows", "propose_expiry", "decide_expiry", "copy_version",
           "decide", "reevaluate")
 READS = ("load_versions", "show_version", "field_feedback", "show_diff", "run_simulation",
          "show_expiry_proposal", "show_review")
-
-
-def key_of(app, fn_name: str) -> str:
-    keys = [k for k, e in server_callbacks(app).items()
-            if access.innermost(e["callback"]).__name__ == fn_name
-            and access.innermost(e["callback"]).__module__ == "callbacks.rules"]
-    assert len(keys) == 1, (fn_name, keys)
-    return keys[0]
 
 
 def body(app, fn_name: str, values: dict[str, Any], changed: str) -> dict[str, Any]:
@@ -132,8 +130,8 @@ def test_second_supervisor_approves_and_past_time_is_refused_next_to_the_field(
         client, web_app, web_db):
     d, ids = web_db
     rid = new_pending(d, ids["sue"], "Approved by sid")
-    from tests.conftest import login
-    from tests.seed import SECOND_SUPERVISOR
+    from benchmarks.small_program import SECOND_SUPERVISOR
+    from tests.support.web import login
 
     assert login(client, SECOND_SUPERVISOR).status_code == 302
     values = {"rules-pending-grid.selectedRows": [{"id": rid}],
@@ -155,8 +153,8 @@ def test_second_supervisor_approves_and_past_time_is_refused_next_to_the_field(
 def test_reject_needs_a_reason_next_to_the_field(client, web_app, web_db):
     d, ids = web_db
     rid = new_pending(d, ids["sue"], "To reject")
-    from tests.conftest import login
-    from tests.seed import SECOND_SUPERVISOR
+    from benchmarks.small_program import SECOND_SUPERVISOR
+    from tests.support.web import login
 
     login(client, SECOND_SUPERVISOR)
     values = {"rules-pending-grid.selectedRows": [{"id": rid}],
@@ -229,8 +227,8 @@ def test_invalid_save_marks_the_cells_and_saves_nothing(client, web_app, web_db)
 def test_another_supervisors_draft_is_read_only(client, web_app, web_db):
     d, ids = web_db
     rid = _draft_of_sue(d, ids, "Sue's")
-    from tests.conftest import login
-    from tests.seed import SECOND_SUPERVISOR
+    from benchmarks.small_program import SECOND_SUPERVISOR
+    from tests.support.web import login
 
     login(client, SECOND_SUPERVISOR)
     data = response(client.post(UPDATE, json=body(web_app, "show_version",

@@ -16,7 +16,7 @@ from db.errors import Forbidden, InvalidState, NotFound, ValidationError
 from db.ledger import OrderIn
 from db.models import AuditLog, Member, ProgramSettings, RuleSet
 from db.rules import MAX_TIERS, Problem, RuleValidationError, validate_settings, validate_tiers
-from tests.factories import DEFAULT_TIERS, T0, member, publish, simulated, staff
+from tests.support.factories import DEFAULT_TIERS, T0, member, publish, simulated, staff
 
 
 def row(name="Bronze", threshold="0", accrual="1", referral="0.5") -> dict:

@@ -10,13 +10,12 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+from benchmarks.dash_requests import UPDATE
+from benchmarks.small_program import PASSWORD, SECOND_SUPERVISOR, STAFF
 from dashboard.context import DB_EXTENSION
 from db import staff_grants, users
 from db.actor import Actor
-from tests.conftest import csrf_token_from, login, logout
-from tests.dash_requests import UPDATE
-from tests.seed import PASSWORD, SECOND_SUPERVISOR, STAFF
-from tests.test_auth_http import callback_body, key_for
+from tests.support.web import callback_body, csrf_token_from, key_for, login, logout
 
 COOKIE = "loyalty_session"
 

@@ -10,7 +10,7 @@ from db import ledger, rules
 from db.errors import LoyaltyError, ValidationError
 from db.ledger import OrderIn
 from db.simulation import Cancelled, simulate
-from tests.factories import T0, member, publish, staff
+from tests.support.factories import T0, member, publish, staff
 
 DRAFT = [
     {"name": "Basic", "threshold": "0", "accrual_rate": "2", "referral_rate": "0.5"},

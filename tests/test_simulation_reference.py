@@ -23,7 +23,7 @@ from db import rules
 from db.models import Member, Order
 from db.rules import Rules, get_rules, rules_in_force
 from db.simulation import simulate
-from tests.factories import T0, publish, staff
+from tests.support.factories import T0, publish, staff
 
 AS_OF = T0 + dt.timedelta(days=400)
 SEGMENTS = ("regular", "student")

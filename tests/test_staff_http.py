@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from benchmarks.dash_requests import UPDATE
+from benchmarks.small_program import SECOND_SUPERVISOR
 from db import users
 from db.session import Database
 from pages.staff import Staff as ids
-from tests.conftest import login
-from tests.dash_requests import UPDATE
-from tests.seed import SECOND_SUPERVISOR
-from tests.test_auth_http import callback_body, key_for, logged_in
+from tests.support.web import callback_body, key_for, logged_in, login
 
 
 def test_create_a_supervisor_then_a_second_supervisor_approves(web_app, web_seed):

@@ -10,7 +10,7 @@ from db import ledger
 from db.ledger import OrderIn
 from db.models import Member
 from db.tiers import reevaluate_tiers
-from tests.factories import T0, member, publish
+from tests.support.factories import T0, member, publish
 
 V2 = [
     {"name": "Start", "threshold": "0", "accrual_rate": "1", "referral_rate": "0"},

@@ -1,7 +1,11 @@
-"""A small, deterministic program database for web tests and the load check.
+"""Small, deterministic program data for the benchmarks and the tests.
 
-Plain inserts into the models (the demo seeder lives in db.demo); staff users
-go through db.users so their passwords are real argon2 hashes.
+``seed_small``: a small program database for the web tests and the load
+check. Plain inserts into the models (the demo seeder lives in db.demo); staff
+users go through db.users so their passwords are real argon2 hashes.
+``publish`` and ``staff``: a published rule version and staff accounts,
+through the real services (the tests' builders, tests/support/factories.py,
+build on them).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import hashlib
 
 from sqlalchemy.orm import Session
 
-from db import users
+from db import rule_review, rules, users
+from db.actor import Actor
 from db.models import (
     Account,
     AdjustmentRequest,
@@ -39,6 +44,42 @@ THROTTLE_USER = "tom"  # the rate-limit test hammers this one
 VICTIM_USER = "vic"  # disabled mid-session by a test
 MEMBER_NAMES = ["Anna Petrova", "Boris Ivanov", "Chen Wei", "Dewi Lestari", "Omar Haddad"]
 ISSUANCE_ACCOUNT = 1
+
+T0 = dt.datetime(2025, 1, 1)
+
+DEFAULT_TIERS = [
+    {"name": "Bronze", "threshold": "0", "accrual_rate": "1", "referral_rate": "0.5"},
+    {"name": "Silver", "threshold": "1000", "accrual_rate": "3", "referral_rate": "1"},
+    {"name": "Gold", "threshold": "5000", "accrual_rate": "5", "referral_rate": "2"},
+]
+
+
+def staff(s, username: str, role: str) -> Actor:
+    u = users.get_user_by_name(s, username) or users.create_user(
+        s, username, "password-123", role
+    )
+    return Actor(u.username, u.id, u.role)
+
+
+def publish(
+    s,
+    tiers=None,
+    *,
+    effective_at: dt.datetime = T0,
+    name: str = "Rules",
+    point_value_minor: int = 100,
+    tier_window_days: int | None = None,
+) -> int:
+    """Create, submit and approve (by a second supervisor) a rule version."""
+    author = staff(s, "author", "supervisor")
+    approver = staff(s, "approver", "supervisor")
+    rid = rules.create_draft(
+        s, author, name, tiers or DEFAULT_TIERS,
+        point_value_minor=point_value_minor, tier_window_days=tier_window_days,
+    )
+    rule_review.submit(s, author, rid, require_simulation=False)
+    rules.approve(s, approver, rid, effective_at, allow_past=True)
+    return rid
 
 
 def _now() -> dt.datetime:

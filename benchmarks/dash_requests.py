@@ -1,5 +1,5 @@
-"""Requests shaped like the Dash renderer's, for the HTTP tests and the load
-benchmark: the body of a ``/_dash-update-component`` call, and which callback
+"""Requests shaped like the Dash renderer's, for the load benchmark and the
+HTTP tests: the body of a ``/_dash-update-component`` call, and which callback
 writes to a component. Works on ``app.callback_map`` entries and on
 ``/_dash-dependencies`` items alike (both carry ``inputs`` and ``state``)."""
 
@@ -50,21 +50,3 @@ def keys_writing(keys: Iterable[str], output_id: str) -> list[str]:
     """The callback keys among ``keys`` that write to component ``output_id``."""
     return [k for k in keys if re.search(rf"(^|\.){re.escape(output_id)}\.", k)]
 
-
-def job_token(web_app, user_id: int, username: str, role: str) -> str:
-    """The signed identity a page hands its background job, minted as for a
-    signed-in session of ``user_id`` (its session version read from the database)."""
-    import flask
-    from flask_login import login_user
-
-    from dashboard import jobs
-    from dashboard.auth import SESSION_VERSION, StaffSession
-    from dashboard.context import get_db
-    from db import users
-
-    with web_app.server.test_request_context("/"):
-        with get_db().read() as s:
-            info = users.get_user(s, user_id)
-        flask.session[SESSION_VERSION] = info.session_version if info else 0
-        login_user(StaffSession(user_id, username, username, role))
-        return jobs.identity_token()

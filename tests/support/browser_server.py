@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVE = """
 import sys
 from dashboard.app import create_app
@@ -25,6 +25,8 @@ app = create_app({"DATABASE_URL": sys.argv[1], "SECRET_KEY": "browser-tests-secr
                   "LOGIN_LIMIT_ADDRESS": "1000 per minute"})
 app.server.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True, use_reloader=False)
 """
+
+STARTUP_S = 300
 
 
 @contextmanager
@@ -41,13 +43,19 @@ def served(database_url: str) -> Iterator[str]:
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(120):
+            # the app takes a minute to start on two busy cores: wait for it,
+            # and say so rather than hand the tests a server that is not up
+            deadline = time.monotonic() + STARTUP_S
+            while True:
                 try:
-                    urllib.request.urlopen(url + "/login", timeout=2)
+                    urllib.request.urlopen(url + "/login", timeout=5)
                     break
                 except OSError:
                     if proc.poll() is not None:
                         raise RuntimeError(log_path.read_text()[-2000:]) from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the app did not answer within {STARTUP_S} s: "
+                                           + log_path.read_text()[-2000:]) from None
                     time.sleep(0.5)
             yield url
         finally:
