@@ -15,6 +15,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.i18n import current_language
 from dashboard.ids import AdjRequest as ids
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
@@ -30,6 +31,7 @@ from db.errors import (
 )
 from db.form_tokens import as_token, new_token
 from db.ledger import MAX_POINTS
+from db.numbers import NumberError, canonical
 
 ROLES = ("support", "supervisor")
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
@@ -37,8 +39,11 @@ _POINTS = re.compile(r"[+-]?\d+")
 
 
 def parse_points(text: str | None) -> int:
-    """"+1,500" / "-200" / "300" -> int; the service checks the rest."""
-    raw = re.sub(r"[\s,_\u00a0]", "", str(text or ""))
+    """"+1,500" / "-200" / "300" ("+1 500" in Russian) -> int; the service checks the rest."""
+    try:
+        raw = canonical(str(text or ""), lang=current_language())
+    except NumberError as exc:
+        raise ValidationError("points", exc.message) from None
     if not raw:
         raise ValidationError("points", "enter the points: e.g. 500 or -200")
     if not _POINTS.fullmatch(raw):
