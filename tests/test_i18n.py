@@ -223,3 +223,22 @@ def test_default_language_from_config():
     assert load_config({}).default_language == "en"
     with pytest.raises(ConfigError, match="DEFAULT_LANGUAGE"):
         load_config({"DEFAULT_LANGUAGE": "de"})
+
+
+def test_service_messages_show_in_the_user_language(web_app):
+    """db marks (N_), the web layer translates: a Message keeps its msgid
+    and parameters, and reads as English everywhere else."""
+    from dashboard.i18n import translate
+    from db.errors import too_large
+    from db.numbers import NumberError, canonical
+
+    message = too_large("5")
+    assert message == "too large: at most 5"
+    with web_app.server.test_request_context("/", headers={"Accept-Language": "ru"}):
+        assert translate(message) == "слишком большое значение: не более 5"
+        with pytest.raises(NumberError) as exc:
+            canonical("25 00", lang="ru")
+        assert translate(exc.value.message).startswith("«25 00»: цифры сгруппированы неверно")
+        assert translate("a text no catalog has") == "a text no catalog has"
+    with web_app.server.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert translate(message) == "too large: at most 5"
