@@ -30,7 +30,7 @@ from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
-from flask import has_request_context, request
+from flask import has_app_context, has_request_context, request
 from flask_login import current_user
 
 from db.i18n import N_, Message
@@ -70,8 +70,9 @@ def translate(text: Any) -> Any:
 
 
 def current_language() -> str:
-    """'en' or 'ru': the language of this request (English outside one)."""
-    if not has_request_context():
+    """'en' or 'ru': the language of this request, or of the background job
+    (its user's, see :func:`dashboard.jobs.job_actor`); English elsewhere."""
+    if not has_app_context():
         return SOURCE_LANGUAGE
     locale = flask_babel.get_locale()
     return locale.language if locale is not None and locale.language in LANGUAGES \
@@ -109,7 +110,7 @@ class CatalogDomain(flask_babel.Domain):
         self.catalogs = catalogs
 
     def get_translations(self) -> Translations | NullTranslations:
-        locale = flask_babel.get_locale() if has_request_context() else None
+        locale = flask_babel.get_locale() if has_app_context() else None
         if locale is None:
             return NullTranslations()
         return self.catalogs.get(locale.language) or NullTranslations()
@@ -120,7 +121,10 @@ class CatalogDomain(flask_babel.Domain):
 
 def select_language(default: str) -> str:
     """The signed-in user's choice, else ``default``; before sign-in, the
-    browser's preferred language among ours, else ``default``."""
+    browser's preferred language among ours, else ``default``. Outside a
+    request: English, unless a job forced its user's (``force_locale``)."""
+    if not has_request_context():
+        return SOURCE_LANGUAGE
     try:
         user = current_user if current_user.is_authenticated else None
     except Exception:  # noqa: BLE001 - no user loader yet (very early errors)

@@ -242,3 +242,22 @@ def test_service_messages_show_in_the_user_language(web_app):
         assert translate("a text no catalog has") == "a text no catalog has"
     with web_app.server.test_request_context("/", headers={"Accept-Language": "en"}):
         assert translate(message) == "too large: at most 5"
+
+
+def test_a_background_job_speaks_its_user_language(web_app, polyglot):
+    """Jobs have no request: job_actor puts the job in its user's language."""
+    from dashboard import jobs
+    from dashboard.context import get_db
+    from dashboard.i18n import _, current_language
+    from tests.dash_requests import job_token
+
+    with web_app.server.app_context():
+        get_db().write_tx(lambda s: users.set_language(s, polyglot.id, "ru", actor="test"))
+    token = job_token(web_app, polyglot.id, "polyglot", "support")
+    with web_app.server.app_context():
+        assert current_language() == "en"  # no request, no job user: English
+        with jobs.job_context():
+            jobs.job_actor(token, ["support"])
+            assert current_language() == "ru"
+            assert _("Log out") == "Выйти"
+        assert _("Log out") == "Log out"
