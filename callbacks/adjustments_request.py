@@ -36,14 +36,19 @@ from db.numbers import NumberError, canonical
 ROLES = ("support", "supervisor")
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
 _POINTS = re.compile(r"[+-]?\d+")
+LETTERS = re.compile(r"[^\d\s,.'_+\-\u2212]")
 
 
 def parse_points(text: str | None) -> int:
     """"+1,500" / "-200" / "300" ("+1 500" in Russian) -> int; the service checks the rest."""
+    typed = str(text or "")
     try:
-        raw = canonical(str(text or ""), lang=current_language())
+        raw = canonical(typed, lang=current_language())
     except NumberError as exc:
-        raise ValidationError("points", exc.message) from None
+        if LETTERS.search(typed):
+            raw = typed.strip()  # not a number at all: the message below
+        else:  # a number written wrongly: the parser says how
+            raise ValidationError("points", exc.message) from None
     if not raw:
         raise ValidationError("points", "enter the points: e.g. 500 or -200")
     if not _POINTS.fullmatch(raw):
