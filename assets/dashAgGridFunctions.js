@@ -22,5 +22,7 @@ dagfuncs.csvSafeCell = function (params) {
 // number (sorting, filtering and the CSV export see the plain value).
 dagfuncs.thousands = function (params) {
     var value = params.value;
-    return typeof value === "number" && isFinite(value) ? value.toLocaleString("en-US") : value;
+    // in the page's language (<html lang>): 12,345 in English, 12 345 in Russian
+    var locale = document.documentElement.lang === "ru" ? "ru-RU" : "en-US";
+    return typeof value === "number" && isFinite(value) ? value.toLocaleString(locale) : value;
 };

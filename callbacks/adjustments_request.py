@@ -15,6 +15,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.i18n import current_language
 from dashboard.shell import alert
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
@@ -30,17 +31,26 @@ from db.errors import (
 )
 from db.form_tokens import as_token, new_token
 from db.ledger import MAX_POINTS
+from db.numbers import NumberError, canonical
 from pages import adjustments_request as page
 from pages.adjustments_request import ids
 
 ROLES = roles_of(page.__name__)
 FIELDS = ("member", "points", "reason_code", "comment", "ticket_ref", "corrects_entry_id")
 _POINTS = re.compile(r"[+-]?\d+")
+LETTERS = re.compile(r"[^\d\s,.'_+\-\u2212]")
 
 
 def parse_points(text: str | None) -> int:
-    """"+1,500" / "-200" / "300" -> int; the service checks the rest."""
-    raw = re.sub(r"[\s,_\u00a0]", "", str(text or ""))
+    """"+1,500" / "-200" / "300" ("+1 500" in Russian) -> int; the service checks the rest."""
+    typed = str(text or "")
+    try:
+        raw = canonical(typed, lang=current_language())
+    except NumberError as exc:
+        if LETTERS.search(typed):
+            raw = typed.strip()  # not a number at all: the message below
+        else:  # a number written wrongly: the parser says how
+            raise ValidationError("points", exc.message) from None
     if not raw:
         raise ValidationError("points", "enter the points: e.g. 500 or -200")
     if not _POINTS.fullmatch(raw):

@@ -38,9 +38,11 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.i18n import current_language
 from dashboard.shell import empty_state, grid
 from db import pilots, program, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
+from db.numbers import localised
 from db.simulation import Cancelled
 from pages import pilots as page
 from pages.pilots import ids
@@ -115,6 +117,9 @@ def _form(name, rule_set, source, segments, tiers, joined_from, joined_to, activ
           ) -> dict[str, Any]:
     """The form as service arguments; every bad field at once in :class:`FormErrors`."""
     problems: dict[str, str] = {}
+    lang = current_language()  # numbers as typed in the user's language
+    share, seed, min_effect, active_days = (
+        localised(v, lang=lang) for v in (share, seed, min_effect, active_days))
     args: dict[str, Any] = {"pilot_share": share, "primary_metric": metric,
                             "min_effect": min_effect}
 

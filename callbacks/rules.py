@@ -25,9 +25,11 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.i18n import current_language
 from dashboard.shell import alert
 from db import program, rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
+from db.numbers import canonical, localised
 from db.rules import MAX_POINT_VALUE_MINOR, Problem, RuleValidationError, parse_money_minor
 from db.simulation import Cancelled, simulate
 from db.text import MAX_COMMENT, length_problem
@@ -243,9 +245,12 @@ def edit_tier_rows(_add: int | None, _remove: int | None, selected: list | None)
     return {"remove": [{"rid": r.get("rid")} for r in selected]}
 
 
+TIER_NUMBERS = ("threshold", "accrual_rate", "referral_rate")  # typed in the grid
+
+
 def parse_days(value: Any, most: int) -> int:
     """A number of days typed in a text box, with the reason when it is refused."""
-    text = re.sub(r"[\s,_\u00a0]", "", as_text(value))
+    text = localised(as_text(value), lang=current_language())
     if not text:
         raise ValidationError("days", f"enter a whole number of days from 1 to {most:,}")
     if not re.fullmatch(r"[+-]?\d+", text):
@@ -265,7 +270,8 @@ def parse_settings(
     problems: list[Problem] = []
     pv: int | None = None
     try:
-        pv = parse_money_minor(point_value, max_minor=MAX_POINT_VALUE_MINOR)
+        pv = parse_money_minor(canonical(point_value, lang=current_language()),
+                               max_minor=MAX_POINT_VALUE_MINOR)
         if pv == 0:
             problems.append(Problem(None, "point_value", "must be more than 0"))
     except ValueError as exc:
@@ -302,7 +308,8 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
         raise PreventUpdate
     name, note = as_text(name), as_text(note)
     grid_rows = virtual_rows if virtual_rows is not None else rows or []
-    clean = page.clean_rows(grid_rows)
+    clean = [{k: localised(v, lang=current_language()) if k in TIER_NUMBERS else v
+              for k, v in row.items()} for row in page.clean_rows(grid_rows)]
     submit = ctx.triggered_id == ids.SUBMIT
     pv, window, problems = parse_settings(point_value, mode, days)
     problems = rules.validate_tiers(clean)[1] + problems

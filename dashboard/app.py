@@ -40,6 +40,7 @@ from dashboard.callback_inputs import init_callback_checks
 from dashboard.config import Config, ConfigError, load_config
 from dashboard.context import CONFIG_EXTENSION, DASH_EXTENSION, DB_EXTENSION
 from dashboard.csp import init_csp
+from dashboard.i18n import init_i18n
 from dashboard.limits import init_limits
 from db.session import DEFAULT_SQLITE_PATH, Database
 from db.session import database_url as database_url_of
@@ -237,6 +238,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     _import_package_modules(pages)
     access.register_declared_pages()
     _wrap_page_layouts()
+    init_i18n(server, app, cfg.default_language)
     app.layout = shell.layout
     _import_package_modules(callbacks)
     check_callback_roles(GLOBAL_CALLBACK_MAP | app.callback_map)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from dashboard import access, templates
 from dashboard.config import Config
 from dashboard.context import DB_EXTENSION, LIMITS_EXTENSION, get_db
+from dashboard.i18n import N_, _, current_language, translate
 from db import audit
 from db import users as users_service
 from db.errors import DatabaseBusy
@@ -49,9 +50,9 @@ CATCHALL_ENDPOINT = "/<path:path>"  # Dash's catch-all page route
 # The only routes an anonymous visitor may reach.
 PUBLIC_PATHS = frozenset({LOGIN_PATH, "/favicon.ico", "/_favicon.ico", "/healthz"})
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/")
-WRONG_CREDENTIALS = "Wrong username or password."
-TOO_MANY_ATTEMPTS = "Too many failed sign-in attempts. Wait a minute and try again."
-LIMITS_BUSY = "Sign-in is busy at the moment. Try again in a minute."
+WRONG_CREDENTIALS = N_("Wrong username or password.")
+TOO_MANY_ATTEMPTS = N_("Too many failed sign-in attempts. Wait a minute and try again.")
+LIMITS_BUSY = N_("Sign-in is busy at the moment. Try again in a minute.")
 SESSION_SEEN = "seen"
 SESSION_STAFF = "staff"
 SESSION_VERSION = "ver"  # the account's session_version at login
@@ -65,12 +66,14 @@ class StaffSession(UserMixin):
     """The logged-in staff user as flask-login sees it (reloaded every request)."""
 
     def __init__(
-        self, id: int, username: str, full_name: str, role: str, *, db_ok: bool = True
+        self, id: int, username: str, full_name: str, role: str, *, db_ok: bool = True,
+        language: str | None = None,
     ) -> None:
         self.id = id
         self.username = username
         self.full_name = full_name
         self.role = role
+        self.language = language  # None: the configured default
         # False when the database was unreachable and the session copy was used
         self.db_ok = db_ok
 
@@ -83,6 +86,7 @@ class StaffSession(UserMixin):
             "username": self.username,
             "full_name": self.full_name,
             "role": self.role,
+            "language": self.language,
         }
 
 
@@ -104,7 +108,7 @@ def _load_user(user_id: str) -> StaffSession | None:
             log.warning("database unreachable; using the session copy of user %s", uid)
             return StaffSession(
                 cached["id"], cached["username"], cached["full_name"], cached["role"],
-                db_ok=False,
+                db_ok=False, language=cached.get("language"),
             )
         return None
     if info is None or not info.active:
@@ -116,7 +120,8 @@ def _load_user(user_id: str) -> StaffSession | None:
         # session began: a copy of the cookie saved earlier is refused too
         log.warning("refused an ended session of %s", info.username)
         return None
-    user = StaffSession(info.id, info.username, info.full_name, info.role)
+    user = StaffSession(info.id, info.username, info.full_name, info.role,
+                        language=info.language)
     if session.get(SESSION_STAFF) != user.as_dict():
         session[SESSION_STAFF] = user.as_dict()
     return user
@@ -215,7 +220,8 @@ def _idle_expired(config: Config) -> bool:
 
 def _anonymous_response(path: str, expired: bool) -> flask.Response:
     if path.startswith("/_dash-") or request.method != "GET":
-        return _json_error(401, "login required" + (" (session expired)" if expired else ""))
+        return _json_error(401, _("login required (session expired)") if expired
+                           else _("login required"))
     query = {"next": request.full_path.rstrip("?") if request.query_string else path}
     if expired:
         query["expired"] = "1"
@@ -315,8 +321,8 @@ def _render_login(
     next_path: str = "/",
 ) -> flask.Response:
     html = render_template_string(
-        templates.LOGIN, title="Sign in", error=error, notice=notice, username=username,
-        next=next_path,
+        templates.LOGIN, title=_("Sign in"), error=translate(error), notice=translate(notice),
+        username=username, next=next_path, lang=current_language(),
     )
     return flask.make_response(html, status)
 
@@ -374,7 +380,7 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
             if current_user.is_authenticated:
                 return redirect(next_path)
             notice = (
-                "Your session ended after a period of inactivity. Please sign in again."
+                _("Your session ended after a period of inactivity. Please sign in again.")
                 if request.args.get("expired") else ""
             )
             return _render_login(notice=notice, next_path=next_path)
@@ -399,13 +405,13 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
         except DatabaseBusy:
             log.warning("login of %r waited too long for the database", username[:64])
             return _render_login(
-                503, error="The program database is busy. Try again in a minute.",
+                503, error=_("The program database is busy. Try again in a minute."),
                 username=username, next_path=next_path,
             )
         except (OperationalError, InterfaceError):
             log.exception("login impossible: database unreachable")
             return _render_login(
-                503, error="The program database is unreachable. Try again in a minute.",
+                503, error=_("The program database is unreachable. Try again in a minute."),
                 username=username, next_path=next_path,
             )
         if info is None:
@@ -416,7 +422,8 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
         except LimitStoreUnavailable:
             log.warning("a successful sign-in of %s stays counted as failed", info.username)
         session.clear()  # no session fixation: a fresh session for the new user
-        user = StaffSession(info.id, info.username, info.full_name, info.role)
+        user = StaffSession(info.id, info.username, info.full_name, info.role,
+                            language=info.language)
         login_user(user)
         session.permanent = True
         session[SESSION_SEEN] = time.time()
@@ -469,10 +476,10 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
         log.warning("CSRF refusal on %s: %s", request.path, exc.description)
         if request.path == LOGIN_PATH:
             return _render_login(
-                400, error="The form expired or was not sent by this site. Please try again.",
+                400, error=_("The form expired or was not sent by this site. Please try again."),
                 next_path=_safe_next(request.values.get("next")),
             )
-        return _error_page(400, "Bad request", "The form expired. Go back and try again.")
+        return _error_page(400, _("Bad request"), _("The form expired. Go back and try again."))
 
     server.before_request(make_guard(dash_app, config, delegates))
 
@@ -490,12 +497,14 @@ def init_auth(server: Flask, dash_app: dash.Dash, config: Config,
 
 def _logout_page() -> flask.Response:
     """GET /logout: a button that posts the logout form (with its CSRF token)."""
-    return flask.make_response(render_template_string(templates.LOGOUT, title="Sign out"))
+    return flask.make_response(render_template_string(
+        templates.LOGOUT, title=_("Sign out"), lang=current_language()))
 
 
 def _error_page(status: int, title: str, message: str) -> flask.Response:
     return flask.make_response(
-        render_template_string(templates.ERROR, title=title, message=message), status
+        render_template_string(templates.ERROR, title=title, message=message,
+                               lang=current_language()), status
     )
 
 

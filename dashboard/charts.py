@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard import format as fmt
+
 # the mode bar keeps zoom, pan, reset and the PNG download
 CONFIG: dict[str, Any] = {
     "displaylogo": False,
@@ -22,7 +24,7 @@ CONFIG: dict[str, Any] = {
     "toImageButtonOptions": {"format": "png", "scale": 2},
 }
 TOP = 64  # px above the plot: the mode bar's row (~30 px), then the title
-SEPARATORS = ".,"  # decimal point, thousands separator
+SEPARATORS = ".,"  # decimal point, thousands separator (English; see separators())
 PARTIAL_OPACITY = 0.45
 PARTIAL_PATTERN = "/"
 
@@ -60,7 +62,7 @@ def layout(title: str, *, height: int = 340, legend: str = "bottom", **extra: An
                   "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": 10},
                   "font": {"size": 15}},
         "height": height,
-        "separators": SEPARATORS,
+        "separators": fmt.plotly_separators(),
         "margin": {"l": 10, "r": 10, "t": TOP, "b": 10},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
         "hoverlabel": {"namelength": -1},

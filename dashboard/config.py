@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.models import LANGUAGES
 from db.ratelimit import parse_rates
 from db.session import Timeouts
 
@@ -63,6 +64,9 @@ class Config:
     # the shop's sign-up link for a referral code, with "{code}" in it
     # (REFERRAL_LINK_TEMPLATE, e.g. https://shop.example/join?ref={code})
     referral_link_template: str | None = None
+    # the language of staff users who chose none, and of the sign-in page when
+    # the browser asks for no language the app has (DEFAULT_LANGUAGE: en, ru)
+    default_language: str = "en"
 
     @property
     def production(self) -> bool:
@@ -140,6 +144,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
     if link is not None and "{code}" not in link:
         raise ConfigError(
             f"REFERRAL_LINK_TEMPLATE must contain {{code}} where the code goes, not {link!r}")
+    language = str(_get(src, "DEFAULT_LANGUAGE", "en")).strip().lower()
+    if language not in LANGUAGES:
+        raise ConfigError(
+            f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, not {language!r}")
 
     return Config(
         database_url=_get(src, "DATABASE_URL"),
@@ -157,4 +165,5 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
         db_timeouts=timeouts,
         max_request_mb=max_request_mb,
         referral_link_template=link,
+        default_language=language,
     )

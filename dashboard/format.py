@@ -1,38 +1,80 @@
-"""Pure formatting of money, points and rates for display (integers only)."""
+"""Formatting of money, points, rates and dates for display (integers only),
+in the request's language: English as ``1,234.56`` and ``2026-12-02``,
+Russian as ``1 234,56 ₽`` and ``02.12.2026`` (babel's ru_RU conventions,
+with no-break spaces between thousands). ``lang`` overrides the request's
+language; outside a request (background jobs, tests) it is English."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+
+from dashboard.i18n import current_language, locale_of
+
+CURRENCY_SIGNS = {"RUB": "₽"}  # shown after the amount in Russian
 
 
-def money(minor: int, currency: str = "") -> str:
-    """12345678 -> "123,456.78 RUB" without passing through a float."""
+def _lang(lang: str | None) -> str:
+    return lang or current_language()
+
+
+def _minor(minor: int) -> Decimal:
+    return Decimal(int(minor)).scaleb(-2)  # exact: no float on the way
+
+
+def money(minor: int, currency: str = "", *, lang: str | None = None) -> str:
+    """12345678 -> "123,456.78 RUB" (en) / "123 456,78 ₽" (ru), without a float."""
+    if _lang(lang) == "ru":
+        amount = _minor(minor)
+        if currency:
+            return babel_numbers.format_currency(amount, currency, locale=locale_of("ru"))
+        return babel_numbers.format_decimal(amount, format="#,##0.00", locale=locale_of("ru"))
     sign = "-" if minor < 0 else ""
     whole, cents = divmod(abs(int(minor)), 100)
     text = f"{sign}{whole:,}.{cents:02d}"
     return f"{text} {currency}".rstrip()
 
 
-def points(n: int) -> str:
+def points(n: int, *, lang: str | None = None) -> str:
+    if _lang(lang) == "ru":
+        return babel_numbers.format_decimal(int(n), format="#,##0", locale=locale_of("ru"))
     return f"{int(n):,}"
 
 
-def signed_points(n: int) -> str:
-    return f"{int(n):+,}"
+def signed_points(n: int, *, lang: str | None = None) -> str:
+    n = int(n)
+    if _lang(lang) == "ru":
+        return ("+" if n >= 0 else "-") + points(abs(n), lang="ru")
+    return f"{n:+,}"
 
 
-def rate_bp(bp: int) -> str:
-    """525 -> "5.25 %"."""
+def rate_bp(bp: int, *, lang: str | None = None) -> str:
+    """525 -> "5.25 %" (en) / "5,25 %" (ru)."""
     whole, frac = divmod(int(bp), 100)
-    return f"{whole}.{frac:02d} %"
+    point = "," if _lang(lang) == "ru" else "."
+    return f"{whole}{point}{frac:02d} %"
 
 
-def when(value: dt.datetime | dt.date | None) -> str:
+def when(value: dt.datetime | dt.date | None, *, lang: str | None = None) -> str:
+    """"2026-12-02 18:30" / "2026-12-02" (en); "02.12.2026 18:30" / "02.12.2026" (ru)."""
     if value is None:
         return ""
+    ru = _lang(lang) == "ru"
     if isinstance(value, dt.datetime):
+        if ru:
+            return babel_dates.format_datetime(value, "dd.MM.yyyy HH:mm", locale=locale_of("ru"))
         return value.strftime("%Y-%m-%d %H:%M")
+    if ru:
+        return babel_dates.format_date(value, "dd.MM.yyyy", locale=locale_of("ru"))
     return value.isoformat()
+
+
+def plotly_separators(*, lang: str | None = None) -> str:
+    """Plotly's ``layout.separators``: the decimal mark, then the thousands one."""
+    return ",\u00a0" if _lang(lang) == "ru" else ".,"
 
 
 def chart_text(value: object) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import dash
 import flask
+import flask_babel
 import multiprocess
 import psutil
 from dash import Input, Output
@@ -109,6 +110,12 @@ def job_actor(token: str | None, roles: Iterable[str], *, kind: str | None = Non
     if version != info.session_version:
         # the session that asked has ended (logout, new password or role)
         raise Forbidden("your session has ended: sign in again")
+    on_exit = flask.g.get(_EXIT)
+    if on_exit is not None:  # the job's texts in its user's language
+        from dashboard.context import get_config
+
+        on_exit.enter_context(flask_babel.force_locale(
+            info.language or get_config().default_language))
     if kind is not None:
         store: LeaseStore = flask.current_app.extensions[LEASES_EXTENSION]
         lease = acquire_lease(store, kind, info.id)

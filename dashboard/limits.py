@@ -22,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from dashboard import templates
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES
 from dashboard.config import Config
+from dashboard.i18n import _, current_language, translate
 from db.errors import DatabaseBusy
 
 log = logging.getLogger("dashboard.limits")
@@ -34,13 +35,14 @@ def _refusal(status: int, title: str, message: str) -> flask.Response:
         resp.status_code = status
         return resp
     return flask.make_response(
-        render_template_string(templates.ERROR, title=title, message=message), status
+        render_template_string(templates.ERROR, title=title, message=message,
+                               lang=current_language()), status
     )
 
 
 def database_busy(exc: DatabaseBusy) -> flask.Response:
     log.warning("database busy on %s: %s", request.path, exc)
-    resp = _refusal(503, "Database busy", str(exc))
+    resp = _refusal(503, _("Database busy"), translate(exc.args[0] if exc.args else str(exc)))
     resp.headers["Retry-After"] = "30"
     return resp
 
@@ -54,11 +56,10 @@ def init_limits(server: flask.Flask, config: Config, manager: Any = None) -> Non
         size = request.content_length
         log.warning("refused a %s-byte request to %s from %s", size if size is not None
                     else "streamed", request.path, request.remote_addr)
-        return _refusal(413, "Request too large",
-                        f"The request is larger than {config.max_request_mb} MB, the most "
-                        "this server accepts; nothing was done. A file to upload must be "
-                        f"smaller (a pilot's member list: at most {MAX_UPLOAD_BYTES // 2**20} "
-                        "MB).")
+        return _refusal(413, _("Request too large"), _(
+            "The request is larger than %(most)s MB, the most this server accepts; nothing "
+            "was done. A file to upload must be smaller (a pilot's member list: at most "
+            "%(upload)s MB).", most=config.max_request_mb, upload=MAX_UPLOAD_BYTES // 2**20))
 
     reap = getattr(manager, "reap", None)
     if reap is not None:

@@ -18,6 +18,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from dashboard import access
+from dashboard.i18n import LANGUAGE_NAMES, LANGUAGES, N_, _, current_language, translate
 
 log = logging.getLogger("dashboard.shell")
 
@@ -28,12 +29,23 @@ class Shell:
     DB_BANNER = "shell-db-banner"
     DB_INTERVAL = "shell-db-interval"
     NAVBAR = "shell-navbar"
+    LANGUAGE = "shell-language"  # the navbar's language switch
+    LANGUAGE_SAVED = "shell-language-saved"  # set once the choice is stored: reload
 
 
-ROLE_LABELS = {"supervisor": "Supervisor", "executive": "Executive", "support": "Support"}
-DB_DOWN_MESSAGE = (
+ROLE_LABELS = {"supervisor": N_("Supervisor"), "executive": N_("Executive"),
+               "support": N_("Support")}
+DB_DOWN_MESSAGE = N_(
     "The program database is unreachable. Figures on this page may be out of date; "
     "the connection is retried automatically and this message goes away when it is back."
+)
+# the names and titles the pages give dash.register_page, marked for the
+# catalogs here until the page modules mark their own with N_()
+PAGE_NAMES = (
+    N_("Overview"), N_("Live metrics"), N_("Tier rules"), N_("Pilots"), N_("Members"),
+    N_("Request adjustment"), N_("Request an adjustment"), N_("Approvals"),
+    N_("Adjustment approvals"), N_("Audit log"), N_("Staff"), N_("Staff accounts"),
+    N_("Not found"),
 )
 
 
@@ -48,7 +60,7 @@ def navbar() -> dbc.Navbar:
     user = _user()
     role = user.role if user else None
     links = [
-        dbc.NavItem(dbc.NavLink(p["name"], href=p["path"], active="exact"))
+        dbc.NavItem(dbc.NavLink(translate(p["name"]), href=p["path"], active="exact"))
         for p in access.nav_pages(role)
     ]
     right: list[Any] = []
@@ -58,7 +70,8 @@ def navbar() -> dbc.Navbar:
                 [
                     html.Span(user.full_name or user.username, className="me-2 fw-semibold",
                               id="shell-user-name"),
-                    dbc.Badge(ROLE_LABELS.get(role, role), color="light", text_color="dark",
+                    dbc.Badge(translate(ROLE_LABELS.get(role, role)), color="light",
+                              text_color="dark",
                               id="shell-user-role"),
                 ],
                 className="navbar-text text-white me-3",
@@ -66,7 +79,7 @@ def navbar() -> dbc.Navbar:
             html.Form(
                 [
                     dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
-                    html.Button("Log out", type="submit", id="shell-logout",
+                    html.Button(_("Log out"), type="submit", id="shell-logout",
                                 className="btn btn-outline-light btn-sm"),
                 ],
                 method="POST",
@@ -74,10 +87,11 @@ def navbar() -> dbc.Navbar:
                 className="d-flex mb-0",
             ),
         ]
+        right.insert(1, language_switch())
     return dbc.Navbar(
         dbc.Container(
             [
-                dbc.NavbarBrand("Loyalty back-office", href="/"),
+                dbc.NavbarBrand(_("Loyalty back-office"), href="/"),
                 dbc.Nav(links, navbar=True, className="me-auto"),
                 html.Div(right, className="d-flex align-items-center"),
             ],
@@ -90,6 +104,24 @@ def navbar() -> dbc.Navbar:
     )
 
 
+def language_switch() -> html.Div:
+    """The user's language; a change is stored for the user and the page
+    reloads in it (callbacks/shell.py)."""
+    return html.Div(
+        [
+            html.Label(_("Language"), htmlFor=Shell.LANGUAGE, className="visually-hidden"),
+            dbc.Select(
+                id=Shell.LANGUAGE,
+                options=[{"label": LANGUAGE_NAMES[lang], "value": lang} for lang in LANGUAGES],
+                value=current_language(),
+                size="sm",
+                style={"width": "auto"},
+            ),
+        ],
+        className="me-3",
+    )
+
+
 def layout() -> html.Div:
     """The whole app layout, built per request for the logged-in user."""
     return html.Div(
@@ -97,9 +129,10 @@ def layout() -> html.Div:
             navbar(),
             dbc.Container(
                 [
-                    dbc.Alert(DB_DOWN_MESSAGE, id=Shell.DB_BANNER, color="danger",
+                    dbc.Alert(translate(DB_DOWN_MESSAGE), id=Shell.DB_BANNER, color="danger",
                               is_open=False, className="mb-3"),
                     dcc.Interval(id=Shell.DB_INTERVAL, interval=_ping_ms()),
+                    dcc.Store(id=Shell.LANGUAGE_SAVED),
                     dash.page_container,
                 ],
                 fluid=True,
@@ -120,15 +153,19 @@ def _ping_ms() -> int:
 
 def forbidden_layout(page_name: str = "") -> dbc.Container:
     user = _user()
-    role = ROLE_LABELS.get(user.role, user.role) if user else "anonymous"
+    role = translate(ROLE_LABELS.get(user.role, user.role)) if user else _("anonymous")
+    why = (
+        _("Your role (%(role)s) may not open %(page)s. "
+          "If you need it, ask a supervisor to change your role.",
+          role=role, page=translate(page_name)) if page_name
+        else _("Your role (%(role)s) may not open this page. "
+               "If you need it, ask a supervisor to change your role.", role=role)
+    )
     return dbc.Container(
         [
-            html.H1("403 — Not allowed", className="h3", id="page-forbidden"),
-            html.P(
-                f"Your role ({role}) may not open {page_name or 'this page'}. "
-                "If you need it, ask a supervisor to change your role."
-            ),
-            dcc.Link("Go to your start page", href=access.landing_path(
+            html.H1(_("403 — Not allowed"), className="h3", id="page-forbidden"),
+            html.P(why),
+            dcc.Link(_("Go to your start page"), href=access.landing_path(
                 user.role if user else None), className="btn btn-primary"),
         ],
         className="py-4",

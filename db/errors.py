@@ -1,6 +1,12 @@
-"""Errors the services raise; each carries a message fit to show a user."""
+"""Errors the services raise; each carries a message fit to show a user.
+
+Messages are English text; those marked with :func:`db.i18n.N_` carry their
+msgid too, so the web layer shows them in the user's language
+(:func:`dashboard.i18n.translate`)."""
 
 from __future__ import annotations
+
+from db.i18n import N_
 
 
 class LoyaltyError(Exception):
@@ -54,4 +60,4 @@ class FormErrors(ValidationError):
 
 def too_large(limit: str) -> str:
     """The message for a number beyond what a field takes."""
-    return f"too large: at most {limit}"
+    return N_("too large: at most %(limit)s", limit=limit)

@@ -49,6 +49,8 @@ NAMING = {
 }
 
 ROLES = ("supervisor", "executive", "support")
+# the languages of the web app; a staff user with none chosen gets the configured default
+LANGUAGES = ("en", "ru")
 MEMBER_STATUSES = ("active", "blocked", "closed")
 SEGMENTS = ("regular", "student", "pensioner", "large_family", "corporate")
 RULE_STATUSES = ("draft", "pending", "published", "rejected")
@@ -120,7 +122,10 @@ class ProgramSettings(Base):
 
 class StaffUser(Base):
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role_known"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role_known"),
+        CheckConstraint(_in("language", LANGUAGES), name="language_known"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -134,6 +139,8 @@ class StaffUser(Base):
     # bump (logout, role, password or active flag changed) ends every
     # session of the account, including cookies saved earlier
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # the language the user chose in the navbar; None: the configured default
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class RateLimitHit(Base):

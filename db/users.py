@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import audit, clock
 from db.errors import Forbidden, FormErrors, NotFound, ValidationError
-from db.models import ROLES, StaffRoleRequest, StaffUser
+from db.models import LANGUAGES, ROLES, StaffRoleRequest, StaffUser
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
@@ -44,11 +44,12 @@ class UserInfo:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     session_version: int = 0
+    language: str | None = None  # None: the configured default
 
 
 def _info(u: StaffUser) -> UserInfo:
     return UserInfo(u.id, u.username, u.full_name, u.role, u.active, u.created_at, u.last_login_at,
-                    u.session_version or 0)
+                    u.session_version or 0, u.language)
 
 
 def hash_password(password: str) -> str:
@@ -312,6 +313,24 @@ def set_role(
         s, actor, "staff.role", actor_id=actor_id, object_type="staff_user", object_id=u.id,
         before={"role": before}, after={"role": role},
     )
+    return _info(u)
+
+
+def set_language(s: Session, user_id: int, language: str, *, actor: str,
+                 actor_id: int | None = None) -> UserInfo:
+    """The language the user's pages are shown in (their own choice in the
+    navbar); audited like the account's other changes. It leaves the
+    account's sessions alone."""
+    if language not in LANGUAGES:
+        raise ValidationError("language", f"must be one of {', '.join(LANGUAGES)}")
+    u = _load(s, user_id)
+    before = u.language
+    if before != language:
+        u.language = language
+        audit.record(
+            s, actor, "staff.language", actor_id=actor_id, object_type="staff_user",
+            object_id=u.id, before={"language": before}, after={"language": language},
+        )
     return _info(u)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard.access import register_page
+from dashboard.i18n import _
 
 register_page(
     __name__, path="/404", name="Not found", title="Not found", order=999,
@@ -12,12 +13,13 @@ register_page(
 )
 
 
-def layout(**_: object) -> html.Div:
+def layout(**_kwargs: object) -> html.Div:
     return html.Div(
         [
-            html.H1("404 — Page not found", className="h3", id="page-not-found"),
-            html.P("There is no page at this address."),
-            dcc.Link("Go to your start page", href="/", refresh=True, className="btn btn-primary"),
+            html.H1(_("404 — Page not found"), className="h3", id="page-not-found"),
+            html.P(_("There is no page at this address.")),
+            dcc.Link(_("Go to your start page"), href="/", refresh=True,
+                     className="btn btn-primary"),
         ],
         className="py-4",
     )

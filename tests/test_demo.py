@@ -198,3 +198,35 @@ def test_demo_with_a_pilot_keeps_members_joining_up_to_the_end(sqlite_template, 
             bonus_seen += a.referral_points > 0
         assert bonus_seen > 0
     d.dispose()
+
+
+def test_a_share_of_demo_members_have_cyrillic_names(seeded):
+    d, _ = seeded
+    with d.read() as s:
+        names = s.scalars(select(Member.name)).all()
+    cyrillic = [n for n in names if any("\u0400" <= ch <= "\u04ff" for ch in n)]
+    assert 0.1 < len(cyrillic) / len(names) < 0.4, len(cyrillic)
+    # a woman's surname in its feminine form
+    assert any(n.startswith(("Анна ", "Елена ", "Ольга ")) and n.endswith("а")
+               for n in cyrillic)
+    assert demo.member_name("Anna", "Ivanov", 3) == "Анна Иванова"
+    assert demo.member_name("Anna", "Ivanov", 4) == "Anna Ivanov"
+    assert demo.member_name("Omar", "Ivanov", 3) == "Omar Ivanov"
+
+
+def test_demo_members_found_by_a_cyrillic_prefix_in_any_case(any_db):
+    """On SQLite (a Unicode lower() on every connection) and PostgreSQL alike."""
+    from db import members
+
+    demo.seed(any_db, members=150, months=2, seed=1, progress=False)
+    with any_db.read() as s:
+        name = s.scalars(select(Member.name).where(Member.name.like("И%"))
+                         .order_by(Member.id)).first()
+        assert name, "no demo member whose name starts with И"
+        prefix = name.split()[0][:3]
+        want = sorted(n for n in s.scalars(select(Member.name)) if n.lower().startswith(
+            prefix.lower()))
+        for query in (prefix.lower(), prefix.upper(), prefix):
+            page = members.search_members(s, query, limit=500)
+            assert page.field == "name", query
+            assert sorted(h.name for h in page.rows) == want, query

@@ -100,6 +100,34 @@ FIRST = ("Aleksandr", "Anna", "Dmitry", "Elena", "Ivan", "Maria", "Sergey", "Olg
 LAST = ("Ivanov", "Petrov", "Smirnov", "Kuznetsov", "Popov", "Volkov", "Sokolov", "Lebedev",
         "Kozlov", "Novikov", "Morozov", "Pavlov", "Orlov", "Fedorov", "Nikitin", "Zakharov",
         "Hassan", "Rahman", "Santoso", "Wijaya", "Haddad", "Saleh")
+# the Russian names as a Russian shop's records hold them: every third member
+# (by number, so the demo stays the same for the same seed) is written in
+# Cyrillic, a woman's surname in its feminine form; the email stays Latin
+CYRILLIC_FIRST = {
+    "Aleksandr": "Александр", "Anna": "Анна", "Dmitry": "Дмитрий", "Elena": "Елена",
+    "Ivan": "Иван", "Maria": "Мария", "Sergey": "Сергей", "Olga": "Ольга", "Andrey": "Андрей",
+    "Tatiana": "Татьяна", "Mikhail": "Михаил", "Natalia": "Наталья", "Alexey": "Алексей",
+    "Irina": "Ирина", "Nikolai": "Николай", "Svetlana": "Светлана", "Pavel": "Павел",
+    "Ekaterina": "Екатерина", "Artem": "Артём", "Yulia": "Юлия",
+}
+CYRILLIC_LAST = {
+    "Ivanov": "Иванов", "Petrov": "Петров", "Smirnov": "Смирнов", "Kuznetsov": "Кузнецов",
+    "Popov": "Попов", "Volkov": "Волков", "Sokolov": "Соколов", "Lebedev": "Лебедев",
+    "Kozlov": "Козлов", "Novikov": "Новиков", "Morozov": "Морозов", "Pavlov": "Павлов",
+    "Orlov": "Орлов", "Fedorov": "Фёдоров", "Nikitin": "Никитин", "Zakharov": "Захаров",
+}
+FEMININE = frozenset({"Anna", "Elena", "Maria", "Olga", "Tatiana", "Natalia", "Irina",
+                      "Svetlana", "Ekaterina", "Yulia"})
+CYRILLIC_EVERY = 3
+
+
+def member_name(first: str, last: str, number: int) -> str:
+    """The demo member's name: in Cyrillic for every third member whose first
+    and last names are Russian, else in Latin letters."""
+    if number % CYRILLIC_EVERY == 0 and first in CYRILLIC_FIRST and last in CYRILLIC_LAST:
+        surname = CYRILLIC_LAST[last] + ("а" if first in FEMININE else "")
+        return f"{CYRILLIC_FIRST[first]} {surname}"
+    return f"{first} {last}"
 
 V1_TIERS = [
     {"name": "Bronze", "threshold": "0", "accrual_rate": "3", "referral_rate": "1"},
@@ -495,7 +523,7 @@ def _population(
 def _contact(first: str, last: str, number: int, phone: int | None, email: bool = True
              ) -> dict[str, str | None]:
     """A demo member's name, email (made unique by ``number``) and phone."""
-    return {"name": f"{first} {last}",
+    return {"name": member_name(first, last, number),
             "email": f"{first}.{last}{number}@example.com".lower() if email else None,
             "phone": f"+7{phone}" if phone is not None else None}
 
