@@ -42,6 +42,7 @@ from db.ledger import (
     REDEMPTION,
     OrderIn,
     OrderResult,
+    among,
     batch_order,
     check_redemption,
     decide_accrual,
@@ -288,13 +289,14 @@ class BulkPoster:
                 select(Member.id, Member.referrer_id, Member.status, Member.tier,
                        Account.id.label("acc"))
                 .join(Account, Account.member_id == Member.id)
-                .where(Member.id.in_(chunk))
+                .where(among(self.s, Member.id, chunk))
             ).all()
             if self.stage is None and lock:
                 balances = lock_accounts(self.s, [r.acc for r in rows])
             else:
                 balances = dict(self.s.execute(
-                    select(Account.id, Account.balance).where(Account.id.in_([r.acc for r in rows]))
+                    select(Account.id, Account.balance)
+                    .where(among(self.s, Account.id, [r.acc for r in rows]))
                 ).all())
             for r in rows:
                 self.state[r.id] = _State(r.acc, balances[r.acc], r.referrer_id, r.status,
@@ -302,14 +304,14 @@ class BulkPoster:
             if self._lifetime:
                 for mid, total in self.s.execute(
                     select(Order.member_id, func.sum(Order.amount_minor))
-                    .where(Order.member_id.in_(chunk), Order.status == "paid",
+                    .where(among(self.s, Order.member_id, chunk), Order.status == "paid",
                            Order.paid_at < horizon)
                     .group_by(Order.member_id)
                 ):
                     self.state[mid].base_spend = int(total)
             for mid, at, amount in self.s.execute(
                 select(Order.member_id, Order.paid_at, Order.amount_minor)
-                .where(Order.member_id.in_(chunk), Order.status == "paid",
+                .where(among(self.s, Order.member_id, chunk), Order.status == "paid",
                        Order.paid_at >= horizon)
                 .order_by(Order.member_id, Order.paid_at)
             ):
@@ -610,7 +612,7 @@ class BulkPoster:
         for start in range(0, len(accs), _CHUNK * 4):
             chunk = accs[start : start + _CHUNK * 4]
             for acc, bal in self.s.execute(
-                select(Account.id, Account.balance).where(Account.id.in_(chunk))
+                select(Account.id, Account.balance).where(among(self.s, Account.id, chunk))
             ):
                 by_acc[acc].balance = bal
 
@@ -653,13 +655,13 @@ def post_batch(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
     if refs:
         rows = s.execute(
             select(Order.id, Order.order_ref, Order.payload_hash, Order.member_id, Order.tier,
-                   Order.rule_set_id).where(Order.order_ref.in_(refs))
+                   Order.rule_set_id).where(among(s, Order.order_ref, refs))
         ).all()
         sums: dict[int, dict[str, int]] = {}
         if rows:
             for oid, kind, total in s.execute(
                 select(LedgerEntry.order_id, LedgerEntry.kind, func.sum(LedgerEntry.amount))
-                .where(LedgerEntry.order_id.in_([r.id for r in rows]))
+                .where(among(s, LedgerEntry.order_id, [r.id for r in rows]))
                 .group_by(LedgerEntry.order_id, LedgerEntry.kind)
             ):
                 sums.setdefault(oid, {})[kind] = int(total)
@@ -676,7 +678,7 @@ def post_batch(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
     if customers:
         for mid, ext, referrer in s.execute(
             select(Member.id, Member.external_id, Member.referrer_id)
-            .where(Member.external_id.in_(customers))
+            .where(among(s, Member.external_id, customers))
         ):
             member_of[ext] = mid
             ids.add(mid)

@@ -23,7 +23,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, case, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,6 +147,15 @@ def balance(s: Session, member_id: int) -> int:
     return b
 
 
+def among(s: Session, column, values):
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``, one
+    parameter: a batch's IN list of hundreds costs more to render than to run."""
+    values = list(values)
+    if s.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(column.type)))
+    return column.in_(values)
+
+
 def lock_accounts(s: Session, account_ids) -> dict[int, int]:
     """Lock member accounts in ascending id order; returns their balances."""
     ids = sorted({a for a in account_ids if a is not None})
@@ -142,7 +163,7 @@ def lock_accounts(s: Session, account_ids) -> dict[int, int]:
         return {}
     rows = s.execute(
         select(Account.id, Account.balance)
-        .where(Account.id.in_(ids))
+        .where(among(s, Account.id, ids))
         .order_by(Account.id)
         .with_for_update()
     ).all()
@@ -529,12 +550,12 @@ def lock_customers(s: Session, customer_refs) -> None:
     rows = s.execute(
         select(Member.referrer_id, Account.id.label("acc"))
         .join(Account, Account.member_id == Member.id)
-        .where(Member.external_id.in_(refs))
+        .where(among(s, Member.external_id, refs))
     ).all()
     accounts = {r.acc for r in rows}
     referrers = {r.referrer_id for r in rows if r.referrer_id}
     if referrers:
-        accounts |= set(s.scalars(select(Account.id).where(Account.member_id.in_(referrers))))
+        accounts |= set(s.scalars(select(Account.id).where(among(s, Account.member_id, referrers))))
     if accounts:
         lock_accounts(s, accounts)
 
