@@ -134,8 +134,9 @@ def main() -> int:
         env.pop("REDIS_URL", None)
         if args.redis:
             env["REDIS_URL"] = args.redis
+        log = tmp / "gunicorn.log"
         proc, base = start_gunicorn(
-            env, ["--workers", str(args.workers), "--threads", str(args.threads)])
+            env, ["--workers", str(args.workers), "--threads", str(args.threads)], log)
         if base is None:
             return 1
 
@@ -197,6 +198,8 @@ def main() -> int:
         else:
             print(f"live page during the load: no refresh answered; failed: {live_failed}")
         print(f"responses: {dict(codes)}; errors: {errors}")
+        if errors and log.stat().st_size:
+            print("gunicorn's log (the end):", *log.read_text().splitlines()[-40:], sep="\n")
         db = Database(url)
         try:
             with db.read() as s:

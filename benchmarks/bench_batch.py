@@ -10,7 +10,8 @@ same kind of history and a busy machine slows both alike). Every tenth order
 redeems a few points, and the last order of each batch repeats an earlier one
 (a till's retry). Prints, per path, orders/s, ms per batch (p50/p95) and the
 SQL statements sent per order (an execute, executemany or COPY is one; then
-again with an executemany counted once per row), then the ratios. Then checks the ledger (``loyalty check``).
+again with an executemany counted once per row), then the ratios, and checks
+the ledger (``loyalty check``).
 A measurement, not a pass/fail test.
 
     .venv/bin/python benchmarks/bench_batch.py
