@@ -507,6 +507,10 @@ class BulkPoster:
         """Write every buffered row in bulk statements (staged mode: into ``s``,
         and the balances and tiers only at :meth:`write_stage_state`)."""
         s = s or self.s
+        if self.stage is None:
+            # members before orders and the ledger, the order in which the
+            # rollup refresh locks them (else each could wait for the other)
+            self._write_tiers(s)
         entries: list[dict] = []
         for start in range(0, len(self._orders), _CHUNK):
             orders = self._orders[start : start + _CHUNK]
@@ -566,23 +570,13 @@ class BulkPoster:
             for st in self.state.values()
             if st.delta and st.account_id > ADJUSTMENT
         ]
-        tiers = [
-            {"b_id": mid, "b_tier": st.tier, "b_at": st.tier_at}
-            for mid, st in self.state.items()
-            if st.tier_at is not None
-        ]
         if conn.dialect.name == "postgresql":
-            # one statement each, whatever the number of rows
+            # one statement, whatever the number of rows
             for start in range(0, len(moves), _WRITE_CHUNK):
                 chunk = moves[start : start + _WRITE_CHUNK]
                 conn.execute(_PG_MOVE_BALANCES, {"accs": [m["b_acc"] for m in chunk],
                                                  "deltas": [m["b_d"] for m in chunk]})
-            for start in range(0, len(tiers), _WRITE_CHUNK):
-                chunk = tiers[start : start + _WRITE_CHUNK]
-                conn.execute(_PG_SET_TIERS, {"ids": [r["b_id"] for r in chunk],
-                                             "tiers": [r["b_tier"] for r in chunk],
-                                             "ats": [r["b_at"] for r in chunk]})
-            moves = tiers = []
+            moves = []
         if moves:
             t = Account.__table__
             conn.execute(
@@ -591,7 +585,26 @@ class BulkPoster:
                 .values(balance=t.c.balance + bindparam("b_d")),
                 moves,
             )
-        if tiers:
+        for st in self.state.values():
+            st.delta = 0
+
+    def _write_tiers(self, s: Session) -> None:
+        """Each member's tier after their last order posted since the last flush."""
+        tiers = [
+            {"b_id": mid, "b_tier": st.tier, "b_at": st.tier_at}
+            for mid, st in self.state.items()
+            if st.tier_at is not None
+        ]
+        if not tiers:
+            return
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":  # one statement, whatever the number of rows
+            for start in range(0, len(tiers), _WRITE_CHUNK):
+                chunk = tiers[start : start + _WRITE_CHUNK]
+                conn.execute(_PG_SET_TIERS, {"ids": [r["b_id"] for r in chunk],
+                                             "tiers": [r["b_tier"] for r in chunk],
+                                             "ats": [r["b_at"] for r in chunk]})
+        else:
             m = Member.__table__
             conn.execute(
                 m.update()
@@ -600,7 +613,6 @@ class BulkPoster:
                 tiers,
             )
         for st in self.state.values():
-            st.delta = 0
             st.tier_at = None
 
     def sync_balances(self) -> None:

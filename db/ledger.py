@@ -484,6 +484,15 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
         member_active=m.status == "active",
         referrer_active=bool(ref) and ref.status == "active",
     )
+    if a.rules is not None:
+        # the member before the order and the ledger, the order in which the
+        # rollup refresh locks them (else each could wait for the other)
+        s.execute(
+            update(Member)
+            .where(Member.id == m.id)
+            .values(tier=a.rules.tier_for(spend + o.amount_minor).name,
+                    tier_evaluated_at=o.paid_at)
+        )
     oid = s.execute(
         insert(Order)
         .values(
@@ -519,13 +528,6 @@ def post_order(s: Session, o: OrderIn, *, actor: Actor = SYSTEM) -> OrderResult:
                           order_id=oid, rule_set_id=rs_id, rate_bp=a.referral_rate_bp,
                           memo=f"referral of member {m.id}"))
     post_entries(s, rows)
-    if a.rules is not None:
-        new_tier = a.rules.tier_for(spend + o.amount_minor).name
-        s.execute(
-            update(Member)
-            .where(Member.id == m.id)
-            .values(tier=new_tier, tier_evaluated_at=o.paid_at)
-        )
     return OrderResult(oid, m.id, a.points, o.points_redeemed, a.referral_points, a.tier, rs_id,
                        balance=balances[acc] - o.points_redeemed + a.points)
 
