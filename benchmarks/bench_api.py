@@ -192,7 +192,8 @@ def main() -> int:
             env["REDIS_URL"] = args.redis
         log = tmp / "gunicorn.log"
         proc, base = start_gunicorn(
-            env, ["--workers", str(args.workers), "--threads", str(args.threads)], log)
+            env, ["--workers", str(args.workers), "--threads", str(args.threads)], log,
+            wait=180)  # a busy machine builds the app slowly
         if base is None:
             return 1
 

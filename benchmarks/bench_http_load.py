@@ -54,9 +54,9 @@ def free_port() -> int:
 
 
 def start_gunicorn(env: dict[str, str], options: list[str], log: Path | None = None,
-                   ) -> tuple[subprocess.Popen, str | None]:
+                   wait: float = 60) -> tuple[subprocess.Popen, str | None]:
     """``gunicorn dashboard.wsgi:server`` on a free loopback port, once /healthz
-    answers; (process, base URL), the URL None if it did not start in 60 s.
+    answers; (process, base URL), the URL None if it did not start in ``wait`` s.
     Its log goes to ``log`` if given (a pipe nobody reads would fill up and
     stall it on a long run), else to a pipe read only if it does not start."""
     port = free_port()
@@ -68,7 +68,7 @@ def start_gunicorn(env: dict[str, str], options: list[str], log: Path | None = N
         stderr=subprocess.PIPE if log is None else log.open("w"),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + wait
     while True:
         try:
             if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
