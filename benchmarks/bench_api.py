@@ -10,11 +10,14 @@ with N orders (a shop system forwarding what its tills buffered). Prints
 orders/s, p50/p95/max latency per call and the error count, then checks the
 ledger: one order per order id and ``loyalty check`` clean. ``--redis`` keeps
 the per-key call limit in Redis, as production does (else the database).
-A measurement, not a pass/fail test.
+Meanwhile an executive's live page refreshes once a second (its times are
+printed too). The engine's share, and its SQL statements per order, without
+HTTP: ``benchmarks/bench_batch.py``. A measurement, not a pass/fail test.
 
     .venv/bin/python benchmarks/bench_api.py --orders 5000 --clients 16
     .venv/bin/python benchmarks/bench_api.py --postgres postgresql+psycopg://postgres@127.0.0.1/bench
     .venv/bin/python benchmarks/bench_api.py --postgres ... --batch 100 --redis redis://127.0.0.1:6379/0
+    .venv/bin/python benchmarks/bench_api.py --postgres ... --batch 500 --orders 20000
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import requests
 from sqlalchemy import func, select, text
 
@@ -76,6 +80,54 @@ def build(url: str, members: int) -> str:
     return token
 
 
+class ServerCpu:
+    """CPU seconds spent on the load: gunicorn's processes, the PostgreSQL
+    backends serving this database (a local server) and this client. Divided
+    by the orders, a figure other load on the machine barely moves, unlike
+    orders/s."""
+
+    def __init__(self, gunicorn_pid: int, url: str | None) -> None:
+        self.gunicorn_pid, self.url = gunicorn_pid, url
+        self.start = self.sample()
+
+    def _backends(self) -> list[int]:
+        if not self.url:
+            return []
+        db = Database(self.url)
+        try:
+            with db.engine.connect() as c:
+                return list(c.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()")).scalars())
+        finally:
+            db.dispose()
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        def cpu(procs) -> dict[int, float]:
+            out = {}
+            for p in procs:
+                try:
+                    c = p.cpu_times()
+                    out[p.pid] = c.user + c.system
+                except psutil.Error:
+                    pass
+            return out
+
+        try:
+            master = psutil.Process(self.gunicorn_pid)
+            web = cpu([master, *master.children(recursive=True)])
+        except psutil.Error:
+            web = {}
+        return {"gunicorn": web,
+                "PostgreSQL": cpu(psutil.Process(pid) for pid in self._backends()),
+                "this client": cpu([psutil.Process()])}
+
+    def used(self) -> dict[str, float]:
+        end = self.sample()
+        return {k: sum(v - self.start[k].get(pid, 0.0) for pid, v in end[k].items())
+                for k in end}
+
+
 WATCHER = "watcher"
 WATCHER_PASSWORD = "password-123"  # benchmarks.small_program.staff's
 
@@ -90,16 +142,20 @@ class LiveWatcher(threading.Thread):
         self.stop = threading.Event()
         self.samples: list[tuple[float, int]] = []
 
-    def run(self) -> None:
-        s = requests.Session()
+    def login(self) -> None:
+        """Sign in and find the refresh callback (before the load: argon2 is slow)."""
+        self.s = s = requests.Session()
         page = s.get(f"{self.base}/login", timeout=30)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         s.post(f"{self.base}/login", data={"username": WATCHER, "password": WATCHER_PASSWORD,
                                            "csrf_token": token, "next": "/live"},
                allow_redirects=False, timeout=30)
         deps = s.get(f"{self.base}/_dash-dependencies", timeout=30).json()
-        call = body(find_callback(deps, "live-updated"),
-                    {"live-interval.n_intervals": 1, "live-days.value": 7})
+        self.call = body(find_callback(deps, "live-updated"),
+                         {"live-interval.n_intervals": 1, "live-days.value": 7})
+
+    def run(self) -> None:
+        s, call = self.s, self.call
         while not self.stop.is_set():
             t0 = time.perf_counter()
             try:
@@ -134,8 +190,10 @@ def main() -> int:
         env.pop("REDIS_URL", None)
         if args.redis:
             env["REDIS_URL"] = args.redis
+        log = tmp / "gunicorn.log"
         proc, base = start_gunicorn(
-            env, ["--workers", str(args.workers), "--threads", str(args.threads)])
+            env, ["--workers", str(args.workers), "--threads", str(args.threads)], log,
+            wait=180)  # a busy machine builds the app slowly
         if base is None:
             return 1
 
@@ -167,11 +225,18 @@ def main() -> int:
 
         calls = -(-args.orders // args.batch) if args.batch else args.orders
         watcher = LiveWatcher(base)
+        watcher.login()
         watcher.start()
+        local_pg = args.postgres if args.postgres and re.search(
+            r"@(127\.0\.0\.1|localhost)[:/]", args.postgres) else None
+        server_cpu = ServerCpu(proc.pid, local_pg)
+        load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             results = [x for xs in pool.map(post, range(calls)) for x in xs]
         elapsed = time.perf_counter() - t0
+        cpu_used = server_cpu.used()
+        load_after = os.getloadavg()[0]
         watcher.stop.set()
         watcher.join(35)
         lat = sorted(x for x, _ in results)
@@ -185,6 +250,14 @@ def main() -> int:
               f"{args.orders / elapsed:.0f} orders/s")
         print(f"latency per call p50: {q[49] * 1000:.0f} ms; p95: {q[94] * 1000:.0f} ms; "
               f"max: {lat[-1] * 1000:.0f} ms")
+        cpu_total = sum(cpu_used.values()) or float("nan")
+        print(f"CPU: {'; '.join(f'{k} {v:.1f} s' for k, v in cpu_used.items())}"
+              f"{' (PostgreSQL not local: not counted)' if args.postgres and not local_pg else ''}"
+              f" = "
+              f"{cpu_total * 1000 / args.orders:.2f} ms per order, so at most "
+              f"~{args.orders * (os.cpu_count() or 1) / cpu_total:.0f} orders/s on "
+              f"{os.cpu_count()} idle CPUs; load average (1 min) {load_before:.2f} before, "
+              f"{load_after:.2f} after")
         errors = sum(n for c, n in codes.items() if c not in (200, 201))
         answered = (200, 204)  # 204: the page had nothing new to show
         live = sorted(x for x, c in watcher.samples if c in answered)
@@ -197,6 +270,8 @@ def main() -> int:
         else:
             print(f"live page during the load: no refresh answered; failed: {live_failed}")
         print(f"responses: {dict(codes)}; errors: {errors}")
+        if errors and log.stat().st_size:
+            print("gunicorn's log (the end):", *log.read_text().splitlines()[-40:], sep="\n")
         db = Database(url)
         try:
             with db.read() as s:

@@ -53,19 +53,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(env: dict[str, str], options: list[str]
-                   ) -> tuple[subprocess.Popen, str | None]:
+def start_gunicorn(env: dict[str, str], options: list[str], log: Path | None = None,
+                   wait: float = 60) -> tuple[subprocess.Popen, str | None]:
     """``gunicorn dashboard.wsgi:server`` on a free loopback port, once /healthz
-    answers; (process, base URL), the URL None if it did not start in 60 s."""
+    answers; (process, base URL), the URL None if it did not start in ``wait`` s.
+    Its log goes to ``log`` if given (a pipe nobody reads would fill up and
+    stall it on a long run), else to a pipe read only if it does not start."""
     port = free_port()
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     proc = subprocess.Popen(
         [gunicorn, *options, "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
          "dashboard.wsgi:server"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, text=True,
+        stderr=subprocess.PIPE if log is None else log.open("w"),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + wait
     while True:
         try:
             if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
@@ -73,7 +76,8 @@ def start_gunicorn(env: dict[str, str], options: list[str]
         except requests.RequestException:
             pass
         if proc.poll() is not None or time.time() > deadline:
-            print("gunicorn did not start:", proc.stderr.read() if proc.stderr else "")
+            print("gunicorn did not start:", proc.stderr.read() if proc.stderr
+                  else log.read_text() if log else "")
             return proc, None
         time.sleep(0.3)
 

@@ -25,17 +25,27 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import DateTime, bindparam, func, select
+from sqlalchemy import DateTime, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from db import clock
 from db.actor import SYSTEM, Actor
-from db.errors import InsufficientPoints, InvalidState, ValidationError
+from db.errors import (
+    IdempotencyConflict,
+    InsufficientPoints,
+    InvalidState,
+    LoyaltyError,
+    ValidationError,
+)
 from db.ledger import (
     ADJUSTMENT,
     ISSUANCE,
     REDEMPTION,
     OrderIn,
+    OrderResult,
+    among,
+    batch_order,
+    check_redemption,
     decide_accrual,
     entry,
     lock_accounts,
@@ -52,10 +62,21 @@ from db.models import (
     Order,
     Transfer,
 )
-from db.rules import load_rulebook
+from db.rules import RuleBook, load_rulebook
 
 _CHUNK = 5_000
 _WRITE_CHUNK = 50_000
+
+_PG_MOVE_BALANCES = text(
+    "UPDATE accounts AS a SET balance = a.balance + v.delta "
+    "FROM unnest(CAST(:accs AS bigint[]), CAST(:deltas AS bigint[])) AS v(id, delta) "
+    "WHERE a.id = v.id"
+)
+_PG_SET_TIERS = text(
+    "UPDATE members AS m SET tier = v.tier, tier_evaluated_at = v.at "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:tiers AS varchar[]), "
+    "CAST(:ats AS timestamp[])) AS v(id, tier, at) WHERE m.id = v.id"
+)
 
 
 def _sqlite_dt(v: dt.datetime) -> str:
@@ -180,19 +201,30 @@ class PostedOrder:
     redeemed: int
     referral_bonus: int
     tier: str | None
+    rule_set_id: int | None = None
+    balance: int | None = None  # the member's, right after this order (None: a guest)
 
 
 class BulkPoster:
     """Buffered posting with in-memory member state. Not thread-safe; one
     instance per transaction."""
 
-    def __init__(self, s: Session, *, actor: Actor = SYSTEM, stage: str | None = None) -> None:
+    def __init__(self, s: Session, *, actor: Actor = SYSTEM, stage: str | None = None,
+                 book: RuleBook | None = None, in_time_order: bool = True) -> None:
+        """``book``: the rules, if already loaded (for the members to be posted
+        and their referrers); ``in_time_order=False`` lets operations come in
+        any order as long as each member's come in payment order."""
         self.s = s
         self.actor = actor
         self.stage = stage
         self._placeholders: dict[str, int] = {}  # table -> last negative id handed out
-        self.book = load_rulebook(s)
+        self.book = book if book is not None else load_rulebook(s)
         self.window = self.book.max_window_days
+        # a version without a window counts lifetime spend, before any horizon
+        self._lifetime = not self.window or any(
+            not r.tier_window_days for r in self._all_rules())
+        self.in_time_order = in_time_order
+        self.order_ids: list[int] = []  # of the orders written, in the order posted
         self.state: dict[int, _State] = {}
         self._orders: list[dict] = []
         self._order_entries: list[list[dict]] = []
@@ -238,8 +270,17 @@ class BulkPoster:
         self.counts["members"] += len(ids)
         return ids
 
-    def prepare(self, member_ids: Iterable[int], since: dt.datetime) -> None:
-        """Load and lock existing members' state; later orders must be at/after ``since``."""
+    def _all_rules(self):
+        yield from (r for _, _, r in self.book.published)
+        yield from (w.rules for ws in self.book.pilot_of_member.values() for w in ws)
+
+    def prepare(self, member_ids: Iterable[int], since: dt.datetime, *, lock: bool = True,
+                referrers: bool = True) -> None:
+        """Load and lock existing members' state; later orders must be at/after ``since``.
+
+        ``lock=False``: the caller holds the accounts' locks already (they are
+        read, not locked again); ``referrers=False``: ``member_ids`` already
+        include the referrers (theirs are not loaded)."""
         ids = sorted({m for m in member_ids if m not in self.state})
         horizon = since - dt.timedelta(days=self.window) if self.window else since
         for start in range(0, len(ids), _CHUNK):
@@ -248,28 +289,29 @@ class BulkPoster:
                 select(Member.id, Member.referrer_id, Member.status, Member.tier,
                        Account.id.label("acc"))
                 .join(Account, Account.member_id == Member.id)
-                .where(Member.id.in_(chunk))
+                .where(among(self.s, Member.id, chunk))
             ).all()
-            if self.stage is None:
+            if self.stage is None and lock:
                 balances = lock_accounts(self.s, [r.acc for r in rows])
             else:
                 balances = dict(self.s.execute(
-                    select(Account.id, Account.balance).where(Account.id.in_([r.acc for r in rows]))
+                    select(Account.id, Account.balance)
+                    .where(among(self.s, Account.id, [r.acc for r in rows]))
                 ).all())
             for r in rows:
                 self.state[r.id] = _State(r.acc, balances[r.acc], r.referrer_id, r.status,
                                           tier=r.tier)
-            if not self.window:
+            if self._lifetime:
                 for mid, total in self.s.execute(
                     select(Order.member_id, func.sum(Order.amount_minor))
-                    .where(Order.member_id.in_(chunk), Order.status == "paid",
+                    .where(among(self.s, Order.member_id, chunk), Order.status == "paid",
                            Order.paid_at < horizon)
                     .group_by(Order.member_id)
                 ):
                     self.state[mid].base_spend = int(total)
             for mid, at, amount in self.s.execute(
                 select(Order.member_id, Order.paid_at, Order.amount_minor)
-                .where(Order.member_id.in_(chunk), Order.status == "paid",
+                .where(among(self.s, Order.member_id, chunk), Order.status == "paid",
                        Order.paid_at >= horizon)
                 .order_by(Order.member_id, Order.paid_at)
             ):
@@ -277,8 +319,8 @@ class BulkPoster:
         # referrers earn bonuses, so they need state too
         refs = {st.referrer_id for m in ids if (st := self.state.get(m)) and st.referrer_id}
         refs -= self.state.keys()
-        if refs:
-            self.prepare(refs, since)
+        if refs and referrers:
+            self.prepare(refs, since, lock=lock)
 
     def note_refund(self, member_id: int, paid_at: dt.datetime, amount_minor: int) -> None:
         """Tell the poster an order was refunded (by :func:`db.ledger.refund_order`
@@ -298,6 +340,8 @@ class BulkPoster:
         return st
 
     def _clock(self, at: dt.datetime) -> None:
+        if not self.in_time_order:
+            return
         if self._last_at is not None and at < self._last_at:
             raise ValidationError("paid_at", "bulk operations must be posted in time order")
         self._last_at = at
@@ -324,20 +368,13 @@ class BulkPoster:
             "created_at": clock.utcnow(),
         }
         if member_id is None:
-            if o.points_redeemed:
-                raise ValidationError("points_redeemed", "a guest (non-member) cannot redeem")
+            check_redemption(o, None, 0)
             self._orders.append(base)
             self._order_entries.append([])
             return PostedOrder(0, 0, 0, None)
         st = self._st(member_id)
-        if o.points_redeemed:
-            if st.status != "active":
-                raise InvalidState(f"member {o.customer_ref} is {st.status} and cannot redeem")
-            if o.points_redeemed > st.balance:
-                raise InsufficientPoints(
-                    f"member {o.customer_ref} has {st.balance} points at "
-                    f"{o.paid_at:%Y-%m-%d %H:%M}, cannot redeem {o.points_redeemed}"
-                )
+        check_redemption(o, st.status, st.balance)
+        balance_before = st.balance
         rules, _ = self.book.for_member(member_id, o.paid_at)
         window = rules.tier_window_days if rules else None
         spend = st.spend_before(o.paid_at, window)
@@ -381,7 +418,8 @@ class BulkPoster:
             st.tier_at = o.paid_at
         self._orders.append(base)
         self._order_entries.append(rows)
-        return PostedOrder(a.points, o.points_redeemed, a.referral_points, a.tier)
+        return PostedOrder(a.points, o.points_redeemed, a.referral_points, a.tier, rs_id,
+                           balance_before - o.points_redeemed + a.points)
 
     def _other(self, kind: str, key: str, payload: dict, at: dt.datetime, rows: list[dict],
                transfer: dict | None = None) -> None:
@@ -469,11 +507,16 @@ class BulkPoster:
         """Write every buffered row in bulk statements (staged mode: into ``s``,
         and the balances and tiers only at :meth:`write_stage_state`)."""
         s = s or self.s
+        if self.stage is None:
+            # members before orders and the ledger, the order in which the
+            # rollup refresh locks them (else each could wait for the other)
+            self._write_tiers(s)
         entries: list[dict] = []
         for start in range(0, len(self._orders), _CHUNK):
             orders = self._orders[start : start + _CHUNK]
             order_ids = self._reserve(s, Order.__table__, len(orders))
             self._write(s, Order.__table__, orders, order_ids)
+            self.order_ids.extend(order_ids)
             with_entries = [
                 (oid, o, rows)
                 for oid, o, rows in zip(
@@ -527,6 +570,13 @@ class BulkPoster:
             for st in self.state.values()
             if st.delta and st.account_id > ADJUSTMENT
         ]
+        if conn.dialect.name == "postgresql":
+            # one statement, whatever the number of rows
+            for start in range(0, len(moves), _WRITE_CHUNK):
+                chunk = moves[start : start + _WRITE_CHUNK]
+                conn.execute(_PG_MOVE_BALANCES, {"accs": [m["b_acc"] for m in chunk],
+                                                 "deltas": [m["b_d"] for m in chunk]})
+            moves = []
         if moves:
             t = Account.__table__
             conn.execute(
@@ -535,12 +585,26 @@ class BulkPoster:
                 .values(balance=t.c.balance + bindparam("b_d")),
                 moves,
             )
+        for st in self.state.values():
+            st.delta = 0
+
+    def _write_tiers(self, s: Session) -> None:
+        """Each member's tier after their last order posted since the last flush."""
         tiers = [
             {"b_id": mid, "b_tier": st.tier, "b_at": st.tier_at}
             for mid, st in self.state.items()
             if st.tier_at is not None
         ]
-        if tiers:
+        if not tiers:
+            return
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":  # one statement, whatever the number of rows
+            for start in range(0, len(tiers), _WRITE_CHUNK):
+                chunk = tiers[start : start + _WRITE_CHUNK]
+                conn.execute(_PG_SET_TIERS, {"ids": [r["b_id"] for r in chunk],
+                                             "tiers": [r["b_tier"] for r in chunk],
+                                             "ats": [r["b_at"] for r in chunk]})
+        else:
             m = Member.__table__
             conn.execute(
                 m.update()
@@ -549,7 +613,6 @@ class BulkPoster:
                 tiers,
             )
         for st in self.state.values():
-            st.delta = 0
             st.tier_at = None
 
     def sync_balances(self) -> None:
@@ -561,6 +624,117 @@ class BulkPoster:
         for start in range(0, len(accs), _CHUNK * 4):
             chunk = accs[start : start + _CHUNK * 4]
             for acc, bal in self.s.execute(
-                select(Account.id, Account.balance).where(Account.id.in_(chunk))
+                select(Account.id, Account.balance).where(among(self.s, Account.id, chunk))
             ):
                 by_acc[acc].balance = bal
+
+
+# --------------------------------------------------------------------------
+# the API's batch
+
+
+def post_batch(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
+               ) -> list[OrderResult | LoyaltyError]:
+    """:func:`db.ledger.post_orders` set-based: the same results, entries,
+    balances and tiers as :func:`db.ledger.post_order` for each order in
+    :func:`db.ledger.batch_order`, from a fixed number of statements.
+
+    The caller has locked every account the batch can touch
+    (:func:`db.ledger.lock_customers`). The orders already recorded under the
+    batch's order ids are read in one query (a replay answers as the first
+    post did; another payload under the id is refused), the members and
+    referrers with their qualifying spend in a few more; the accruals are
+    decided in memory by :class:`BulkPoster` (the engine's
+    :func:`db.ledger.decide_accrual` and :func:`db.ledger.check_redemption`),
+    and written by its :meth:`BulkPoster.flush`. A refused order changes
+    nothing; a later order with the same id is decided on its own, as it
+    would be one by one.
+    """
+    results: list[OrderResult | LoyaltyError | None] = [None] * len(orders)
+    seq = batch_order(orders)
+    hashes: dict[int, str] = {}
+    for i in seq:
+        try:
+            orders[i].validate()
+        except LoyaltyError as exc:
+            results[i] = exc
+        else:
+            hashes[i] = orders[i].hash()
+
+    # orders recorded before: (payload hash, replayed result) by order id
+    known: dict[str, tuple[str, OrderResult]] = {}
+    refs = sorted({orders[i].order_ref for i in hashes})
+    if refs:
+        rows = s.execute(
+            select(Order.id, Order.order_ref, Order.payload_hash, Order.member_id, Order.tier,
+                   Order.rule_set_id).where(among(s, Order.order_ref, refs))
+        ).all()
+        sums: dict[int, dict[str, int]] = {}
+        if rows:
+            for oid, kind, total in s.execute(
+                select(LedgerEntry.order_id, LedgerEntry.kind, func.sum(LedgerEntry.amount))
+                .where(among(s, LedgerEntry.order_id, [r.id for r in rows]))
+                .group_by(LedgerEntry.order_id, LedgerEntry.kind)
+            ):
+                sums.setdefault(oid, {})[kind] = int(total)
+        for r in rows:
+            got = sums.get(r.id, {})
+            known[r.order_ref] = (r.payload_hash, OrderResult(
+                r.id, r.member_id, got.get("accrual", 0), got.get("redemption", 0),
+                got.get("referral_bonus", 0), r.tier, r.rule_set_id, True))
+
+    fresh = [i for i in hashes if orders[i].order_ref not in known]
+    customers = sorted({orders[i].customer_ref for i in fresh})
+    member_of: dict[str, int] = {}
+    ids: set[int] = set()
+    if customers:
+        for mid, ext, referrer in s.execute(
+            select(Member.id, Member.external_id, Member.referrer_id)
+            .where(among(s, Member.external_id, customers))
+        ):
+            member_of[ext] = mid
+            ids.add(mid)
+            if referrer:
+                ids.add(referrer)
+    poster = BulkPoster(s, actor=actor, book=load_rulebook(s, sorted(ids)),
+                        in_time_order=False)
+    if ids:
+        since = min(orders[i].paid_at for i in fresh if orders[i].customer_ref in member_of)
+        poster.prepare(ids, since, lock=False, referrers=False)
+
+    # posted in this batch: order id -> (payload hash, position, what it did, member)
+    posted: dict[str, tuple[str, int, PostedOrder, int | None]] = {}
+    written: list[int] = []  # positions -> index in orders
+    again: list[int] = []  # replays of an order posted earlier in this batch
+    for i in seq:
+        h = hashes.get(i)
+        if h is None:
+            continue
+        o = orders[i]
+        first = known.get(o.order_ref)
+        first_h = first[0] if first else posted[o.order_ref][0] if o.order_ref in posted else None
+        if first_h is not None:
+            if first_h != h:
+                results[i] = IdempotencyConflict(
+                    f"order {o.order_ref!r} was already posted with different details")
+            elif first is not None:
+                results[i] = first[1]
+            else:
+                again.append(i)
+            continue
+        mid = member_of.get(o.customer_ref)
+        try:
+            p = poster.post(o, mid)
+        except LoyaltyError as exc:
+            results[i] = exc
+            continue
+        posted[o.order_ref] = (h, len(written), p, mid)
+        written.append(i)
+    poster.flush()
+    for replay, indexes in ((False, written), (True, again)):
+        for i in indexes:
+            _h, k, p, mid = posted[orders[i].order_ref]
+            results[i] = OrderResult(poster.order_ids[k], mid, p.accrued, p.redeemed,
+                                     p.referral_bonus, p.tier, p.rule_set_id,
+                                     replayed=replay, balance=None if replay else p.balance)
+    return results  # type: ignore[return-value]
