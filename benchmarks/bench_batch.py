@@ -1,4 +1,4 @@
-"""The API's order batch in the engine alone (no HTTP): ``ledger.post_orders``
+"""The API's order batch in the engine alone (no HTTP): ``bulk.post_orders``
 (set-based) side by side with ``ledger.post_orders_each`` (each order through
 ``post_order`` in a savepoint, the reference), on SQLite or PostgreSQL.
 
@@ -36,15 +36,15 @@ from sqlalchemy import event, text, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from db import bulk, ledger  # noqa: E402
+from benchmarks.small_program import publish  # noqa: E402
+from db import bulk, clock, ledger  # noqa: E402
 from db.integrity import run_check  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Member  # noqa: E402
 from db.session import Database  # noqa: E402
-from tests.factories import publish  # noqa: E402
 
 PATHS = {"one by one (post_orders_each)": ledger.post_orders_each,
-         "set-based (post_orders)": ledger.post_orders}
+         "set-based (post_orders)": bulk.post_orders}
 
 
 class StatementCounter:
@@ -75,7 +75,7 @@ def build(url: str, members: int) -> None:
         with db.engine.begin() as c:
             c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     upgrade(db.engine)
-    now = ledger.utcnow()
+    now = clock.utcnow()
     with db.begin() as s:
         publish(s, effective_at=now - dt.timedelta(days=60))
         ids = [ledger.create_member(s, f"C-{i}", now - dt.timedelta(days=30))
@@ -101,7 +101,7 @@ def main() -> int:
         build(url, args.members)
         db = Database(url)
         counter = StatementCounter(db)
-        paid = ledger.utcnow() - dt.timedelta(minutes=10)
+        paid = clock.utcnow() - dt.timedelta(minutes=10)
         half = args.members // 2
         took: dict[str, list[float]] = {p: [] for p in PATHS}
         statements = dict.fromkeys(PATHS, 0)

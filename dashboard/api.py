@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from dashboard.context import get_config, get_db, get_limits
-from db import api_keys, audit, clock, ledger, members, referrals
+from db import api_keys, audit, bulk, clock, ledger, members, referrals
 from db.errors import (
     DatabaseBusy,
     Forbidden,
@@ -576,7 +576,7 @@ def post_orders(data: dict[str, Any]) -> Any:
         given = [OrderIn(d["order_id"], d["customer_id"], _naive(d["paid_at"]),
                          d["amount_minor"], d["points_redeemed"]) for d in orders]
         results: list[dict[str, Any]] = []
-        for o, r in zip(given, ledger.post_orders(s, given, actor=key.actor()), strict=True):
+        for o, r in zip(given, bulk.post_orders(s, given, actor=key.actor()), strict=True):
             if isinstance(r, LoyaltyError):
                 e = _refusal(r)
                 results.append({"order_id": o.order_ref, "status": e.status, "order": None,

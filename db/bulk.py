@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import DateTime, bindparam, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import clock
@@ -40,6 +41,7 @@ from db.errors import (
 from db.ledger import (
     ADJUSTMENT,
     ISSUANCE,
+    MAX_BATCH,
     REDEMPTION,
     OrderIn,
     OrderResult,
@@ -49,7 +51,9 @@ from db.ledger import (
     decide_accrual,
     entry,
     lock_accounts,
+    lock_customers,
     payload_hash,
+    post_each_locked,
 )
 from db.models import (
     STAGED,
@@ -62,7 +66,8 @@ from db.models import (
     Order,
     Transfer,
 )
-from db.rules import RuleBook, load_rulebook
+from db.rules import RuleBook, cache_rulebook, load_rulebook
+from db.session import transactional
 
 _CHUNK = 5_000
 _WRITE_CHUNK = 50_000
@@ -635,7 +640,7 @@ class BulkPoster:
 
 def post_batch(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
                ) -> list[OrderResult | LoyaltyError]:
-    """:func:`db.ledger.post_orders` set-based: the same results, entries,
+    """The body of :func:`post_orders` (its accounts locked): the same results, entries,
     balances and tiers as :func:`db.ledger.post_order` for each order in
     :func:`db.ledger.batch_order`, from a fixed number of statements.
 
@@ -738,3 +743,32 @@ def post_batch(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
                                      p.referral_bonus, p.tier, p.rule_set_id,
                                      replayed=replay, balance=None if replay else p.balance)
     return results  # type: ignore[return-value]
+
+
+@transactional
+def post_orders(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
+                ) -> list[OrderResult | LoyaltyError]:
+    """Post many orders in one transaction, exactly as :func:`db.ledger.post_order` would
+    one by one in :func:`db.ledger.batch_order` (customer by customer, each one's in
+    payment order): a refused order is answered with its error and changes nothing, the others
+    go in. Results come in the order given.
+
+    Set-based (:func:`post_batch`): after every account the batch can
+    touch is locked, the batch's known orders are read in one query, the
+    accruals decided in memory by the engine's own rule code, and orders,
+    transactions, entries, balances and tiers written in a few multi-row
+    statements. If a concurrent request wrote one of these order ids first
+    (a guest's order locks no account), the batch is posted again one order
+    at a time (:func:`db.ledger.post_orders_each`), which replays what the other wrote.
+    """
+    if len(orders) > MAX_BATCH:
+        raise ValidationError("orders", f"at most {MAX_BATCH} orders at once")
+    cache_rulebook(s)  # a batch publishes no rules: read them once
+    lock_customers(s, [o.customer_ref for o in orders])
+    dialect = s.get_bind().dialect
+    raced = (IntegrityError, dialect.loaded_dbapi.IntegrityError)  # COPY raises the driver's
+    try:
+        with s.begin_nested():
+            return post_batch(s, orders, actor=actor)
+    except raced:
+        return post_each_locked(s, orders, actor)

@@ -564,46 +564,16 @@ MAX_BATCH = 500
 
 
 @transactional
-def post_orders(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
-                ) -> list[OrderResult | LoyaltyError]:
-    """Post many orders in one transaction, exactly as :func:`post_order` would
-    one by one in :func:`batch_order` (customer by customer, each one's in
-    payment order): a refused order is answered with its error and changes nothing, the others
-    go in. Results come in the order given.
-
-    Set-based (:func:`db.bulk.post_batch`): after every account the batch can
-    touch is locked, the batch's known orders are read in one query, the
-    accruals decided in memory by the engine's own rule code, and orders,
-    transactions, entries, balances and tiers written in a few multi-row
-    statements. If a concurrent request wrote one of these order ids first
-    (a guest's order locks no account), the batch is posted again one order
-    at a time (:func:`post_orders_each`), which replays what the other wrote.
-    """
-    from db.bulk import post_batch  # the bulk engine imports this module
-
-    if len(orders) > MAX_BATCH:
-        raise ValidationError("orders", f"at most {MAX_BATCH} orders at once")
-    cache_rulebook(s)  # a batch publishes no rules: read them once
-    lock_customers(s, [o.customer_ref for o in orders])
-    dialect = s.get_bind().dialect
-    raced = (IntegrityError, dialect.loaded_dbapi.IntegrityError)  # COPY raises the driver's
-    try:
-        with s.begin_nested():
-            return post_batch(s, orders, actor=actor)
-    except raced:
-        return _post_each(s, orders, actor)
-
-
-@transactional
 def post_orders_each(s: Session, orders: list[OrderIn], *, actor: Actor = SYSTEM
                      ) -> list[OrderResult | LoyaltyError]:
     """The reference batch: each order through :func:`post_order` in its own
-    savepoint, in the order :func:`post_orders` takes them. Same results."""
+    savepoint, in the order :func:`batch_order` gives. The set-based
+    :func:`db.bulk.post_orders` gives the same results."""
     if len(orders) > MAX_BATCH:
         raise ValidationError("orders", f"at most {MAX_BATCH} orders at once")
     cache_rulebook(s)
     lock_customers(s, [o.customer_ref for o in orders])
-    return _post_each(s, orders, actor)
+    return post_each_locked(s, orders, actor)
 
 
 def batch_order(orders: list[OrderIn]) -> list[int]:
@@ -612,7 +582,7 @@ def batch_order(orders: list[OrderIn]) -> list[int]:
     return sorted(range(len(orders)), key=lambda i: (orders[i].customer_ref, orders[i].paid_at))
 
 
-def _post_each(s: Session, orders: list[OrderIn], actor: Actor
+def post_each_locked(s: Session, orders: list[OrderIn], actor: Actor
                ) -> list[OrderResult | LoyaltyError]:
     results: list[OrderResult | LoyaltyError | None] = [None] * len(orders)
     for i in batch_order(orders):

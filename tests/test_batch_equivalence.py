@@ -1,4 +1,4 @@
-"""The set-based batch (``ledger.post_orders``) against the reference: the
+"""The set-based batch (``bulk.post_orders``) against the reference: the
 same order stream posted through ``ledger.post_order`` one order at a time
 (in ``ledger.batch_order``, each in its own transaction) must leave the same
 orders, transactions, ledger entries (in the same sequence), balances and
@@ -27,13 +27,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from db import ledger
+from db import bulk, ledger
 from db.errors import LoyaltyError
 from db.integrity import run_check
 from db.ledger import OrderIn, OrderResult
 from db.models import Account, LedgerEntry, LedgerTransaction, Member, Order
 from db.session import Database
-from tests.test_ledger_properties import (
+from tests.support.ledger_model import (
     V1,
     TierSpec,
     VersionSpec,
@@ -160,7 +160,7 @@ def run(d: Database, sc: dict, batched: bool) -> dict:
             pass
     answers = []
     for batch in sc["batches"] + sc["batches"]:  # then each again: replays
-        got = ledger.post_orders(d, batch) if batched else one_by_one(d, batch)
+        got = bulk.post_orders(d, batch) if batched else one_by_one(d, batch)
         with d.read() as s:
             answers.append([answer(s, r) for r in got])
     with d.read() as s:
@@ -266,7 +266,7 @@ def test_a_batch_racing_a_twin_replays_what_the_twin_wrote(pg_db):
     got: list = []
     with OrmSession(pg_db.engine) as first, first.begin():
         ledger.post_order(first, twin)  # not committed yet
-        t = threading.Thread(target=lambda: got.append(ledger.post_orders(pg_db, batch)))
+        t = threading.Thread(target=lambda: got.append(bulk.post_orders(pg_db, batch)))
         t.start()
         t.join(1.0)
         assert t.is_alive()  # waits on the twin's order id

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from db import ledger
+from db import bulk, ledger
 from db.adjustments import approve_adjustment, request_adjustment
 from db.errors import IdempotencyConflict, InsufficientPoints, InvalidState, ValidationError
 from db.integrity import run_check
@@ -481,7 +481,7 @@ def test_batches_with_referrers_in_any_order_never_deadlock(pg_db):
         barrier.wait()
         try:
             with OrmSession(pg_db.engine) as s, s.begin():  # no retry: a deadlock shows
-                got = ledger.post_orders(s, [OrderIn(f"x{n}-{c}", c, day(1), 10_000 + n)
+                got = bulk.post_orders(s, [OrderIn(f"x{n}-{c}", c, day(1), 10_000 + n)
                                              for c in customers])
                 assert not [r for r in got if isinstance(r, Exception)], got
         except BaseException as exc:  # noqa: BLE001 - reported below

@@ -27,12 +27,9 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, select
 
 from db import clock, ledger
-from db import rules as rulebook
-from db.actor import Actor
 from db.adjustments import approve_adjustment, reject_adjustment, request_adjustment
 from db.errors import (
     Forbidden,
@@ -43,9 +40,16 @@ from db.errors import (
 )
 from db.integrity import run_check
 from db.ledger import ADJUSTMENT, BREAKAGE, ISSUANCE, REDEMPTION, OrderIn
-from db.models import Account, AdjustmentRequest, Base, LedgerEntry, Order, StaffUser
+from db.models import Account, AdjustmentRequest, LedgerEntry, Order
 from db.session import Database
-from tests.support.postgres import reset_postgres
+from tests.support.ledger_model import (
+    V1,
+    TierSpec,
+    VersionSpec,
+    empty_postgres,
+    insert_staff,
+    publish_version,
+)
 
 # far enough back that 40 steps of up to 400 days stay in the past (orders
 # after now are refused)
@@ -53,7 +57,6 @@ T0 = dt.datetime(1980, 1, 1)
 START = T0 + dt.timedelta(days=1)
 EXPIRY_DAYS = 365  # the migration's default program setting
 SECOND_APPROVAL_OVER = 5000  # ditto: adjustments above this need two approvals
-BP = 10_000
 
 # A step (operation + invariants, ~25 queries) costs ~10-20 ms on SQLite and
 # ~60 ms on PostgreSQL (a network round trip per query), so PostgreSQL gets
@@ -72,51 +75,6 @@ POSTGRES_SETTINGS = settings(SQLITE_SETTINGS, max_examples=20, stateful_step_cou
 # the rules the model applies on its own
 
 
-@dataclass(frozen=True)
-class TierSpec:
-    name: str
-    threshold_minor: int
-    accrual_bp: int
-    referral_bp: int
-
-
-@dataclass(frozen=True)
-class VersionSpec:
-    name: str
-    tiers: tuple[TierSpec, ...]
-    point_value_minor: int = 100
-    window_days: int | None = None
-
-    def rows(self) -> list[dict]:
-        return [
-            {
-                "name": t.name,
-                "threshold": f"{t.threshold_minor // 100}.{t.threshold_minor % 100:02d}",
-                "accrual_rate": f"{t.accrual_bp // 100}.{t.accrual_bp % 100:02d}",
-                "referral_rate": f"{t.referral_bp // 100}.{t.referral_bp % 100:02d}",
-            }
-            for t in self.tiers
-        ]
-
-    def tier_for(self, spend: int) -> TierSpec:
-        found = self.tiers[0]
-        for t in self.tiers:
-            if spend >= t.threshold_minor:
-                found = t
-        return found
-
-    def points(self, amount_minor: int, rate_bp: int) -> int:
-        return amount_minor * rate_bp // (BP * self.point_value_minor)
-
-
-V1 = VersionSpec(
-    "v1",
-    (
-        TierSpec("Bronze", 0, 100, 50),
-        TierSpec("Silver", 1000_00, 300, 100),
-        TierSpec("Gold", 5000_00, 500, 200),
-    ),
-)
 LATER_VERSIONS = [
     # half-unit points, a 30-day rolling window
     VersionSpec(
@@ -212,31 +170,6 @@ class Movements:
     credits: list[tuple[dt.datetime, int]] = field(default_factory=list)
     spent: int = 0
     expired: int = 0
-
-
-def insert_staff(s) -> dict[str, Actor]:
-    actors = {}
-    for name, role in [("support1", "support"), ("sup1", "supervisor"),
-                       ("sup2", "supervisor"), ("sup3", "supervisor")]:
-        uid = s.execute(
-            insert(StaffUser)
-            .values(username=name, full_name=name, password_hash="!no-login", role=role,
-                    active=True, created_at=T0)
-            .returning(StaffUser.id)
-        ).scalar_one()
-        actors[name] = Actor(name, uid, role)
-    return actors
-
-
-def publish_version(s, spec: VersionSpec, effective_at: dt.datetime, actors, now) -> int:
-    rid = rulebook.create_draft(
-        s, actors["sup1"], spec.name, spec.rows(),
-        point_value_minor=spec.point_value_minor, tier_window_days=spec.window_days,
-    )
-    # versions published along the machine's own clock: history, not a review
-    rulebook.submit(s, actors["sup1"], rid, require_simulation=False)
-    rulebook.approve(s, actors["sup2"], rid, effective_at, now=now)
-    return rid
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -796,30 +729,6 @@ class SQLiteLedgerMachine(LedgerMachine):
     def teardown(self) -> None:
         super().teardown()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def empty_postgres(d: Database) -> None:
-    """What ``reset_postgres`` does, by DELETE: TRUNCATE of every table costs
-    ~0.4 s per example here, DELETE of a few hundred rows ~20 ms. The
-    append-only triggers are bypassed for the session (needs a superuser,
-    as in CI); otherwise fall back to ``reset_postgres``."""
-    try:
-        with d.engine.begin() as c:
-            c.execute(text("SET LOCAL session_replication_role = replica"))
-            for t in reversed(Base.metadata.sorted_tables):
-                c.execute(t.delete().where(t.c.id > 4) if t.name == "accounts" else t.delete())
-            for (seq,) in c.execute(text("SELECT relname FROM pg_class WHERE relkind = 'S'")):
-                c.execute(text(f'ALTER SEQUENCE "{seq}" RESTART'))
-            c.execute(text("SELECT setval(pg_get_serial_sequence('accounts', 'id'), 99)"))
-            c.execute(
-                text(
-                    "INSERT INTO program_settings (id, currency, expiry_days, "
-                    "adjustment_second_approval_points, adjustment_supervisor_request_points, "
-                    "active_days, updated_at) VALUES (1, 'RUB', 365, 5000, 50000, 30, now())"
-                )
-            )
-    except DBAPIError:
-        reset_postgres(d)
 
 
 class PostgresLedgerMachine(LedgerMachine):
