@@ -149,7 +149,10 @@ def polyglot(web_app):
                                          full_name="Poly Glot")
             else:
                 s.get(users.StaffUser, info.id).language = None
-    return info
+    yield info
+    with web_app.server.app_context():  # the other tests' web app stays in English
+        with get_db().begin() as s:
+            s.get(users.StaffUser, info.id).language = None
 
 
 def _layout_text(client) -> str:
