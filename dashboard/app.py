@@ -21,6 +21,7 @@ import pkgutil
 import stat
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,34 @@ def declare_cancel_roles(callback_map: dict[str, Any]) -> int:
     return declared
 
 
+def serialise_first_request(server: flask.Flask) -> None:
+    """Run the set-up hooks registered so far (Dash's and the cancel-roles
+    declaration) once, under a lock, before any request goes on.
+
+    Dash finishes its set-up on the first request (callbacks copied into the
+    map, the pages' router registered) and marks it done when it starts: in a
+    threaded worker a second request found the callback map still changing
+    ("dictionary changed size during iteration") or half set up. Afterwards the
+    hooks are no-ops, so they are not called again."""
+    hooks = list(server.before_request_funcs.get(None, []))
+    lock = threading.Lock()
+    done: list[bool] = []
+
+    def first_request_setup() -> Any:
+        if done:
+            return None
+        with lock:
+            if not done:
+                for hook in hooks:
+                    answer = hook()
+                    if answer is not None:  # pragma: no cover - Dash's hooks answer nothing
+                        return answer
+                done.append(True)
+        return None
+
+    server.before_request_funcs[None] = [first_request_setup]
+
+
 def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
     """Build the Dash app; ``config`` overrides env vars (tests).
 
@@ -253,6 +282,7 @@ def create_app(config: dict[str, Any] | None = None) -> dash.Dash:
             cancel_roles_done.append(True)
 
     server.before_request(_declare_cancel_roles)
+    serialise_first_request(server)
     # API paths are authenticated by key, not by the staff session
     init_auth(server, app, cfg, delegates=[(is_api_path, api_guard)])
     init_api(server)
