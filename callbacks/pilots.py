@@ -52,7 +52,7 @@ WRITE = roles_of(page.__name__, "write_roles")
 ACTION_BUTTONS = (ids.START, ids.SEND_BACK, ids.CANCEL, ids.END, ids.ROLLOUT)
 
 FIELDS = list(ids.FEEDBACK)
-FEEDBACK_OUTPUTS = [Output(ids.FEEDBACK[f], "children") for f in FIELDS]
+FEEDBACK_OUTPUTS = {f: Output(ids.FEEDBACK[f], "children") for f in FIELDS}
 FORM_STATES = [
     State(ids.NAME, "value"), State(ids.RULE_SET, "value"), State(ids.SOURCE, "value"),
     State(ids.SEGMENTS, "value"), State(ids.TIERS, "value"), State(ids.JOINED_FROM, "value"),
@@ -63,20 +63,20 @@ FORM_STATES = [
 ]
 
 
-def _no_feedback() -> list[str]:
-    return ["" for _ in FIELDS]
+def _no_feedback() -> dict[str, str]:
+    return dict.fromkeys(FIELDS, "")
 
 
-def _feedback(field: str, message: str) -> list[str]:
+def _feedback(field: str, message: str) -> dict[str, str]:
     return _feedbacks({field: message})
 
 
-def _feedbacks(problems: dict[str, str]) -> list[str]:
+def _feedbacks(problems: dict[str, str]) -> dict[str, str]:
     """Every message next to its field (filters' messages next to the population)."""
     out = _no_feedback()
     for field, message in problems.items():
-        i = FIELDS.index(field) if field in FIELDS else FIELDS.index("population")
-        out[i] = "; ".join(x for x in (out[i], message) if x)
+        at = field if field in out else "population"
+        out[at] = "; ".join(x for x in (out[at], message) if x)
     return out
 
 
@@ -407,14 +407,12 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
 
 
 @callback(
-    Output(ids.PREVIEW_OUT, "children"),
-    *FEEDBACK_OUTPUTS,
-    Input(ids.PREVIEW, "n_clicks"),
-    *FORM_STATES,
+    output={"estimate": Output(ids.PREVIEW_OUT, "children"), "feedback": FEEDBACK_OUTPUTS},
+    inputs=[Input(ids.PREVIEW, "n_clicks"), *FORM_STATES],
     prevent_initial_call=True,
 )
 @require_roles(*WRITE)
-def preview(_n: int, *form: Any) -> list[Any]:
+def preview(_n: int, *form: Any) -> dict[str, Any]:
     try:
         try:
             args = _form(*form)
@@ -430,33 +428,36 @@ def preview(_n: int, *form: Any) -> list[Any]:
             p = pilots.power_preview(s, **args)
             currency = program.currency(s)
     except pilots.MemberFileError as exc:
-        return [no_update, *_feedback("member_file", str(exc.message))]
+        return {"estimate": no_update, "feedback": _feedback("member_file", str(exc.message))}
     except FormErrors as exc:
-        return [no_update, *_feedbacks(exc.problems)]
+        return {"estimate": no_update, "feedback": _feedbacks(exc.problems)}
     except ValidationError as exc:
-        return [no_update, *_feedback(exc.field, exc.message)]
-    return [page.power_card(p, currency), *_no_feedback()]
+        return {"estimate": no_update, "feedback": _feedback(exc.field, exc.message)}
+    return {"estimate": page.power_card(p, currency), "feedback": _no_feedback()}
 
 
 @callback(
-    Output(ids.CREATE_MSG, "children"),
-    Output(ids.REFRESH, "data", allow_duplicate=True),
-    Output(ids.PICK, "value", allow_duplicate=True),
-    Output(ids.TABS, "active_tab"),
-    Output(ids.PREVIEW_OUT, "children", allow_duplicate=True),
-    *[Output(o.component_id, o.component_property, allow_duplicate=True)
-      for o in FEEDBACK_OUTPUTS],
-    Input(ids.CREATE, "n_clicks"),
-    *FORM_STATES,
-    State(ids.REFRESH, "data"),
-    State(ids.TOKEN, "data"),
+    output={
+        "message": Output(ids.CREATE_MSG, "children"),
+        "refresh": Output(ids.REFRESH, "data", allow_duplicate=True),
+        "pick": Output(ids.PICK, "value", allow_duplicate=True),
+        "tab": Output(ids.TABS, "active_tab"),
+        "estimate": Output(ids.PREVIEW_OUT, "children", allow_duplicate=True),
+        "feedback": {f: Output(o.component_id, o.component_property, allow_duplicate=True)
+                     for f, o in FEEDBACK_OUTPUTS.items()},
+    },
+    inputs=[Input(ids.CREATE, "n_clicks"), *FORM_STATES, State(ids.REFRESH, "data"),
+            State(ids.TOKEN, "data")],
     prevent_initial_call=True,
     running=busy(ids.CREATE),
 )
 @require_roles(*WRITE, writes=True)
-def create(_n: int, *form_and_refresh: Any) -> list[Any]:
+def create(_n: int, *form_and_refresh: Any) -> dict[str, Any]:
     *form, refresh, token = form_and_refresh
-    unchanged = [no_update, no_update, no_update, no_update]
+
+    def refused(message: Any, feedback: dict[str, str]) -> dict[str, Any]:
+        return {"message": message, "refresh": no_update, "pick": no_update, "tab": no_update,
+                "estimate": no_update, "feedback": feedback}
     try:
         args = _form(*form)
         name, rule_set = args.pop("_name"), args.pop("_rule_set")
@@ -476,20 +477,20 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
             power = pilots.pilot_power(s, made["pilot_id"])
             currency = program.currency(s)
     except pilots.MemberFileError as exc:
-        return [dbc.Alert("Nothing was created: the file has bad lines.", color="danger"),
-                *unchanged, *_feedback("member_file", exc.message)]
+        return refused(dbc.Alert("Nothing was created: the file has bad lines.",
+                                 color="danger"), _feedback("member_file", exc.message))
     except FormErrors as exc:
         n = len(exc.problems)
-        return [dbc.Alert("Nothing was created: see the message next to the field." if n == 1
-                          else f"Nothing was created: see the messages next to the {n} fields.",
-                          color="danger", id="pilots-create-refused"),
-                *unchanged, *_feedbacks(exc.problems)]
+        return refused(dbc.Alert(
+            "Nothing was created: see the message next to the field." if n == 1
+            else f"Nothing was created: see the messages next to the {n} fields.",
+            color="danger", id="pilots-create-refused"), _feedbacks(exc.problems))
     except ValidationError as exc:
-        return [dbc.Alert("Nothing was created: see the message next to the field.",
-                          color="danger", id="pilots-create-refused"),
-                *unchanged, *_feedback(exc.field, exc.message)]
+        return refused(dbc.Alert("Nothing was created: see the message next to the field.",
+                                 color="danger", id="pilots-create-refused"),
+                       _feedback(exc.field, exc.message))
     except LoyaltyError as exc:
-        return [dbc.Alert(str(exc), color="danger"), *unchanged, *_no_feedback()]
+        return refused(dbc.Alert(str(exc), color="danger"), _no_feedback())
     msg = dbc.Alert(
         f"Pilot #{made['pilot_id']} created as a draft: {made['n_pilot']:,} pilot and "
         f"{made['n_control']:,} control members"
@@ -497,6 +498,8 @@ def create(_n: int, *form_and_refresh: Any) -> list[Any]:
            if made["left_out"] else "")
         + ". Its power estimate is below; start it from 'Pilots and results'.",
         color="success", id="pilots-created")
-    return [msg, (refresh or 0) + 1, made["pilot_id"], no_update,
-            page.power_card(power, currency, title="Power estimate of the saved groups"),
-            *_no_feedback()]
+    return {"message": msg, "refresh": (refresh or 0) + 1, "pick": made["pilot_id"],
+            "tab": no_update,
+            "estimate": page.power_card(power, currency,
+                                        title="Power estimate of the saved groups"),
+            "feedback": _no_feedback()}
