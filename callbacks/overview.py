@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -13,7 +12,7 @@ from dashboard import jobs
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import get_db
-from dashboard.shell import empty_state
+from dashboard.shell import alert, empty_state
 from db import rollups
 from db.errors import LoyaltyError
 from db.models import SEGMENTS
@@ -41,7 +40,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
         try:
             jobs.job_actor(token, ROLES, kind="overview")
         except LoyaltyError as exc:
-            refused = dbc.Alert(str(exc), color="danger", id="overview-refused")
+            refused = alert(str(exc), color="danger", id="overview-refused")
             return (refused, *(no_update,) * 8)
 
         def progress(frac: float, message: str) -> None:

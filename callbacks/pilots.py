@@ -17,7 +17,6 @@ import hashlib
 import re
 from typing import Any
 
-import dash_bootstrap_components as dbc
 from dash import (
     ClientsideFunction,
     Input,
@@ -39,7 +38,7 @@ from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
 from dashboard.i18n import current_language
-from dashboard.shell import empty_state, grid
+from dashboard.shell import alert, empty_state, grid
 from db import pilots, program, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.numbers import localised
@@ -230,7 +229,7 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str
         try:
             actor = jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
-            return _shown(dbc.Alert(str(exc), color="danger", id="pilots-results-refused"))
+            return _shown(alert(str(exc), color="danger", id="pilots-results-refused"))
         if pilot_id is None:
             return _shown(empty_state("Choose a pilot to see its results.",
                                       "Running and ended pilots show the lift against their "
@@ -261,14 +260,14 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str
                         send_back_locked=not requested,
                     )
                 if info.status == "cancelled":
-                    return _shown(html.Div([page.pilot_facts(info, currency), dbc.Alert(
+                    return _shown(html.Div([page.pilot_facts(info, currency), alert(
                         "This pilot was cancelled before it started; it has no results.",
                         color="secondary")]))
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return _shown(dbc.Alert(str(exc), color="warning"))
+            return _shown(alert(str(exc), color="warning"))
         running = info.status == "running"
         export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
@@ -330,7 +329,7 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
 def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
         reason: str | None, refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
-        return dbc.Alert("Choose a pilot first.", color="warning"), no_update
+        return alert("Choose a pilot first.", color="warning"), no_update
     actor = current_actor()
     what = ctx.triggered_id
     if what not in (*ACTION_BUTTONS, ids.END_NOW):
@@ -362,8 +361,8 @@ def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | No
         msg, _again = once(f"pilots.{what}", token, {"id": pilot_id, "reason": reason}, work)
     except LoyaltyError as exc:
         # the results are shown again: they enable the buttons that apply
-        return dbc.Alert(str(exc), color="danger", dismissable=True), (refresh or 0) + 1
-    return dbc.Alert(msg, color="success", dismissable=True), (refresh or 0) + 1
+        return alert(str(exc), color="danger", dismissable=True), (refresh or 0) + 1
+    return alert(msg, color="success", dismissable=True), (refresh or 0) + 1
 
 
 # ---------------------------------------------------------------- the create form
@@ -477,21 +476,21 @@ def create(_n: int, *form_and_refresh: Any) -> dict[str, Any]:
             power = pilots.pilot_power(s, made["pilot_id"])
             currency = program.currency(s)
     except pilots.MemberFileError as exc:
-        return refused(dbc.Alert("Nothing was created: the file has bad lines.",
+        return refused(alert("Nothing was created: the file has bad lines.",
                                  color="danger"), _feedback("member_file", exc.message))
     except FormErrors as exc:
         n = len(exc.problems)
-        return refused(dbc.Alert(
+        return refused(alert(
             "Nothing was created: see the message next to the field." if n == 1
             else f"Nothing was created: see the messages next to the {n} fields.",
             color="danger", id="pilots-create-refused"), _feedbacks(exc.problems))
     except ValidationError as exc:
-        return refused(dbc.Alert("Nothing was created: see the message next to the field.",
+        return refused(alert("Nothing was created: see the message next to the field.",
                                  color="danger", id="pilots-create-refused"),
                        _feedback(exc.field, exc.message))
     except LoyaltyError as exc:
-        return refused(dbc.Alert(str(exc), color="danger"), _no_feedback())
-    msg = dbc.Alert(
+        return refused(alert(str(exc), color="danger"), _no_feedback())
+    msg = alert(
         f"Pilot #{made['pilot_id']} created as a draft: {made['n_pilot']:,} pilot and "
         f"{made['n_control']:,} control members"
         + (f" ({made['left_out']:,} left out: inactive or in another pilot)"

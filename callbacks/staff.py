@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard.access import roles_of
@@ -242,11 +241,11 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
     if again:
         return no_update, no_update
     info, token = made[0]
-    shown = dbc.Alert([
+    shown = alert([
         html.Div(f"Key {info.name!r} created ({', '.join(info.scopes)}). Copy it now: "
                  "it is not shown again."),
         html.Code(token, id="staff-api-key-token", className="user-select-all"),
-    ], color="success", className="py-2 mb-0")
+    ], color="success")
     return shown, (version or 0) + 1
 
 
