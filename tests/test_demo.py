@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db import demo
+from db.demo.program import member_name
 from db.errors import InvalidState
 from db.integrity import run_check
 from db.migrate import upgrade
@@ -209,9 +210,9 @@ def test_a_share_of_demo_members_have_cyrillic_names(seeded):
     # a woman's surname in its feminine form
     assert any(n.startswith(("Анна ", "Елена ", "Ольга ")) and n.endswith("а")
                for n in cyrillic)
-    assert demo.member_name("Anna", "Ivanov", 3) == "Анна Иванова"
-    assert demo.member_name("Anna", "Ivanov", 4) == "Anna Ivanov"
-    assert demo.member_name("Omar", "Ivanov", 3) == "Omar Ivanov"
+    assert member_name("Anna", "Ivanov", 3) == "Анна Иванова"
+    assert member_name("Anna", "Ivanov", 4) == "Anna Ivanov"
+    assert member_name("Omar", "Ivanov", 3) == "Omar Ivanov"
 
 
 def test_demo_members_found_by_a_cyrillic_prefix_in_any_case(any_db):
