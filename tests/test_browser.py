@@ -17,6 +17,7 @@ from tests.support.browser import (  # noqa: F401 - fixtures
     TIMEOUT,
     base_url,
     browser,
+    click,
     screenshots_dir,
     severe,
     sign_in,
@@ -91,7 +92,7 @@ def test_supervisor_creates_a_staff_account_in_the_browser(browser, base_url):  
     browser.get(base_url + "/staff")
     wait_for(browser, READY["/staff"])
     browser.find_element(By.ID, "staff-new-username").send_keys("bad name")
-    browser.find_element(By.ID, "staff-create").click()
+    click(browser, "staff-create")  # scrolled to and clicked past any passing overlay
     WebDriverWait(browser, TIMEOUT).until(
         lambda d: "letters" in d.find_element(By.ID, "staff-new-username-feedback").text
     )

@@ -37,7 +37,9 @@ def test_kpi_grid_export_neutralises_formulas(browser, base_url):  # noqa: F811
     sign_in(browser, base_url, STAFF["supervisor"][0], PASSWORD)
     wait_for(browser, "#shell-user-name")
     browser.get(base_url + "/overview")
-    wait_for(browser, "#overview-kpi-grid .ag-row")
+    # the overview is a background job: on a busy machine it may take a while
+    WebDriverWait(browser, 4 * TIMEOUT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#overview-kpi-grid .ag-row"))
     browser.execute_script(CAPTURE)
     # a row as if a name typed by staff reached the grid, and a negative change
     browser.execute_script(
