@@ -10,14 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, chrome, severe, sign_in
+from tests.support.browser import SCREENSHOTS, chrome, severe, sign_in
 from tests.support.browser_server import served
 
 pytestmark = pytest.mark.browser
 
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed",
-                allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402

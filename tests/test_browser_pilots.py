@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     READY,
     SCREENSHOTS,
     chrome,
@@ -32,9 +30,6 @@ from tests.support.browser_server import served
 
 pytestmark = pytest.mark.browser
 
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed",
-                allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402

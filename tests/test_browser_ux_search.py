@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 
 from db.models import ENTRY_KINDS
-from tests.support.browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, chrome, severe, sign_in
+from tests.support.browser import SCREENSHOTS, chrome, severe, sign_in
 from tests.support.browser_server import served
 from tests.support.factories import DEFAULT_TIERS
 
 pytestmark = pytest.mark.browser
 
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("Debian's chromium and chromium-driver are not installed",
-                allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
