@@ -43,7 +43,8 @@ DOMAIN = "messages"
 SOURCE_LANGUAGE = "en"  # the msgids are English
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}  # each in its own language
 
-__all__ = ["N_", "_", "LANGUAGES", "current_language", "init_i18n", "ngettext", "translate"]
+__all__ = ["N_", "_", "LANGUAGES", "current_language", "error_text", "init_i18n", "ngettext",
+           "translate"]
 
 
 def _(msgid: str, /, **params: Any) -> str:
@@ -67,6 +68,20 @@ def translate(text: Any) -> Any:
     if isinstance(text, str) and text:
         return flask_babel.gettext(text)  # no parameters: a "%" stays as it is
     return text
+
+
+def error_text(exc: BaseException) -> str:
+    """What a service's refusal says, in the request's language: a bad
+    field's message (``ValidationError.message``; every field's, one per
+    line, for ``FormErrors``), else the exception's message (a
+    :class:`Message` from ``N_`` is translated, plain text shown as it is)."""
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, dict) and len(problems) > 1:
+        return "\n".join(translate(m) for m in problems.values())
+    message = getattr(exc, "message", None)
+    if message is None:
+        message = exc.args[0] if len(exc.args) == 1 else str(exc)
+    return translate(message) if isinstance(message, str) else str(exc)
 
 
 def current_language() -> str:

@@ -18,7 +18,15 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from dashboard import access
-from dashboard.i18n import LANGUAGE_NAMES, LANGUAGES, N_, _, current_language, translate
+from dashboard.i18n import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    N_,
+    _,
+    current_language,
+    error_text,
+    translate,
+)
 
 log = logging.getLogger("dashboard.shell")
 
@@ -38,14 +46,6 @@ ROLE_LABELS = {"supervisor": N_("Supervisor"), "executive": N_("Executive"),
 DB_DOWN_MESSAGE = N_(
     "The program database is unreachable. Figures on this page may be out of date; "
     "the connection is retried automatically and this message goes away when it is back."
-)
-# the names and titles the pages give dash.register_page, marked for the
-# catalogs here until the page modules mark their own with N_()
-PAGE_NAMES = (
-    N_("Overview"), N_("Live metrics"), N_("Tier rules"), N_("Pilots"), N_("Members"),
-    N_("Request adjustment"), N_("Request an adjustment"), N_("Approvals"),
-    N_("Adjustment approvals"), N_("Audit log"), N_("Staff"), N_("Staff accounts"),
-    N_("Not found"),
 )
 
 
@@ -202,9 +202,15 @@ def page_header(title: str, subtitle: str = "") -> html.Div:
 
 def alert(message: Any, color: str = "danger", **props: Any) -> dbc.Alert:
     """A callback's answer next to its button: a refusal ("danger", the
-    default), a problem to fix ("warning") or a success. ``props`` go to
+    default), a problem to fix ("warning") or a success. A service's
+    exception shows its message in the user's language (:func:`error_text`),
+    as does a message marked with ``N_``. ``props`` go to
     ``dbc.Alert`` (``id``, ``duration``, ``className`` to space it otherwise)."""
     props.setdefault("className", "py-2 mb-0")
+    if isinstance(message, BaseException):
+        message = error_text(message)
+    elif isinstance(message, str):
+        message = translate(message)
     return dbc.Alert(message, color=color, **props)
 
 

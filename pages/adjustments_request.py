@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.forms import token_store
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db.adjustments import MAX_TICKET, AdjustmentRow
 from db.members import (
@@ -24,8 +25,8 @@ from db.models import ADJUSTMENT_STATUSES
 from db.text import MAX_COMMENT
 
 register_page(
-    __name__, path="/adjustments/request", name="Request adjustment",
-    title="Request an adjustment", order=60, roles=("support", "supervisor"),
+    __name__, path="/adjustments/request", name=N_("New adjustment"),
+    title=N_("Request an adjustment"), order=60, roles=("support", "supervisor"),
 )
 
 

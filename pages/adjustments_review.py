@@ -19,6 +19,7 @@ from flask_login import current_user
 from dashboard import format as fmt
 from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db import exports
 from db.adjustments import AdjustmentRow
@@ -31,7 +32,7 @@ from pages.adjustments_request import REASON_LABELS, member_label
 from pages.members import facts_list, small_table
 
 register_page(
-    __name__, path="/adjustments", name="Approvals", title="Adjustment approvals", order=70,
+    __name__, path="/adjustments", name=N_("Approvals"), title=N_("Adjustment approvals"), order=70,
     roles=("supervisor", "support"), decide_roles=("supervisor",),
 )
 

@@ -12,6 +12,7 @@ from dash import dcc, html
 
 from dashboard import format as fmt
 from dashboard.access import register_page
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db import exports
 from db.readviews import (
@@ -19,7 +20,7 @@ from db.readviews import (
 )
 
 register_page(
-    __name__, path="/audit", name="Audit log", title="Audit log", order=80,
+    __name__, path="/audit", name=N_("Audit log"), title=N_("Audit log"), order=80,
     roles=("supervisor",),
 )
 

@@ -11,11 +11,12 @@ from dash import dcc, html
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db.metrics import DEFINITIONS
 
 register_page(
-    __name__, path="/live", name="Live metrics", title="Live metrics", order=20,
+    __name__, path="/live", name=N_("Live"), title=N_("Live metrics"), order=20,
     roles=("supervisor", "executive", "support"),
 )
 

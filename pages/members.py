@@ -11,6 +11,7 @@ from dash import dcc, html
 
 from dashboard import format as fmt
 from dashboard.access import register_page
+from dashboard.i18n import N_
 from dashboard.shell import CSV_EXPORT_PARAMS, page_header, readable
 from db.members import (
     LedgerRow,
@@ -27,7 +28,7 @@ from db.pilots import SEGMENT_LABELS
 from pages.adjustments_request import REASON_LABELS, STATUS_COLORS
 
 register_page(
-    __name__, path="/members", name="Members", title="Members", order=50,
+    __name__, path="/members", name=N_("Members"), title=N_("Members"), order=50,
     roles=("supervisor", "support"),
 )
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dash import dcc, html
 
 from dashboard.access import register_page
-from dashboard.i18n import _
+from dashboard.i18n import N_, _
 
 register_page(
-    __name__, path="/404", name="Not found", title="Not found", order=999,
+    __name__, path="/404", name=N_("Not found"), title=N_("Not found"), order=999,
     roles=("supervisor", "executive", "support"), hide_from_nav=True,
 )
 

@@ -11,11 +11,12 @@ from dash import dcc, html
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db.models import SEGMENTS
 
 register_page(
-    __name__, path="/overview", name="Overview", title="Overview", order=10,
+    __name__, path="/overview", name=N_("Overview"), title=N_("Overview"), order=10,
     roles=("supervisor", "executive"),
 )
 

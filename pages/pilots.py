@@ -16,6 +16,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
+from dashboard.i18n import N_
 from dashboard.shell import empty_state, page_header
 from db.models import PILOT_METRICS, PILOT_STATUSES, SEGMENTS
 from db.pilots import (
@@ -33,7 +34,7 @@ from db.readviews import (
 )
 
 register_page(
-    __name__, path="/pilots", name="Pilots", title="Pilots", order=40,
+    __name__, path="/pilots", name=N_("Pilots"), title=N_("Pilots"), order=40,
     roles=("supervisor", "executive"), write_roles=("supervisor",),
 )
 

@@ -19,6 +19,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
+from dashboard.i18n import N_
 from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
 from db import rules as engine
 from db.rule_history import Version
@@ -29,7 +30,7 @@ from db.simulation import SimulationResult, tier_changes
 from db.text import MAX_COMMENT, MAX_REASON
 
 register_page(
-    __name__, path="/rules", name="Tier rules", title="Tier rules", order=30,
+    __name__, path="/rules", name=N_("Rules"), title=N_("Tier rules"), order=30,
     roles=("supervisor", "executive"), write_roles=("supervisor",),
 )
 

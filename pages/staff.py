@@ -11,6 +11,7 @@ from dash import dcc, html
 from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.forms import token_store
+from dashboard.i18n import N_
 from dashboard.shell import grid, page_header
 from db.api_keys import KeyInfo
 from db.models import API_SCOPES, ROLES
@@ -19,7 +20,7 @@ from db.text import MAX_REASON
 from db.users import MAX_FULL_NAME, UserInfo
 
 register_page(
-    __name__, path="/staff", name="Staff", title="Staff accounts", order=90,
+    __name__, path="/staff", name=N_("Staff"), title=N_("Staff accounts"), order=90,
     roles=("supervisor",),
 )
 

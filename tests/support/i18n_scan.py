@@ -1,0 +1,97 @@
+"""English left in a page shown in Russian: the words of a Dash component
+tree (as the server sends it) or of a page's visible text that are written
+in Latin letters and are not names the product keeps as they are."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+# words a Russian page keeps in Latin letters: abbreviations and names of
+# things (formats, products) that are not translated
+KEPT = frozenset({
+    "CSV", "ID", "IDs", "LTV", "API", "JSON", "KPI", "KPIs", "URL", "OK", "UTC", "RFM",
+    "PostgreSQL", "SQLite", "Redis", "English", "p", "CI", "SQL", "AOV", "HTTP",
+})
+# properties of a component that are text a user reads
+TEXT_PROPS = frozenset({
+    "children", "label", "placeholder", "title", "headerName", "headerTooltip",
+    "tooltip", "tooltipField", "text", "description", "overlayNoRowsTemplate",
+    "overlayLoadingTemplate", "loading_state_text", "message", "displayed",
+})
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+# not words: placeholders, ids, paths, e-mail addresses, number formats
+_NOT_TEXT = re.compile(r"%\(\w+\)s|https?://\S+|\S+@\S+|/[\w/-]*|\b[\w-]+\.(?:csv|json)\b")
+
+
+def english_words(text: str, kept: Iterable[str] = ()) -> list[str]:
+    """The Latin-letter words of ``text`` other than the kept ones (single
+    letters are not words: units, variables)."""
+    allowed = KEPT | frozenset(kept)
+    words = _WORD.findall(_NOT_TEXT.sub(" ", text))
+    return [w for w in words if len(w) > 1 and w not in allowed]
+
+
+def texts(tree: Any, text: bool = True) -> Iterator[str]:
+    """Every string a user reads in a Dash component tree (JSON as the
+    server sends it): text children and text properties, the grids'
+    column headers, the figures' titles, axis titles, legend and hover names."""
+    if isinstance(tree, str):
+        if text:
+            yield tree
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from texts(item, text)
+    elif isinstance(tree, dict):
+        if "props" in tree and "type" in tree:  # a component
+            yield from _props(tree["props"])
+        elif "data" in tree and "layout" in tree:  # a figure
+            yield from _figure(tree)
+        else:  # a property's value or a response: text where a text key says so
+            for key, value in tree.items():
+                yield from texts(value, key in TEXT_PROPS)
+
+
+def _props(props: dict[str, Any]) -> Iterator[str]:
+    for key, value in props.items():
+        if key == "figure" and isinstance(value, dict):
+            yield from _figure(value)
+        elif key not in ("id", "className", "style", "href", "type", "value", "data",
+                         "rowData", "src", "srcDoc"):
+            yield from texts(value, key in TEXT_PROPS)
+
+
+def _figure(fig: dict[str, Any]) -> Iterator[str]:
+    for trace in fig.get("data") or []:
+        if isinstance(trace.get("name"), str):
+            yield trace["name"]
+        template = trace.get("hovertemplate")
+        if isinstance(template, str):
+            yield re.sub(r"%\{[^}]*\}|<[^>]+>", " ", template)
+    layout = fig.get("layout") or {}
+    for key, value in layout.items():
+        if key == "title" or key.startswith(("xaxis", "yaxis", "legend", "coloraxis")):
+            yield from _titles(value)
+    for note in layout.get("annotations") or []:
+        if isinstance(note.get("text"), str):
+            yield re.sub(r"<[^>]+>", " ", note["text"])
+
+
+def _titles(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            if key in ("text", "title"):
+                yield from _titles(sub)
+
+
+def english_in(tree: Any, kept: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Each text of ``tree`` that has English words, with those words."""
+    found: dict[str, list[str]] = {}
+    for text in texts(tree):
+        words = english_words(text, kept)
+        if words:
+            found[text] = words
+    return found
