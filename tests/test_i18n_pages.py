@@ -5,16 +5,11 @@ Data (member, tier and staff names) is what it is and is not checked."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from sqlalchemy import select
 
 from dashboard import access
-from db import users
-from db.models import Member, StaffUser
-from db.session import Database
-from tests.support.i18n_scan import english_in
+from tests.support.i18n_scan import data_words as program_words
+from tests.support.i18n_scan import english_in, russian_staff
 from tests.support.web import UPDATE, callback_body, login
 
 PASSWORD = "russian-pages-pass-1"
@@ -23,48 +18,13 @@ PASSWORD = "russian-pages-pass-1"
 @pytest.fixture(scope="module")
 def russian_users(web_app, web_seed) -> dict[str, str]:
     """A user of each role who chose Russian."""
-    url, _ids = web_seed
-    d = Database(url)
-    names = {}
-    try:
-        with d.begin() as s:
-            for role in ("supervisor", "executive", "support"):
-                username = f"ru{role}"
-                u = s.scalar(select(StaffUser).where(StaffUser.username == username))
-                if u is None:
-                    u = users.create_user(s, username, PASSWORD, role, full_name="Иван Иванов")
-                users.set_language(s, u.id, "ru", actor=username)
-                names[role] = username
-    finally:
-        d.dispose()
-    return names
+    return russian_staff(web_seed[0], PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def data_words(web_seed) -> set[str]:
     """Words of the program's own data (names), which pages show as they are."""
-    url, _ids = web_seed
-    d = Database(url)
-    words: set[str] = set()
-    try:
-        with d.read() as s:
-            for name in s.scalars(select(Member.name)):
-                words.update(re.findall(r"\w+", name or ""))
-            for u in s.scalars(select(StaffUser)):
-                words.update(re.findall(r"\w+", f"{u.username} {u.full_name or ''}"))
-            from db.models import RuleSet
-            for rs in s.scalars(select(RuleSet)):
-                words.update(re.findall(r"\w+", rs.name or ""))
-            from db.models import Pilot, Tier
-            for tier in s.scalars(select(Tier)):
-                words.update(re.findall(r"\w+", tier.name))
-            for pilot in s.scalars(select(Pilot)):
-                words.update(re.findall(r"\w+", pilot.name or ""))
-    finally:
-        d.dispose()
-    return words
-
-
+    return program_words(web_seed[0])
 
 
 def page_as(client, web_app, path: str):

@@ -95,3 +95,57 @@ def english_in(tree: Any, kept: Iterable[str] = ()) -> dict[str, list[str]]:
         if words:
             found[text] = words
     return found
+
+
+# ------------------------------------------------------------------ a program's own words
+
+
+def data_words(database_url: str) -> set[str]:
+    """Words of a program's own data (member, staff, tier, rule version and
+    pilot names), which pages show as they are in every language."""
+    from sqlalchemy import select
+
+    from db.models import Member, Pilot, RuleSet, StaffUser, Tier
+    from db.session import Database
+
+    d = Database(database_url)
+    words: set[str] = set()
+    try:
+        with d.read() as s:
+            texts_of = [
+                *s.scalars(select(Member.name)),
+                *s.scalars(select(RuleSet.name)),
+                *s.scalars(select(Tier.name)),
+                *s.scalars(select(Pilot.name)),
+                *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser))),
+            ]
+    finally:
+        d.dispose()
+    for text in texts_of:
+        words.update(re.findall(r"\w+", text or ""))
+    return words
+
+
+def russian_staff(database_url: str, password: str) -> dict[str, str]:
+    """A staff user of each role who chose Russian (created once): role -> username."""
+    from sqlalchemy import select
+
+    from db import users
+    from db.models import StaffUser
+    from db.session import Database
+
+    d = Database(database_url)
+    names = {}
+    try:
+        with d.begin() as s:
+            for role in ("supervisor", "executive", "support"):
+                username = f"ru{role}"
+                u = s.scalar(select(StaffUser).where(StaffUser.username == username))
+                if u is None:
+                    u = users.create_user(s, username, password, role,
+                                          full_name="Иван Иванов")
+                users.set_language(s, u.id, "ru", actor=username)
+                names[role] = username
+    finally:
+        d.dispose()
+    return names
