@@ -194,9 +194,11 @@ def guard_layout(layout: Callable[..., Any], page: dict[str, Any]) -> Callable[.
 
 
 def page_header(title: str, subtitle: str = "") -> html.Div:
+    """A page's title and what the page is for (texts from ``_()``, or
+    marked with ``N_``: shown in the user's language)."""
     return html.Div(
-        [html.H1(title, className="h3 mb-1"),
-         html.P(subtitle, className="text-muted mb-3") if subtitle else None],
+        [html.H1(translate(title), className="h3 mb-1"),
+         html.P(translate(subtitle), className="text-muted mb-3") if subtitle else None],
     )
 
 
@@ -215,8 +217,9 @@ def alert(message: Any, color: str = "danger", **props: Any) -> dbc.Alert:
 
 
 def empty_state(title: str, hint: str) -> dbc.Alert:
-    """A clear "nothing here yet" box that says what would fill it."""
-    return dbc.Alert([html.Strong(title), html.Div(hint, className="small")],
+    """A clear "nothing here yet" box that says what would fill it (texts
+    from ``_()``, or marked with ``N_``: shown in the user's language)."""
+    return dbc.Alert([html.Strong(translate(title)), html.Div(translate(hint), className="small")],
                      color="secondary", className="empty-state")
 
 
@@ -252,6 +255,78 @@ def readable(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# AG Grid's own texts (the no-rows overlay, the column menu, the filters),
+# in the user's language; English is the grid's own
+GRID_TEXTS: dict[str, str] = {
+    "noRowsToShow": N_("No rows to show"),
+    "loadingOoo": N_("Loading…"),
+    "loadingError": N_("Error"),
+    "filterOoo": N_("Filter…"),
+    "searchOoo": N_("Search…"),
+    "selectAll": N_("(Select all)"),
+    "blanks": N_("(Blanks)"),
+    "noMatches": N_("No matches"),
+    "equals": N_("Equals"),
+    "notEqual": N_("Does not equal"),
+    "blank": N_("Blank"),
+    "notBlank": N_("Not blank"),
+    "empty": N_("Choose one"),
+    "lessThan": N_("Less than"),
+    "greaterThan": N_("Greater than"),
+    "lessThanOrEqual": N_("Less than or equal to"),
+    "greaterThanOrEqual": N_("Greater than or equal to"),
+    "inRange": N_("Between"),
+    "inRangeStart": N_("From"),
+    "inRangeEnd": N_("To"),
+    "before": N_("Before"),
+    "after": N_("After"),
+    "contains": N_("Contains"),
+    "notContains": N_("Does not contain"),
+    "startsWith": N_("Begins with"),
+    "endsWith": N_("Ends with"),
+    "dateFormatOoo": N_("yyyy-mm-dd"),
+    "andCondition": N_("AND"),
+    "orCondition": N_("OR"),
+    "applyFilter": N_("Apply"),
+    "resetFilter": N_("Reset"),
+    "clearFilter": N_("Clear"),
+    "cancelFilter": N_("Cancel"),
+    "columnFilter": N_("Column filter"),
+    "columnMenu": N_("Column menu"),
+    "filterOptions": N_("Filter options"),
+    "pinColumn": N_("Pin column"),
+    "pinLeft": N_("Pin left"),
+    "pinRight": N_("Pin right"),
+    "noPin": N_("No pin"),
+    "autosizeThisColumn": N_("Autosize this column"),
+    "autosizeAllColumns": N_("Autosize all columns"),
+    "resetColumns": N_("Reset columns"),
+    "sortAscending": N_("Sort ascending"),
+    "sortDescending": N_("Sort descending"),
+    "sortUnSort": N_("Clear sort"),
+    "page": N_("Page"),
+    "of": N_("of"),
+    "to": N_("to"),
+    "more": N_("more"),
+    "firstPage": N_("First page"),
+    "previousPage": N_("Previous page"),
+    "nextPage": N_("Next page"),
+    "lastPage": N_("Last page"),
+    "pageSizeSelectorLabel": N_("Page size:"),
+    "ariaFilterInput": N_("Filter input"),
+    "ariaSearch": N_("Search"),
+}
+
+
+def grid_locale_text() -> dict[str, str]:
+    """AG Grid's ``localeText`` for the user's language (empty in English,
+    the grid's own). A grid built elsewhere takes it into its
+    ``dashGridOptions`` too: ``{"localeText": {**grid_locale_text(), ...}}``."""
+    if current_language() == "en":
+        return {}
+    return {key: translate(text) for key, text in GRID_TEXTS.items()}
+
+
 def grid(
     component_id: str,
     columns: Sequence[dict[str, Any]],
@@ -262,6 +337,9 @@ def grid(
 ) -> dag.AgGrid:
     """A read-only AG Grid with sensible defaults for back-office tables."""
     options: dict[str, Any] = {"animateRows": False, "suppressCellFocus": not selectable}
+    locale = grid_locale_text()
+    if locale:
+        options["localeText"] = locale
     if selectable:
         options["rowSelection"] = {"mode": "singleRow", "enableClickSelection": True,
                                    "checkboxes": False}
