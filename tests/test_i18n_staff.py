@@ -262,3 +262,42 @@ def test_grids_speak_russian_to_a_russian_user(web_app, boss):
     page = json.dumps(page_as(boss, web_app, "/staff"), ensure_ascii=False)
     assert '"noRowsToShow": "Нет строк для показа"' in page
     assert '"contains": "Содержит"' in page
+
+
+def test_the_403_and_404_contents_are_in_russian(web_app, web_seed):
+    """An executive who chose Russian opens the staff page: the refusal, in Russian."""
+    from tests.test_i18n_pages import page_as
+
+    d = Database(web_seed[0])
+    try:
+        with d.begin() as s:
+            u = s.scalar(select(StaffUser).where(StaffUser.username == "ruexec"))
+            uid = u.id if u is not None else users.create_user(
+                s, "ruexec", PASSWORD, "executive", full_name="Анна Кузнецова").id
+            users.set_language(s, uid, "ru", actor="ruexec")
+    finally:
+        d.dispose()
+    c = web_app.server.test_client()
+    assert login(c, "ruexec", PASSWORD).status_code == 302
+    assert c.get("/staff").status_code == 403
+    refused = page_as(c, web_app, "/staff")
+    assert english_in(refused, {"ruexec"}) == {}
+    text = " ".join(_strings(refused["_pages_content"]["children"]))
+    assert "403 — Доступ запрещён" in text
+    assert "Ваша роль (Руководитель) не позволяет открыть страницу «Сотрудники»" in text
+    missing = page_as(c, web_app, "/404")
+    assert english_in(missing, {"ruexec"}) == {}
+
+
+def test_the_sign_in_page_follows_the_browsers_language(web_app):
+    c = web_app.server.test_client()
+    page = c.get("/login", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    html = page.get_data(as_text=True)
+    assert '<html lang="ru">' in html and "Вход · Бэк-офис программы лояльности" in html
+    assert english_words(re.sub(r"<[^>]+>", " ", html)) == []
+    wrong = c.post("/login", headers={"Accept-Language": "ru"}, data={
+        "username": "nobody", "password": "x" * 10,
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)})
+    shown = wrong.get_data(as_text=True)
+    assert "Неверное имя пользователя или пароль." in shown
+    assert english_words(re.sub(r"<[^>]+>", " ", shown), {"nobody"}) == []
