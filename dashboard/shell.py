@@ -327,6 +327,26 @@ def grid_locale_text() -> dict[str, str]:
     return {key: translate(text) for key, text in GRID_TEXTS.items()}
 
 
+# the dropdowns' own texts (dcc.Dropdown ``labels``), in the user's language
+DROPDOWN_TEXTS: dict[str, str] = {
+    "select_all": N_("Select all"),
+    "deselect_all": N_("Deselect all"),
+    "selected_count": N_("{num_selected} selected"),
+    "search": N_("Search"),
+    "clear_search": N_("Clear search"),
+    "clear_selection": N_("Clear selection"),
+    "no_options_found": N_("No options found"),
+}
+
+
+def dropdown_labels() -> dict[str, str] | None:
+    """``labels=`` of a ``dcc.Dropdown`` in the user's language (None in
+    English: the component's own)."""
+    if current_language() == "en":
+        return None
+    return {key: translate(text) for key, text in DROPDOWN_TEXTS.items()}
+
+
 def grid(
     component_id: str,
     columns: Sequence[dict[str, Any]],

@@ -12,7 +12,7 @@ from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.forms import token_store
 from dashboard.i18n import N_, _, translate
-from dashboard.shell import grid, page_header
+from dashboard.shell import dropdown_labels, grid, page_header
 from db.api_keys import KeyInfo
 from db.models import API_SCOPES, ROLES
 from db.staff_grants import Grant
@@ -217,8 +217,7 @@ def api_keys_card() -> dbc.Card:
                         ),
                         dbc.Col(
                             [
-                                _field(_("Key"), dcc.Dropdown(id=ids.KEY_PICK,
-                                                              placeholder=_("Choose…"))),
+                                _field(_("Key"), _dropdown(ids.KEY_PICK)),
                                 dbc.Button(_("Revoke"), id=ids.KEY_REVOKE, color="danger",
                                            outline=True),
                                 html.Div(id=ids.KEY_REVOKED, className="mt-2"),
@@ -234,6 +233,14 @@ def api_keys_card() -> dbc.Card:
     )
 
 
+def _dropdown(component_id: str, **props: Any) -> dcc.Dropdown:
+    """A dropdown whose own texts (search, no options) are in the user's language."""
+    labels = dropdown_labels()
+    if labels:
+        props["labels"] = labels
+    return dcc.Dropdown(id=component_id, placeholder=_("Choose…"), **props)
+
+
 def _field(label: str, control: object, feedback_id: str | None = None) -> html.Div:
     children = [dbc.Label(label), control]
     if feedback_id:
@@ -242,7 +249,6 @@ def _field(label: str, control: object, feedback_id: str | None = None) -> html.
 
 
 def layout(**_kwargs: object) -> html.Div:
-    choose = _("Choose…")
     return html.Div(
         [
             page_header(_("Staff accounts"), _("Every change here is written to the audit log.")),
@@ -263,9 +269,8 @@ def layout(**_kwargs: object) -> html.Div:
                                            dbc.Input(id=ids.NEW_FULL_NAME,
                                                      maxLength=MAX_FULL_NAME),
                                            ids.NEW_FULL_NAME_FEEDBACK),
-                                    _field(_("Role"), dcc.Dropdown(id=ids.NEW_ROLE,
-                                                                   options=role_options(),
-                                                                   placeholder=choose),
+                                    _field(_("Role"),
+                                           _dropdown(ids.NEW_ROLE, options=role_options()),
                                            ids.NEW_ROLE_FEEDBACK),
                                     _field(_("Initial password"),
                                            dbc.Input(id=ids.NEW_PASSWORD, type="password",
@@ -289,11 +294,9 @@ def layout(**_kwargs: object) -> html.Div:
                             dbc.CardBody(
                                 [
                                     html.H2(_("Change an account"), className="h5"),
-                                    _field(_("Account"), dcc.Dropdown(id=ids.PICK_USER,
-                                                                      placeholder=choose)),
-                                    _field(_("Role"), dcc.Dropdown(id=ids.PICK_ROLE,
-                                                                   options=role_options(),
-                                                                   placeholder=choose),
+                                    _field(_("Account"), _dropdown(ids.PICK_USER)),
+                                    _field(_("Role"),
+                                           _dropdown(ids.PICK_ROLE, options=role_options()),
                                            ids.PICK_FEEDBACK),
                                     html.Div(
                                         [
@@ -325,7 +328,7 @@ def layout(**_kwargs: object) -> html.Div:
                             className="small text-muted",
                         ),
                         html.Div(id=ids.GRANTS),
-                        _field(_("Grant"), dcc.Dropdown(id=ids.GRANT_PICK, placeholder=choose)),
+                        _field(_("Grant"), _dropdown(ids.GRANT_PICK)),
                         _field(_("Reason (needed to refuse; up to %(n)s characters)",
                                  n=MAX_REASON),
                                dbc.Input(id=ids.GRANT_REASON, maxLength=MAX_REASON)),

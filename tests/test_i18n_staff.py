@@ -256,12 +256,14 @@ def test_api_keys_are_managed_in_russian(web_app, web_seed, boss, data_words):
 
 
 def test_grids_speak_russian_to_a_russian_user(web_app, boss):
-    """AG Grid's own texts (the no-rows overlay, the filters) come with every grid."""
+    """AG Grid's own texts (the no-rows overlay, the filters) come with every
+    grid, the dropdowns' own (search, nothing found) with the page's dropdowns."""
     from tests.test_i18n_pages import page_as
 
     page = json.dumps(page_as(boss, web_app, "/staff"), ensure_ascii=False)
     assert '"noRowsToShow": "Нет строк для показа"' in page
     assert '"contains": "Содержит"' in page
+    assert '"no_options_found": "Ничего не найдено"' in page
 
 
 def test_the_403_and_404_contents_are_in_russian(web_app, web_seed):
