@@ -17,7 +17,8 @@ from db.models import StaffUser
 from db.session import Database
 from pages.staff import Staff as ids
 from tests.support.i18n_scan import english_in, english_words
-from tests.support.web import call, login, response
+from dashboard import access
+from tests.support.web import UPDATE, call, callback_body, login, response
 
 PASSWORD = "russian-staff-pass-1"
 FIRST, SECOND = "ruboss", "ruboss2"  # two supervisors who chose Russian
@@ -71,6 +72,14 @@ def _create(client, app, username, password, role="support", full_name="Пётр
         f"{ids.CREATE}.n_clicks": 1, f"{ids.NEW_USERNAME}.value": username,
         f"{ids.NEW_FULL_NAME}.value": full_name, f"{ids.NEW_ROLE}.value": role,
         f"{ids.NEW_PASSWORD}.value": password, f"{ids.REFRESH}.data": 0}))
+
+
+def page_as(client, web_app, path: str):
+    """The page at ``path`` as Dash's router builds it for ``client``'s user."""
+    key = next(k for k in web_app.callback_map if access.ROUTER_OUTPUT_MARK in k)
+    r = client.post(UPDATE, json=callback_body(web_app, key, {
+        "_pages_location.pathname": path, "_pages_location.search": ""}))
+    return response(r)
 
 
 def _alert_text(out, component_id) -> str:
@@ -258,8 +267,6 @@ def test_api_keys_are_managed_in_russian(web_app, web_seed, boss, data_words):
 def test_grids_speak_russian_to_a_russian_user(web_app, boss):
     """AG Grid's own texts (the no-rows overlay, the filters) come with every
     grid, the dropdowns' own (search, nothing found) with the page's dropdowns."""
-    from tests.test_i18n_pages import page_as
-
     page = json.dumps(page_as(boss, web_app, "/staff"), ensure_ascii=False)
     assert '"noRowsToShow": "Нет строк для показа"' in page
     assert '"contains": "Содержит"' in page
@@ -268,8 +275,6 @@ def test_grids_speak_russian_to_a_russian_user(web_app, boss):
 
 def test_the_403_and_404_contents_are_in_russian(web_app, web_seed):
     """An executive who chose Russian opens the staff page: the refusal, in Russian."""
-    from tests.test_i18n_pages import page_as
-
     d = Database(web_seed[0])
     try:
         with d.begin() as s:
