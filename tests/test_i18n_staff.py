@@ -11,13 +11,13 @@ import re
 import pytest
 from sqlalchemy import select
 
+from dashboard import access
 from db import staff_grants, users
 from db.actor import Actor
 from db.models import StaffUser
 from db.session import Database
 from pages.staff import Staff as ids
 from tests.support.i18n_scan import english_in, english_words
-from dashboard import access
 from tests.support.web import UPDATE, call, callback_body, login, response
 
 PASSWORD = "russian-staff-pass-1"
