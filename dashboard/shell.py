@@ -39,6 +39,7 @@ class Shell:
     NAVBAR = "shell-navbar"
     LANGUAGE = "shell-language"  # the navbar's language switch
     LANGUAGE_SAVED = "shell-language-saved"  # set once the choice is stored: reload
+    USER_MENU = "shell-user-menu"  # the navbar's menu of the signed-in user
 
 
 ROLE_LABELS = {"supervisor": N_("Supervisor"), "executive": N_("Executive"),
@@ -56,44 +57,21 @@ def _user() -> Any | None:
 
 
 def navbar() -> dbc.Navbar:
-    """Links to the pages the current role may open, who is logged in, logout."""
+    """Links to the pages the current role may open, and the user's menu
+    (who is signed in, their role, their language, sign-out). It stays one
+    line at 1440 px for a supervisor (every page), in English and in Russian."""
     user = _user()
     role = user.role if user else None
     links = [
         dbc.NavItem(dbc.NavLink(translate(p["name"]), href=p["path"], active="exact"))
         for p in access.nav_pages(role)
     ]
-    right: list[Any] = []
-    if user:
-        right = [
-            html.Span(
-                [
-                    html.Span(user.full_name or user.username, className="me-2 fw-semibold",
-                              id="shell-user-name"),
-                    dbc.Badge(translate(ROLE_LABELS.get(role, role)), color="light",
-                              text_color="dark",
-                              id="shell-user-role"),
-                ],
-                className="navbar-text text-white me-3",
-            ),
-            html.Form(
-                [
-                    dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
-                    html.Button(_("Log out"), type="submit", id="shell-logout",
-                                className="btn btn-outline-light btn-sm"),
-                ],
-                method="POST",
-                action="/logout",
-                className="d-flex mb-0",
-            ),
-        ]
-        right.insert(1, language_switch())
     return dbc.Navbar(
         dbc.Container(
             [
                 dbc.NavbarBrand(_("Loyalty back-office"), href="/"),
                 dbc.Nav(links, navbar=True, className="me-auto"),
-                html.Div(right, className="d-flex align-items-center"),
+                dbc.Nav([user_menu(user)] if user else [], navbar=True),
             ],
             fluid=True,
         ),
@@ -104,21 +82,57 @@ def navbar() -> dbc.Navbar:
     )
 
 
+def user_menu(user: Any) -> dbc.DropdownMenu:
+    """The signed-in user's name; its menu shows the role, the language
+    switch and the sign-out button (a POST form with its CSRF token)."""
+    name = user.full_name or user.username
+    return dbc.DropdownMenu(
+        [
+            dbc.DropdownMenuItem(
+                [html.Div(name, className="fw-semibold text-body text-wrap"),
+                 html.Div(user.username, className="small text-muted"),
+                 dbc.Badge(translate(ROLE_LABELS.get(user.role, user.role)), color="primary",
+                           id="shell-user-role")],
+                header=True,
+            ),
+            dbc.DropdownMenuItem(divider=True),
+            language_switch(),
+            dbc.DropdownMenuItem(divider=True),
+            html.Form(
+                [
+                    dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
+                    html.Button(_("Log out"), type="submit", id="shell-logout",
+                                className="dropdown-item"),
+                ],
+                method="POST",
+                action="/logout",
+                className="mb-0",
+            ),
+        ],
+        label=html.Span(name, id="shell-user-name", title=name),
+        id=Shell.USER_MENU,
+        nav=True,
+        in_navbar=True,
+        align_end=True,
+        toggle_class_name="shell-user-toggle",
+    )
+
+
 def language_switch() -> html.Div:
     """The user's language; a change is stored for the user and the page
     reloads in it (callbacks/shell.py)."""
     return html.Div(
         [
-            html.Label(_("Language"), htmlFor=Shell.LANGUAGE, className="visually-hidden"),
+            html.Label(_("Language"), htmlFor=Shell.LANGUAGE,
+                       className="form-label small text-muted mb-1"),
             dbc.Select(
                 id=Shell.LANGUAGE,
                 options=[{"label": LANGUAGE_NAMES[lang], "value": lang} for lang in LANGUAGES],
                 value=current_language(),
                 size="sm",
-                style={"width": "auto"},
             ),
         ],
-        className="me-3",
+        className="px-3 py-1",
     )
 
 

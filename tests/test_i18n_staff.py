@@ -58,7 +58,9 @@ def data_words(web_seed, russians) -> set[str]:
     try:
         with d.read() as s:
             for u in s.scalars(select(StaffUser)):
-                words.update(re.findall(r"\w+", f"{u.username} {u.full_name or ''}"))
+                # whole names, and their letter runs ("s1a2b": "s", "a", "b")
+                text = f"{u.username} {u.full_name or ''}"
+                words.update(re.findall(r"\w+", text) + re.findall(r"[A-Za-z]+", text))
             from db.models import ApiKey
             for k in s.scalars(select(ApiKey)):
                 words.update(re.findall(r"\w+", k.name))
