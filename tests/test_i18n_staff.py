@@ -310,3 +310,13 @@ def test_the_sign_in_page_follows_the_browsers_language(web_app):
     shown = wrong.get_data(as_text=True)
     assert "Неверное имя пользователя или пароль." in shown
     assert english_words(re.sub(r"<[^>]+>", " ", shown), {"nobody"}) == []
+
+
+def test_an_english_page_keeps_the_components_own_texts(web_app):
+    """In English the grids and dropdowns carry no texts of ours: theirs are English."""
+    from tests.support.web import logged_in
+
+    c = logged_in(web_app.server.test_client(), "supervisor")
+    page = json.dumps(page_as(c, web_app, "/staff"), ensure_ascii=False)
+    assert "localeText" not in page and '"labels"' not in page
+    assert "Staff accounts" in page and "Choose…" in page
