@@ -11,6 +11,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
+from dashboard.i18n import _, error_text, ngettext, translate
 from dashboard.shell import alert
 from db import api_keys, staff_grants, users
 from db.errors import FormErrors, LoyaltyError, ValidationError
@@ -74,9 +75,12 @@ def create(
         else:
             info = users.create_user(s, name, password or "", role or "", full_name=full,
                                      actor=actor.name, actor_id=actor.id)
-        return (f"Account {info.username} (supervisor) created disabled: it becomes active "
-                "when a second supervisor approves it." if not info.active
-                else f"Account {info.username} ({info.role}) created.")
+        if not info.active:
+            return _("Account %(username)s (%(role)s) created disabled: it becomes active "
+                     "when a second supervisor approves it.", username=info.username,
+                     role=page.role_name(info.role))
+        return _("Account %(username)s (%(role)s) created.", username=info.username,
+                 role=page.role_name(info.role))
 
     try:
         # the password is emptied after a success: a repeat is the same account
@@ -86,14 +90,15 @@ def create(
         # every bad field at once, each next to its field
         problems = exc.problems if isinstance(exc, FormErrors) else {exc.field: exc.message}
         for field, message in problems.items():
-            errors[field if field in errors else "username"] = message
+            errors[field if field in errors else "username"] = translate(message)
         return (*errors.values(), alert(
-            "Not created: fix the field marked." if len(problems) == 1 else
-            f"Not created: fix the {len(problems)} fields marked.", "warning"),
+            _("Not created: fix the field marked.") if len(problems) == 1 else
+            ngettext("Not created: fix the %(num)s field marked.",
+                     "Not created: fix the %(num)s fields marked.", len(problems)),
+            "warning"),
             no_update, no_update)
     except LoyaltyError as exc:
-        return "", "", "", "", alert(str(exc)), \
-            no_update, no_update
+        return "", "", "", "", alert(exc), no_update, no_update
     done = alert(text, "success")
     return "", "", "", "", done, (version or 0) + 1, ""
 
@@ -121,21 +126,22 @@ def change(
     if button not in (ids.SET_ROLE, ids.DISABLE, ids.ENABLE):
         return no_update, no_update, no_update
     if not user_id:
-        return "Choose an account first.", None, no_update
+        return _("Choose an account first."), None, no_update
     actor = current_actor()
     try:
         if button == ids.SET_ROLE:
             if not role:
-                return "Choose the new role.", None, no_update
+                return _("Choose the new role."), None, no_update
             def change_role(s):
                 current = users.get_user(s, int(user_id))
                 if role == staff_grants.PRIVILEGED and current and current.role != role:
                     staff_grants.request_promotion(s, actor, int(user_id))
-                    return (f"{current.username} becomes a supervisor when a second "
-                            "supervisor approves it.")
+                    return _("%(username)s becomes a supervisor when a second supervisor "
+                             "approves it.", username=current.username)
                 info = users.set_role(s, int(user_id), role, actor=actor.name,
                                       actor_id=actor.id)
-                return f"{info.username} is now {info.role}."
+                return _("%(username)s is now %(role)s.", username=info.username,
+                         role=page.role_name(info.role))
 
             message, _again = once("staff.role", token, {"user": user_id, "role": role},
                                    change_role)
@@ -145,14 +151,13 @@ def change(
             def set_active(s: Any) -> str:
                 info = users.set_active(s, int(user_id), active, actor=actor.name,
                                         actor_id=actor.id)
-                return f"{info.username} is {'enabled' if active else 'disabled'}."
+                return (_("%(username)s is enabled.", username=info.username) if active
+                        else _("%(username)s is disabled.", username=info.username))
 
             message, _again = once("staff.enable" if active else "staff.disable", token,
                                    {"user": user_id}, set_active)
-    except ValidationError as exc:
-        return exc.message, None, no_update
     except LoyaltyError as exc:
-        return str(exc), None, no_update
+        return error_text(exc), None, no_update
     return "", alert(message, "success"), (version or 0) + 1
 
 
@@ -175,22 +180,22 @@ def decide_grant(_ok: int | None, _no: int | None, grant_id: Any, reason: Any,
     if ctx.triggered_id not in (ids.GRANT_APPROVE, ids.GRANT_REJECT):
         return no_update, no_update
     if not isinstance(grant_id, int) or isinstance(grant_id, bool):
-        return alert("Choose a waiting grant first.", "warning"), no_update
+        return alert(_("Choose a waiting grant first."), "warning"), no_update
     actor = current_actor()
     approving = ctx.triggered_id == ids.GRANT_APPROVE
 
     def work(s: Any) -> str:
         if approving:
             info = staff_grants.approve(s, actor, grant_id)
-            return f"Approved: {info.username} is an active supervisor."
+            return _("Approved: %(username)s is an active supervisor.", username=info.username)
         staff_grants.reject(s, actor, grant_id, reason if isinstance(reason, str) else "")
-        return "Refused: the account keeps its role (a new account stays disabled)."
+        return _("Refused: the account keeps its role (a new account stays disabled).")
 
     try:
         text, _again = once("staff.grant.approve" if approving else "staff.grant.refuse",
                             token, {"grant": grant_id, "reason": reason}, work)
     except LoyaltyError as exc:
-        return alert(str(exc)), no_update
+        return alert(exc), no_update
     return alert(text, "success"), (version or 0) + 1
 
 
@@ -236,14 +241,13 @@ def create_key(n: int | None, name: Any, scopes: Any, version: int | None,
         _kid, again = once("staff.key", form_token, {"name": as_text(name), "scopes": scopes},
                            work)
     except LoyaltyError as exc:
-        text = exc.message if isinstance(exc, ValidationError) else str(exc)
-        return alert(text, "danger"), no_update
+        return alert(exc, "danger"), no_update
     if again:
         return no_update, no_update
     info, token = made[0]
     shown = alert([
-        html.Div(f"Key {info.name!r} created ({', '.join(info.scopes)}). Copy it now: "
-                 "it is not shown again."),
+        html.Div(_("Key '%(name)s' created (%(scopes)s). Copy it now: it is not shown "
+                   "again.", name=info.name, scopes=page.scope_names(info.scopes))),
         html.Code(token, id="staff-api-key-token", className="user-select-all"),
     ], color="success")
     return shown, (version or 0) + 1
@@ -266,12 +270,13 @@ def revoke_key(n: int | None, key_id: Any, version: int | None, token: Any = Non
         return no_update, no_update
     kid = as_id(key_id)
     if kid is None:
-        return alert("Choose a key first.", "warning"), no_update
+        return alert(_("Choose a key first."), "warning"), no_update
     actor = current_actor()
     try:
         name, _again = once("staff.key.revoke", token, {"key": kid},
                             lambda s: api_keys.revoke_key(s, actor, kid).name)
     except LoyaltyError as exc:
-        return alert(str(exc)), no_update
-    return (alert(f"Key {name!r} is revoked: calls with it are refused.", "success"),
+        return alert(exc), no_update
+    return (alert(_("Key '%(name)s' is revoked: calls with it are refused.", name=name),
+                  "success"),
             (version or 0) + 1)

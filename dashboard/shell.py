@@ -39,6 +39,7 @@ class Shell:
     NAVBAR = "shell-navbar"
     LANGUAGE = "shell-language"  # the navbar's language switch
     LANGUAGE_SAVED = "shell-language-saved"  # set once the choice is stored: reload
+    USER_MENU = "shell-user-menu"  # the navbar's menu of the signed-in user
 
 
 ROLE_LABELS = {"supervisor": N_("Supervisor"), "executive": N_("Executive"),
@@ -56,44 +57,21 @@ def _user() -> Any | None:
 
 
 def navbar() -> dbc.Navbar:
-    """Links to the pages the current role may open, who is logged in, logout."""
+    """Links to the pages the current role may open, and the user's menu
+    (who is signed in, their role, their language, sign-out). It stays one
+    line at 1440 px for a supervisor (every page), in English and in Russian."""
     user = _user()
     role = user.role if user else None
     links = [
         dbc.NavItem(dbc.NavLink(translate(p["name"]), href=p["path"], active="exact"))
         for p in access.nav_pages(role)
     ]
-    right: list[Any] = []
-    if user:
-        right = [
-            html.Span(
-                [
-                    html.Span(user.full_name or user.username, className="me-2 fw-semibold",
-                              id="shell-user-name"),
-                    dbc.Badge(translate(ROLE_LABELS.get(role, role)), color="light",
-                              text_color="dark",
-                              id="shell-user-role"),
-                ],
-                className="navbar-text text-white me-3",
-            ),
-            html.Form(
-                [
-                    dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
-                    html.Button(_("Log out"), type="submit", id="shell-logout",
-                                className="btn btn-outline-light btn-sm"),
-                ],
-                method="POST",
-                action="/logout",
-                className="d-flex mb-0",
-            ),
-        ]
-        right.insert(1, language_switch())
     return dbc.Navbar(
         dbc.Container(
             [
                 dbc.NavbarBrand(_("Loyalty back-office"), href="/"),
                 dbc.Nav(links, navbar=True, className="me-auto"),
-                html.Div(right, className="d-flex align-items-center"),
+                dbc.Nav([user_menu(user)] if user else [], navbar=True),
             ],
             fluid=True,
         ),
@@ -104,21 +82,57 @@ def navbar() -> dbc.Navbar:
     )
 
 
+def user_menu(user: Any) -> dbc.DropdownMenu:
+    """The signed-in user's name; its menu shows the role, the language
+    switch and the sign-out button (a POST form with its CSRF token)."""
+    name = user.full_name or user.username
+    return dbc.DropdownMenu(
+        [
+            dbc.DropdownMenuItem(
+                [html.Div(name, className="fw-semibold text-body text-wrap"),
+                 html.Div(user.username, className="small text-muted"),
+                 dbc.Badge(translate(ROLE_LABELS.get(user.role, user.role)), color="primary",
+                           id="shell-user-role")],
+                header=True,
+            ),
+            dbc.DropdownMenuItem(divider=True),
+            language_switch(),
+            dbc.DropdownMenuItem(divider=True),
+            html.Form(
+                [
+                    dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
+                    html.Button(_("Log out"), type="submit", id="shell-logout",
+                                className="dropdown-item"),
+                ],
+                method="POST",
+                action="/logout",
+                className="mb-0",
+            ),
+        ],
+        label=html.Span(name, id="shell-user-name", title=name),
+        id=Shell.USER_MENU,
+        nav=True,
+        in_navbar=True,
+        align_end=True,
+        toggle_class_name="shell-user-toggle",
+    )
+
+
 def language_switch() -> html.Div:
     """The user's language; a change is stored for the user and the page
     reloads in it (callbacks/shell.py)."""
     return html.Div(
         [
-            html.Label(_("Language"), htmlFor=Shell.LANGUAGE, className="visually-hidden"),
+            html.Label(_("Language"), htmlFor=Shell.LANGUAGE,
+                       className="form-label small text-muted mb-1"),
             dbc.Select(
                 id=Shell.LANGUAGE,
                 options=[{"label": LANGUAGE_NAMES[lang], "value": lang} for lang in LANGUAGES],
                 value=current_language(),
                 size="sm",
-                style={"width": "auto"},
             ),
         ],
-        className="me-3",
+        className="px-3 py-1",
     )
 
 
@@ -194,9 +208,11 @@ def guard_layout(layout: Callable[..., Any], page: dict[str, Any]) -> Callable[.
 
 
 def page_header(title: str, subtitle: str = "") -> html.Div:
+    """A page's title and what the page is for (texts from ``_()``, or
+    marked with ``N_``: shown in the user's language)."""
     return html.Div(
-        [html.H1(title, className="h3 mb-1"),
-         html.P(subtitle, className="text-muted mb-3") if subtitle else None],
+        [html.H1(translate(title), className="h3 mb-1"),
+         html.P(translate(subtitle), className="text-muted mb-3") if subtitle else None],
     )
 
 
@@ -215,8 +231,9 @@ def alert(message: Any, color: str = "danger", **props: Any) -> dbc.Alert:
 
 
 def empty_state(title: str, hint: str) -> dbc.Alert:
-    """A clear "nothing here yet" box that says what would fill it."""
-    return dbc.Alert([html.Strong(title), html.Div(hint, className="small")],
+    """A clear "nothing here yet" box that says what would fill it (texts
+    from ``_()``, or marked with ``N_``: shown in the user's language)."""
+    return dbc.Alert([html.Strong(translate(title)), html.Div(translate(hint), className="small")],
                      color="secondary", className="empty-state")
 
 
@@ -252,6 +269,98 @@ def readable(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# AG Grid's own texts (the no-rows overlay, the column menu, the filters),
+# in the user's language; English is the grid's own
+GRID_TEXTS: dict[str, str] = {
+    "noRowsToShow": N_("No rows to show"),
+    "loadingOoo": N_("Loading…"),
+    "loadingError": N_("Error"),
+    "filterOoo": N_("Filter…"),
+    "searchOoo": N_("Search…"),
+    "selectAll": N_("(Select all)"),
+    "blanks": N_("(Blanks)"),
+    "noMatches": N_("No matches"),
+    "equals": N_("Equals"),
+    "notEqual": N_("Does not equal"),
+    "blank": N_("Blank"),
+    "notBlank": N_("Not blank"),
+    "empty": N_("Choose one"),
+    "lessThan": N_("Less than"),
+    "greaterThan": N_("Greater than"),
+    "lessThanOrEqual": N_("Less than or equal to"),
+    "greaterThanOrEqual": N_("Greater than or equal to"),
+    "inRange": N_("Between"),
+    "inRangeStart": N_("From"),
+    "inRangeEnd": N_("To"),
+    "before": N_("Before"),
+    "after": N_("After"),
+    "contains": N_("Contains"),
+    "notContains": N_("Does not contain"),
+    "startsWith": N_("Begins with"),
+    "endsWith": N_("Ends with"),
+    "dateFormatOoo": N_("yyyy-mm-dd"),
+    "andCondition": N_("AND"),
+    "orCondition": N_("OR"),
+    "applyFilter": N_("Apply"),
+    "resetFilter": N_("Reset"),
+    "clearFilter": N_("Clear"),
+    "cancelFilter": N_("Cancel"),
+    "columnFilter": N_("Column filter"),
+    "columnMenu": N_("Column menu"),
+    "filterOptions": N_("Filter options"),
+    "pinColumn": N_("Pin column"),
+    "pinLeft": N_("Pin left"),
+    "pinRight": N_("Pin right"),
+    "noPin": N_("No pin"),
+    "autosizeThisColumn": N_("Autosize this column"),
+    "autosizeAllColumns": N_("Autosize all columns"),
+    "resetColumns": N_("Reset columns"),
+    "sortAscending": N_("Sort ascending"),
+    "sortDescending": N_("Sort descending"),
+    "sortUnSort": N_("Clear sort"),
+    "page": N_("Page"),
+    "of": N_("of"),
+    "to": N_("to"),
+    "more": N_("more"),
+    "firstPage": N_("First page"),
+    "previousPage": N_("Previous page"),
+    "nextPage": N_("Next page"),
+    "lastPage": N_("Last page"),
+    "pageSizeSelectorLabel": N_("Page size:"),
+    "ariaFilterInput": N_("Filter input"),
+    "ariaSearch": N_("Search"),
+}
+
+
+def grid_locale_text() -> dict[str, str]:
+    """AG Grid's ``localeText`` for the user's language (empty in English,
+    the grid's own). A grid built elsewhere takes it into its
+    ``dashGridOptions`` too: ``{"localeText": {**grid_locale_text(), ...}}``."""
+    if current_language() == "en":
+        return {}
+    return {key: translate(text) for key, text in GRID_TEXTS.items()}
+
+
+# the dropdowns' own texts (dcc.Dropdown ``labels``), in the user's language
+DROPDOWN_TEXTS: dict[str, str] = {
+    "select_all": N_("Select all"),
+    "deselect_all": N_("Deselect all"),
+    "selected_count": N_("{num_selected} selected"),
+    "search": N_("Search"),
+    "clear_search": N_("Clear search"),
+    "clear_selection": N_("Clear selection"),
+    "no_options_found": N_("No options found"),
+}
+
+
+def dropdown_labels() -> dict[str, str] | None:
+    """``labels=`` of a ``dcc.Dropdown`` in the user's language (None in
+    English: the component's own)."""
+    if current_language() == "en":
+        return None
+    return {key: translate(text) for key, text in DROPDOWN_TEXTS.items()}
+
+
 def grid(
     component_id: str,
     columns: Sequence[dict[str, Any]],
@@ -262,6 +371,9 @@ def grid(
 ) -> dag.AgGrid:
     """A read-only AG Grid with sensible defaults for back-office tables."""
     options: dict[str, Any] = {"animateRows": False, "suppressCellFocus": not selectable}
+    locale = grid_locale_text()
+    if locale:
+        options["localeText"] = locale
     if selectable:
         options["rowSelection"] = {"mode": "singleRow", "enableClickSelection": True,
                                    "checkboxes": False}

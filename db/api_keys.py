@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session
 from db import audit, clock
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
+from db.i18n import N_
 from db.models import API_SCOPES, ApiKey, StaffUser
 
 TOKEN = re.compile(r"lk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+# letters of any alphabet (a key named in Russian: "Касса 1"), digits, " ._-"
+NAME = re.compile(r"[^\W_][\w .-]{0,63}")
 
 
 
@@ -61,11 +63,12 @@ def check_scopes(scopes: object) -> tuple[str, ...]:
     if isinstance(scopes, str):
         scopes = scopes.split()
     if not isinstance(scopes, list | tuple | set | frozenset) or not scopes:
-        raise ValidationError("scopes", "choose at least one of " + ", ".join(API_SCOPES))
+        raise ValidationError("scopes", N_("choose at least one scope"))
     unknown = [x for x in scopes if x not in API_SCOPES]
     if unknown:
         raise ValidationError(
-            "scopes", f"unknown scope {unknown[0]!r}; choose from {', '.join(API_SCOPES)}"
+            "scopes", N_("unknown scope '%(scope)s'; choose from %(choices)s",
+                         scope=str(unknown[0]), choices=", ".join(API_SCOPES))
         )
     return tuple(x for x in API_SCOPES if x in scopes)
 
@@ -73,16 +76,16 @@ def check_scopes(scopes: object) -> tuple[str, ...]:
 def create_key(s: Session, actor: Actor, name: object, scopes: object) -> tuple[KeyInfo, str]:
     """A new key; returns it with its token, which is never shown again."""
     if actor.role != "supervisor":
-        raise Forbidden("only a supervisor creates API keys")
+        raise Forbidden(N_("only a supervisor creates API keys"))
     name = (name if isinstance(name, str) else "").strip()
     if not NAME.fullmatch(name):
         raise ValidationError(
-            "name", "1-64 letters, digits, spaces, dots, dashes or underscores, "
-            "starting with a letter or digit"
+            "name", N_("1-64 letters, digits, spaces, dots, dashes or underscores, "
+                       "starting with a letter or digit")
         )
     wanted = check_scopes(scopes)
     if s.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
-        raise ValidationError("name", f"a key named {name!r} exists already")
+        raise ValidationError("name", N_("a key named '%(name)s' exists already", name=name))
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     key = ApiKey(name=name, prefix=prefix, secret_hash=_digest(secret),
                  scopes=" ".join(wanted), created_by_id=actor.id, created_at=clock.utcnow())
@@ -96,12 +99,12 @@ def create_key(s: Session, actor: Actor, name: object, scopes: object) -> tuple[
 
 def revoke_key(s: Session, actor: Actor, key_id: int) -> KeyInfo:
     if actor.role != "supervisor":
-        raise Forbidden("only a supervisor revokes API keys")
+        raise Forbidden(N_("only a supervisor revokes API keys"))
     key = s.get(ApiKey, key_id)
     if key is None:
-        raise NotFound(f"API key {key_id} does not exist")
+        raise NotFound(N_("API key %(id)s does not exist", id=key_id))
     if key.revoked_at is not None:
-        raise InvalidState(f"API key {key.name!r} was revoked already")
+        raise InvalidState(N_("API key '%(name)s' was revoked already", name=key.name))
     key.revoked_at, key.revoked_by_id = clock.utcnow(), actor.id
     s.flush()
     audit.record(s, actor.name, "api_key.revoke", actor_id=actor.id, object_type="api_key",

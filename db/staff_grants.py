@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from db import audit, clock, users
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError
+from db.i18n import N_
 from db.models import StaffRoleRequest, StaffUser
 from db.text import MAX_REASON, check_length
 
@@ -65,17 +66,19 @@ def request_promotion(s: Session, actor: Actor, user_id: int) -> int:
     """Ask for ``user_id`` to become a supervisor; its role stays until approved."""
     u = s.get(StaffUser, user_id, with_for_update=True)
     if u is None:
-        raise NotFound(f"staff user {user_id} does not exist")
+        raise NotFound(N_("staff user %(id)s does not exist", id=user_id))
     if actor.id is not None and actor.id == user_id:
-        raise ValidationError("role", "you cannot change your own role")
+        raise ValidationError("role", N_("you cannot change your own role"))
     if u.role == PRIVILEGED:
-        raise ValidationError("role", f"{u.username} is already a supervisor")
+        raise ValidationError("role", N_("%(username)s is already a supervisor",
+                                         username=u.username))
     return _request(s, actor, user_id, "promote")
 
 
 def _request(s: Session, actor: Actor, user_id: int, kind: str) -> int:
     if _pending_for(s, user_id) is not None:
-        raise InvalidState("a supervisor grant for this account is already waiting for approval")
+        raise InvalidState(N_("a supervisor grant for this account is already waiting for "
+                               "approval"))
     g = StaffRoleRequest(user_id=user_id, kind=kind, role=PRIVILEGED, status="pending",
                          requested_by_id=actor.id, requested_at=clock.utcnow())
     s.add(g)
@@ -89,19 +92,27 @@ def _request(s: Session, actor: Actor, user_id: int, kind: str) -> int:
 def _decidable(s: Session, actor: Actor, grant_id: int) -> StaffRoleRequest:
     g = s.get(StaffRoleRequest, grant_id, with_for_update=True)
     if g is None:
-        raise NotFound(f"supervisor grant {grant_id} does not exist")
+        raise NotFound(N_("supervisor grant %(id)s does not exist", id=grant_id))
     if g.status != "pending":
-        raise InvalidState(f"supervisor grant {grant_id} is already {g.status}")
+        raise InvalidState(_already(g.status, grant_id))
     if actor.id is None or actor.id == g.user_id:
-        raise Forbidden("an account cannot decide on its own supervisor grant")
+        raise Forbidden(N_("an account cannot decide on its own supervisor grant"))
     return g
+
+
+def _already(status: str, grant_id: int) -> str:
+    """A decided grant's refusal (one message per status, for the translations)."""
+    if status == "approved":
+        return N_("supervisor grant %(id)s is already approved", id=grant_id)
+    return N_("supervisor grant %(id)s is already rejected", id=grant_id)
 
 
 def approve(s: Session, actor: Actor, grant_id: int) -> users.UserInfo:
     """The second supervisor's yes: the account is enabled or promoted."""
     g = _decidable(s, actor, grant_id)
     if g.requested_by_id == actor.id:
-        raise Forbidden("four-eyes: the supervisor who asked for this grant cannot approve it")
+        raise Forbidden(N_("four-eyes: the supervisor who asked for this grant cannot approve "
+                            "it"))
     g.status = "approved"
     g.decided_by_id = actor.id
     g.decided_at = clock.utcnow()
@@ -122,7 +133,7 @@ def reject(s: Session, actor: Actor, grant_id: int, reason: str) -> None:
     """No: a new account stays disabled, a promotion does not happen."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("reason", "say why the grant is refused")
+        raise ValidationError("reason", N_("say why the grant is refused"))
     check_length("reason", reason, MAX_REASON)
     g = _decidable(s, actor, grant_id)
     g.status = "rejected"

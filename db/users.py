@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import audit, clock
 from db.errors import Forbidden, FormErrors, NotFound, ValidationError
+from db.i18n import N_
 from db.models import LANGUAGES, ROLES, StaffRoleRequest, StaffUser
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,19 @@ def check_password(password: str, username: str) -> None:
     on the account's own name. Compared case-insensitively."""
     password = password or ""
     if len(password) < MIN_PASSWORD:
-        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+        raise ValidationError("password", N_("must be at least %(n)s characters",
+                                             n=MIN_PASSWORD))
     low = password.lower()
     if low in common_passwords():
         raise ValidationError(
             "password",
-            "is one of the most commonly used passwords (found in leaked password lists); "
-            "choose another, e.g. a few unrelated words",
+            N_("is one of the most commonly used passwords (found in leaked password lists); "
+               "choose another, e.g. a few unrelated words"),
         )
     name = (username or "").lower()
     for part in {name, name.split("@", 1)[0]}:
         if len(part) >= MIN_USERNAME_IN_PASSWORD and part in low:
-            raise ValidationError("password", "must not contain the username")
+            raise ValidationError("password", N_("must not contain the username"))
 
 
 MAX_FULL_NAME = 200
@@ -92,11 +94,11 @@ def new_user_problems(username: str, password: str, role: str, full_name: str = 
     """Every problem of a new account's fields at once, by field (empty: none)."""
     out: dict[str, str] = {}
     if not USERNAME_RE.match(username or ""):
-        out["username"] = "use 2-64 letters, digits or . _ @ - (no spaces)"
+        out["username"] = N_("use 2-64 letters, digits or . _ @ - (no spaces)")
     if len((full_name or "").strip()) > MAX_FULL_NAME:
-        out["full_name"] = f"too long: at most {MAX_FULL_NAME} characters"
+        out["full_name"] = N_("too long: at most %(n)s characters", n=MAX_FULL_NAME)
     if role not in ROLES:
-        out["role"] = "choose a role from the list"
+        out["role"] = N_("choose a role from the list")
     try:
         check_password(password, username)
     except ValidationError as exc:
@@ -126,12 +128,12 @@ def create_user(
     command line (no ``actor_id``) is the operator's bootstrap."""
     validate_new_user(username, password, role, full_name)
     if role == "supervisor" and actor_id is not None and active:
-        raise Forbidden("a new supervisor account waits for a second supervisor's approval")
+        raise Forbidden(N_("a new supervisor account waits for a second supervisor's approval"))
     exists = s.scalar(
         select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())
     )
     if exists:
-        raise ValidationError("username", f"{username!r} is already taken")
+        raise ValidationError("username", N_("'%(username)s' is already taken", username=username))
     u = StaffUser(
         username=username, full_name=full_name, password_hash=hash_password(password), role=role,
         active=active,
@@ -251,7 +253,7 @@ def list_users(s: Session) -> list[UserInfo]:
 def _load(s: Session, user_id: int) -> StaffUser:
     u = s.get(StaffUser, user_id, with_for_update=True)
     if u is None:
-        raise NotFound(f"staff user {user_id} does not exist")
+        raise NotFound(N_("staff user %(id)s does not exist", id=user_id))
     return u
 
 
@@ -269,10 +271,10 @@ def enable_blocker(s: Session, user_id: int) -> str | None:
     if last is None or last.status == "approved":
         return None
     if last.status == "pending":
-        return (f"{u.username} becomes active when a second supervisor approves the "
-                "supervisor account")
-    return (f"the supervisor account {u.username} was refused; change its role before "
-            "enabling it")
+        return N_("%(username)s becomes active when a second supervisor approves the "
+                  "supervisor account", username=u.username)
+    return N_("the supervisor account %(username)s was refused; change its role before "
+              "enabling it", username=u.username)
 
 
 def set_active(
@@ -280,7 +282,7 @@ def set_active(
 ) -> UserInfo:
     u = _load(s, user_id)
     if actor_id is not None and actor_id == user_id and not active:
-        raise ValidationError("active", "you cannot disable your own account")
+        raise ValidationError("active", N_("you cannot disable your own account"))
     if active and not u.active:
         if why := enable_blocker(s, user_id):
             raise Forbidden(why)
@@ -301,12 +303,12 @@ def set_role(
     """Change a role. Making a staff member a supervisor takes a second
     supervisor (:mod:`db.staff_grants`, which passes ``granted``)."""
     if role not in ROLES:
-        raise ValidationError("role", f"must be one of {', '.join(ROLES)}")
+        raise ValidationError("role", N_("must be one of %(choices)s", choices=", ".join(ROLES)))
     u = _load(s, user_id)
     if actor_id is not None and actor_id == user_id and role != u.role:
-        raise ValidationError("role", "you cannot change your own role")
+        raise ValidationError("role", N_("you cannot change your own role"))
     if role == "supervisor" and u.role != role and actor_id is not None and not granted:
-        raise Forbidden("promoting to supervisor waits for a second supervisor's approval")
+        raise Forbidden(N_("promoting to supervisor waits for a second supervisor's approval"))
     before = u.role
     u.role = role
     audit.record(
@@ -322,7 +324,8 @@ def set_language(s: Session, user_id: int, language: str, *, actor: str,
     navbar); audited like the account's other changes. It leaves the
     account's sessions alone."""
     if language not in LANGUAGES:
-        raise ValidationError("language", f"must be one of {', '.join(LANGUAGES)}")
+        raise ValidationError("language", N_("must be one of %(choices)s",
+                                             choices=", ".join(LANGUAGES)))
     u = _load(s, user_id)
     before = u.language
     if before != language:

@@ -23,6 +23,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 PASSWORD = "i18n-browser-pass-1"
 USER = "i18nsam"
+# a supervisor sees every page in the navbar; a long name, shortened in it
+SUPERVISOR, SUPERVISOR_NAME = "i18nsue", "Александра Константинопольская"
 TIMEOUT = 30
 
 
@@ -44,6 +46,7 @@ def program(tmp_path_factory, sqlite_template) -> dict:
               progress=False)
     with d.begin() as s:
         users.create_user(s, USER, PASSWORD, "support", full_name="Сабина Support")
+        users.create_user(s, SUPERVISOR, PASSWORD, "supervisor", full_name=SUPERVISOR_NAME)
         names = s.scalars(select(Member.name)).all()
     d.dispose()
     cyrillic = sorted(n for n in names if "\u0400" <= n[0] <= "\u04ff")
@@ -79,8 +82,15 @@ def navbar_text(driver) -> str:
         "const e = document.getElementById('shell-navbar'); return e ? e.innerText : '';")
 
 
-def signed_in(driver, base_url: str, path: str = "/members") -> None:
-    sign_in(driver, base_url, USER, PASSWORD)
+def open_user_menu(driver) -> None:
+    """Open the navbar's user menu (role, language, sign-out)."""
+    if not driver.find_element(By.ID, "shell-logout").is_displayed():
+        driver.find_element(By.ID, "shell-user-name").click()
+    wait_until(driver, lambda d: d.find_element(By.ID, "shell-logout").is_displayed())
+
+
+def signed_in(driver, base_url: str, path: str = "/members", user: str = USER) -> None:
+    sign_in(driver, base_url, user, PASSWORD)
     wait_until(driver, lambda d: d.find_elements(By.ID, "shell-user-name"))
     severe(driver)  # the login page's log is not the page's concern
     if path:
@@ -89,6 +99,7 @@ def signed_in(driver, base_url: str, path: str = "/members") -> None:
 
 
 def choose_language(driver, language: str) -> None:
+    open_user_menu(driver)
     Select(driver.find_element(By.ID, "shell-language")).select_by_value(language)
     wait_until(driver, lambda d: html_lang(d) == language)
     wait_until(driver, lambda d: d.find_elements(By.ID, "shell-user-name"))
@@ -109,6 +120,7 @@ def test_language_switch_is_remembered_and_search_finds_cyrillic(browser, base_u
 
     choose_language(browser, "ru")
     wait_until(browser, lambda d: "Участники" in navbar_text(d))
+    open_user_menu(browser)
     text = navbar_text(browser)
     assert "Выйти" in text and "Бэк-офис программы лояльности" in text
     assert Select(browser.find_element(By.ID, "shell-language")).first_selected_option \
@@ -127,6 +139,7 @@ def test_language_switch_is_remembered_and_search_finds_cyrillic(browser, base_u
     browser.save_screenshot(str(SCREENSHOTS / "i18n-members-cyrillic-search.png"))
 
     # signed out and in again: still Russian, sign-in page included
+    open_user_menu(browser)
     browser.find_element(By.ID, "shell-logout").click()
     wait_until(browser, lambda d: d.find_elements(By.ID, "login-submit"))
     signed_in(browser, base_url)
@@ -149,3 +162,34 @@ def test_a_refused_page_says_why_in_russian(browser, base_url):
     assert "«Сотрудники»" in body
     choose_language(browser, "en")
     wait_until(browser, lambda d: "403 — Not allowed" in d.find_element(By.TAG_NAME, "body").text)
+
+
+def navbar_lines(driver) -> dict:
+    """The navbar's height and the distinct rows its items sit on."""
+    return driver.execute_script("""
+        const bar = document.getElementById('shell-navbar');
+        const items = [...bar.querySelectorAll('.navbar-brand, .nav-link')];
+        const rows = new Set(items.map(e => {
+            const r = e.getBoundingClientRect(); return Math.round(r.top + r.height / 2); }));
+        return {height: bar.getBoundingClientRect().height, rows: [...rows].sort(),
+                links: bar.querySelectorAll('.navbar-nav .nav-link').length};""")
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_navbar_is_one_line_at_1440_px(browser, base_url, language):
+    """A supervisor's navbar (every page, a long name) at 1440 px wide: one line."""
+    browser.set_window_size(1440, 1000)
+    signed_in(browser, base_url, path="/staff", user=SUPERVISOR)
+    if html_lang(browser) != language:
+        choose_language(browser, language)
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#staff-grid .ag-row"))
+    lines = navbar_lines(browser)
+    browser.save_screenshot(str(SCREENSHOTS / f"i18n-navbar-1440-{language}.png"))
+    assert lines["links"] == 10, lines  # nine pages and the user's menu
+    assert max(lines["rows"]) - min(lines["rows"]) <= 4, lines
+    assert lines["height"] < 64, lines
+    # the user's menu opens over the page and the navbar stays as it is
+    open_user_menu(browser)
+    browser.save_screenshot(str(SCREENSHOTS / f"i18n-navbar-menu-{language}.png"))
+    assert navbar_lines(browser)["height"] == lines["height"]
+    assert severe(browser) == []
