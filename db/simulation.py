@@ -255,7 +255,7 @@ def simulate(
     del m
     if (member_seg < 0).any():  # a segment first written between the two reads
         member_seg[member_seg < 0] = len(seg_names)
-        seg_names.append("(new segment)")
+        seg_names.append(N_("(new segment)"))
     step(0.2, N_("reading orders"))
     origin_ms = to_epoch_ms(lookback - dt.timedelta(days=1))
     o = int_rows(conn, (
