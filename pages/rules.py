@@ -237,7 +237,8 @@ def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
     def col(field: str, header: str, **extra: Any) -> dict[str, Any]:
         return {
             "field": field, "headerName": header, "editable": editable,
-            "tooltipField": f"_err_{field}",
+            # the cell's problem as its tooltip
+            "tooltipValueGetter": {"function": f"params.data && params.data._err_{field}"},
             "cellClassRules": {"rules-cell-invalid": f"!!params.data._err_{field}"},
             "sortable": False, "filter": False, **extra,
         }
