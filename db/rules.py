@@ -305,7 +305,7 @@ def validate_settings(point_value_minor, tier_window_days) -> list[Problem]:
     if (isinstance(tier_window_days, int) and not isinstance(tier_window_days, bool)
             and tier_window_days > MAX_WINDOW_DAYS):
         problems.append(Problem(None, "tier_window_days",
-                                too_large(N_("%(n)s days", n=f"{MAX_WINDOW_DAYS:,}"))))
+                                too_large(N_("%(n)s days", n=MAX_WINDOW_DAYS))))
     elif tier_window_days is not None and (
         not isinstance(tier_window_days, int)
         or isinstance(tier_window_days, bool)

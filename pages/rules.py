@@ -639,7 +639,7 @@ def empty_diff() -> Any:
 
 def days_text(days: int) -> str:
     """"30 days" in the user's language."""
-    return ngettext("%(num)s day", "%(num)s days", days, num=fmt.points(days))
+    return ngettext("%(days)s day", "%(days)s days", days, days=fmt.points(days))
 
 
 def _period(days: int | None) -> str:
