@@ -13,6 +13,7 @@ from typing import Any
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
+from babel.numbers import get_currency_symbol
 from dash import dcc, html
 from flask import has_request_context
 from flask_login import current_user
@@ -21,7 +22,15 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
-from dashboard.i18n import N_, _, current_language, error_text, ngettext, translate
+from dashboard.i18n import (
+    N_,
+    _,
+    current_language,
+    error_text,
+    locale_of,
+    ngettext,
+    translate,
+)
 from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
 from db import rules as engine
 from db.i18n import Message
@@ -233,6 +242,13 @@ def rows_with_problems(rows: Sequence[dict[str, Any]], problems: Iterable[Proble
     return out
 
 
+def currency_sign(currency: str) -> str:
+    """The currency as the user's language writes it: "RUB" in English, "₽" in Russian."""
+    if current_language() == "en":
+        return currency
+    return get_currency_symbol(currency, locale=locale_of(current_language()))
+
+
 def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
     def col(field: str, header: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -245,7 +261,8 @@ def tier_columns(editable: bool, currency: str) -> list[dict[str, Any]]:
 
     return [
         col("name", _("Tier"), rowDrag=editable, minWidth=140),
-        col("threshold", _("From spend (%(currency)s)", currency=currency) if currency
+        col("threshold", _("From spend (%(currency)s)", currency=currency_sign(currency))
+            if currency
             else _("From spend"), type="rightAligned"),
         col("accrual_rate", _("Accrual %"), type="rightAligned"),
         col("referral_rate", _("Referral %"), type="rightAligned"),
