@@ -146,8 +146,10 @@ STATE_LABELS = {
     "scheduled": N_("scheduled"), "in force": N_("in force"), "superseded": N_("superseded"),
     "rejected": N_("rejected"),
 }
-# a pilot's status, named in the refusal to edit a rule set a pilot uses
-PILOT_STATUS_LABELS = {"running": N_("running"), "ended": N_("ended")}
+# statuses the services name in their refusals: a pilot's (the refusal to edit
+# a rule set a pilot uses), a settings change's, a version's
+STATUS_WORDS = {"running": N_("running"), "ended": N_("ended"), "approved": N_("approved"),
+                **STATE_LABELS}
 # how a tier changes between two versions (db.rules.TierChange.kind)
 CHANGE_LABELS = {"added": N_("added"), "removed": N_("removed"), "changed": N_("changed"),
                  "same": N_("same")}
@@ -174,6 +176,8 @@ _EN_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+\.\d+")
 def _local_param(value: Any) -> Any:
     if isinstance(value, Message):
         return _local_numbers(value)
+    if isinstance(value, str) and value in STATUS_WORDS:
+        return STATUS_WORDS[value]
     if isinstance(value, str) and _EN_NUMBER.fullmatch(value):
         return value.replace(",", "\u00a0").replace(".", ",")
     return value
@@ -518,7 +522,7 @@ def migration_figure(matrix: pd.DataFrame) -> dict[str, Any]:
             "type": "heatmap", "z": z, "x": [fmt.chart_text(c) for c in matrix.columns],
             "y": [fmt.chart_text(i) for i in matrix.index],
             "colorscale": [[0, "#f8f9fa"], [1, "#0d6efd"]],
-            "text": [[f"{v:,}" for v in row] for row in z], "texttemplate": "%{text}",
+            "text": [[fmt.points(v) for v in row] for row in z], "texttemplate": "%{text}",
             "hovertemplate": _("now %(now)s → draft %(draft)s: %(n)s members",
                                now="%{y}", draft="%{x}", n="%{text}") + "<extra></extra>",
             "colorbar": {"title": {"text": _("members")}},
