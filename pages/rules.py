@@ -7,7 +7,6 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from html import escape as html_escape
 from typing import Any
 
 import dash_ag_grid as dag
@@ -788,7 +787,7 @@ def _grid(component_id: str, columns: Sequence[dict[str, Any]], height: str,
     """A selectable grid, its headers and its empty state in the user's language."""
     g = grid(component_id, translated_columns(columns), height=height, selectable=True)
     g.dashGridOptions = {**g.dashGridOptions,
-                         "overlayNoRowsTemplate": str(html_escape(empty))}
+                         "localeText": {"noRowsToShow": empty}}
     return g
 
 
@@ -811,7 +810,7 @@ def _editor(write: bool) -> dbc.Row:
             "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                              "checkboxes": False},
             "domLayout": "autoHeight",
-            "overlayNoRowsTemplate": str(html_escape(_("No tiers: add one."))),
+            "localeText": {"noRowsToShow": _("No tiers: add one.")},
         },
         getRowId="params.data.rid",
         csvExportParams=CSV_EXPORT_PARAMS,
