@@ -550,6 +550,14 @@ def points_figure(points: dict[str, dict[str, int]], days: int) -> dict[str, Any
     }
 
 
+def _date_format() -> dict[str, str]:
+    """Dates on a chart's axis as the user writes them (Plotly's own month
+    names are English): 02.12 and 02.12.2026 in Russian."""
+    if current_language() == "en":
+        return {}
+    return {"tickformat": "%d.%m", "hoverformat": "%d.%m.%Y"}
+
+
 def by_day_figure(by_day: pd.DataFrame) -> dict[str, Any]:
     x = [pd.Timestamp(d).strftime("%Y-%m-%d") for d in by_day["date"]] if len(by_day) else []
     return {
@@ -562,7 +570,8 @@ def by_day_figure(by_day: pd.DataFrame) -> dict[str, Any]:
              "line": {"color": "#fd7e14"}},
         ],
         "layout": _layout(_("Points per day (accrual + referral)"),
-                          xaxis=charts.axis(type="date"), yaxis=charts.value_axis(_("points"))),
+                          xaxis=charts.axis(type="date", **_date_format()),
+                          yaxis=charts.value_axis(_("points"))),
     }
 
 

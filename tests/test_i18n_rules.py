@@ -121,6 +121,15 @@ def test_versions_and_a_version_read_in_russian(web_app, web_db, russians):
     assert headers[0] == "Уровень" and headers[2] == "Начисление, %"
 
 
+def test_an_executive_reads_why_nothing_is_editable(web_app, web_db, russians):
+    client = signed_in(web_app, "rurulesexec")
+    data = post(client, web_app, "show_version", {"rules-version.value": in_force_id(web_db)},
+                "rules-version.value")
+    assert english(web_db, data) == {}
+    assert ("Только просмотр: руководители видят правила, изменяют их супервайзеры."
+            in text_of(data["rules-version-info"]))
+
+
 def test_a_draft_of_another_supervisor_says_whose_it_is(web_app, web_db, russians):
     rid = draft_of(web_db, russians["rurulesa"], "Чужой черновик")
     client = signed_in(web_app, "rurulesb")
@@ -198,6 +207,19 @@ def test_simulation_then_submit_in_russian(web_app, web_db, russians):
     assert english(web_db, data) == {}
     assert ("Сохранено и отправлено: теперь другой супервайзер может согласовать версию "
             "(вкладка «Согласование»)." in text_of(data["rules-edit-result"]))
+
+
+def _find(tree: Any, component_id: str) -> Any:
+    """The component of ``tree`` (JSON) with id ``component_id``."""
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            return tree
+        children = list(tree.values())
+    elif isinstance(tree, list):
+        children = tree
+    else:
+        return None
+    return next((x for x in (_find(c, component_id) for c in children) if x is not None), None)
 
 
 def _rules_of(web_db, rid: int):
@@ -334,6 +356,9 @@ def test_simulation_job_answers_in_its_users_language(web_app, web_db, russians)
     assert "Участники по уровням, сейчас → по черновику" in text
     assert "Начислено баллов за последние 30 дней" in text
     assert steps[-1] == (100, "100 % готово")
+    by_day = _find(out, "rules-sim-by-day")["props"]["figure"]
+    assert by_day["layout"]["xaxis"]["tickformat"] == "%d.%m"  # no English month names
+    assert [tr["name"] for tr in by_day["data"]] == ["текущие правила", "черновик"]
     assert english(web_db, refused) == {}
     assert "Дней заказов: не менее 1 дня (не более 3" in text_of(refused)
 
