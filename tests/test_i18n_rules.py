@@ -360,7 +360,7 @@ def test_simulation_job_answers_in_its_users_language(web_app, web_db, russians)
     assert by_day["layout"]["xaxis"]["tickformat"] == "%d.%m"  # no English month names
     assert [tr["name"] for tr in by_day["data"]] == ["текущие правила", "черновик"]
     assert english(web_db, refused) == {}
-    assert "Дней заказов: не менее 1 дня (не более 3" in text_of(refused)
+    assert "Период заказов, дней: не менее 1 дня (не более 3" in text_of(refused)
 
 
 def test_tier_pass_answers_in_its_users_language(web_app, web_db, russians):
