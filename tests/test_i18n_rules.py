@@ -61,7 +61,7 @@ def english(web_db, tree: Any) -> dict[str, list[str]]:
     with web_db.read() as s:
         for text in [*s.scalars(select(Member.name)), *s.scalars(select(RuleSet.name)),
                      *s.scalars(select(Tier.name))]:
-            words.update(re.findall(r"\w+", text or ""))
+            words.update(re.findall(r"[\w'’]+", text or ""))  # "Sue's" as the scanner reads it
         for u in s.scalars(select(StaffUser)):
             words.update(re.findall(r"\w+", f"{u.username} {u.full_name or ''}"))
     return english_in(tree, words)
