@@ -19,13 +19,14 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
+from dashboard import format as fmt
 from dashboard import jobs
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.i18n import current_language
+from dashboard.i18n import N_, _, current_language, translate
 from dashboard.shell import alert
 from db import program, rule_history, rule_review, rules, settings_changes
 from db.errors import InvalidState, LoyaltyError, NotFound, ValidationError, too_large
@@ -38,7 +39,7 @@ from pages.rules import ids
 
 READ = roles_of(page.__name__)
 WRITE = roles_of(page.__name__, "write_roles")
-MAX_SIM_DAYS = 3660
+MAX_SIM_DAYS = page.MAX_SIM_DAYS
 
 
 def _alert(message: Any, color: str = "danger", **kw: Any) -> dbc.Alert:
@@ -155,24 +156,25 @@ def show_version(version_id: int | None, saved: dict | None = None) -> dict[str,
             currency = program.program_info(s).currency
             frozen = rules.frozen_by_pilot(s, v.id) if v.status == "draft" else None
     except LoyaltyError as exc:
-        return dict.fromkeys(EDITOR_OUTPUTS, no_update) | {"info": _alert(str(exc))}
+        return dict.fromkeys(EDITOR_OUTPUTS, no_update) | {"info": _alert(page.refusal(exc))}
     if actor.role not in WRITE:
-        why = "Read-only: executives see the rules; supervisors change them."
+        why = _("Read-only: executives see the rules; supervisors change them.")
     elif v.status != "draft":
-        why = (f"This version is {v.state}: a version is never edited once submitted. "
-               "Use \u201cNew draft from this version\u201d to change it.")
+        why = _("This version is %(state)s: a version is never edited once submitted. "
+                "Use \u201cNew draft from this version\u201d to change it.",
+                state=page.state_text(v.state))
     elif frozen:
-        why = frozen[0].upper() + frozen[1:] + "."
+        text = page.tr(frozen)
+        why = text[:1].upper() + text[1:] + "."
     elif v.author_id is not None and v.author_id != actor.id:
-        why = (f"This draft belongs to {v.author}: only its author edits it. "
-               "Use \u201cNew draft from this version\u201d to make your own.")
+        why = _("This draft belongs to %(name)s: only its author edits it. "
+                "Use \u201cNew draft from this version\u201d to make your own.", name=v.author)
     else:
         why = ""
     editable = not why
     pv = v.rules.point_value_minor
     window = v.rules.tier_window_days
-    modes = [{"label": "lifetime", "value": "lifetime", "disabled": not editable},
-             {"label": "rolling window (days)", "value": "rolling", "disabled": not editable}]
+    modes = page.window_modes(editable=editable)
     locked = not editable
     return {
         "info": page.version_summary(v, currency, editable=editable, why_read_only=why),
@@ -220,7 +222,7 @@ def show_diff(a_id: int | None, b_id: int | None) -> Any:
             a = rule_history.version(s, int(a_id))
             b = rule_history.version(s, int(b_id))
         except LoyaltyError as exc:
-            return _alert(str(exc))
+            return _alert(page.refusal(exc))
         currency = program.program_info(s).currency
     return page.diff_view(a, b, rules.diff(a.rules, b.rules), currency)
 
@@ -252,14 +254,17 @@ def parse_days(value: Any, most: int) -> int:
     """A number of days typed in a text box, with the reason when it is refused."""
     text = localised(as_text(value), lang=current_language())
     if not text:
-        raise ValidationError("days", f"enter a whole number of days from 1 to {most:,}")
+        raise ValidationError("days", N_("enter a whole number of days from 1 to %(most)s",
+                                         most=f"{most:,}"))
     if not re.fullmatch(r"[+-]?\d+", text):
-        raise ValidationError(
-            "days", f"{value!s:.20} is not a whole number of days: enter one from 1 to {most:,}")
+        raise ValidationError("days", N_(
+            "%(value)s is not a whole number of days: enter one from 1 to %(most)s",
+            value=f"{value!s:.20}", most=f"{most:,}"))
     if len(text.lstrip("+-").lstrip("0")) > len(str(most)) or int(text) > most:
-        raise ValidationError("days", too_large(f"{most:,} days"))
+        raise ValidationError("days", too_large(N_("%(n)s days", n=f"{most:,}")))
     if int(text) < 1:
-        raise ValidationError("days", f"must be at least 1 day (at most {most:,})")
+        raise ValidationError("days", N_("must be at least 1 day (at most %(most)s)",
+                                         most=f"{most:,}"))
     return int(text)
 
 
@@ -273,9 +278,9 @@ def parse_settings(
         pv = parse_money_minor(canonical(point_value, lang=current_language()),
                                max_minor=MAX_POINT_VALUE_MINOR)
         if pv == 0:
-            problems.append(Problem(None, "point_value", "must be more than 0"))
+            problems.append(Problem(None, "point_value", N_("must be more than 0")))
     except ValueError as exc:
-        problems.append(Problem(None, "point_value", str(exc)))
+        problems.append(Problem(None, "point_value", exc.args[0]))
     window: int | None = None
     if mode == "rolling":
         try:
@@ -314,7 +319,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
     pv, window, problems = parse_settings(point_value, mode, days)
     problems = rules.validate_tiers(clean)[1] + problems
     if not (name or "").strip():
-        problems.append(Problem(None, "name", "is required"))
+        problems.append(Problem(None, "name", N_("is required")))
     if (too_long := length_problem(note, MAX_COMMENT)):
         problems.append(Problem(None, "note", too_long))
     if problems:
@@ -332,7 +337,7 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
     except RuleValidationError as exc:
         return _refused(grid_rows, exc.problems)
     except LoyaltyError as exc:
-        return no_update, no_update, _alert(str(exc)), no_update
+        return no_update, no_update, _alert(page.refusal(exc)), no_update
     if submit:
         # after the save: a refusal (no simulation of this content on the
         # current data) keeps the saved draft
@@ -340,11 +345,12 @@ def save_draft(_save: int | None, _submit: int | None, version_id: int | None,
             get_db().write_tx(lambda s: rule_review.submit(s, actor, int(version_id)))
         except LoyaltyError as exc:
             return (page.rows_with_problems(grid_rows, []), {},
-                    _alert(f"Draft saved, not submitted. {exc}", "warning",
+                    _alert(_("Draft saved, not submitted. %(reason)s",
+                             reason=page.refusal(exc)), "warning",
                            id="rules-submit-refused"),
                     _stamp(int(version_id)))
-    msg = ("Saved and submitted: another supervisor can now approve it (Approval tab)."
-           if submit else "Draft saved.")
+    msg = (_("Saved and submitted: another supervisor can now approve it (Approval tab).")
+           if submit else _("Draft saved."))
     return (page.rows_with_problems(grid_rows, []), {}, _alert(msg, "success", duration=8000,
                                                             id="rules-saved-ok"),
             _stamp(int(version_id)))
@@ -375,18 +381,21 @@ def propose_expiry(_n: int | None, days: Any, never: bool | None, changed: Any,
         try:
             value = parse_days(days, settings_changes.MAX_EXPIRY_DAYS)
         except ValidationError as exc:
-            return None, True, exc.message, no_update
+            return None, True, page.tr(exc.message), no_update
     actor = current_actor()
     try:
         once("rules.expiry.propose", token, {"days": value},
              lambda s: settings_changes.propose_expiry(s, actor, value))
     except ValidationError as exc:
-        return None, True, exc.message, no_update
+        return None, True, page.tr(exc.message), no_update
     except LoyaltyError as exc:
-        return _alert(str(exc)), False, "", no_update
-    text = "never expire" if value is None else f"expire after {value} days"
-    return (_alert(f"Proposed: points {text}. Another supervisor approves it.", "success",
-                   duration=8000), False, "", (changed if isinstance(changed, int) else 0) + 1)
+        return _alert(page.refusal(exc)), False, "", no_update
+    text = (_("Proposed: points never expire. Another supervisor approves it.")
+            if value is None else
+            _("Proposed: points expire after %(period)s. Another supervisor approves it.",
+              period=page.days_text(value)))
+    return (_alert(text, "success", duration=8000), False, "",
+            (changed if isinstance(changed, int) else 0) + 1)
 
 
 @callback(
@@ -426,26 +435,35 @@ def decide_expiry(_ok: int | None, _no: int | None, reason: Any, changed: Any,
     def decide(s) -> str:
         waiting = settings_changes.waiting(s)
         if waiting is None:
-            raise InvalidState("no settings change is waiting")
+            raise InvalidState(N_("no settings change is waiting"))
         if ctx.triggered_id == ids.EXPIRY_APPROVE:
             settings_changes.approve(s, actor, waiting.id)
             days = waiting.changes["expiry_days"]
-            return ("Approved: points now never expire." if days is None
-                    else f"Approved: points now expire after {days} days.")
+            return (_("Approved: points now never expire.") if days is None
+                    else _("Approved: points now expire after %(period)s.",
+                           period=page.days_text(days)))
         settings_changes.reject(s, actor, waiting.id, reason if isinstance(reason, str) else "")
-        return "Refused: the expiry period stays as it was."
+        return _("Refused: the expiry period stays as it was.")
 
     approving = ctx.triggered_id == ids.EXPIRY_APPROVE
     try:
         text, _again = once("rules.expiry.approve" if approving else "rules.expiry.refuse",
                             token, {"reason": reason}, decide)
     except LoyaltyError as exc:
-        return _alert(str(exc)), no_update
+        return _alert(page.refusal(exc)), no_update
     return (_alert(text, "success", duration=8000),
             (changed if isinstance(changed, int) else 0) + 1)
 
 
 # ---------------------------------------------------------------- copies
+
+
+def copy_name(s: Any, source_id: int, rollback: bool) -> str:
+    """The name of a new draft copied from a version, in the user's language."""
+    src = rules.get_rules(s, source_id)
+    if rollback:
+        return _("Rollback to #%(id)s %(name)s", id=source_id, name=src.name)
+    return _("Copy of #%(id)s %(name)s", id=source_id, name=src.name)
 
 
 @callback(
@@ -464,19 +482,22 @@ def copy_version(_new: int | None, _rollback: int | None, version_id: int | None
     rollback = ctx.triggered_id == ids.ROLLBACK
     source = (history_selected or [{}])[0].get("id") if rollback else version_id
     if source is None:
-        msg = ("Select the version to roll back to in the history table first." if rollback
-               else "Select a version first.")
+        msg = (_("Select the version to roll back to in the history table first.") if rollback
+               else _("Select a version first."))
         return _alert(msg, "warning"), no_update, no_update
     actor = current_actor()
     try:
         new_id, _again = once(
             "rules.rollback" if rollback else "rules.copy", token, {"source": source},
-            lambda s: rules.copy_to_draft(s, actor, int(source), rollback=rollback))
+            lambda s: rules.copy_to_draft(s, actor, int(source), rollback=rollback,
+                                          name=copy_name(s, int(source), rollback)))
     except LoyaltyError as exc:
-        return _alert(str(exc)), no_update, no_update
-    what = "Rollback draft" if rollback else "Draft"
-    return (_alert(f"{what} #{new_id} created from #{source}: edit it, simulate it, submit it.",
-                   "success", duration=8000),
+        return _alert(page.refusal(exc)), no_update, no_update
+    msg = (_("Rollback draft #%(id)s created from #%(source)s: edit it, simulate it, submit it.",
+             id=new_id, source=source) if rollback else
+           _("Draft #%(id)s created from #%(source)s: edit it, simulate it, submit it.",
+             id=new_id, source=source))
+    return (_alert(msg, "success", duration=8000),
             _stamp(new_id), "editor")
 
 
@@ -485,11 +506,11 @@ def copy_version(_new: int | None, _rollback: int | None, version_id: int | None
 
 def parse_effective_at(value: Any) -> dt.datetime:
     if not value or not str(value).strip():
-        raise ValidationError("effective_at", "choose the date and time it takes effect")
+        raise ValidationError("effective_at", N_("choose the date and time it takes effect"))
     try:
         return dt.datetime.fromisoformat(str(value).strip()).replace(tzinfo=None, microsecond=0)
     except ValueError:
-        raise ValidationError("effective_at", "not a date and time") from None
+        raise ValidationError("effective_at", N_("not a date and time")) from None
 
 
 @callback(
@@ -510,7 +531,7 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
     the four-eyes and not-in-the-past rules are the service's."""
     clear = (False, "", False, "")
     if not selected:
-        return (_alert("Select a submitted version in the table first.", "warning"),
+        return (_alert(_("Select a submitted version in the table first."), "warning"),
                 *clear, no_update)
     rule_set_id = int(selected[0]["id"])
     approving = ctx.triggered_id == ids.APPROVE
@@ -526,17 +547,17 @@ def decide(_approve: int | None, _reject: int | None, selected: list | None,
                  lambda s: rules.reject(s, actor, rule_set_id, note or ""))
     except ValidationError as exc:
         if exc.field == "effective_at":
-            return None, True, exc.message, False, "", no_update
+            return None, True, page.tr(exc.message), False, "", no_update
         if exc.field == "reason":
-            return None, False, "", True, exc.message, no_update
-        return _alert(str(exc)), *clear, no_update
+            return None, False, "", True, page.tr(exc.message), no_update
+        return _alert(page.refusal(exc)), *clear, no_update
     except LoyaltyError as exc:
-        return _alert(str(exc), id="rules-decide-refused"), *clear, no_update
+        return _alert(page.refusal(exc), id="rules-decide-refused"), *clear, no_update
     if approving:
-        msg = (f"#{rule_set_id} approved: it takes effect {when:%Y-%m-%d %H:%M} UTC; orders paid "
-               "from then on accrue under it.")
+        msg = _("#%(id)s approved: it takes effect %(when)s UTC; orders paid from then on "
+                "accrue under it.", id=rule_set_id, when=fmt.when(when))
     else:
-        msg = f"#{rule_set_id} rejected."
+        msg = _("#%(id)s rejected.", id=rule_set_id)
     return (_alert(msg, "success", duration=10_000, id="rules-decide-ok"), *clear,
             _stamp(rule_set_id))
 
@@ -567,13 +588,13 @@ def show_review(selected: list | None) -> tuple:
             everything = rule_history.versions(s, limit=10_000)
             pending = next((v for v in everything if v.id == rule_set_id), None)
             if pending is None:
-                raise NotFound(f"rule set {rule_set_id} does not exist")
+                raise NotFound(N_("rule set %(id)s does not exist", id=rule_set_id))
             live = next((v for v in everything if v.state == "in force"), None)
             currency = program.program_info(s).currency
             rec = rule_review.latest_simulation(s, rule_set_id)
             stale = rule_review.staleness(s, rule_set_id, rec) if rec is not None else []
     except LoyaltyError as exc:
-        return (_alert(str(exc)), *clear)
+        return (_alert(page.refusal(exc)), *clear)
     d = rules.diff(live.rules, pending.rules) if live is not None else None
     return (page.review_view(pending, live, d, rec, stale, currency), *clear)
 
@@ -588,17 +609,20 @@ def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
         try:
             actor = jobs.job_actor(token, WRITE, kind="tier-pass")
         except LoyaltyError as exc:
-            return _alert(str(exc))
+            return _alert(page.refusal(exc))
         if in_force_id is None:
-            return _alert("No version is in force: there are no tiers to evaluate.", "warning")
+            return _alert(_("No version is in force: there are no tiers to evaluate."),
+                          "warning")
         try:
             res = get_db().write_tx(
                 lambda s: rule_history.reevaluate_now(s, actor, int(in_force_id)))
         except LoyaltyError as exc:
-            return _alert(str(exc))
-        dist = ", ".join(f"{k}: {v:,}" for k, v in sorted(res.distribution.items()))
-        return _alert(f"Tiers re-evaluated under #{res.rule_set_id}: {res.changed:,} of "
-                      f"{res.members:,} members changed tier ({dist}).", "success")
+            return _alert(page.refusal(exc))
+        dist = ", ".join(f"{k}: {fmt.points(v)}" for k, v in sorted(res.distribution.items()))
+        return _alert(_("Tiers re-evaluated under #%(id)s: %(changed)s of %(members)s members "
+                        "changed tier (%(tiers)s).", id=res.rule_set_id,
+                        changed=fmt.points(res.changed), members=fmt.points(res.members),
+                        tiers=dist), "success")
 
 
 @callback(
@@ -607,8 +631,7 @@ def reevaluate_job(in_force_id: int | None, token: str | None) -> Any:
     background=True,
     running=[
         (Output(ids.REEVALUATE, "disabled"), True, False),
-        (Output(ids.REEVALUATE_RUNNING, "children"),
-         "Re-evaluating every member's tier...", ""),
+        (Output(ids.REEVALUATE_RUNNING, "style"), {"display": "block"}, {"display": "none"}),
     ],
     prevent_initial_call=True,
 )
@@ -626,17 +649,18 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         try:
             actor = jobs.job_actor(token, READ, kind="simulation")
         except LoyaltyError as exc:
-            return _alert(str(exc), id="rules-sim-refused")
+            return _alert(page.refusal(exc), id="rules-sim-refused")
         if version_id is None:
-            return _alert("Select a version to simulate first.", "warning")
+            return _alert(_("Select a version to simulate first."), "warning")
         try:
             n_days = parse_days(days, MAX_SIM_DAYS)
         except ValidationError as exc:
-            return _alert(f"Days of orders: {exc.message}.", "warning", id="rules-sim-days-refused")
+            return _alert(_("Days of orders: %(problem)s.", problem=page.tr(exc.message)),
+                          "warning", id="rules-sim-days-refused")
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))
-            set_progress((pct, f"{pct} % {message}"))
+            set_progress((pct, f"{pct} % {translate(message)}"))
 
         try:
             with get_db().read() as s:
@@ -648,7 +672,7 @@ def simulation_job(set_progress: Any, version_id: Any, days: Any, token: str | N
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return _alert(str(exc), "warning")
+            return _alert(page.refusal(exc), "warning")
         get_db().write_tx(lambda s: rule_review.record_simulation(s, actor, result, data))
         return page.simulation_view(result, currency)
 

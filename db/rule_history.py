@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from db import audit, clock
 from db.actor import Actor
 from db.errors import InvalidState, NotFound
+from db.i18n import N_
 from db.models import RuleSet, StaffUser
 from db.rules import Rules, rules_from_rows
 from db.tiers import TierPass, reevaluate_tiers
@@ -88,7 +89,7 @@ def versions(s: Session, *, now: dt.datetime | None = None, limit: int = 200) ->
 def version(s: Session, rule_set_id: int, *, now: dt.datetime | None = None) -> Version:
     found = [v for v in versions(s, now=now, limit=10_000) if v.id == rule_set_id]
     if not found:
-        raise NotFound(f"rule set {rule_set_id} does not exist")
+        raise NotFound(N_("rule set %(id)s does not exist", id=rule_set_id))
     return found[0]
 
 
@@ -112,9 +113,9 @@ def reevaluate_now(
     state = derive_states([(i, at) for i, at in published], now).get(rule_set_id)
     if state != "in force":
         raise InvalidState(
-            f"rule set {rule_set_id} is not the version in force"
-            + (f" (it is {state})" if state else "")
-        )
+            N_("rule set %(id)s is not the version in force (it is %(state)s)",
+               id=rule_set_id, state=state) if state
+            else N_("rule set %(id)s is not the version in force", id=rule_set_id))
     result = reevaluate_tiers(s, now)
     audit.record(
         s, actor.name, "tiers.reevaluate", actor_id=actor.id, object_type="rule_set",

@@ -40,16 +40,28 @@ from sqlalchemy.orm import Session
 from db import audit, clock, rules
 from db.actor import Actor
 from db.errors import InvalidState
+from db.i18n import N_, Message
 from db.models import AuditLog, Member, Order
 from db.rules import Rules, get_rules, rules_in_force
 from db.simulation import SimulationResult
 
 SIMULATE_ACTION = "rules.simulate"
 FINGERPRINT_LABELS = {
-    "members": "members", "members_max_id": "newest member", "members_active": "active members",
-    "orders": "member orders", "orders_max_id": "newest member order",
-    "orders_refunded": "refunded member orders",
+    "members": N_("members"), "members_max_id": N_("newest member"),
+    "members_active": N_("active members"), "orders": N_("member orders"),
+    "orders_max_id": N_("newest member order"), "orders_refunded": N_("refunded member orders"),
 }
+
+
+def joined(items: list[str], sep: str = ", ") -> str:
+    """``items`` joined by ``sep`` (", " or "; "), each still translatable."""
+    if not items:
+        return ""
+    out = items[0]
+    for item in items[1:]:
+        out = (N_("%(a)s; %(b)s", a=out, b=item) if sep == "; "
+               else N_("%(a)s, %(b)s", a=out, b=item))
+    return out
 
 
 TOLERATED_SHARE = 0.01  # new or changed members and orders, of those simulated
@@ -164,36 +176,38 @@ def latest_simulation(s: Session, rule_set_id: int) -> RecordedSimulation | None
     )
 
 
-def data_changes(before: dict[str, int], now: dict[str, int]) -> list[str]:
+def data_changes(before: dict[str, int], now: dict[str, int]) -> list[Message]:
     """What changed between two fingerprints, in words ("3 more member orders")."""
     out = []
     for key in ("members", "members_active", "orders", "orders_refunded"):
         diff = now.get(key, 0) - before.get(key, 0)
-        if diff:
-            out.append(f"{abs(diff):,} {'more' if diff > 0 else 'fewer'} "
-                       f"{FINGERPRINT_LABELS[key]}")
+        if diff > 0:
+            out.append(N_("%(n)s more %(what)s", n=f"{diff:,}", what=FINGERPRINT_LABELS[key]))
+        elif diff < 0:
+            out.append(N_("%(n)s fewer %(what)s", n=f"{-diff:,}", what=FINGERPRINT_LABELS[key]))
     if not out and now != before:
-        out.append("members or orders written since")
+        out.append(N_("members or orders written since"))
     return out
 
 
 def staleness(s: Session, rule_set_id: int, rec: RecordedSimulation | None,
-              now: dt.datetime | None = None) -> list[str]:
+              now: dt.datetime | None = None) -> list[Message]:
     """Why ``rec`` is not a simulation of this version on the current data
     (empty: it is, within the tolerance). The reasons are sentences for the page."""
     if rec is None:
-        return ["it has not been simulated yet"]
+        return [N_("it has not been simulated yet")]
     reasons = []
     if rec.content != content_key(get_rules(s, rule_set_id)):
-        reasons.append("the version was edited after it was simulated")
+        reasons.append(N_("the version was edited after it was simulated"))
     live = rules_in_force(s)
     if live is not None and live.rule_set_id != rec.in_force_id:
-        reasons.append(f"the version in force is now #{live.rule_set_id}, the simulation "
-                       f"compared it with #{rec.in_force_id}")
+        reasons.append(N_("the version in force is now #%(now)s, the simulation compared it "
+                          "with #%(then)s", now=live.rule_set_id, then=rec.in_force_id))
     now_data = data_fingerprint(s)
     changes = data_changes(rec.data, now_data)
     if changes and not tolerated(rec, now_data, now):
-        reasons.append("the data changed since it was simulated (" + ", ".join(changes) + ")")
+        reasons.append(N_("the data changed since it was simulated (%(changes)s)",
+                          changes=joined(changes)))
     return reasons
 
 
@@ -218,14 +232,15 @@ def require_current_simulation(s: Session, rule_set_id: int) -> None:
     if not reasons:
         return
     if rec is None:
-        raise SimulationRequired(
-            f"#{rule_set_id} is not submitted: run its simulation first (Simulation tab). "
+        raise SimulationRequired(N_(
+            "#%(id)s is not submitted: run its simulation first (Simulation tab). "
             "A version is submitted only after a simulation on the current membership data, "
-            "so the approver sees what it does.")
-    raise SimulationRequired(
-        f"#{rule_set_id} is not submitted: its last simulation "
-        f"({rec.recorded_at:%Y-%m-%d %H:%M} UTC) is out of date: " + "; ".join(reasons)
-        + ". Run the simulation again (Simulation tab), then submit.")
+            "so the approver sees what it does.", id=rule_set_id))
+    raise SimulationRequired(N_(
+        "#%(id)s is not submitted: its last simulation (%(when)s UTC) is out of date: "
+        "%(reasons)s. Run the simulation again (Simulation tab), then submit.",
+        id=rule_set_id, when=f"{rec.recorded_at:%Y-%m-%d %H:%M}",
+        reasons=joined(reasons, "; ")))
 
 
 def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bool = True
@@ -237,7 +252,8 @@ def submit(s: Session, actor: Actor, rule_set_id: int, *, require_simulation: bo
     simulate on."""
     rs = rules.load_for_update(s, rule_set_id)
     if rs.status != "draft":
-        raise InvalidState(f"rule set {rule_set_id} is {rs.status}, only a draft can be submitted")
+        raise InvalidState(N_("rule set %(id)s is %(status)s, only a draft can be submitted",
+                              id=rule_set_id, status=rs.status))
     if require_simulation:
         require_current_simulation(s, rule_set_id)
     rs.status = "pending"

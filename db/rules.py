@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from db import audit, clock
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
+from db.i18n import N_
 from db.models import Order, Pilot, PilotMember, RuleSet, Tier
 from db.text import MAX_COMMENT, MAX_REASON, check_length, length_problem
 
@@ -194,21 +195,21 @@ FIELD_LABELS = {
 def _decimal(value) -> Decimal:
     """A finite Decimal from user input ('1 500,5' style commas accepted)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError("is required")
+        raise ValueError(N_("is required"))
     if isinstance(value, bool):
-        raise ValueError("must be a number")
+        raise ValueError(N_("must be a number"))
     try:
         d = Decimal(str(value).strip().replace(",", "."))
     except InvalidOperation:
-        raise ValueError("must be a number") from None
+        raise ValueError(N_("must be a number")) from None
     if not d.is_finite():
-        raise ValueError("must be a finite number")
+        raise ValueError(N_("must be a finite number"))
     return d
 
 
 def _hundredths(d: Decimal) -> int:
     if d != d.quantize(Decimal("0.01")):
-        raise ValueError("at most 2 decimals")
+        raise ValueError(N_("at most 2 decimals"))
     return int(d * 100)
 
 
@@ -216,7 +217,7 @@ def parse_rate_bp(value) -> int:
     """'5.25' / 5.25 / Decimal -> 525 basis points; at most 2 decimals, 0..100."""
     d = _decimal(value)
     if d < 0:
-        raise ValueError("must be between 0 and 100 %")
+        raise ValueError(N_("must be between 0 and 100 %"))
     if d > 100:
         raise ValueError(too_large("100 %"))
     return _hundredths(d)
@@ -226,7 +227,7 @@ def parse_money_minor(value, *, max_minor: int = MAX_THRESHOLD_MINOR) -> int:
     """'1500.50' -> 150050 minor units; non-negative, at most 2 decimals."""
     d = _decimal(value)
     if d < 0:
-        raise ValueError("must not be negative")
+        raise ValueError(N_("must not be negative"))
     # bound first: quantize() of a huge value such as 1e308 raises InvalidOperation
     if d * 100 > max_minor:
         raise ValueError(too_large(f"{max_minor // 100:,}"))
@@ -239,21 +240,23 @@ def validate_tiers(rows: Sequence[dict]) -> tuple[list[TierRule], list[Problem]]
     problems: list[Problem] = []
     tiers: list[TierRule] = []
     if not 1 <= len(rows) <= MAX_TIERS:
-        problems.append(Problem(None, "tiers", f"need 1 to {MAX_TIERS} tiers, got {len(rows)}"))
+        problems.append(Problem(None, "tiers", N_("need 1 to %(most)s tiers, got %(n)s",
+                                                   most=MAX_TIERS, n=len(rows))))
     seen: dict[str, int] = {}
     prev_threshold: int | None = None
     for i, row in enumerate(rows):
         name = str(row.get("name") or "").strip()
         ok = True
         if not name:
-            problems.append(Problem(i, "name", "is required"))
+            problems.append(Problem(i, "name", N_("is required")))
             ok = False
         elif len(name) > 64:
-            problems.append(Problem(i, "name", "at most 64 characters"))
+            problems.append(Problem(i, "name", N_("at most %(n)s characters", n=64)))
             ok = False
         elif name.lower() in seen:
             problems.append(
-                Problem(i, "name", f"'{name}' is already used by tier {seen[name.lower()] + 1}")
+                Problem(i, "name", N_("'%(name)s' is already used by tier %(n)s", name=name,
+                                      n=seen[name.lower()] + 1))
             )
             ok = False
         else:
@@ -266,19 +269,20 @@ def validate_tiers(rows: Sequence[dict]) -> tuple[list[TierRule], list[Problem]]
                 else:
                     values[fld] = parse_rate_bp(row.get(fld))
             except ValueError as exc:
-                problems.append(Problem(i, fld, str(exc)))
+                problems.append(Problem(i, fld, exc.args[0]))
                 ok = False
         thr = values.get("threshold")
         if thr is not None:
             if i == 0 and thr != 0:
-                problems.append(Problem(i, "threshold", "the first tier must start at 0"))
+                problems.append(Problem(i, "threshold", N_("the first tier must start at 0")))
                 ok = False
             elif prev_threshold is not None and thr <= prev_threshold:
                 problems.append(
                     Problem(
                         i,
                         "threshold",
-                        f"must be greater than the previous tier's {prev_threshold / 100:,.2f}",
+                        N_("must be greater than the previous tier's %(amount)s",
+                           amount=f"{prev_threshold / 100:,.2f}"),
                     )
                 )
                 ok = False
@@ -297,17 +301,19 @@ def validate_settings(point_value_minor, tier_window_days) -> list[Problem]:
         or isinstance(point_value_minor, bool)
         or not 1 <= point_value_minor <= MAX_POINT_VALUE_MINOR
     ):
-        problems.append(Problem(None, "point_value", "must be a positive amount"))
+        problems.append(Problem(None, "point_value", N_("must be a positive amount")))
     if (isinstance(tier_window_days, int) and not isinstance(tier_window_days, bool)
             and tier_window_days > MAX_WINDOW_DAYS):
-        problems.append(Problem(None, "tier_window_days", too_large(f"{MAX_WINDOW_DAYS} days")))
+        problems.append(Problem(None, "tier_window_days",
+                                too_large(N_("%(n)s days", n=MAX_WINDOW_DAYS))))
     elif tier_window_days is not None and (
         not isinstance(tier_window_days, int)
         or isinstance(tier_window_days, bool)
         or not 1 <= tier_window_days <= MAX_WINDOW_DAYS
     ):
         problems.append(
-            Problem(None, "tier_window_days", f"must be 1 to {MAX_WINDOW_DAYS} days, or lifetime")
+            Problem(None, "tier_window_days",
+                    N_("must be 1 to %(most)s days, or lifetime", most=MAX_WINDOW_DAYS))
         )
     return problems
 
@@ -357,7 +363,7 @@ def create_draft(
     tiers, problems = validate_tiers(tier_rows)
     problems += validate_settings(point_value_minor, tier_window_days)
     if not (name or "").strip():
-        problems.append(Problem(None, "name", "is required"))
+        problems.append(Problem(None, "name", N_("is required")))
     if problems:
         raise RuleValidationError(problems)
     rs = RuleSet(
@@ -392,7 +398,7 @@ def load_for_update(s: Session, rule_set_id: int) -> RuleSet:
     """The version's row, locked for the change about to be made."""
     rs = s.get(RuleSet, rule_set_id, with_for_update=True)
     if rs is None:
-        raise NotFound(f"rule set {rule_set_id} does not exist")
+        raise NotFound(N_("rule set %(id)s does not exist", id=rule_set_id))
     return rs
 
 
@@ -414,14 +420,14 @@ def approve(
     check_length("reason", note, MAX_REASON)
     rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
-        raise InvalidState(
-            f"rule set {rule_set_id} is {rs.status}; only a submitted version can be approved"
-        )
+        raise InvalidState(N_(
+            "rule set %(id)s is %(status)s; only a submitted version can be approved",
+            id=rule_set_id, status=rs.status))
     if actor.id is not None and rs.created_by_id == actor.id:
-        raise Forbidden("the author of a rule set cannot approve it: another supervisor must")
+        raise Forbidden(N_("the author of a rule set cannot approve it: another supervisor must"))
     now = now or clock.utcnow()
     if effective_at < now - dt.timedelta(seconds=60) and not allow_past:
-        raise ValidationError("effective_at", "must not be in the past")
+        raise ValidationError("effective_at", N_("must not be in the past"))
     late = s.scalar(
         select(Order.paid_at)
         .where(Order.member_id.is_not(None), Order.paid_at >= effective_at)
@@ -433,8 +439,8 @@ def approve(
         # would make their recorded version wrong
         raise ValidationError(
             "effective_at",
-            f"orders paid up to {late:%Y-%m-%d %H:%M:%S} are already recorded; "
-            "choose a later time",
+            N_("orders paid up to %(when)s are already recorded; choose a later time",
+               when=f"{late:%Y-%m-%d %H:%M:%S}"),
         )
     clash = s.scalar(
         select(RuleSet.id).where(
@@ -443,7 +449,7 @@ def approve(
     )
     if clash:
         raise ValidationError(
-            "effective_at", f"version {clash} already takes effect at that exact time"
+            "effective_at", N_("version %(id)s already takes effect at that exact time", id=clash)
         )
     rs.status = "published"
     rs.effective_at = effective_at
@@ -459,13 +465,15 @@ def approve(
 
 def reject(s: Session, actor: Actor, rule_set_id: int, reason: str) -> None:
     if not (reason or "").strip():
-        raise ValidationError("reason", "say why the version is rejected")
+        raise ValidationError("reason", N_("say why the version is rejected"))
     check_length("reason", reason, MAX_REASON)
     rs = load_for_update(s, rule_set_id)
     if rs.status != "pending":
-        raise InvalidState(f"rule set {rule_set_id} is {rs.status}; only a submitted one")
+        raise InvalidState(N_("rule set %(id)s is %(status)s; only a submitted one",
+                              id=rule_set_id, status=rs.status))
     if actor.id is not None and rs.created_by_id == actor.id:
-        raise Forbidden("the author of a rule set cannot decide on it: another supervisor must")
+        raise Forbidden(N_(
+            "the author of a rule set cannot decide on it: another supervisor must"))
     rs.status = "rejected"
     rs.approved_by_id = actor.id
     rs.decided_at = clock.utcnow()
@@ -492,7 +500,7 @@ def rules_in_force(s: Session, at: dt.datetime | None = None) -> Rules | None:
 def get_rules(s: Session, rule_set_id: int) -> Rules:
     rs = s.get(RuleSet, rule_set_id)
     if rs is None:
-        raise NotFound(f"rule set {rule_set_id} does not exist")
+        raise NotFound(N_("rule set %(id)s does not exist", id=rule_set_id))
     return rules_from_rows(rs)
 
 
@@ -509,9 +517,9 @@ def _check_draft(
         problems.append(Problem(None, "note", problem))
     problems += validate_settings(point_value_minor, tier_window_days)
     if not (name or "").strip():
-        problems.append(Problem(None, "name", "is required"))
+        problems.append(Problem(None, "name", N_("is required")))
     elif len(name.strip()) > 200:
-        problems.append(Problem(None, "name", "at most 200 characters"))
+        problems.append(Problem(None, "name", N_("at most %(n)s characters", n=200)))
     if problems:
         raise RuleValidationError(problems)
     return tiers
@@ -527,9 +535,9 @@ def frozen_by_pilot(s: Session, rule_set_id: int) -> str | None:
     ).first()
     if pilot is None:
         return None
-    return (f"rule set {rule_set_id} is frozen: {pilot.status} pilot #{pilot.id} "
-            f"'{pilot.name}' uses it (orders in its window accrue under it). Copy it into "
-            "a new draft to change it")
+    return N_("rule set %(id)s is frozen: %(status)s pilot #%(pilot)s '%(name)s' uses it "
+              "(orders in its window accrue under it). Copy it into a new draft to change it",
+              id=rule_set_id, status=pilot.status, pilot=pilot.id, name=pilot.name)
 
 
 def update_draft(
@@ -549,12 +557,11 @@ def update_draft(
     tiers = _check_draft(name, tier_rows, point_value_minor, tier_window_days, note)
     rs = load_for_update(s, rule_set_id)
     if rs.status != "draft":
-        raise InvalidState(
-            f"rule set {rule_set_id} is {rs.status}; only a draft can be edited - "
-            "copy it into a new draft instead"
-        )
+        raise InvalidState(N_(
+            "rule set %(id)s is %(status)s; only a draft can be edited - "
+            "copy it into a new draft instead", id=rule_set_id, status=rs.status))
     if actor.id is not None and rs.created_by_id is not None and rs.created_by_id != actor.id:
-        raise Forbidden("only the author can edit this draft: copy it into your own draft")
+        raise Forbidden(N_("only the author can edit this draft: copy it into your own draft"))
     if why := frozen_by_pilot(s, rule_set_id):
         raise InvalidState(why)
     before = _snapshot(rs)
@@ -598,7 +605,7 @@ def copy_to_draft(
     submit/approve path as any change, and history keeps every step."""
     src = s.get(RuleSet, source_id)
     if src is None:
-        raise NotFound(f"rule set {source_id} does not exist")
+        raise NotFound(N_("rule set %(id)s does not exist", id=source_id))
     rules = rules_from_rows(src)
     label = "Rollback to" if rollback else "Copy of"
     new_name = (name or f"{label} #{src.id} {src.name}").strip()[:200]

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 from db import audit, clock, program
 from db.actor import Actor
 from db.errors import Forbidden, InvalidState, NotFound, ValidationError, too_large
+from db.i18n import N_
 from db.ledger import expirable_points_query
 from db.models import ProgramSettings, SettingsChange, StaffUser
 from db.text import MAX_REASON, check_length
@@ -32,13 +33,15 @@ EFFECT_HORIZON_DAYS = 90
 def check_expiry_days(days: Any) -> int | None:
     """``days`` as stored: a whole number 1..MAX_EXPIRY_DAYS, or None (never)."""
     if isinstance(days, int) and not isinstance(days, bool) and days > MAX_EXPIRY_DAYS:
-        raise ValidationError("expiry_days", too_large(f"{MAX_EXPIRY_DAYS:,} days (ten years)"))
+        raise ValidationError("expiry_days", too_large(
+            N_("%(n)s days (ten years)", n=f"{MAX_EXPIRY_DAYS:,}")))
     if days is not None and (
         not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_EXPIRY_DAYS
     ):
         raise ValidationError(
             "expiry_days",
-            f"must be a whole number of days from 1 to {MAX_EXPIRY_DAYS} (ten years), or never")
+            N_("must be a whole number of days from 1 to %(most)s (ten years), or never",
+               most=MAX_EXPIRY_DAYS))
     return days
 
 
@@ -102,13 +105,14 @@ def propose_expiry(s: Session, actor: Actor, days: Any, *, now: dt.datetime | No
     days = check_expiry_days(days)
     ps = s.get(ProgramSettings, 1, with_for_update=True)
     if ps is None:
-        raise NotFound("program settings are missing: run `loyalty init-db`")
+        raise NotFound(N_("program settings are missing: run `loyalty init-db`"))
     if ps.expiry_days == days:
-        raise ValidationError("expiry_days", "is already the period in force")
+        raise ValidationError("expiry_days", N_("is already the period in force"))
     waiting = s.scalar(select(SettingsChange.id).where(SettingsChange.status == "pending"))
     if waiting is not None:
-        raise InvalidState(
-            f"settings change #{waiting} is waiting for approval: approve or refuse it first")
+        raise InvalidState(N_(
+            "settings change #%(id)s is waiting for approval: approve or refuse it first",
+            id=waiting))
     effect = expiry_effect(s, days, now=now)
     c = SettingsChange(changes=json.dumps({"expiry_days": days}), status="pending",
                        requested_by_id=actor.id, requested_at=now or clock.utcnow(),
@@ -125,9 +129,10 @@ def propose_expiry(s: Session, actor: Actor, days: Any, *, now: dt.datetime | No
 def _pending(s: Session, change_id: int) -> SettingsChange:
     c = s.get(SettingsChange, change_id, with_for_update=True)
     if c is None:
-        raise NotFound(f"settings change {change_id} does not exist")
+        raise NotFound(N_("settings change %(id)s does not exist", id=change_id))
     if c.status != "pending":
-        raise InvalidState(f"settings change {change_id} is already {c.status}")
+        raise InvalidState(N_("settings change %(id)s is already %(status)s", id=change_id,
+                              status=c.status))
     return c
 
 
@@ -135,8 +140,8 @@ def approve(s: Session, actor: Actor, change_id: int, *, now: dt.datetime | None
     """The second supervisor's yes: the new value applies from now."""
     c = _pending(s, change_id)
     if actor.id is None or actor.id == c.requested_by_id:
-        raise Forbidden("four-eyes: the supervisor who proposed a settings change cannot "
-                        "approve it")
+        raise Forbidden(N_("four-eyes: the supervisor who proposed a settings change cannot "
+                           "approve it"))
     changes = json.loads(c.changes)
     days = check_expiry_days(changes["expiry_days"])
     ps = s.get(ProgramSettings, 1, with_for_update=True)
@@ -155,7 +160,7 @@ def approve(s: Session, actor: Actor, change_id: int, *, now: dt.datetime | None
 def reject(s: Session, actor: Actor, change_id: int, reason: str) -> None:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("reason", "say why the change is refused")
+        raise ValidationError("reason", N_("say why the change is refused"))
     check_length("reason", reason, MAX_REASON)
     c = _pending(s, change_id)
     c.status = "rejected"

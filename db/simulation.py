@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from db import clock
 from db.errors import LoyaltyError, ValidationError
+from db.i18n import N_
 from db.models import LedgerEntry, Member, Order
 from db.rules import BP, Rules, get_rules, rules_in_force
 
@@ -217,18 +218,18 @@ def simulate(
     """What the draft would have done over the last ``days`` days, and where
     it puts every member today, against the rules in force."""
     if not isinstance(days, int) or not 1 <= days <= 3660:
-        raise ValidationError("days", "must be 1 to 3660 days")
+        raise ValidationError("days", N_("must be 1 to %(most)s days", most=3660))
     as_of = as_of or clock.utcnow()
     current = rules_in_force(s, as_of)
     if current is None:
-        raise LoyaltyError("no published rule version is in force yet: nothing to compare with")
+        raise LoyaltyError(N_("no published rule version is in force yet: nothing to compare with"))
     draft = get_rules(s, draft_id)
     if not draft.tiers:
-        raise ValidationError("tiers", "the draft has no tiers")
+        raise ValidationError("tiers", N_("the draft has no tiers"))
 
     def step(frac: float, msg: str) -> None:
         if cancelled is not None and cancelled():
-            raise Cancelled("simulation cancelled")
+            raise Cancelled(N_("simulation cancelled"))
         if progress is not None:
             progress(frac, msg)
 
@@ -237,7 +238,7 @@ def simulate(
     lookback = start - dt.timedelta(days=max(w or 0 for w in windows))
     lifetime = any(w is None for w in windows)
 
-    step(0.05, "reading members")
+    step(0.05, N_("reading members"))
     conn = s.connection()
     # segments travel as small integer codes: no Python string per member
     seg_names = sorted(conn.scalars(select(Member.segment).distinct()).all())
@@ -254,8 +255,8 @@ def simulate(
     del m
     if (member_seg < 0).any():  # a segment first written between the two reads
         member_seg[member_seg < 0] = len(seg_names)
-        seg_names.append("(new segment)")
-    step(0.2, "reading orders")
+        seg_names.append(N_("(new segment)"))
+    step(0.2, N_("reading orders"))
     origin_ms = to_epoch_ms(lookback - dt.timedelta(days=1))
     o = int_rows(conn, (
         select(Order.member_id, epoch_ms(Order.paid_at, s), Order.amount_minor)
@@ -272,7 +273,7 @@ def simulate(
     del o, known, at
     base = None
     if lifetime:
-        step(0.35, "summing earlier spend")
+        step(0.35, N_("summing earlier spend"))
         b = int_rows(conn, (
             select(Order.member_id, func.sum(Order.amount_minor))
             .where(Order.member_id.is_not(None), Order.status == "paid",
@@ -281,7 +282,7 @@ def simulate(
         ), 2)
         base = (b[:, 0].copy(), b[:, 1].copy())
         del b
-    step(0.5, "computing tiers")
+    step(0.5, N_("computing tiers"))
     idx = SpendIndex(all_ids, m_ids, t_ms, amount, base)
 
     def window_ms(r: Rules) -> int | None:
@@ -306,7 +307,7 @@ def simulate(
         columns=pd.CategoricalIndex(names_new, categories=names_new, name="tier_draft"),
     )
 
-    step(0.7, "recomputing points")
+    step(0.7, N_("recomputing points"))
     # -- orders of the period ---------------------------------------------
     in_period = t_ms >= to_epoch_ms(start) - origin_ms
     p_mem = m_ids[in_period]
@@ -331,7 +332,7 @@ def simulate(
 
     acc_cur, ref_cur = points_under(current)
     acc_new, ref_new = points_under(draft)
-    step(0.85, "comparing with the ledger")
+    step(0.85, N_("comparing with the ledger"))
     actual = dict(
         s.execute(
             select(LedgerEntry.kind, func.sum(LedgerEntry.amount))
@@ -369,7 +370,7 @@ def simulate(
                       "draft_points": acc_new + ref_new})
         .groupby("date", as_index=False).sum()
     )
-    step(1.0, "done")
+    step(1.0, N_("done"))
     return SimulationResult(
         as_of=as_of,
         days=days,

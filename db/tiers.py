@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db import clock
 from db.errors import LoyaltyError
+from db.i18n import N_
 from db.models import Member, Order
 from db.rules import Rules, rules_in_force
 
@@ -41,7 +42,7 @@ def reevaluate_tiers(s: Session, at: dt.datetime | None = None) -> TierPass:
     at = at or clock.utcnow()
     rules = rules_in_force(s, at)
     if rules is None:
-        raise LoyaltyError("no published rule version is in force: no tiers to evaluate")
+        raise LoyaltyError(N_("no published rule version is in force: no tiers to evaluate"))
     cond = [Order.member_id.is_not(None), Order.status == "paid", Order.paid_at <= at]
     if rules.tier_window_days:
         cond.append(Order.paid_at > at - dt.timedelta(days=rules.tier_window_days))
