@@ -30,7 +30,7 @@ from dashboard.i18n import (
     ngettext,
     translate,
 )
-from dashboard.shell import CSV_EXPORT_PARAMS, grid, page_header
+from dashboard.shell import CSV_EXPORT_PARAMS, grid, grid_locale_text, page_header
 from db import rules as engine
 from db.i18n import Message
 from db.rule_history import Version
@@ -796,7 +796,8 @@ def _grid(component_id: str, columns: Sequence[dict[str, Any]], height: str,
     """A selectable grid, its headers and its empty state in the user's language."""
     g = grid(component_id, translated_columns(columns), height=height, selectable=True)
     g.dashGridOptions = {**g.dashGridOptions,
-                         "localeText": {"noRowsToShow": empty}}
+                         "localeText": {**g.dashGridOptions.get("localeText", {}),
+                                        "noRowsToShow": empty}}
     return g
 
 
@@ -819,7 +820,7 @@ def _editor(write: bool) -> dbc.Row:
             "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                              "checkboxes": False},
             "domLayout": "autoHeight",
-            "localeText": {"noRowsToShow": _("No tiers: add one.")},
+            "localeText": {**grid_locale_text(), "noRowsToShow": _("No tiers: add one.")},
         },
         getRowId="params.data.rid",
         csvExportParams=CSV_EXPORT_PARAMS,
