@@ -192,7 +192,7 @@ def min_effect_shown(metric: str, min_effect: Any, currency: str) -> str:
 
 def file_problem(p: CsvProblem) -> str:
     """One bad line of an uploaded member list."""
-    return _("line %(line)s: %(value)s: %(reason)s", line=p.line, value=p.shown,
+    return _("line %(line)s: '%(value)s': %(reason)s", line=p.line, value=p.shown,
              reason=say(p.reason))
 
 

@@ -241,11 +241,11 @@ class CsvProblem:
 
     @property
     def shown(self) -> str:
-        """The line's value as quoted in the message (long values cut)."""
-        return repr(self.value if len(self.value) <= 40 else self.value[:37] + "...")
+        """The line's value as the message shows it (long values cut)."""
+        return self.value if len(self.value) <= 40 else self.value[:37] + "..."
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.shown}: {self.reason}"
+        return f"line {self.line}: {self.shown!r}: {self.reason}"
 
 
 class MemberFileError(ValidationError):
