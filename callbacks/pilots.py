@@ -270,7 +270,7 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str
         except LoyaltyError as exc:
             return _shown(alert(exc, color="warning"))
         running = info.status == "running"
-        export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
+        export = {"pilot_id": info.id, "csv": pilots.results_csv(r, label=page.say),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
         overdue = info.past_planned_end()
         prompt = page.overdue_text(info, actor.role in WRITE) if overdue else ""

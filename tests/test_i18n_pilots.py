@@ -114,6 +114,10 @@ def test_results_of_a_running_pilot_in_russian(web_app, russian_clients, data_wo
     assert "Расходы на участника в день (₽, среднее за 7 дней)" in text
     assert '"name": "Пилотная группа"' in text and "старт пилота" in text
     assert out[ids.START]["children"] == "Запросить запуск"
+    # the export's headers in Russian too (the values keep their codes)
+    export = out[ids.RESULTS_CSV]["data"]["csv"]
+    assert "ID пилота,пилот,метрика,метод,прирост" in export
+    assert "spend_per_member,welch" in export and "показатель,значение" in export
 
 
 def test_progress_and_refusal_of_the_results_job_in_russian(web_app, web_seed, russian_users,

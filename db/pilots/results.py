@@ -493,8 +493,37 @@ def _verdict(m: MetricResult, srm: stats.SrmResult, length: dt.timedelta, min_ef
         lift=v(w.lift), low=v(w.ci_low), high=v(w.ci_high), tail=tail))
 
 
-def results_csv(r: PilotResults) -> str:
-    """The export: one row per metric and method, then the cost and the SRM check."""
+# the export's column and item names, marked so the page can name them in the
+# user's language (the English names are the machine names, as they always were)
+CSV_NAMES = {
+    "pilot_id": N_("pilot_id"), "pilot": N_("pilot"), "metric": N_("metric"),
+    "method": N_("method"), "lift": N_("lift"), "ci_low": N_("ci_low"),
+    "ci_high": N_("ci_high"), "p_value": N_("p_value"), "n_pilot": N_("n_pilot"),
+    "n_control": N_("n_control"), "pilot_pre_mean": N_("pilot_pre_mean"),
+    "pilot_during_mean": N_("pilot_during_mean"), "control_pre_mean": N_("control_pre_mean"),
+    "control_during_mean": N_("control_during_mean"), "primary": N_("primary"),
+    "item": N_("item"), "value": N_("value"), "verdict": N_("verdict"),
+    "srm_p_value": N_("srm_p_value"), "srm_expected_share": N_("srm_expected_share"),
+    "srm_observed_share": N_("srm_observed_share"), "pilot_orders": N_("pilot_orders"),
+    "points_actual": N_("points_actual"), "points_published_rules": N_("points_published_rules"),
+    "extra_points": N_("extra_points"), "extra_cost_minor": N_("extra_cost_minor"),
+    "incremental_revenue_minor": N_("incremental_revenue_minor"),
+    "incremental_revenue_low_minor": N_("incremental_revenue_low_minor"),
+    "incremental_revenue_high_minor": N_("incremental_revenue_high_minor"),
+    "revenue_per_point_minor": N_("revenue_per_point_minor"),
+}
+
+
+def results_csv(r: PilotResults, label: Callable[[str], str] = str) -> str:
+    """The export: one row per metric and method, then the cost and the SRM check.
+
+    ``label`` names the columns and items (and writes the title line) from
+    their marked names (:data:`CSV_NAMES`, ``N_``): the web layer passes one
+    in the user's language; by default the English machine names."""
+
+    def name(key: str) -> str:
+        return label(CSV_NAMES[key])
+
     rows = []
     for m in r.metrics:
         for e in m.estimates():
@@ -507,16 +536,19 @@ def results_csv(r: PilotResults) -> str:
                 "primary": m.metric == r.pilot.primary_metric,
             })
     df = pd.DataFrame(rows)
+    df.columns = [name(c) for c in df.columns]
     out = io.StringIO()
-    exports.write_rows(out, [[
-        f"# pilot {r.pilot.id} {r.pilot.name!r}; pre {r.pre_start:%Y-%m-%d %H:%M} to "
-        f"{r.start:%Y-%m-%d %H:%M}; during to {r.end:%Y-%m-%d %H:%M}; money in {r.currency}"
-    ]])
+    exports.write_rows(out, [[label(N_(
+        "# pilot %(id)s %(name)s; pre %(pre_start)s to %(start)s; during to %(end)s; money in "
+        "%(currency)s", id=str(r.pilot.id), name=repr(r.pilot.name),
+        pre_start=f"{r.pre_start:%Y-%m-%d %H:%M}", start=f"{r.start:%Y-%m-%d %H:%M}",
+        end=f"{r.end:%Y-%m-%d %H:%M}", currency=r.currency))]])
     exports.frame_to_csv(df, out, float_format="%.6g")
     c = r.cost
     out.write("\n")
-    exports.write_rows(out, [("item", "value"), *(
-        ("verdict", r.verdict_code), ("srm_p_value", f"{r.srm.p_value:.6g}"),
+    exports.write_rows(out, [(name(k), v) for k, v in (
+        ("item", name("value")), ("verdict", r.verdict_code),
+        ("srm_p_value", f"{r.srm.p_value:.6g}"),
         ("srm_expected_share", f"{r.srm.expected_share:.4f}"),
         ("srm_observed_share", f"{r.srm.observed_share:.4f}"),
         ("pilot_orders", c.pilot_orders), ("points_actual", c.points_actual),
