@@ -177,6 +177,8 @@ def say(text: Any) -> Any:
         return _(text.msgid, **{k: say(v) for k, v in text.params.items()})
     if isinstance(text, int) and not isinstance(text, bool):
         return fmt.points(text)
+    if isinstance(text, dt.date):
+        return fmt.when(text)
     return translate(text)
 
 
@@ -390,20 +392,7 @@ def population_text(pop: dict[str, Any]) -> str:
             "segments", "tiers", "joined_from", "joined_to", "active_within_days")})
     except Exception:  # noqa: BLE001 - an old or odd description is shown as is
         return str(pop)
-    parts = []
-    if f.segments:
-        parts.append(_("segments %(list)s", list=", ".join(
-            translate(SEGMENT_LABELS.get(x, x)).lower() for x in f.segments)))
-    if f.tiers:
-        parts.append(_("tiers %(list)s", list=", ".join(f.tiers)))
-    if f.joined_from or f.joined_to:
-        parts.append(_("joined %(start)s to %(end)s", start=fmt.when(f.joined_from) or "…",
-                       end=fmt.when(f.joined_to) or "…"))
-    if f.active_within_days:
-        parts.append(ngettext("ordered in the last %(count)s day",
-                              "ordered in the last %(count)s days", f.active_within_days,
-                              count=fmt.points(f.active_within_days)))
-    return "; ".join(parts) or _("all active members")
+    return f.describe(label=say)
 
 
 def pilot_facts(p: PilotInfo, currency: str = "") -> html.Div:

@@ -290,3 +290,26 @@ def test_the_draft_results_show_its_power_in_russian(web_app, web_seed, russian_
             s.query(Pilot).filter(Pilot.name == "Черновик для оценки").update(
                 {"status": "cancelled"})
         d.dispose()
+
+
+def test_population_and_values_read_in_russian(web_app):
+    import flask_babel
+
+    from pages import pilots as page
+
+    with web_app.server.test_request_context("/"), flask_babel.force_locale("ru"):
+        assert page.population_text({
+            "source": "filter", "segments": ["student", "large_family"], "tiers": ["Gold"],
+            "joined_from": "2025-01-31", "joined_to": None, "active_within_days": 30,
+        }) == ("сегменты: студенты, многодетные семьи; уровни: Gold; регистрация с 31.01.2025 "
+               "по …; с заказами за последние 30 дн.")
+        assert page.population_text({"source": "filter"}) == "все активные участники"
+        assert page.value("active_rate", 0.021, "RUB", signed=True) == "+2,1 п. п."
+        assert page.value("spend_per_member", 1234.5, "RUB") == "1\u00a0234,50\u00a0₽"
+        assert page.value("orders_per_member", 0.125, "RUB", unit=True) == "0,125 заказа"
+        assert page.p_value(0.0004) == "< 0,001"
+    with web_app.server.test_request_context("/"), flask_babel.force_locale("en"):
+        assert page.population_text({
+            "source": "filter", "segments": ["student"], "active_within_days": 30,
+        }) == "segments students; ordered in the last 30 days"
+        assert page.value("spend_per_member", 1234.5, "RUB", signed=True) == "+1,234.50 RUB"

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -141,18 +142,22 @@ class PopulationFilter:
             "active_within_days": self.active_within_days,
         }
 
-    def describe(self) -> str:
+    def describe(self, label: Callable[[Any], str] = str) -> str:
+        """Who the filter takes, in words; ``label`` shows each marked part
+        (``N_``) in the reader's language (the web layer passes one), by
+        default in English."""
         parts = []
         if self.segments:
-            parts.append("segments " + ", ".join(
-                SEGMENT_LABELS.get(x, x).lower() for x in self.segments))
+            parts.append(label(N_("segments %(list)s", list=", ".join(
+                label(SEGMENT_LABELS.get(x, x)).lower() for x in self.segments))))
         if self.tiers:
-            parts.append("tiers " + ", ".join(self.tiers))
+            parts.append(label(N_("tiers %(list)s", list=", ".join(self.tiers))))
         if self.joined_from or self.joined_to:
-            parts.append(f"joined {self.joined_from or '…'} to {self.joined_to or '…'}")
+            parts.append(label(N_("joined %(start)s to %(end)s", start=self.joined_from or "…",
+                                  end=self.joined_to or "…")))
         if self.active_within_days:
-            parts.append(f"ordered in the last {self.active_within_days} days")
-        return "; ".join(parts) or "all active members"
+            parts.append(label(N_("ordered in the last %(n)s days", n=self.active_within_days)))
+        return "; ".join(parts) or label(N_("all active members"))
 
 
 def _date(value: Any, fld: str) -> dt.date | None:

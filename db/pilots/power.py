@@ -22,6 +22,7 @@ from db.pilots.measures import member_table, metric_values, period_aggregates
 from db.pilots.parsing import (
     MAX_PILOT_DAYS,
     METRIC_NAMES,
+    Figure,
     PopulationFilter,
     parse_member_csv,
     parse_min_effect,
@@ -56,8 +57,6 @@ class PowerPreview:
     def sentence(self) -> Message:
         """What the groups can detect; numbers are :class:`db.pilots.results.Figure`
         params, which the page shows in the user's language."""
-        from db.pilots.results import Figure
-
         if self.power is None or self.required_total is None:
             return N_("No estimate: the population had no orders in the pre period, so the "
                       "variation of the metric is unknown.")
