@@ -109,7 +109,7 @@ def test_results_of_a_running_pilot_in_russian(web_app, russian_clients, data_wo
     assert "Вывод: " in text
     assert "Расходы на участника: Слишком мало данных для вывода" in text
     assert "Прирост по метрикам" in text and "95-процентный доверительный интервал" in text
-    assert "Расходы на участника (основная)" in text and "Тест Уэлча (разность разностей)" in text
+    assert "Расходы на участника (основная)" in text and "Тест Уэлча" in text and "Бутстрап" in text
     assert "Дополнительные баллы, начисленные пилотной группе" in text
     assert "Расходы на участника в день (₽, среднее за 7 дней)" in text
     assert '"name": "Пилотная группа"' in text and "старт пилота" in text
