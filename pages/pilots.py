@@ -326,6 +326,8 @@ def daily_figure(r: PilotResults, what: str = "spend") -> dict[str, Any]:
     currency = fmt.chart_text(_currency(r.currency))
     title = (_("Spend per member per day (%(currency)s, 7-day average)", currency=currency)
              if what == "spend" else _("Orders per 100 members per day (7-day average)"))
+    # Plotly names months in English: Russian dates are shown in digits
+    day, ticks = ("%{x|%d.%m.%Y}", {"tickformat": "%d.%m"}) if _ru() else ("%{x}", {})
     traces = []
     for grp in ("pilot", "control"):
         g = d[d["group"] == grp].sort_values("date")
@@ -340,14 +342,14 @@ def daily_figure(r: PilotResults, what: str = "spend") -> dict[str, Any]:
             "type": "scatter", "mode": "lines", "name": name,
             "x": [t.strftime("%Y-%m-%d") for t in g["date"]], "y": y.tolist(),
             "line": {"color": GROUP_COLOR[grp], "width": 2},
-            "hovertemplate": "%{x}: %{y:,.2f}<extra>" + name + "</extra>",
+            "hovertemplate": day + ": %{y:,.2f}<extra>" + name + "</extra>",
         })
     start = pd.Timestamp(r.start).strftime("%Y-%m-%d")
     return {
         "data": traces,
         "layout": charts.layout(
             title, height=340,
-            xaxis=charts.axis(_("Date"), type="date"),
+            xaxis=charts.axis(_("Date"), type="date", **ticks),
             yaxis=charts.value_axis(_("%(currency)s per member", currency=currency)
                                     if what == "spend" else _("orders per 100 members")),
             shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": start, "x1": start,

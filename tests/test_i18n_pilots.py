@@ -113,6 +113,7 @@ def test_results_of_a_running_pilot_in_russian(web_app, russian_clients, data_wo
     assert "Дополнительные баллы, начисленные пилотной группе" in text
     assert "Расходы на участника в день (₽, среднее за 7 дней)" in text
     assert '"name": "Пилотная группа"' in text and "старт пилота" in text
+    assert '"tickformat": "%d.%m"' in text  # no English month names on the date axis
     assert out[ids.START]["children"] == "Запросить запуск"
     # the export's headers in Russian too (the values keep their codes)
     export = out[ids.RESULTS_CSV]["data"]["csv"]
