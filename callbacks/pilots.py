@@ -31,17 +31,19 @@ from dash import (
 )
 from dash.exceptions import PreventUpdate
 
+from dashboard import format as fmt
 from dashboard import jobs
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import MAX_UPLOAD_BYTES, as_id
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.i18n import current_language
+from dashboard.i18n import N_, _, current_language, ngettext
 from dashboard.shell import alert, empty_state, grid
 from db import pilots, program, readviews
 from db.errors import FormErrors, LoyaltyError, ValidationError, too_large
 from db.numbers import localised
+from db.pilots.parsing import Figure
 from db.simulation import Cancelled
 from pages import pilots as page
 from pages.pilots import ids
@@ -75,16 +77,16 @@ def _feedbacks(problems: dict[str, str]) -> dict[str, str]:
     out = _no_feedback()
     for field, message in problems.items():
         at = field if field in out else "population"
-        out[at] = "; ".join(x for x in (out[at], message) if x)
+        out[at] = "; ".join(x for x in (out[at], page.say(message)) if x)
     return out
 
 
 def _seed(value: Any) -> int:
     text = str(value if value is not None else "").strip()
     if not re.fullmatch(r"\d+", text):
-        raise ValidationError("seed", "must be a whole number (0 or more)")
+        raise ValidationError("seed", N_("must be a whole number (0 or more)"))
     if len(text.lstrip("0")) > len(str(pilots.MAX_SEED)) or int(text) > pilots.MAX_SEED:
-        raise ValidationError("seed", too_large(f"{pilots.MAX_SEED:,}"))
+        raise ValidationError("seed", too_large(Figure(pilots.MAX_SEED, ",d")))
     return int(text)
 
 
@@ -95,19 +97,20 @@ def _when(value: Any, field: str) -> dt.datetime:
             return dt.datetime.strptime(text[:16], fmt_)
         except ValueError:
             continue
-    raise ValidationError(field, "must look like 2025-01-31 or 2025-01-31 09:00")
+    raise ValidationError(field, N_("must look like %(date)s or %(datetime)s", date="2025-01-31",
+                                   datetime="2025-01-31 09:00"))
 
 
 def _file(contents: str | None) -> bytes:
     if not contents:
-        raise ValidationError("member_file", "upload a CSV of member ids first")
+        raise ValidationError("member_file", N_("upload a CSV of member ids first"))
     try:
         raw = base64.b64decode(contents.split(",", 1)[1], validate=False)
     except (IndexError, ValueError):
-        raise ValidationError("member_file", "the upload could not be read") from None
+        raise ValidationError("member_file", N_("the upload could not be read")) from None
     if len(raw) > MAX_UPLOAD_BYTES:
-        raise ValidationError("member_file",
-                              f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+        raise ValidationError("member_file", N_("the file is larger than %(mb)s MB",
+                                                mb=MAX_UPLOAD_BYTES // 2**20))
     return raw
 
 
@@ -163,14 +166,15 @@ def pilots_list(status: str | None, _refresh: int) -> Any:
         items = readviews.list_pilots(s)
     if not items:
         return empty_state(
-            "No pilots yet.",
-            "A pilot tries a draft rule set on part of a chosen population while a random "
-            "control group keeps the current rules; a supervisor creates one in 'New pilot'.",
+            _("No pilots yet."),
+            _("A pilot tries a draft rule set on part of a chosen population while a random "
+              "control group keeps the current rules; a supervisor creates one in 'New pilot'."),
         )
     shown = [p for p in items if not status or p.status == status]
     if not shown:
-        return empty_state(f"No {status} pilots.", "Choose another status or clear the filter.")
-    return grid("pilots-grid", page.PILOT_COLUMNS, page.pilot_rows(shown), height="260px")
+        return empty_state(_("No %(status)s pilots.", status=page.status_label(status or "")),
+                           _("Choose another status or clear the filter."))
+    return grid("pilots-grid", page.pilot_columns(), page.pilot_rows(shown), height="260px")
 
 
 @callback(
@@ -194,7 +198,7 @@ def choices(_refresh: int, current: int | None) -> tuple[Any, Any, Any, Any, str
     value = current if current in known else next(
         (i for i, _n, st in found if st in ("running", "ended")), found[0][0] if found else None)
     return (page.pilot_options(found), value,
-            [{"label": f"#{i} {n} ({st})", "value": i} for i, n, st in trial],
+            page.rule_set_options(trial),
             [{"label": t, "value": t} for t in tiers], jobs.identity_token())
 
 
@@ -218,7 +222,7 @@ def _shown(results: Any, **changes: Any) -> dict[str, Any]:
     to export, START's own label and the past-its-planned-end prompt closed."""
     return {"results": results, "start_locked": True, "cancel_locked": True,
             "end_locked": True, "rollout_locked": True, "export_locked": True, "export": None,
-            "start_label": "Request start", "send_back_locked": True, "overdue": False,
+            "start_label": _("Request start"), "send_back_locked": True, "overdue": False,
             "overdue_text": ""} | changes
 
 
@@ -229,23 +233,20 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str
         try:
             actor = jobs.job_actor(token, READ, kind="pilot-results")
         except LoyaltyError as exc:
-            return _shown(alert(str(exc), color="danger", id="pilots-results-refused"))
+            return _shown(alert(exc, color="danger", id="pilots-results-refused"))
         if pilot_id is None:
-            return _shown(empty_state("Choose a pilot to see its results.",
-                                      "Running and ended pilots show the lift against their "
-                                      "control group; a draft shows what its groups can "
-                                      "detect."))
+            return _shown(page.no_results())
 
         def progress(frac: float, message: str) -> None:
             pct = int(round(frac * 100))
-            set_progress((pct, f"{pct} % {message}"))
+            set_progress((pct, f"{pct} % {page.say(message)}"))
 
         try:
             with get_db().read() as s:
                 info = pilots.pilot_info(s, int(pilot_id))
                 currency = program.currency(s)
                 if info.status == "draft":
-                    progress(0.3, "estimating power from the pre-period orders")
+                    progress(0.3, _("estimating power from the pre-period orders"))
                     power = pilots.pilot_power(s, int(pilot_id))
                     requested = info.start_requested_by is not None
                     return _shown(
@@ -253,23 +254,23 @@ def results_job(set_progress: Any, pilot_id: Any, token: str | None) -> dict[str
                             page.pilot_facts(info, currency),
                             page.draft_alert(info),
                             page.power_card(power, currency,
-                                            title="Power estimate before the start"),
+                                            title=_("Power estimate before the start")),
                         ]),
                         start_locked=False, cancel_locked=False,
-                        start_label="Approve start" if requested else "Request start",
+                        start_label=_("Approve start") if requested else _("Request start"),
                         send_back_locked=not requested,
                     )
                 if info.status == "cancelled":
                     return _shown(html.Div([page.pilot_facts(info, currency), alert(
-                        "This pilot was cancelled before it started; it has no results.",
+                        _("This pilot was cancelled before it started; it has no results."),
                         color="secondary")]))
                 r = pilots.pilot_results(s, int(pilot_id), progress=progress)
         except Cancelled:
             raise PreventUpdate from None
         except LoyaltyError as exc:
-            return _shown(alert(str(exc), color="warning"))
+            return _shown(alert(exc, color="warning"))
         running = info.status == "running"
-        export = {"pilot_id": info.id, "csv": pilots.results_csv(r),
+        export = {"pilot_id": info.id, "csv": pilots.results_csv(r, label=page.say),
                   "filename": f"pilot-{info.id}-results-{r.end:%Y%m%d}.csv"}
         overdue = info.past_planned_end()
         prompt = page.overdue_text(info, actor.role in WRITE) if overdue else ""
@@ -329,7 +330,7 @@ def export(_n: int, pilot_id: int | None, computed: dict | None) -> Any:
 def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | None,
         reason: str | None, refresh: int, token: Any = None) -> tuple[Any, Any]:
     if pilot_id is None:
-        return alert("Choose a pilot first.", color="warning"), no_update
+        return alert(_("Choose a pilot first."), color="warning"), no_update
     actor = current_actor()
     what = ctx.triggered_id
     if what not in (*ACTION_BUTTONS, ids.END_NOW):
@@ -339,29 +340,29 @@ def act(_s: int, _b: int, _c: int, _e: int, _n: int, _r: int, pilot_id: int | No
         if what == ids.START:
             if pilots.pilot_info(s, pilot_id).start_requested_by is None:
                 pilots.request_start(s, actor, pilot_id)
-                return ("Start requested. Another supervisor, who did not write the pilot's "
-                        "rules or create it, approves it; until then nothing changes for "
-                        "its members.")
+                return _("Start requested. Another supervisor, who did not write the pilot's "
+                         "rules or create it, approves it; until then nothing changes for "
+                         "its members.")
             pilots.start_pilot(s, actor, pilot_id)
-            return "Pilot started: its pilot group now earns under the pilot's rules."
+            return _("Pilot started: its pilot group now earns under the pilot's rules.")
         if what == ids.SEND_BACK:
             pilots.send_back_start(s, actor, pilot_id, reason or "")
-            return "Start sent back: the pilot stays a draft."
+            return _("Start sent back: the pilot stays a draft.")
         if what == ids.CANCEL:
             pilots.cancel_pilot(s, actor, pilot_id)
-            return "Draft pilot cancelled; its members are free for another pilot."
+            return _("Draft pilot cancelled; its members are free for another pilot.")
         if what in (ids.END, ids.END_NOW):
             pilots.end_pilot(s, actor, pilot_id)
-            return "Pilot ended: every member is back on the published rules."
+            return _("Pilot ended: every member is back on the published rules.")
         rid = pilots.rollout_draft(s, actor, pilot_id)
-        return (f"Draft rule set #{rid} created from the pilot's rules. Submit it on the "
-                "Tier rules page; another supervisor approves it.")
+        return _("Draft rule set #%(id)s created from the pilot's rules. Submit it on the "
+                 "Tier rules page; another supervisor approves it.", id=rid)
 
     try:
         msg, _again = once(f"pilots.{what}", token, {"id": pilot_id, "reason": reason}, work)
     except LoyaltyError as exc:
         # the results are shown again: they enable the buttons that apply
-        return alert(str(exc), color="danger", dismissable=True), (refresh or 0) + 1
+        return alert(exc, color="danger", dismissable=True), (refresh or 0) + 1
     return alert(msg, color="success", dismissable=True), (refresh or 0) + 1
 
 
@@ -390,19 +391,23 @@ def check_upload(contents: str | None, filename: str | None) -> tuple[Any, Any]:
         with get_db().read() as s:
             found = pilots.parse_member_csv(s, raw)
     except pilots.MemberFileError as exc:
-        more = f" … and {exc.total - len(exc.problems)} more" if exc.total > len(
-            exc.problems) else ""
+        more = _(" … and %(n)s more", n=fmt.points(exc.total - len(exc.problems))) if (
+            exc.total > len(exc.problems)) else ""
         return "", html.Div([
-            html.Div(f"{filename or 'The file'}: {exc.total} bad line(s); nothing will be "
-                     "created until the file is fixed."),
-            html.Ul([html.Li(str(p)) for p in exc.problems], id="pilots-upload-problems",
-                    className="mb-0"),
+            html.Div(ngettext(
+                "%(name)s: %(count)s bad line; nothing will be created until the file is fixed.",
+                "%(name)s: %(count)s bad lines; nothing will be created until the file is fixed.",
+                exc.total, name=filename or _("The file"), count=fmt.points(exc.total))),
+            html.Ul([html.Li(page.file_problem(p)) for p in exc.problems],
+                    id="pilots-upload-problems", className="mb-0"),
             html.Div(more) if more else None,
         ])
     except ValidationError as exc:
-        return "", exc.message
-    return html.Span(f"{filename}: {len(found):,} members read.", className="text-success",
-                     id="pilots-upload-ok"), ""
+        return "", page.say(exc.message)
+    return html.Span(ngettext("%(name)s: %(count)s member read.",
+                              "%(name)s: %(count)s members read.",
+                              len(found), name=filename, count=fmt.points(len(found))),
+                     className="text-success", id="pilots-upload-ok"), ""
 
 
 @callback(
@@ -427,7 +432,8 @@ def preview(_n: int, *form: Any) -> dict[str, Any]:
             p = pilots.power_preview(s, **args)
             currency = program.currency(s)
     except pilots.MemberFileError as exc:
-        return {"estimate": no_update, "feedback": _feedback("member_file", str(exc.message))}
+        return {"estimate": no_update,
+                "feedback": _feedback("member_file", page.file_problems(exc))}
     except FormErrors as exc:
         return {"estimate": no_update, "feedback": _feedbacks(exc.problems)}
     except ValidationError as exc:
@@ -476,29 +482,30 @@ def create(_n: int, *form_and_refresh: Any) -> dict[str, Any]:
             power = pilots.pilot_power(s, made["pilot_id"])
             currency = program.currency(s)
     except pilots.MemberFileError as exc:
-        return refused(alert("Nothing was created: the file has bad lines.",
-                                 color="danger"), _feedback("member_file", exc.message))
+        return refused(alert(_("Nothing was created: the file has bad lines."),
+                             color="danger"), _feedback("member_file", page.file_problems(exc)))
     except FormErrors as exc:
         n = len(exc.problems)
         return refused(alert(
-            "Nothing was created: see the message next to the field." if n == 1
-            else f"Nothing was created: see the messages next to the {n} fields.",
+            ngettext("Nothing was created: see the message next to the field.",
+                     "Nothing was created: see the messages next to the %(num)s fields.", n),
             color="danger", id="pilots-create-refused"), _feedbacks(exc.problems))
     except ValidationError as exc:
-        return refused(alert("Nothing was created: see the message next to the field.",
-                                 color="danger", id="pilots-create-refused"),
+        return refused(alert(_("Nothing was created: see the message next to the field."),
+                             color="danger", id="pilots-create-refused"),
                        _feedback(exc.field, exc.message))
     except LoyaltyError as exc:
-        return refused(alert(str(exc), color="danger"), _no_feedback())
+        return refused(alert(exc, color="danger"), _no_feedback())
+    left_out = _(" (%(n)s left out: inactive or in another pilot)",
+                 n=fmt.points(made["left_out"])) if made["left_out"] else ""
     msg = alert(
-        f"Pilot #{made['pilot_id']} created as a draft: {made['n_pilot']:,} pilot and "
-        f"{made['n_control']:,} control members"
-        + (f" ({made['left_out']:,} left out: inactive or in another pilot)"
-           if made["left_out"] else "")
-        + ". Its power estimate is below; start it from 'Pilots and results'.",
+        _("Pilot #%(id)s created as a draft: %(pilot)s pilot and %(control)s control "
+          "members%(left_out)s. Its power estimate is below; start it from 'Pilots and "
+          "results'.", id=made["pilot_id"], pilot=fmt.points(made["n_pilot"]),
+          control=fmt.points(made["n_control"]), left_out=left_out),
         color="success", id="pilots-created")
     return {"message": msg, "refresh": (refresh or 0) + 1, "pick": made["pilot_id"],
             "tab": no_update,
             "estimate": page.power_card(power, currency,
-                                        title="Power estimate of the saved groups"),
+                                        title=_("Power estimate of the saved groups")),
             "feedback": _no_feedback()}

@@ -58,6 +58,16 @@ def rate_bp(bp: int, *, lang: str | None = None) -> str:
     return f"{whole}{point}{frac:02d} %"
 
 
+def number(x: float, spec: str = ",.2f", *, lang: str | None = None) -> str:
+    """A number with a Python format spec (",.2f", "+,.3f", ".1%", ".3g"):
+    1234.5 -> "1,234.50" (en) / "1 234,50" (ru: comma decimal mark, no-break
+    spaces between thousands and before "%")."""
+    text = format(x, spec)
+    if _lang(lang) != "ru":
+        return text
+    return text.replace(",", "\u00a0").replace(".", ",").replace("%", "\u00a0%")
+
+
 def when(value: dt.datetime | dt.date | None, *, lang: str | None = None) -> str:
     """"2026-12-02 18:30" / "2026-12-02" (en); "02.12.2026 18:30" / "02.12.2026" (ru)."""
     if value is None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+from db.i18n import N_, Message
+
 ALPHA = 0.05
 MIN_PER_GROUP = 30
 
@@ -167,30 +169,27 @@ def power(
     return float(sps.norm.cdf(min_effect / se - z) + sps.norm.cdf(-min_effect / se - z))
 
 
-def verdict(est: Estimate, *, min_per_group: int = MIN_PER_GROUP) -> tuple[str, str]:
-    """(code, sentence) that never says more than the interval does."""
+def verdict(est: Estimate, *, min_per_group: int = MIN_PER_GROUP) -> tuple[str, Message]:
+    """(code, sentence) that never says more than the interval does; the
+    sentence is a message marked for translation (``N_``)."""
     if est.n_pilot < min_per_group or est.n_control < min_per_group or not np.isfinite(
         est.ci_low
     ):
         return (
             "too_little_data",
-            f"Too little data to judge: {est.n_pilot} pilot and {est.n_control} control "
-            f"members (at least {min_per_group} each are needed).",
+            N_("Too little data to judge: %(pilot)s pilot and %(control)s control members "
+               "(at least %(least)s each are needed).", pilot=est.n_pilot,
+               control=est.n_control, least=min_per_group),
         )
+    lift, low, high = (f"{x:+.2f}" for x in (est.lift, est.ci_low, est.ci_high))
+    p = f"{est.p_value:.3g}"
     if est.ci_low > 0:
-        return (
-            "lift",
-            f"Significant lift: {est.lift:+.2f} (95% CI {est.ci_low:+.2f} to {est.ci_high:+.2f}, "
-            f"p = {est.p_value:.3g}).",
-        )
+        return ("lift", N_("Significant lift: %(lift)s (95%% CI %(low)s to %(high)s, p = %(p)s).",
+                           lift=lift, low=low, high=high, p=p))
     if est.ci_high < 0:
-        return (
-            "harm",
-            f"Harm: the pilot group did worse by {abs(est.lift):.2f} "
-            f"(95% CI {est.ci_low:+.2f} to {est.ci_high:+.2f}, p = {est.p_value:.3g}).",
-        )
-    return (
-        "no_effect",
-        f"No detectable effect: {est.lift:+.2f} with a 95% CI from {est.ci_low:+.2f} to "
-        f"{est.ci_high:+.2f}; an effect of that size either way cannot be ruled out.",
-    )
+        return ("harm", N_("Harm: the pilot group did worse by %(amount)s (95%% CI %(low)s to "
+                           "%(high)s, p = %(p)s).", amount=f"{abs(est.lift):.2f}", low=low,
+                           high=high, p=p))
+    return ("no_effect", N_(
+        "No detectable effect: %(lift)s with a 95%% CI from %(low)s to %(high)s; an effect of "
+        "that size either way cannot be ruled out.", lift=lift, low=low, high=high))

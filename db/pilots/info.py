@@ -13,18 +13,19 @@ from sqlalchemy.orm import Session
 
 from db import clock
 from db.errors import NotFound
+from db.i18n import N_
 from db.models import Member, Pilot, PilotMember, RuleSet, StaffUser, Tier
 
 
 def get_pilot(s: Session, pilot_id: int, *, lock: bool = False) -> Pilot:
     p = s.get(Pilot, pilot_id, with_for_update=lock)
     if p is None:
-        raise NotFound(f"pilot {pilot_id} does not exist")
+        raise NotFound(N_("pilot %(id)s does not exist", id=pilot_id))
     return p
 
 def staff_name(s: Session, user_id: int | None) -> str:
     if user_id is None:
-        return "the system"
+        return N_("the system")
     return s.scalar(select(StaffUser.username).where(StaffUser.id == user_id)) or f"#{user_id}"
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from db import audit, clock, rules
 from db.actor import Actor
 from db.errors import Forbidden, FormErrors, InvalidState, ValidationError
+from db.i18n import N_
 from db.models import Order, Pilot, PilotMember, RuleSet
 from db.pilots.info import get_pilot, staff_name
 from db.pilots.parsing import (
@@ -84,19 +85,20 @@ def create_pilot(
         seed = int(np.random.default_rng().integers(1, 2**31 - 1))
     rs = s.get(RuleSet, rule_set_id) if rule_set_id is not None else None
     if rs is None:
-        raise ValidationError("rule_set_id", "choose the draft rule set to try")
+        raise ValidationError("rule_set_id", N_("choose the draft rule set to try"))
     if rs.status not in ("draft", "pending"):
         raise ValidationError(
-            "rule_set_id", f"rule set {rs.id} is {rs.status}: a pilot tries a draft or pending one"
+            "rule_set_id", N_("rule set %(id)s is %(status)s: a pilot tries a draft or pending one",
+                              id=rs.id, status=rs.status)
         )
     if not rs.tiers:
-        raise ValidationError("rule_set_id", "the rule set has no tiers")
+        raise ValidationError("rule_set_id", N_("the rule set has no tiers"))
     if member_file is not None:
         member_ids = parse_member_csv(s, member_file)
     pop = None if member_ids is not None else parse_population(population)
     lock_assignment(s)
     if s.scalar(select(Pilot.id).where(Pilot.name == name)):
-        raise ValidationError("name", f"a pilot named {name!r} already exists")
+        raise ValidationError("name", N_("a pilot named %(name)s already exists", name=repr(name)))
     at = min(start_at, now or clock.utcnow())
     eligible, left_out = eligible_population(s, population=pop, member_ids=member_ids, at=at)
     groups = assign_groups(eligible, share_bp, seed)
@@ -105,8 +107,9 @@ def create_pilot(
     if n_p == 0 or n_c == 0:
         raise ValidationError(
             "population",
-            f"{len(groups)} eligible member(s) ({left_out} left out: inactive or already in a "
-            "pilot) - too few to form both a pilot and a control group",
+            N_("%(n)s eligible member(s) (%(left_out)s left out: inactive or already in a "
+               "pilot) - too few to form both a pilot and a control group",
+               n=len(groups), left_out=left_out),
         )
     described = (
         {"source": "file", "members": len(member_ids), "note": source_note}
@@ -152,10 +155,12 @@ def _overlap(s: Session, pilot_id: int) -> int:
 
 def _check_startable(s: Session, p: Pilot, now: dt.datetime, allow_past: bool) -> RuleSet:
     if p.start_at < now - dt.timedelta(minutes=5) and not allow_past:
-        raise ValidationError("start_at", "is in the past: change the dates or create it again")
+        raise ValidationError("start_at",
+                              N_("is in the past: change the dates or create it again"))
     rs = s.get(RuleSet, p.rule_set_id)
     if rs is None or rs.status == "rejected":
-        raise InvalidState("the pilot's rule set was rejected; create a pilot with another one")
+        raise InvalidState(
+            N_("the pilot's rule set was rejected; create a pilot with another one"))
     clash = s.scalar(
         select(func.count()).select_from(Order)
         .join(PilotMember, and_(PilotMember.member_id == Order.member_id,
@@ -164,11 +169,12 @@ def _check_startable(s: Session, p: Pilot, now: dt.datetime, allow_past: bool) -
     )
     if clash:
         raise InvalidState(
-            f"{clash} order(s) of pilot-group members are already recorded after the start: "
-            "they were accrued under the published rules; choose a later start"
+            N_("%(n)s order(s) of pilot-group members are already recorded after the start: "
+               "they were accrued under the published rules; choose a later start", n=clash)
         )
     if n := _overlap(s, p.id):
-        raise InvalidState(f"{n} member(s) of this pilot are already in another running pilot")
+        raise InvalidState(
+            N_("%(n)s member(s) of this pilot are already in another running pilot", n=n))
     return rs
 
 
@@ -182,11 +188,13 @@ def request_start(
     lock_assignment(s)
     p = get_pilot(s, pilot_id, lock=True)
     if p.status != "draft":
-        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be started")
+        raise InvalidState(N_("pilot %(id)s is %(status)s; only a draft pilot can be started",
+                              id=pilot_id, status=p.status))
     if p.start_requested_by_id is not None:
         raise InvalidState(
-            f"the start was already requested by {staff_name(s, p.start_requested_by_id)}: "
-            "another supervisor approves or sends it back"
+            N_("the start was already requested by %(name)s: "
+               "another supervisor approves or sends it back",
+               name=staff_name(s, p.start_requested_by_id))
         )
     _check_startable(s, p, now, allow_past)
     before = _snapshot(p)
@@ -211,18 +219,19 @@ def start_pilot(
     lock_assignment(s)
     p = get_pilot(s, pilot_id, lock=True)
     if p.status != "draft":
-        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be started")
+        raise InvalidState(N_("pilot %(id)s is %(status)s; only a draft pilot can be started",
+                              id=pilot_id, status=p.status))
     if p.start_requested_by_id is None:
         raise InvalidState(
-            "nobody has requested this pilot's start yet: one supervisor requests it, "
-            "another approves it"
+            N_("nobody has requested this pilot's start yet: one supervisor requests it, "
+               "another approves it")
         )
     rs = _check_startable(s, p, now, allow_past)
     involved = {p.start_requested_by_id, p.created_by_id, rs.created_by_id} - {None}
     if actor.id is None or actor.id in involved:
         raise Forbidden(
-            "four-eyes: the start must be approved by a supervisor who did not write the "
-            "pilot's rules, create the pilot or request its start"
+            N_("four-eyes: the start must be approved by a supervisor who did not write the "
+               "pilot's rules, create the pilot or request its start")
         )
     before = _snapshot(p)
     p.status = "running"
@@ -238,11 +247,11 @@ def send_back_start(s: Session, actor: Actor, pilot_id: int, reason: str) -> Non
     """Refuse a requested start: the pilot stays a draft, the request is cleared."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("reason", "say why the start is sent back")
+        raise ValidationError("reason", N_("say why the start is sent back"))
     check_length("reason", reason, MAX_REASON)
     p = get_pilot(s, pilot_id, lock=True)
     if p.status != "draft" or p.start_requested_by_id is None:
-        raise InvalidState(f"pilot {pilot_id} has no start waiting for approval")
+        raise InvalidState(N_("pilot %(id)s has no start waiting for approval", id=pilot_id))
     before = _snapshot(p)
     p.start_requested_by_id = None
     p.start_requested_at = None
@@ -255,7 +264,8 @@ def end_pilot(s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime | Non
     now = now or clock.utcnow()
     p = get_pilot(s, pilot_id, lock=True)
     if p.status != "running":
-        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a running pilot can be ended")
+        raise InvalidState(N_("pilot %(id)s is %(status)s; only a running pilot can be ended",
+                              id=pilot_id, status=p.status))
     before = _snapshot(p)
     p.status = "ended"
     p.ended_at = max(now, p.start_at)
@@ -267,7 +277,8 @@ def cancel_pilot(s: Session, actor: Actor, pilot_id: int) -> None:
     """draft -> cancelled: its members become free for another pilot."""
     p = get_pilot(s, pilot_id, lock=True)
     if p.status != "draft":
-        raise InvalidState(f"pilot {pilot_id} is {p.status}; only a draft pilot can be cancelled")
+        raise InvalidState(N_("pilot %(id)s is %(status)s; only a draft pilot can be cancelled",
+                              id=pilot_id, status=p.status))
     before = _snapshot(p)
     p.status = "cancelled"
     audit.record(s, actor.name, "pilot.cancel", actor_id=actor.id, object_type="pilot",
@@ -290,7 +301,8 @@ def rollout_draft(s: Session, actor: Actor, pilot_id: int, *, now: dt.datetime |
     force; it goes through the normal submit/approve like any other draft."""
     p = get_pilot(s, pilot_id)
     if p.status not in ("running", "ended"):
-        raise InvalidState(f"pilot {pilot_id} is {p.status}: only a run pilot can be rolled out")
+        raise InvalidState(N_("pilot %(id)s is %(status)s: only a run pilot can be rolled out",
+                              id=pilot_id, status=p.status))
     src = s.get(RuleSet, p.rule_set_id)
     in_force = s.scalar(
         select(RuleSet.id)

@@ -11,6 +11,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from db.errors import ValidationError
+from db.i18n import N_
 from db.models import Order, PilotMember
 
 
@@ -65,7 +66,7 @@ def metric_values(t: pd.DataFrame, metric: str, period: str) -> np.ndarray:
     if metric == "average_check":
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(orders > 0, spend / np.maximum(orders, 1), np.nan)
-    raise ValidationError("primary_metric", "choose a metric from the list")
+    raise ValidationError("primary_metric", N_("choose a metric from the list"))
 
 
 def paired(g: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:

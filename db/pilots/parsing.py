@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.errors import ValidationError, too_large
+from db.i18n import N_
 from db.models import SEGMENTS, Member
 
 BP = 10_000
@@ -25,14 +28,21 @@ ADVISORY_LOCK_KEY = 70_007  # PostgreSQL advisory lock serialising pilot assignm
 NO_TIER = "(no tier)"
 
 SEGMENT_LABELS = {
-    "regular": "Regular", "student": "Students", "pensioner": "Pensioners",
-    "large_family": "Large families", "corporate": "Corporate",
+    "regular": N_("Regular"), "student": N_("Students"), "pensioner": N_("Pensioners"),
+    "large_family": N_("Large families"), "corporate": N_("Corporate"),
 }
 METRIC_LABELS = {
-    "spend_per_member": "Spend per member",
-    "orders_per_member": "Orders per member",
-    "average_check": "Average check",
-    "active_rate": "Active rate",
+    "spend_per_member": N_("Spend per member"),
+    "orders_per_member": N_("Orders per member"),
+    "average_check": N_("Average check"),
+    "active_rate": N_("Active rate"),
+}
+# the same, inside a sentence ("no clear effect on spend per member")
+METRIC_NAMES = {
+    "spend_per_member": N_("spend per member"),
+    "orders_per_member": N_("orders per member"),
+    "average_check": N_("average check"),
+    "active_rate": N_("active rate"),
 }
 # what one unit of each metric is ("money" = the program currency)
 METRIC_UNITS = {
@@ -41,6 +51,72 @@ METRIC_UNITS = {
     "average_check": "money",
     "active_rate": "share of members",
 }
+
+
+def metric_text(metric: str, x: float | None, currency: str, *, signed: bool = False) -> str:
+    """A metric value (or lift) in its unit: money with the program currency
+    ("+1,234.50 RUB"), orders ("0.125 orders"), a share in percent (points
+    when signed: a lift is "+2.0 pp")."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    sign = "+" if signed else ""
+    unit = METRIC_UNITS[metric]
+    if unit == "money":
+        return f"{x:{sign},.2f} {currency}".strip()
+    if unit == "orders":
+        return f"{x:{sign},.3f} orders"
+    return f"{x * 100:{sign},.1f} pp" if signed else f"{x * 100:,.1f} %"
+
+
+def min_effect_text(metric: str, min_effect: Decimal | str | float, currency: str) -> str:
+    """The minimum effect in the metric's unit (a share's is in points)."""
+    try:
+        x = float(min_effect)
+    except (TypeError, ValueError):
+        return N_("not set")
+    if not x:
+        return N_("not set")
+    if METRIC_UNITS[metric] == "share of members":
+        return f"{x * 100:,.1f} pp"
+    return metric_text(metric, x, currency)
+
+
+class Figure(str):
+    """A number inside a message (a param of ``N_``): the English text, plus
+    what the web layer needs to show it in the user's language - ``value``
+    with a format ``spec`` (",d", "+,.2f", ".1%", ".3g"), or, with ``metric``,
+    a value in that metric's unit (``currency``; ``signed`` for a lift;
+    ``effect`` for a minimum effect, a share's in percentage points)."""
+
+    value: float
+    spec: str
+    metric: str | None
+    currency: str
+    signed: bool
+    effect: bool
+
+    def __new__(cls, value: float, spec: str = "", *, metric: str | None = None,
+                currency: str = "", signed: bool = False, effect: bool = False) -> Figure:
+        if metric is None:
+            text = format(value, spec)
+        elif effect:
+            text = min_effect_text(metric, value, currency)
+        else:
+            text = metric_text(metric, value, currency, signed=signed)
+        obj = super().__new__(cls, text)
+        obj.value, obj.spec, obj.metric = value, spec, metric
+        obj.currency, obj.signed, obj.effect = currency, signed, effect
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_figure, (self.value, self.spec, self.metric, self.currency, self.signed,
+                          self.effect))
+
+
+def _figure(value: float, spec: str, metric: str | None, currency: str, signed: bool,
+            effect: bool) -> Figure:
+    return Figure(value, spec, metric=metric, currency=currency, signed=signed, effect=effect)
+
 
 
 # --------------------------------------------------------------------------
@@ -66,18 +142,22 @@ class PopulationFilter:
             "active_within_days": self.active_within_days,
         }
 
-    def describe(self) -> str:
+    def describe(self, label: Callable[[Any], str] = str) -> str:
+        """Who the filter takes, in words; ``label`` shows each marked part
+        (``N_``) in the reader's language (the web layer passes one), by
+        default in English."""
         parts = []
         if self.segments:
-            parts.append("segments " + ", ".join(
-                SEGMENT_LABELS.get(x, x).lower() for x in self.segments))
+            parts.append(label(N_("segments %(list)s", list=", ".join(
+                label(SEGMENT_LABELS.get(x, x)).lower() for x in self.segments))))
         if self.tiers:
-            parts.append("tiers " + ", ".join(self.tiers))
+            parts.append(label(N_("tiers %(list)s", list=", ".join(self.tiers))))
         if self.joined_from or self.joined_to:
-            parts.append(f"joined {self.joined_from or '…'} to {self.joined_to or '…'}")
+            parts.append(label(N_("joined %(start)s to %(end)s", start=self.joined_from or "…",
+                                  end=self.joined_to or "…")))
         if self.active_within_days:
-            parts.append(f"ordered in the last {self.active_within_days} days")
-        return "; ".join(parts) or "all active members"
+            parts.append(label(N_("ordered in the last %(n)s days", n=self.active_within_days)))
+        return "; ".join(parts) or label(N_("all active members"))
 
 
 def _date(value: Any, fld: str) -> dt.date | None:
@@ -90,7 +170,8 @@ def _date(value: Any, fld: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise ValidationError(fld, "must be a date like 2025-01-31") from None
+        raise ValidationError(fld, N_("must be a date like %(example)s",
+                                      example="2025-01-31")) from None
 
 
 def parse_population(raw: dict[str, Any] | PopulationFilter | None) -> PopulationFilter:
@@ -101,11 +182,11 @@ def parse_population(raw: dict[str, Any] | PopulationFilter | None) -> Populatio
     segments = tuple(raw.get("segments") or ())
     bad = [x for x in segments if x not in SEGMENTS]
     if bad:
-        raise ValidationError("segments", "choose the segments from the list")
+        raise ValidationError("segments", N_("choose the segments from the list"))
     tiers = tuple(str(t) for t in raw.get("tiers") or ())
     jf, jt = _date(raw.get("joined_from"), "joined_from"), _date(raw.get("joined_to"), "joined_to")
     if jf and jt and jf > jt:
-        raise ValidationError("joined_from", "the join date range starts after it ends")
+        raise ValidationError("joined_from", N_("the join date range starts after it ends"))
     days = raw.get("active_within_days")
     if days in (None, ""):
         days = None
@@ -113,29 +194,31 @@ def parse_population(raw: dict[str, Any] | PopulationFilter | None) -> Populatio
         try:
             days = int(days)
         except (TypeError, ValueError):
-            raise ValidationError("active_within_days", "must be a whole number of days") from None
+            raise ValidationError("active_within_days",
+                                  N_("must be a whole number of days")) from None
         if days > 3660:
-            raise ValidationError("active_within_days", too_large("3,660 days"))
+            raise ValidationError("active_within_days", too_large(N_("3,660 days")))
         if days < 1:
-            raise ValidationError("active_within_days", "must be 1 to 3,660 days")
+            raise ValidationError("active_within_days", N_("must be 1 to 3,660 days"))
     return PopulationFilter(segments, tiers, jf, jt, days)
 
 
 def parse_share_bp(value: Any) -> int:
     """'20' / 20 / '20 %' (percent of the population in the pilot group) -> 2000 bp."""
     if isinstance(value, bool):
-        raise ValidationError("pilot_share", "must be a percentage such as 50")
+        raise ValidationError("pilot_share", N_("must be a percentage such as 50"))
     try:
         d = Decimal(str(value).strip().rstrip("%").strip().replace(",", "."))
     except (InvalidOperation, AttributeError):
-        raise ValidationError("pilot_share", "must be a percentage such as 50") from None
+        raise ValidationError("pilot_share", N_("must be a percentage such as 50")) from None
     if d.is_finite() and d > 99:
-        raise ValidationError("pilot_share", too_large("99 %") + " (1 to 99 %)")
+        raise ValidationError("pilot_share",
+                              N_("%(problem)s (1 to 99 %%)", problem=too_large("99 %")))
     if not d.is_finite() or not Decimal("1") <= d <= Decimal("99"):
-        raise ValidationError("pilot_share", "must be between 1 and 99 %")
+        raise ValidationError("pilot_share", N_("must be between 1 and 99 %"))
     bp = d * 100
     if bp != bp.to_integral_value():
-        raise ValidationError("pilot_share", "at most 2 decimals")
+        raise ValidationError("pilot_share", N_("at most 2 decimals"))
     return int(bp)
 
 
@@ -144,11 +227,12 @@ def parse_min_effect(value: Any, metric: str) -> Decimal:
     try:
         d = Decimal(str(value).strip().replace(",", "."))
     except (InvalidOperation, AttributeError):
-        raise ValidationError("min_effect", "must be a positive number") from None
+        raise ValidationError("min_effect", N_("must be a positive number")) from None
     if not d.is_finite() or d <= 0:
-        raise ValidationError("min_effect", "must be a positive number")
+        raise ValidationError("min_effect", N_("must be a positive number"))
     if metric == "active_rate" and d >= 1:
-        raise ValidationError("min_effect", "the active rate is a share: give e.g. 0.02 for 2 pp")
+        raise ValidationError("min_effect",
+                              N_("the active rate is a share: give e.g. 0.02 for 2 pp"))
     if d > Decimal(10) ** 9:
         raise ValidationError("min_effect", too_large("1,000,000,000"))
     return d
@@ -158,11 +242,15 @@ def parse_min_effect(value: Any, metric: str) -> Decimal:
 class CsvProblem:
     line: int  # 1-based line in the file
     value: str
-    reason: str
+    reason: str  # marked with N_: the web layer shows it in the user's language
+
+    @property
+    def shown(self) -> str:
+        """The line's value as the message shows it (long values cut)."""
+        return self.value if len(self.value) <= 40 else self.value[:37] + "..."
 
     def __str__(self) -> str:
-        shown = self.value if len(self.value) <= 40 else self.value[:37] + "..."
-        return f"line {self.line}: {shown!r}: {self.reason}"
+        return f"line {self.line}: {self.shown!r}: {self.reason}"
 
 
 class MemberFileError(ValidationError):
@@ -170,10 +258,11 @@ class MemberFileError(ValidationError):
 
     def __init__(self, problems: list[CsvProblem], total: int | None = None) -> None:
         total = len(problems) if total is None else total
-        more = f" (and {total - len(problems)} more)" if total > len(problems) else ""
+        more = N_(" (and %(n)s more)", n=total - len(problems)) if total > len(problems) else ""
         super().__init__(
             "member_file",
-            f"{total} bad line(s){more}: " + "; ".join(str(p) for p in problems[:5]),
+            N_("%(total)s bad line(s)%(more)s: %(lines)s", total=total, more=more,
+               lines="; ".join(str(p) for p in problems[:5])),
         )
         self.problems = problems
         self.total = total
@@ -188,7 +277,7 @@ def parse_member_csv(s: Session, content: str | bytes) -> list[int]:
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise MemberFileError([CsvProblem(1, "", "the file is not UTF-8 text")]) from None
+            raise MemberFileError([CsvProblem(1, "", N_("the file is not UTF-8 text"))]) from None
     content = content.lstrip("\ufeff")
     rows = list(csv.reader(io.StringIO(content)))
     problems: list[CsvProblem] = []
@@ -202,38 +291,38 @@ def parse_member_csv(s: Session, content: str | bytes) -> list[int]:
 
     lines = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not lines:
-        raise MemberFileError([CsvProblem(1, "", "the file has no member ids")])
+        raise MemberFileError([CsvProblem(1, "", N_("the file has no member ids"))])
     kind = "member_id"
     first_line, first = lines[0]
     head = first[0].strip().lower() if first else ""
     if head in ("member_id", "customer_id"):
         kind = head
         if len([c for c in first if c.strip()]) > 1:
-            bad(first_line, ",".join(first), "expected one column (member_id or customer_id)")
+            bad(first_line, ",".join(first), N_("expected one column (member_id or customer_id)"))
         lines = lines[1:]
     if not lines:
-        raise MemberFileError([CsvProblem(first_line, head, "the file has no member ids")])
+        raise MemberFileError([CsvProblem(first_line, head, N_("the file has no member ids"))])
     if len(lines) > MAX_CSV_ROWS:
         raise MemberFileError(
-            [CsvProblem(lines[MAX_CSV_ROWS][0], "", f"more than {MAX_CSV_ROWS:,} lines")]
+            [CsvProblem(lines[MAX_CSV_ROWS][0], "", N_("more than %(n)s lines", n=MAX_CSV_ROWS))]
         )
     values: list[tuple[int, str]] = []
     for line, row in lines:
         cells = [c.strip() for c in row]
         if len([c for c in cells if c]) > 1:
-            bad(line, ",".join(row), "expected one value per line")
+            bad(line, ",".join(row), N_("expected one value per line"))
             continue
         values.append((line, next(c for c in cells if c)))
     wanted: list[tuple[int, str, Any]] = []
     for line, v in values:
         if kind == "member_id":
             if not v.isdigit() or len(v) > 18:
-                bad(line, v, "not a number (expected a member id)")
+                bad(line, v, N_("not a number (expected a member id)"))
                 continue
             wanted.append((line, v, int(v)))
         else:
             if len(v) > 64:
-                bad(line, v, "customer id longer than 64 characters")
+                bad(line, v, N_("customer id longer than 64 characters"))
                 continue
             wanted.append((line, v, v))
     keys = sorted({k for _, _, k in wanted})
@@ -248,9 +337,9 @@ def parse_member_csv(s: Session, content: str | bytes) -> list[int]:
     for line, v, k in wanted:
         mid = found.get(k)
         if mid is None:
-            bad(line, v, "unknown member")
+            bad(line, v, N_("unknown member"))
         elif mid in seen:
-            bad(line, v, f"duplicate of line {seen[mid]}")
+            bad(line, v, N_("duplicate of line %(line)s", line=seen[mid]))
         else:
             seen[mid] = line
             ids.append(mid)

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from db import clock, stats
 from db.errors import ValidationError, too_large
+from db.i18n import N_, Message
 from db.models import PILOT_METRICS, PilotMember
 from db.pilots.info import get_pilot
 from db.pilots.measures import member_table, metric_values, period_aggregates
 from db.pilots.parsing import (
     MAX_PILOT_DAYS,
-    METRIC_LABELS,
+    METRIC_NAMES,
+    Figure,
     PopulationFilter,
     parse_member_csv,
     parse_min_effect,
@@ -52,17 +54,25 @@ class PowerPreview:
             self.required_total
         )
 
-    def sentence(self) -> str:
+    def sentence(self) -> Message:
+        """What the groups can detect; numbers are :class:`db.pilots.results.Figure`
+        params, which the page shows in the user's language."""
         if self.power is None or self.required_total is None:
-            return ("No estimate: the population had no orders in the pre period, so the "
-                    "variation of the metric is unknown.")
-        verdict = ("enough" if self.enough else "not enough")
-        return (
-            f"To detect a lift of {self.min_effect:g} in {METRIC_LABELS[self.metric].lower()} "
-            f"with 80% power at the 5% level, about {self.required_total:,} members are needed "
-            f"in total; the drawn groups ({self.n_pilot:,} pilot + {self.n_control:,} control) "
-            f"are {verdict}: power {self.power:.0%}."
-        )
+            return N_("No estimate: the population had no orders in the pre period, so the "
+                      "variation of the metric is unknown.")
+        params = {"effect": Figure(self.min_effect, "g"), "metric": METRIC_NAMES[self.metric],
+                  "needed": Figure(self.required_total, ",d"),
+                  "pilot": Figure(self.n_pilot, ",d"), "control": Figure(self.n_control, ",d"),
+                  "power": Figure(self.power, ".0%")}
+        if self.enough:
+            return N_("To detect a lift of %(effect)s in %(metric)s with 80%% power at the 5%% "
+                      "level, about %(needed)s members are needed in total; the drawn groups "
+                      "(%(pilot)s pilot + %(control)s control) are enough: power %(power)s.",
+                      **params)
+        return N_("To detect a lift of %(effect)s in %(metric)s with 80%% power at the 5%% "
+                  "level, about %(needed)s members are needed in total; the drawn groups "
+                  "(%(pilot)s pilot + %(control)s control) are not enough: power %(power)s.",
+                  **params)
 
 
 def _preview(
@@ -115,14 +125,14 @@ def form_problems(name: Any, rule_set_id: Any, pilot_share: Any, seed: Any,
     out: dict[str, str] = {}
     name = (name or "").strip() if isinstance(name, str) else ""
     if not name:
-        out["name"] = "is required"
+        out["name"] = N_("is required")
     elif len(name) > 200:
-        out["name"] = "too long: at most 200 characters"
+        out["name"] = N_("too long: at most %(n)s characters", n=200)
     if rule_set_id is None:
-        out["rule_set_id"] = "choose the draft rule set to try"
+        out["rule_set_id"] = N_("choose the draft rule set to try")
     metric_ok = primary_metric in PILOT_METRICS
     if not metric_ok:
-        out["primary_metric"] = "choose a metric from the list"
+        out["primary_metric"] = N_("choose a metric from the list")
     checks = [("pilot_share", lambda: parse_share_bp(pilot_share)),
               ("planned_end_at", lambda: check_dates(start_at, planned_end_at))]
     if metric_ok:
@@ -133,7 +143,7 @@ def form_problems(name: Any, rule_set_id: Any, pilot_share: Any, seed: Any,
         except ValidationError as exc:
             out.setdefault(exc.field or where, exc.message)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        out["seed"] = "must be a non-negative whole number"
+        out["seed"] = N_("must be a non-negative whole number")
     elif isinstance(seed, int) and seed > MAX_SEED:
         out["seed"] = too_large(f"{MAX_SEED:,}")
     return out
@@ -141,13 +151,14 @@ def form_problems(name: Any, rule_set_id: Any, pilot_share: Any, seed: Any,
 
 def check_dates(start_at: dt.datetime, planned_end_at: dt.datetime) -> None:
     if not isinstance(start_at, dt.datetime):
-        raise ValidationError("start_at", "is required")
+        raise ValidationError("start_at", N_("is required"))
     if not isinstance(planned_end_at, dt.datetime):
-        raise ValidationError("planned_end_at", "is required")
+        raise ValidationError("planned_end_at", N_("is required"))
     if planned_end_at <= start_at:
-        raise ValidationError("planned_end_at", "must be after the start")
+        raise ValidationError("planned_end_at", N_("must be after the start"))
     if planned_end_at - start_at > dt.timedelta(days=MAX_PILOT_DAYS):
-        raise ValidationError("planned_end_at", f"a pilot runs at most {MAX_PILOT_DAYS} days")
+        raise ValidationError("planned_end_at",
+                              N_("a pilot runs at most %(n)s days", n=MAX_PILOT_DAYS))
 
 
 def power_preview(
@@ -166,7 +177,7 @@ def power_preview(
 ) -> PowerPreview:
     """What a pilot with these settings could detect, before anything is saved."""
     if primary_metric not in PILOT_METRICS:
-        raise ValidationError("primary_metric", "choose a metric from the list")
+        raise ValidationError("primary_metric", N_("choose a metric from the list"))
     share_bp = parse_share_bp(pilot_share)
     effect = parse_min_effect(min_effect, primary_metric)
     check_dates(start_at, planned_end_at)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from db import clock, exports, program, rules, stats
 from db.errors import InvalidState
+from db.i18n import N_, Message
 from db.models import (
     PILOT_METRICS,
     LedgerEntry,
@@ -33,7 +34,9 @@ from db.models import (
 )
 from db.pilots.info import PilotInfo, get_pilot, pilot_info
 from db.pilots.measures import paired
-from db.pilots.parsing import BP, METRIC_LABELS, METRIC_UNITS
+from db.pilots.parsing import BP, METRIC_LABELS, METRIC_NAMES, Figure
+from db.pilots.parsing import metric_text as metric_text  # the tests import it from here
+from db.pilots.parsing import min_effect_text as min_effect_text  # db.pilots exports it
 from db.pilots.power import pilot_groups
 
 # the simulation's prefix-sum spend index and tier/points arithmetic: the
@@ -108,7 +111,7 @@ class PilotResults:
     cost: PointsCost
     daily: pd.DataFrame  # date, period, group, members, orders, spend_minor
     verdict_code: str
-    verdict: str
+    verdict: Message  # N_ with Figure params (db.pilots.parsing)
     currency: str
 
     @property
@@ -346,10 +349,11 @@ def pilot_results(
         if progress is not None:
             progress(frac, msg)
 
-    step(0.02, "reading the pilot")
+    step(0.02, N_("reading the pilot"))
     p = get_pilot(s, pilot_id)
     if p.status in ("draft", "cancelled"):
-        raise InvalidState(f"pilot {pilot_id} is {p.status}: it has no results (it never ran)")
+        raise InvalidState(N_("pilot %(id)s is %(status)s: it has no results (it never ran)",
+                               id=pilot_id, status=p.status))
     info = pilot_info(s, pilot_id)
     now = now or clock.utcnow()
     as_of = as_of or _default_as_of(s, p, now)
@@ -360,16 +364,16 @@ def pilot_results(
     groups = pilot_groups(s, pilot_id)
     n_p = int((groups["grp"] == "pilot").sum())
     n_c = int((groups["grp"] == "control").sum())
-    step(0.08, "reading the pilot group's orders")
+    step(0.08, N_("reading the pilot group's orders"))
     po = _pilot_orders(s, p, start, end)
     back = po.lookback_days
     t0 = pre_start if back is None else min(pre_start, start - dt.timedelta(days=back))
-    step(0.15, f"reading the orders of {n_p + n_c:,} members")
+    step(0.15, N_("reading the orders of %(n)s members", n=Figure(n_p + n_c, ",d")))
     w = _window_orders(s, pilot_id, groups, t0, pre_start, start, end) if length else (
         _WindowOrders.empty())
     t = _member_arrays(groups[["member_id", "grp"]], w)
     by_group = {g: t[t["grp"] == g] for g in ("pilot", "control")}
-    step(0.4, "recomputing points under the published rules")
+    step(0.4, N_("recomputing points under the published rules"))
     n_orders, actual, published, pv = _points_cost(s, pilot_id, po, w, t0)
     daily = _daily_arrays(w, pre_start, end, start, {"pilot": n_p, "control": n_c}) if (
         length) else pd.DataFrame(columns=["date", "period", "group", "members", "orders",
@@ -380,7 +384,8 @@ def pilot_results(
     results = []
     for k, metric in enumerate(PILOT_METRICS):
         step(0.5 + 0.48 * k / len(PILOT_METRICS),
-             f"{METRIC_LABELS[metric].lower()}: Welch, bootstrap ({n_boot:,}), CUPED")
+             N_("%(metric)s: Welch, bootstrap (%(n)s), CUPED", metric=METRIC_NAMES[metric],
+                n=Figure(n_boot, ",d")))
         pre_p, post_p = paired(by_group["pilot"], metric)
         pre_c, post_c = paired(by_group["control"], metric)
         results.append(MetricResult(
@@ -394,7 +399,7 @@ def pilot_results(
                                 seed=(p.random_seed + k) & 0xFFFFFFFF),
             stats.did_cuped(pre_p, post_p, pre_c, post_c),
         ))
-    step(0.99, "verdict")
+    step(0.99, N_("verdict"))
     srm = stats.srm_check(n_p, n_c, p.pilot_share_bp / BP)
     spend = next(r for r in results if r.metric == "spend_per_member")
 
@@ -406,103 +411,119 @@ def pilot_results(
     primary = next(r for r in results if r.metric == p.primary_metric)
     currency = program.currency(s)
     code, sentence = _verdict(primary, srm, length, Decimal(p.min_effect or "0"), currency)
-    step(1.0, "done")
+    step(1.0, N_("done"))
     return PilotResults(info, as_of, pre_start, start, end, results, srm, cost, daily, code,
                         sentence, currency)
 
 
-def metric_text(metric: str, x: float | None, currency: str, *, signed: bool = False) -> str:
-    """A metric value (or lift) in its unit: money with the program currency
-    ("+1,234.50 RUB"), orders ("0.125 orders"), a share in percent (points
-    when signed: a lift is "+2.0 pp")."""
-    if x is None or not np.isfinite(x):
-        return "–"
-    sign = "+" if signed else ""
-    unit = METRIC_UNITS[metric]
-    if unit == "money":
-        return f"{x:{sign},.2f} {currency}".strip()
-    if unit == "orders":
-        return f"{x:{sign},.3f} orders"
-    return f"{x * 100:{sign},.1f} pp" if signed else f"{x * 100:,.1f} %"
-
-
-def min_effect_text(metric: str, min_effect: Decimal | str | float, currency: str) -> str:
-    """The minimum effect in the metric's unit (a share's is in points)."""
-    try:
-        x = float(min_effect)
-    except (TypeError, ValueError):
-        return "not set"
-    if not x:
-        return "not set"
-    if METRIC_UNITS[metric] == "share of members":
-        return f"{x * 100:,.1f} pp"
-    return metric_text(metric, x, currency)
-
-
 VERDICTS = {
-    "lift": "Significant lift",
-    "lift_below_minimum": "Statistically significant but below the minimum effect",
-    "harm": "Harm",
-    "no_effect": "No detectable effect",
-    "too_little_data": "Too little data",
-    "srm": "Sample ratio mismatch",
+    "lift": N_("Significant lift"),
+    "lift_below_minimum": N_("Statistically significant but below the minimum effect"),
+    "harm": N_("Harm"),
+    "no_effect": N_("No detectable effect"),
+    "too_little_data": N_("Too little data"),
+    "srm": N_("Sample ratio mismatch"),
 }
 
 
 def _verdict(m: MetricResult, srm: stats.SrmResult, length: dt.timedelta, min_effect: Decimal,
-             currency: str = "") -> tuple[str, str]:
+             currency: str = "") -> tuple[str, Message]:
     """The primary metric's verdict, never stronger than the evidence and never
     self-contradictory: a lift smaller than the minimum effect the pilot was set
     up to find is its own category, not a "significant lift" with a caveat.
-    Values are in the metric's unit, money with the program currency."""
-    label = m.label.lower()
+    Values are in the metric's unit, money with the program currency; the
+    sentence is a message (``N_``) whose numbers are :class:`Figure` params."""
+    label, name = m.label, METRIC_NAMES[m.metric]
     if srm.mismatch:
-        return ("srm", f"Sample ratio mismatch: the groups are {srm.observed_share:.1%} pilot, "
-                f"{srm.expected_share:.1%} was drawn (p = {srm.p_value:.2g}). The assignment is "
-                "broken, so no conclusion can be drawn from these results.")
+        return ("srm", N_(
+            "Sample ratio mismatch: the groups are %(observed)s pilot, %(expected)s was drawn "
+            "(p = %(p)s). The assignment is broken, so no conclusion can be drawn from these "
+            "results.", observed=Figure(srm.observed_share, ".1%"),
+            expected=Figure(srm.expected_share, ".1%"), p=Figure(srm.p_value, ".2g")))
     if length < dt.timedelta(days=1):
-        return ("too_little_data", "Too little data to judge: the pilot has run for less than a "
-                "day.")
+        return ("too_little_data",
+                N_("Too little data to judge: the pilot has run for less than a day."))
     w, b = m.welch, m.bootstrap
     code, sentence = stats.verdict(w)
     if code == "too_little_data":
-        return code, f"{m.label}: {sentence}"
+        return code, N_("%(metric)s: %(sentence)s", metric=label, sentence=sentence)
 
-    def v(x: float) -> str:
-        return metric_text(m.metric, x, currency, signed=True)
+    def v(x: float) -> Figure:
+        return Figure(x, metric=m.metric, currency=currency, signed=True)
 
-    interval = f"95% CI {v(w.ci_low)} to {v(w.ci_high)}, p = {w.p_value:.3g}"
-    minimum = min_effect_text(m.metric, min_effect, currency) if min_effect else ""
+    interval = N_("95%% CI %(low)s to %(high)s, p = %(p)s", low=v(w.ci_low), high=v(w.ci_high),
+                  p=Figure(w.p_value, ".3g"))
+    minimum = Figure(float(min_effect), metric=m.metric, currency=currency, effect=True) if (
+        min_effect) else ""
     if code in ("lift", "harm") and not ((b.ci_low > 0) if code == "lift" else (b.ci_high < 0)):
-        return ("no_effect", f"No clear effect on {label}: the Welch interval "
-                f"({v(w.ci_low)} to {v(w.ci_high)}) excludes zero but the bootstrap interval "
-                f"({v(b.ci_low)} to {v(b.ci_high)}) does not; treat it as not shown yet.")
+        return ("no_effect", N_(
+            "No clear effect on %(metric)s: the Welch interval (%(low)s to %(high)s) excludes "
+            "zero but the bootstrap interval (%(boot_low)s to %(boot_high)s) does not; treat it "
+            "as not shown yet.", metric=name, low=v(w.ci_low), high=v(w.ci_high),
+            boot_low=v(b.ci_low), boot_high=v(b.ci_high)))
     if code == "lift" and min_effect and w.lift < float(min_effect):
-        return ("lift_below_minimum",
-                f"{m.label}: {VERDICTS['lift_below_minimum']} of {minimum}: {v(w.lift)} "
-                f"({interval}). The pilot changed {label}, but by less than the effect it was "
-                "set up to find.")
+        return ("lift_below_minimum", N_(
+            "%(metric)s: Statistically significant but below the minimum effect of %(minimum)s: "
+            "%(lift)s (%(interval)s). The pilot changed %(name)s, but by less than the effect "
+            "it was set up to find.", metric=label, minimum=minimum, lift=v(w.lift),
+            interval=interval, name=name))
     if code == "lift":
-        tail = ""
+        tail: Message | str = ""
         if min_effect and w.ci_low < float(min_effect):
-            tail = (f" The estimate reaches the minimum effect of {minimum}, but the interval's "
-                    "lower end is below it, so the lift may be smaller than that.")
+            tail = N_(" The estimate reaches the minimum effect of %(minimum)s, but the "
+                      "interval's lower end is below it, so the lift may be smaller than that.",
+                      minimum=minimum)
         elif min_effect:
-            tail = f" Even the interval's lower end is above the minimum effect of {minimum}."
-        return ("lift", f"{m.label}: {VERDICTS['lift']}: {v(w.lift)} ({interval}).{tail}")
+            tail = N_(" Even the interval's lower end is above the minimum effect of "
+                      "%(minimum)s.", minimum=minimum)
+        return ("lift", N_("%(metric)s: Significant lift: %(lift)s (%(interval)s).%(tail)s",
+                           metric=label, lift=v(w.lift), interval=interval, tail=tail))
     if code == "harm":
-        return ("harm", f"{m.label}: Harm: the pilot group did worse by "
-                f"{metric_text(m.metric, abs(w.lift), currency)} ({interval}).")
+        return ("harm", N_("%(metric)s: Harm: the pilot group did worse by %(amount)s "
+                           "(%(interval)s).", metric=label,
+                           amount=Figure(abs(w.lift), metric=m.metric, currency=currency),
+                           interval=interval))
     tail = ""
     if min_effect and w.ci_high < float(min_effect):
-        tail = f" A lift as large as the minimum effect of {minimum} is ruled out."
-    return ("no_effect", f"{m.label}: {VERDICTS['no_effect']}: {v(w.lift)} with a 95% CI from "
-            f"{v(w.ci_low)} to {v(w.ci_high)}; an effect of that size either way cannot be ruled "
-            f"out.{tail}")
+        tail = N_(" A lift as large as the minimum effect of %(minimum)s is ruled out.",
+                  minimum=minimum)
+    return ("no_effect", N_(
+        "%(metric)s: No detectable effect: %(lift)s with a 95%% CI from %(low)s to %(high)s; "
+        "an effect of that size either way cannot be ruled out.%(tail)s", metric=label,
+        lift=v(w.lift), low=v(w.ci_low), high=v(w.ci_high), tail=tail))
 
 
-def results_csv(r: PilotResults) -> str:
-    """The export: one row per metric and method, then the cost and the SRM check."""
+# the export's column and item names, marked so the page can name them in the
+# user's language (the English names are the machine names, as they always were)
+CSV_NAMES = {
+    "pilot_id": N_("pilot_id"), "pilot": N_("pilot"), "metric": N_("metric"),
+    "method": N_("method"), "lift": N_("lift"), "ci_low": N_("ci_low"),
+    "ci_high": N_("ci_high"), "p_value": N_("p_value"), "n_pilot": N_("n_pilot"),
+    "n_control": N_("n_control"), "pilot_pre_mean": N_("pilot_pre_mean"),
+    "pilot_during_mean": N_("pilot_during_mean"), "control_pre_mean": N_("control_pre_mean"),
+    "control_during_mean": N_("control_during_mean"), "primary": N_("primary"),
+    "item": N_("item"), "value": N_("value"), "verdict": N_("verdict"),
+    "srm_p_value": N_("srm_p_value"), "srm_expected_share": N_("srm_expected_share"),
+    "srm_observed_share": N_("srm_observed_share"), "pilot_orders": N_("pilot_orders"),
+    "points_actual": N_("points_actual"), "points_published_rules": N_("points_published_rules"),
+    "extra_points": N_("extra_points"), "extra_cost_minor": N_("extra_cost_minor"),
+    "incremental_revenue_minor": N_("incremental_revenue_minor"),
+    "incremental_revenue_low_minor": N_("incremental_revenue_low_minor"),
+    "incremental_revenue_high_minor": N_("incremental_revenue_high_minor"),
+    "revenue_per_point_minor": N_("revenue_per_point_minor"),
+}
+
+
+def results_csv(r: PilotResults, label: Callable[[str], str] = str) -> str:
+    """The export: one row per metric and method, then the cost and the SRM check.
+
+    ``label`` names the columns and items (and writes the title line) from
+    their marked names (:data:`CSV_NAMES`, ``N_``): the web layer passes one
+    in the user's language; by default the English machine names."""
+
+    def name(key: str) -> str:
+        return label(CSV_NAMES[key])
+
     rows = []
     for m in r.metrics:
         for e in m.estimates():
@@ -515,16 +536,19 @@ def results_csv(r: PilotResults) -> str:
                 "primary": m.metric == r.pilot.primary_metric,
             })
     df = pd.DataFrame(rows)
+    df.columns = [name(c) for c in df.columns]
     out = io.StringIO()
-    exports.write_rows(out, [[
-        f"# pilot {r.pilot.id} {r.pilot.name!r}; pre {r.pre_start:%Y-%m-%d %H:%M} to "
-        f"{r.start:%Y-%m-%d %H:%M}; during to {r.end:%Y-%m-%d %H:%M}; money in {r.currency}"
-    ]])
+    exports.write_rows(out, [[label(N_(
+        "# pilot %(id)s %(name)s; pre %(pre_start)s to %(start)s; during to %(end)s; money in "
+        "%(currency)s", id=str(r.pilot.id), name=repr(r.pilot.name),
+        pre_start=f"{r.pre_start:%Y-%m-%d %H:%M}", start=f"{r.start:%Y-%m-%d %H:%M}",
+        end=f"{r.end:%Y-%m-%d %H:%M}", currency=r.currency))]])
     exports.frame_to_csv(df, out, float_format="%.6g")
     c = r.cost
     out.write("\n")
-    exports.write_rows(out, [("item", "value"), *(
-        ("verdict", r.verdict_code), ("srm_p_value", f"{r.srm.p_value:.6g}"),
+    exports.write_rows(out, [(name(k), v) for k, v in (
+        ("item", name("value")), ("verdict", r.verdict_code),
+        ("srm_p_value", f"{r.srm.p_value:.6g}"),
         ("srm_expected_share", f"{r.srm.expected_share:.4f}"),
         ("srm_observed_share", f"{r.srm.observed_share:.4f}"),
         ("pilot_orders", c.pilot_orders), ("points_actual", c.points_actual),

@@ -12,7 +12,8 @@ from typing import Any
 # things (formats, products) that are not translated
 KEPT = frozenset({
     "CSV", "ID", "IDs", "LTV", "API", "JSON", "KPI", "KPIs", "URL", "OK", "UTC", "RFM",
-    "PostgreSQL", "SQLite", "Redis", "English", "p", "CI", "SQL", "AOV", "HTTP",
+    "PostgreSQL", "SQLite", "Redis", "English", "p", "CI", "SQL", "AOV", "HTTP", "CUPED",
+    "UTF",
 })
 # properties of a component that are text a user reads
 TEXT_PROPS = frozenset({
@@ -21,8 +22,10 @@ TEXT_PROPS = frozenset({
     "overlayLoadingTemplate", "loading_state_text", "message", "displayed",
 })
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
-# not words: placeholders, ids, paths, e-mail addresses, number formats
-_NOT_TEXT = re.compile(r"%\(\w+\)s|https?://\S+|\S+@\S+|/[\w/-]*|\b[\w-]+\.(?:csv|json)\b")
+# not words: placeholders, ids, paths, e-mail addresses, number formats, and
+# names typed as they are (snake_case: a file's column names, "member_id")
+_NOT_TEXT = re.compile(r"%\(\w+\)s|https?://\S+|\S+@\S+|/[\w/-]*|\b[\w-]+\.(?:csv|json)\b"
+                       r"|\b[a-z]+(?:_[a-z]+)+\b")
 
 
 def english_words(text: str, kept: Iterable[str] = ()) -> list[str]:
