@@ -151,3 +151,36 @@ def frozen_limits(web_app, monkeypatch):
     monkeypatch.setattr(store, "clock", lambda: now)
     store.reset()
     return store
+
+
+# ------------------------------------------------------------------ pages in Russian
+
+
+@pytest.fixture(scope="module")
+def russian_users(web_app, web_seed) -> dict[str, str]:
+    """A user of each role who chose Russian, on the web tests' database."""
+    from tests.support.i18n_scan import RUSSIAN_PASSWORD, russian_staff
+
+    return russian_staff(web_seed[0], RUSSIAN_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def russian_clients(web_app, russian_users) -> dict[str, object]:
+    """A test client signed in as the Russian user of each role."""
+    from tests.support.i18n_scan import RUSSIAN_PASSWORD
+    from tests.support.web import login
+
+    clients = {}
+    for role, username in russian_users.items():
+        clients[role] = web_app.server.test_client()
+        r = login(clients[role], username, RUSSIAN_PASSWORD)
+        assert r.status_code == 302, r.status_code
+    return clients
+
+
+@pytest.fixture(scope="module")
+def data_words(web_seed) -> set[str]:
+    """Words of the program's own data (names), which pages show as they are."""
+    from tests.support.i18n_scan import data_words as program_words
+
+    return program_words(web_seed[0])

@@ -8,23 +8,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard import access
-from tests.support.i18n_scan import data_words as program_words
-from tests.support.i18n_scan import english_in, russian_staff
+from tests.support.i18n_scan import RUSSIAN_PASSWORD, english_in
 from tests.support.web import UPDATE, callback_body, login
-
-PASSWORD = "russian-pages-pass-1"
-
-
-@pytest.fixture(scope="module")
-def russian_users(web_app, web_seed) -> dict[str, str]:
-    """A user of each role who chose Russian."""
-    return russian_staff(web_seed[0], PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def data_words(web_seed) -> set[str]:
-    """Words of the program's own data (names), which pages show as they are."""
-    return program_words(web_seed[0])
 
 
 def page_as(client, web_app, path: str):
@@ -38,17 +23,6 @@ def page_as(client, web_app, path: str):
 
 PAGES = ("/overview", "/live", "/rules", "/pilots", "/members", "/adjustments/request",
          "/adjustments", "/audit", "/staff", "/404")
-
-
-@pytest.fixture(scope="module")
-def russian_clients(web_app, russian_users) -> dict[str, object]:
-    """A test client signed in as the Russian user of each role."""
-    clients = {}
-    for role, username in russian_users.items():
-        clients[role] = web_app.server.test_client()
-        r = login(clients[role], username, PASSWORD)
-        assert r.status_code == 302, r.status_code
-    return clients
 
 
 def test_every_page_is_checked(web_app):
@@ -67,7 +41,7 @@ def test_page_in_russian_has_no_english(web_app, russian_clients, data_words, pa
 
 
 def test_the_shell_in_russian_has_no_english(web_app, client, russian_users, data_words):
-    login(client, russian_users["supervisor"], PASSWORD)
+    login(client, russian_users["supervisor"], RUSSIAN_PASSWORD)
     layout = client.get("/_dash-layout").get_json()
     found = english_in(layout, data_words)
     assert not found, found

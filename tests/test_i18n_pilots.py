@@ -17,7 +17,6 @@ from sqlalchemy import select
 from db.models import Pilot, RuleSet, StaffUser
 from db.session import Database
 from pages.pilots import Pilots as ids
-from tests import test_i18n_pages as russian_pages
 from tests.support.i18n_scan import english_in
 from tests.support.web import (
     UPDATE,
@@ -28,11 +27,6 @@ from tests.support.web import (
     key_of,
     response,
 )
-
-# the Russian users of each role and the data words, as the pages' test has them
-russian_users = russian_pages.russian_users
-russian_clients = russian_pages.russian_clients
-data_words = russian_pages.data_words
 
 PAGE = "callbacks.pilots"
 
