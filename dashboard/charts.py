@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboard import format as fmt
+from dashboard.i18n import _
 
 # the mode bar keeps zoom, pan, reset and the PNG download
 CONFIG: dict[str, Any] = {
@@ -93,7 +94,8 @@ def layout(title: str, *, height: int = 340, legend: str = "bottom", **extra: An
 def partial_marks(labels: list[str], notes: list[str | None]) -> dict[str, Any]:
     """Shapes and annotations marking the partial periods of a category axis
     (``notes[i]`` is None for a whole period, else its short description):
-    a light grey band behind the bar and "partial: …" at the top."""
+    a light grey band behind the bar and "partial: …" at the top (in the
+    user's language, as the notes are)."""
     shapes, annotations = [], []
     for i, note in enumerate(notes):
         if note is None:
@@ -102,7 +104,7 @@ def partial_marks(labels: list[str], notes: list[str | None]) -> dict[str, Any]:
                        "x1": i + 0.5, "y0": 0, "y1": 1, "layer": "below", "line": {"width": 0},
                        "fillcolor": "rgba(173, 181, 189, 0.18)"})
         annotations.append({"x": labels[i], "xref": "x", "y": 1, "yref": "paper",
-                            "yanchor": "top", "text": f"partial:<br>{note}",
+                            "yanchor": "top", "text": _("partial:<br>%(note)s", note=note),
                             "showarrow": False, "font": {"size": 10, "color": "#495057"},
                             "name": "partial"})
     return {"shapes": shapes, "annotations": annotations}
@@ -152,7 +154,8 @@ def clip_tall(values: list[list[float]], *, factor: float = 3.0) -> float | None
 
 def clipped_notes(xs: list[Any], series: list[tuple[str, list[float]]], top: float | None,
                   ) -> list[dict[str, Any]]:
-    """An annotation over every bar cut at ``top``, with its real value."""
+    """An annotation over every bar cut at ``top``, with its real value
+    (``series`` names as the legend shows them)."""
     if top is None:
         return []
     notes = []
@@ -160,7 +163,8 @@ def clipped_notes(xs: list[Any], series: list[tuple[str, list[float]]], top: flo
         for x, y in zip(xs, ys, strict=True):
             if y is not None and y > top:
                 notes.append({"x": x, "y": top, "xref": "x", "yref": "y", "yanchor": "bottom",
-                              "text": f"{name}: {y:,.0f} ↑ (cut)", "showarrow": False,
+                              "text": _("%(series)s: %(value)s ↑ (cut)", series=name,
+                                        value=fmt.points(round(y))), "showarrow": False,
                               "font": {"size": 10, "color": "#495057"},
                               "bgcolor": "rgba(255,255,255,0.85)", "name": "clipped"})
     return notes

@@ -58,6 +58,51 @@ def rate_bp(bp: int, *, lang: str | None = None) -> str:
     return f"{whole}{point}{frac:02d} %"
 
 
+def decimal(value: float, digits: int = 2, *, sign: bool = False,
+            lang: str | None = None) -> str:
+    """A computed figure (a ratio, a frequency): 1234.5 -> "1,234.50" (en) /
+    "1 234,50" (ru); ``sign``: "+" before a positive number ("+0.0", never "-0.0")."""
+    value = round(float(value), digits) + 0.0  # no "-0.0"
+    if _lang(lang) == "ru":
+        text = babel_numbers.format_decimal(
+            abs(value), format="#,##0." + "0" * digits if digits else "#,##0",
+            locale=locale_of("ru"))
+        return ("-" if value < 0 else "+" if sign else "") + text
+    return f"{value:{'+' if sign else ''},.{digits}f}"
+
+
+def percent(share: float, digits: int = 1, *, sign: bool = False,
+            lang: str | None = None) -> str:
+    """A share as a percentage: 0.1234 -> "12.3 %" (en) / "12,3 %" (ru)."""
+    return f"{decimal(100 * share, digits, sign=sign, lang=lang)} %"
+
+
+def day(value: dt.date | dt.datetime, *, lang: str | None = None) -> str:
+    """A day in words: "29 Sep 2025" (en) / "29 сентября 2025" (ru)."""
+    if _lang(lang) == "ru":
+        return babel_dates.format_date(value, "d MMMM y", locale=locale_of("ru"))
+    return f"{value:%d %b %Y}"
+
+
+def day_month(value: dt.date | dt.datetime, *, lang: str | None = None) -> str:
+    """A day of a month, short: "1 Dec" (en) / "1 дек." (ru)."""
+    if _lang(lang) == "ru":
+        return babel_dates.format_date(value, "d MMM", locale=locale_of("ru"))
+    return f"{value.day} {value:%b}"
+
+
+def day_span(first: dt.date, last: dt.date, *, lang: str | None = None) -> str:
+    """Days of one month: "1–2 Dec" (en) / "1–2 дек." (ru); one day as :func:`day_month`."""
+    if first == last:
+        return day_month(first, lang=lang)
+    return f"{first.day}–{day_month(last, lang=lang)}"
+
+
+def clock_time(value: dt.datetime) -> str:
+    """"18:30:05" in every language."""
+    return f"{value:%H:%M:%S}"
+
+
 def when(value: dt.datetime | dt.date | None, *, lang: str | None = None) -> str:
     """"2026-12-02 18:30" / "2026-12-02" (en); "02.12.2026 18:30" / "02.12.2026" (ru)."""
     if value is None:
