@@ -38,6 +38,14 @@ def money(minor: int, currency: str = "", *, lang: str | None = None) -> str:
     return f"{text} {currency}".rstrip()
 
 
+def currency_unit(currency: str, *, lang: str | None = None) -> str:
+    """The currency as chart titles and axes name it: "RUB" (en) / "₽" (ru)."""
+    if _lang(lang) == "ru" and currency:
+        return CURRENCY_SIGNS.get(currency) or babel_numbers.get_currency_symbol(
+            currency, locale=locale_of("ru"))
+    return currency
+
+
 def points(n: int, *, lang: str | None = None) -> str:
     if _lang(lang) == "ru":
         return babel_numbers.format_decimal(int(n), format="#,##0", locale=locale_of("ru"))

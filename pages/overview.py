@@ -182,27 +182,30 @@ def orders_figure(monthly: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def revenue_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
-    return _monthly(monthly, _("Paid revenue per month (%(currency)s)", currency=currency), [
+    unit = fmt.currency_unit(currency)
+    return _monthly(monthly, _("Paid revenue per month (%(currency)s)", currency=unit), [
         {"name": translate(MEMBERS), "y": _major([m["revenue_m"] for m in monthly])},
         {"name": translate(GUESTS), "y": _major([m["revenue_g"] for m in monthly])},
     ], barmode="group")
 
 
 def cost_figure(monthly: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    unit = fmt.currency_unit(currency)
     return _monthly(
-        monthly, _("Points cost against member revenue (%(currency)s)", currency=currency),
+        monthly, _("Points cost against member revenue (%(currency)s)", currency=unit),
         [{"name": _("member revenue"), "y": _major([m["revenue_m"] for m in monthly])}],
         [{"name": _("points issued (money)"), "yaxis": "y2",
           "y": _major([m["points_cost_minor"] for m in monthly])},
          {"name": _("points redeemed (money)"), "yaxis": "y2",
           "y": _major([m["redeemed_minor"] for m in monthly])}],
-        yaxis=charts.value_axis(_("revenue (%(currency)s)", currency=currency)),
+        yaxis=charts.value_axis(_("revenue (%(currency)s)", currency=unit)),
         # its own title and tick labels get their own margin, off the bars
-        yaxis2=charts.value_axis(_("points (%(currency)s)", currency=currency), overlaying="y",
+        yaxis2=charts.value_axis(_("points (%(currency)s)", currency=unit), overlaying="y",
                                  side="right", showgrid=False, tickmode="auto"))
 
 
 def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
+    unit = fmt.currency_unit(currency)
     data = []
     if ltv is not None and not ltv.empty:
         for cohort, g in ltv.groupby("cohort"):
@@ -211,9 +214,9 @@ def ltv_figure(ltv: Any, currency: str) -> dict[str, Any]:
                          "y": (g["ltv_minor"] / 100).round(2).tolist()})
     # a dozen cohorts: a column beside the plot, clear of the axis title
     layout = _layout(_("LTV per member by months since joining (%(currency)s)",
-                       currency=currency), legend="right",
+                       currency=unit), legend="right",
                      xaxis=charts.axis(_("months since joining")),
-                     yaxis=charts.value_axis(_("%(currency)s per member", currency=currency)))
+                     yaxis=charts.value_axis(_("%(currency)s per member", currency=unit)))
     layout["legend"]["title"] = {"text": _("joined")}
     return {"data": data, "layout": layout}
 
