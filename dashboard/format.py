@@ -12,7 +12,7 @@ from decimal import Decimal
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
-from dashboard.i18n import current_language, locale_of
+from dashboard.i18n import _, current_language, locale_of
 
 CURRENCY_SIGNS = {"RUB": "₽"}  # shown after the amount in Russian
 
@@ -135,3 +135,15 @@ def chart_text(value: object) -> str:
     labels as markup, so names typed by staff (tiers, segments) go in with
     ``& < >`` as entities and show as typed."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def dropdown_labels() -> dict[str, str]:
+    """The texts of a ``dcc.Dropdown``'s own controls (search box, clear
+    button, "no options"), in the request's language (its ``labels``)."""
+    return {
+        "select_all": _("Select all"), "deselect_all": _("Deselect all"),
+        "selected_count": _("%(count)s selected", count="{num_selected}"),
+        "search": _("Search"), "clear_search": _("Clear search"),
+        "clear_selection": _("Clear selection"), "no_options_found": _("No options found"),
+    }
+

@@ -163,6 +163,15 @@ def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**c, "headerName": translate(c["headerName"])} for c in defs]
 
 
+def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
+    """A grid of the page: headers and its no-rows text in the user's language."""
+    g = grid(cid, columns(defs), height=height)
+    options = dict(g.dashGridOptions)
+    options["localeText"] = {**options.get("localeText", {}), "noRowsToShow": _("No rows yet")}
+    g.dashGridOptions = options
+    return g
+
+
 def action_options(actions: Iterable[str]) -> list[dict[str, str]]:
     """The action filter's choices: each code by its name, sorted by that name."""
     return sorted(({"label": action_label(a), "value": a} for a in actions),
@@ -179,12 +188,14 @@ def layout(**_kwargs: object) -> html.Div:
                 [
                     dbc.Col(
                         [dbc.Label(_("User"), html_for=ids.ACTOR),
-                         dcc.Dropdown(id=ids.ACTOR, placeholder=_("Anyone"))],
+                         dcc.Dropdown(id=ids.ACTOR, placeholder=_("Anyone"),
+                                      labels=fmt.dropdown_labels())],
                         md=3,
                     ),
                     dbc.Col(
                         [dbc.Label(_("Action"), html_for=ids.ACTION),
-                         dcc.Dropdown(id=ids.ACTION, placeholder=_("Any action"))],
+                         dcc.Dropdown(id=ids.ACTION, placeholder=_("Any action"),
+                                      labels=fmt.dropdown_labels())],
                         md=3,
                     ),
                     dbc.Col(
@@ -210,7 +221,7 @@ def layout(**_kwargs: object) -> html.Div:
                 className="mb-2",
             ),
             html.Div(id=ids.COUNT, className="text-muted small mb-2"),
-            grid(ids.GRID, columns(AUDIT_COLUMNS), height="520px"),
+            _grid(ids.GRID, AUDIT_COLUMNS, "520px"),
             dcc.Download(id=ids.DOWNLOAD),
         ]
     )

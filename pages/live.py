@@ -192,6 +192,15 @@ def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**c, "headerName": translate(c["headerName"])} for c in defs]
 
 
+def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
+    """A grid of the page: headers and its no-rows text in the user's language."""
+    g = grid(cid, columns(defs), height=height)
+    options = dict(g.dashGridOptions)
+    options["localeText"] = {**options.get("localeText", {}), "noRowsToShow": _("No rows yet")}
+    g.dashGridOptions = options
+    return g
+
+
 def _window_label(n: int) -> str:
     return _("Today") if n == 1 else ngettext("Last %(num)s day", "Last %(num)s days", n)
 
@@ -212,6 +221,7 @@ def layout(**_kwargs: object) -> html.Div:
                             dbc.Label(_("Window"), html_for=ids.DAYS),
                             dcc.Dropdown(
                                 id=ids.DAYS, clearable=False, value=7,
+                                labels=fmt.dropdown_labels(),
                                 options=[{"label": _window_label(n), "value": n}
                                          for n in (1, 7, 30, 90)],
                             ),
@@ -240,13 +250,13 @@ def layout(**_kwargs: object) -> html.Div:
             dbc.Row(
                 [
                     dbc.Col([html.H2(_("Top referrers (all time)"), className="h6"),
-                             grid(ids.REFERRERS, columns(REFERRER_COLUMNS), height="300px")],
+                             _grid(ids.REFERRERS, REFERRER_COLUMNS, "300px")],
                             lg=6),
                     dbc.Col([html.H2(_("Top transfer receivers (window) — fraud signal"),
                                      className="h6", id="live-receivers-title"),
                              dbc.Tooltip(translate(DEFINITIONS["top_receivers"]),
                                          target="live-receivers-title"),
-                             grid(ids.RECEIVERS, columns(RECEIVER_COLUMNS), height="300px")],
+                             _grid(ids.RECEIVERS, RECEIVER_COLUMNS, "300px")],
                             lg=6),
                 ],
                 className="mt-3",

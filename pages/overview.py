@@ -258,6 +258,15 @@ def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**c, "headerName": translate(c["headerName"])} for c in defs]
 
 
+def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
+    """A grid of the page: headers and its no-rows text in the user's language."""
+    g = grid(cid, columns(defs), height=height)
+    options = dict(g.dashGridOptions)
+    options["localeText"] = {**options.get("localeText", {}), "noRowsToShow": _("No rows yet")}
+    g.dashGridOptions = options
+    return g
+
+
 # ---------------------------------------------------------------- layout
 
 
@@ -284,12 +293,14 @@ def layout(**_kwargs: object) -> html.Div:
                 [
                     dbc.Col([
                         dbc.Label(_("Period"), html_for=ids.MONTHS),
-                        dcc.Dropdown(id=ids.MONTHS, clearable=False, value=3, options=[
+                        dcc.Dropdown(id=ids.MONTHS, clearable=False, value=3,
+                                     labels=fmt.dropdown_labels(), options=[
                             {"label": _months_label(n), "value": n} for n in (1, 3, 6, 12)]),
                     ], md=3),
                     dbc.Col([
                         dbc.Label(_("Member segment"), html_for=ids.SEGMENT),
                         dcc.Dropdown(id=ids.SEGMENT, clearable=False, value="",
+                                     labels=fmt.dropdown_labels(),
                                      options=[{"label": _("All members"), "value": ""}]
                                      + [{"label": translate(SEGMENT_LABELS.get(s, s)),
                                          "value": s} for s in SEGMENTS]),
@@ -315,7 +326,7 @@ def layout(**_kwargs: object) -> html.Div:
                 dbc.Col(dbc.Button("CSV", id=ids.KPI_CSV, size="sm", color="secondary",
                                    outline=True), width="auto"),
             ], className="align-items-center"),
-            grid(ids.KPI_GRID, columns(KPI_COLUMNS), height="560px"),
+            _grid(ids.KPI_GRID, KPI_COLUMNS, "560px"),
             dbc.Row([
                 dbc.Col(_graph(ids.ORDERS_FIG), lg=6),
                 dbc.Col(_graph(ids.REVENUE_FIG), lg=6),
@@ -333,6 +344,6 @@ def layout(**_kwargs: object) -> html.Div:
                 dbc.Col(dbc.Button("CSV", id=ids.MONTHLY_CSV, size="sm", color="secondary",
                                    outline=True), width="auto"),
             ], className="align-items-center mt-3"),
-            grid(ids.MONTHLY_GRID, columns(MONTHLY_COLUMNS), height="360px"),
+            _grid(ids.MONTHLY_GRID, MONTHLY_COLUMNS, "360px"),
         ]
     )
