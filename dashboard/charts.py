@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboard import format as fmt
-from dashboard.i18n import _
+from dashboard.i18n import SOURCE_LANGUAGE, _, current_language
 
 # the mode bar keeps zoom, pan, reset and the PNG download
 CONFIG: dict[str, Any] = {
@@ -52,6 +52,14 @@ def axis(title: str | None = None, **extra: Any) -> dict[str, Any]:
     if title:
         out["title"] = {"text": title, "standoff": 6}
     return {**out, **extra}
+
+
+def date_axis(title: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A date axis: Plotly names months in English ("Nov 21"), so in
+    another language the ticks and hover labels are numeric (21.11)."""
+    if current_language() != SOURCE_LANGUAGE:
+        extra = {"tickformat": "%d.%m", "hoverformat": "%d.%m.%Y", **extra}
+    return axis(title, type="date", **extra)
 
 
 def layout(title: str, *, height: int = 340, legend: str = "bottom", **extra: Any

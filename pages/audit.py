@@ -147,8 +147,10 @@ def audit_csv(rows: Iterable[AuditRow], *, language: str = SOURCE_LANGUAGE) -> s
 AUDIT_COLUMNS = [
     {"field": "at", "headerName": N_("When (UTC)"), "maxWidth": 170},
     {"field": "actor", "headerName": N_("Who"), "maxWidth": 140},
-    {"field": "action", "headerName": N_("Action"), "maxWidth": 220},
-    {"field": "object", "headerName": N_("Object"), "maxWidth": 190},
+    {"field": "action", "headerName": N_("Action"), "maxWidth": 220, "wrapText": True,
+     "autoHeight": True, "cellStyle": {"lineHeight": "1.4"}},
+    {"field": "object", "headerName": N_("Object"), "maxWidth": 190, "wrapText": True,
+     "autoHeight": True, "cellStyle": {"lineHeight": "1.4"}},
     # what changed, one "field: old → new" per line (the CSV export keeps the raw
     # before and after)
     {"field": "changes", "headerName": N_("Changes"), "minWidth": 260, "wrapText": True,
@@ -159,8 +161,9 @@ AUDIT_COLUMNS = [
 
 
 def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Grid columns with their headers in the user's language."""
-    return [{**c, "headerName": translate(c["headerName"])} for c in defs]
+    """Grid columns with their headers in the user's language (wrapped, not cut)."""
+    return [{**c, "headerName": translate(c["headerName"]), "wrapHeaderText": True,
+             "autoHeaderHeight": True} for c in defs]
 
 
 def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:

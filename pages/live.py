@@ -129,7 +129,7 @@ def empty_figure(title: str, names: list[str], kind: str = "bar") -> dict[str, A
     return {
         "data": [{"type": kind, "name": n, "x": [], "y": []} for n in names],
         "layout": charts.layout(title, height=320, barmode="group",
-                                xaxis=charts.axis(type="date"), annotations=[]),
+                                xaxis=charts.date_axis(), annotations=[]),
     }
 
 
@@ -188,8 +188,9 @@ REFRESH_MS = 5_000
 
 
 def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Grid columns with their headers in the user's language."""
-    return [{**c, "headerName": translate(c["headerName"])} for c in defs]
+    """Grid columns with their headers in the user's language (wrapped, not cut)."""
+    return [{**c, "headerName": translate(c["headerName"]), "wrapHeaderText": True,
+             "autoHeaderHeight": True} for c in defs]
 
 
 def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:

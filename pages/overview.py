@@ -254,8 +254,9 @@ def tiers_figure(tiers: list[dict[str, Any]], monthly: list[dict[str, Any]] | No
 
 
 def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Grid columns with their headers in the user's language."""
-    return [{**c, "headerName": translate(c["headerName"])} for c in defs]
+    """Grid columns with their headers in the user's language (wrapped, not cut)."""
+    return [{**c, "headerName": translate(c["headerName"]), "wrapHeaderText": True,
+             "autoHeaderHeight": True} for c in defs]
 
 
 def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:

@@ -158,6 +158,9 @@ def test_live_chart_marks_in_russian(web_app):
         assert [plain(n["text"]) for n in notes] == ["сгорело: 34 833 ↑ (обрезано)"]
         assert plain(views.rate({"value": 0.1234, "numerator": 1234, "denominator": 10000})) \
             == "12,3 % (1 234 / 10 000)"
+        # Plotly would name the months in English: numeric dates instead
+        assert views.empty_figure("t", [])["layout"]["xaxis"]["tickformat"] == "%d.%m"
+    assert "tickformat" not in views.empty_figure("t", [])["layout"]["xaxis"]
 
 
 # ---------------------------------------------------------------- audit
