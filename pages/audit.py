@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -12,7 +13,7 @@ from dash import dcc, html
 
 from dashboard import format as fmt
 from dashboard.access import register_page
-from dashboard.i18n import N_, SOURCE_LANGUAGE, _, translate
+from dashboard.i18n import N_, SOURCE_LANGUAGE, _, ngettext, translate
 from dashboard.shell import grid, page_header
 from db import exports
 from db.audit import ACTION_LABELS, FIELD_LABELS, NO, OBJECT_LABELS, VALUE_LABELS, YES
@@ -100,6 +101,50 @@ def audit_changes(before: str | None, after: str | None) -> str:
     return "\n".join(lines) or "—"
 
 
+def _count(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _simulated(m: re.Match[str]) -> str:
+    return (ngettext("%(num)s day", "%(num)s days", _count(m[1])) + ", "
+            + ngettext("%(num)s member", "%(num)s members", _count(m[2])))
+
+
+def _seeded(m: re.Match[str]) -> str:
+    n = [x if i == 5 else fmt.points(_count(x)) for i, x in enumerate(m.groups())]
+    return _("%(members)s members (%(referred)s referred), %(orders)s orders (%(guest)s guest), "
+             "%(entries)s ledger entries in %(seconds)s s: %(ops)s orders/s, %(eps)s entries/s, "
+             "%(mps)s members/s", members=n[0], referred=n[1], orders=n[2], guest=n[3],
+             entries=n[4], seconds=fmt.decimal(float(m[6]), 1), ops=n[6], eps=n[7], mps=n[8])
+
+
+# the details the services write in English (db/rule_review.py, db/demo/program.py,
+# dashboard/auth.py, dashboard/api.py), read back in the user's language; any
+# other detail (a reason or note typed by staff) is shown as written
+DETAILS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"role (\w+) may not run (.+)"),
+     lambda m: _("role %(role)s may not run %(what)s",
+                 role=translate(VALUE_LABELS["role"].get(m[1], m[1])), what=m[2])),
+    (re.compile(r"([\d,]+) days, ([\d,]+) members"), _simulated),
+    (re.compile(r"key (.+); Idempotency-Key (.*)"),
+     lambda m: _("key %(key)s; Idempotency-Key %(idem)s", key=m[1], idem=m[2])),
+    (re.compile(r"key (.+); status (\d+)"),
+     lambda m: _("key %(key)s; status %(status)s", key=m[1], status=m[2])),
+    (re.compile(r"([\d,]+) members \(([\d,]+) referred\), ([\d,]+) orders \(([\d,]+) guest\), "
+                r"([\d,]+) ledger entries in ([\d.]+) s: ([\d,]+) orders/s, ([\d,]+) entries/s, "
+                r"([\d,]+) members/s"), _seeded),
+]
+
+
+def audit_detail(detail: str) -> str:
+    """An entry's detail in the user's language when a service wrote it."""
+    for pattern, say in DETAILS:
+        m = pattern.fullmatch(detail or "")
+        if m:
+            return say(m)
+    return detail
+
+
 def action_label(action: str) -> str:
     """An audit action by its name in the user's language (an unknown code as it is)."""
     return translate(ACTION_LABELS.get(action, action))
@@ -110,7 +155,7 @@ def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:
         {"at": fmt.when(r.at), "actor": r.actor, "action": action_label(r.action),
          "object": f"{translate(OBJECT_LABELS.get(r.object_type, r.object_type))} "
                    f"{r.object_id}".strip(),
-         "changes": audit_changes(r.before, r.after), "detail": r.detail}
+         "changes": audit_changes(r.before, r.after), "detail": audit_detail(r.detail)}
         for r in rows
     ]
 

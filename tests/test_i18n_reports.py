@@ -223,6 +223,15 @@ def test_audit_changes_read_in_russian(web_app):
             "роль: поддержка → удалено"
         assert views.action_label("rules.publish") == "Версия правил опубликована"
         assert views.action_label("something.new") == "something.new"  # unknown: as stored
+        assert views.audit_detail("30 days, 1 members") == "30 дней, 1 участник"
+        assert views.audit_detail("role support may not run overview") == \
+            "роль поддержка не может выполнить overview"
+        assert plain(views.audit_detail(
+            "1,200 members (30 referred), 5,000 orders (700 guest), 12,000 ledger entries in "
+            "2.5 s: 2,000 orders/s, 4,800 entries/s, 480 members/s")).startswith(
+            "1 200 участников (30 по приглашению), 5 000 заказов (700 гостевых)")
+        assert views.audit_detail("Wrong tier threshold") == "Wrong tier threshold"  # typed
     # English keeps its wording
+    assert views.audit_detail("30 days, 1 members") == "30 days, 1 member"
     assert views.audit_changes('{"status": "pending"}', '{"status": "published"}') == \
         "status: pending → published"
