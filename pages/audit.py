@@ -13,7 +13,7 @@ from dash import dcc, html
 
 from dashboard import format as fmt
 from dashboard.access import register_page
-from dashboard.i18n import N_, SOURCE_LANGUAGE, _, ngettext, translate
+from dashboard.i18n import N_, SOURCE_LANGUAGE, _, current_language, ngettext, translate
 from dashboard.shell import grid, page_header
 from db import exports
 from db.audit import ACTION_LABELS, FIELD_LABELS, NO, OBJECT_LABELS, VALUE_LABELS, YES
@@ -226,6 +226,14 @@ def action_options(actions: Iterable[str]) -> list[dict[str, str]]:
                   key=lambda o: o["label"].lower())
 
 
+def _date_formats() -> dict[str, Any]:
+    """The date picker's formats: its calendar names months and weekdays in
+    English only, so another language gets numeric dates and Monday first."""
+    if current_language() == SOURCE_LANGUAGE:
+        return {"display_format": "YYYY-MM-DD"}
+    return {"display_format": "DD.MM.YYYY", "month_format": "MM.YYYY", "first_day_of_week": 1}
+
+
 def layout(**_kwargs: object) -> html.Div:
     return html.Div(
         [
@@ -250,9 +258,9 @@ def layout(**_kwargs: object) -> html.Div:
                         [
                             dbc.Label(_("Dates (UTC)"), html_for=ids.DATES),
                             html.Div(dcc.DatePickerRange(
-                                id=ids.DATES, clearable=True, display_format="YYYY-MM-DD",
+                                id=ids.DATES, clearable=True,
                                 start_date_placeholder_text=_("Start date"),
-                                end_date_placeholder_text=_("End date"))),
+                                end_date_placeholder_text=_("End date"), **_date_formats())),
                             html.Div(id=ids.DATES_FEEDBACK, className="field-error"),
                         ],
                         md=4,
