@@ -13,7 +13,7 @@ from dashboard import jobs
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import get_db
-from dashboard.i18n import _, ngettext, translate
+from dashboard.i18n import N_, _, ngettext, translate
 from dashboard.shell import alert, empty_state
 from db import rollups
 from db.errors import LoyaltyError
@@ -51,7 +51,7 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
             set_progress((pct, f"{pct} % {translate(message)}"))
 
         db = get_db()
-        progress(0.01, _("bringing the rollups up to date"))
+        progress(0.01, N_("bringing the rollups up to date"))
         rollups.refresh_rollups(db)
         with db.read() as s:
             o = report.overview(s, months=months, segment=segment, progress=progress)

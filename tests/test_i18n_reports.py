@@ -92,17 +92,28 @@ def test_overview_job_answers_in_russian(overview_ru, data_words):  # noqa: F811
     assert rates and all("," in x and "." not in x for x in rates)
 
 
-def test_overview_job_refusal_in_russian(web_app, web_seed, russian_users):  # noqa: F811
-    from callbacks.overview import overview_job
-
-    d = Database(web_seed[0])
+def _token(web_app, url: str, username: str, role: str) -> str:
+    d = Database(url)
     try:
         with d.read() as s:
-            uid = s.scalar(select(StaffUser.id).where(
-                StaffUser.username == russian_users["support"]))
+            uid = s.scalar(select(StaffUser.id).where(StaffUser.username == username))
     finally:
         d.dispose()
-    token = job_token(web_app, uid, russian_users["support"], "support")
+    return job_token(web_app, uid, username, role)
+
+
+def test_overview_job_progress_and_refusal_in_russian(web_app, web_seed,
+                                                      russian_users):  # noqa: F811
+    from callbacks.overview import overview_job
+
+    steps: list[Any] = []
+    overview_job(steps.append, 3, "", _token(web_app, web_seed[0],
+                                             russian_users["executive"], "executive"))
+    labels = [label for _pct, label in steps]
+    assert labels[0] == "1 % обновление сводных таблиц" and labels[-1] == "100 % готово"
+    assert english_in(labels) == {}
+
+    token = _token(web_app, web_seed[0], russian_users["support"], "support")
     out = overview_job(lambda _p: None, 3, "", token)
     text = json.dumps(out[0].to_plotly_json(), default=lambda o: o.to_plotly_json(),
                       ensure_ascii=False)
