@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import dates as babel_dates
+
 from dashboard import format as fmt
-from dashboard.i18n import SOURCE_LANGUAGE, _, current_language
+from dashboard.i18n import N_, SOURCE_LANGUAGE, _, current_language, locale_of, translate
 
 # the mode bar keeps zoom, pan, reset and the PNG download
 CONFIG: dict[str, Any] = {
@@ -24,6 +26,45 @@ CONFIG: dict[str, Any] = {
                                "hoverCompareCartesian"],
     "toImageButtonOptions": {"format": "png", "scale": 2},
 }
+# Plotly's own texts a user meets here (mode bar, download, zoom hint), for
+# the catalogs; Plotly looks them up by their English text (config "locales")
+PLOTLY_TEXTS = (
+    N_("Download plot as a PNG"), N_("Download plot"), N_("Zoom"), N_("Pan"),
+    N_("Reset axes"), N_("Autoscale"), N_("Share chart..."), N_("Share chart"),
+    N_("Zoom in"), N_("Zoom out"),
+    N_("Double-click to zoom back out"), N_("Double-click on legend to isolate one trace"),
+    N_("Preparing image - this may take a few seconds"), N_("Image download succeeded"),
+    N_("Sorry, there was a problem downloading your image!"),
+)
+
+
+def config() -> dict[str, Any]:
+    """The Plotly config of a graph: :data:`CONFIG`, and in another language
+    than English Plotly's own texts, month and day names in that language."""
+    lang = current_language()
+    if lang == SOURCE_LANGUAGE:
+        return CONFIG
+    loc = locale_of(lang)
+
+    def names(get: Any, width: str, keys: list[int]) -> list[str]:
+        found = get(width, "stand-alone", loc)
+        return [found[k] for k in keys]
+
+    sunday_first = [6, 0, 1, 2, 3, 4, 5]  # babel counts days from Monday (0)
+    months = list(range(1, 13))
+    locale = {
+        "dictionary": {t.msgid: translate(t) for t in PLOTLY_TEXTS},
+        "format": {
+            "days": names(babel_dates.get_day_names, "wide", sunday_first),
+            "shortDays": names(babel_dates.get_day_names, "abbreviated", sunday_first),
+            "months": names(babel_dates.get_month_names, "wide", months),
+            "shortMonths": names(babel_dates.get_month_names, "abbreviated", months),
+            "date": "%d.%m.%Y",
+        },
+    }
+    return {**CONFIG, "locale": lang, "locales": {lang: locale}}
+
+
 TOP = 64  # px above the plot: the mode bar's row (~30 px), then the title
 SEPARATORS = ".,"  # decimal point, thousands separator (English; see separators())
 PARTIAL_OPACITY = 0.45

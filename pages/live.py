@@ -86,7 +86,6 @@ SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
 ]
 KEYS = [k for _s, items in SECTIONS for k, _t, _d in items]
 MONEY_KEYS = {"liability_minor"}
-IMAGE = charts.CONFIG
 
 
 def rate(value: dict[str, Any] | None) -> str:
@@ -237,11 +236,11 @@ def layout(**_kwargs: object) -> html.Div:
             dbc.Row(
                 [
                     dbc.Col(dcc.Graph(
-                        id=ids.POINTS_FIG, config=IMAGE,
+                        id=ids.POINTS_FIG, config=charts.config(),
                         figure=empty_figure(_("Points per day (net of refunds)"),
                                             series_names(POINT_SERIES))), lg=6),
                     dbc.Col(dcc.Graph(
-                        id=ids.SIGNUPS_FIG, config=IMAGE,
+                        id=ids.SIGNUPS_FIG, config=charts.config(),
                         figure=empty_figure(_("Sign-ups per day"),
                                             series_names(SIGNUP_SERIES))),
                         lg=6),

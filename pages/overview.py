@@ -52,7 +52,6 @@ ids = Overview
 # ---------------------------------------------------------------- builders
 # (pure: engine data in, components and figures out; no queries)
 
-IMAGE = charts.CONFIG
 
 # the hover shows the KPI's definition (a getter, not a field name: the
 # definition is a row's value, translated with the row)
@@ -272,7 +271,7 @@ def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
 
 
 def _graph(cid: str) -> dcc.Graph:
-    return dcc.Graph(id=cid, config=IMAGE)
+    return dcc.Graph(id=cid, config=charts.config())
 
 
 def _months_label(n: int) -> str:

@@ -171,7 +171,18 @@ def test_live_chart_marks_in_russian(web_app):
             == "12,3 % (1 234 / 10 000)"
         # Plotly would name the months in English: numeric dates instead
         assert views.empty_figure("t", [])["layout"]["xaxis"]["tickformat"] == "%d.%m"
+        # and its own texts (the mode bar's) and month names come with the graph
+        from dashboard import charts
+
+        config = charts.config()
+        assert config["locale"] == "ru"
+        ru = config["locales"]["ru"]
+        assert ru["dictionary"]["Download plot as a PNG"] == "Скачать график в PNG"
+        assert ru["format"]["months"][0] == "январь" and ru["format"]["shortDays"][0] == "вс"
     assert "tickformat" not in views.empty_figure("t", [])["layout"]["xaxis"]
+    from dashboard import charts
+
+    assert charts.config() is charts.CONFIG  # English: Plotly's own
 
 
 # ---------------------------------------------------------------- audit
