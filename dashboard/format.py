@@ -147,3 +147,30 @@ def dropdown_labels() -> dict[str, str]:
         "clear_selection": _("Clear selection"), "no_options_found": _("No options found"),
     }
 
+
+
+def grid_locale() -> dict[str, str]:
+    """AG Grid's own texts (filter and column menus) in the request's
+    language, for a grid's ``dashGridOptions["localeText"]``; empty in
+    English (the grid's own)."""
+    if current_language() == "en":
+        return {}
+    return {
+        "selectAll": _("(Select All)"), "searchOoo": _("Search..."), "blanks": _("(Blanks)"),
+        "noMatches": _("No matches"), "filterOoo": _("Filter..."), "equals": _("Equals"),
+        "notEqual": _("Does not equal"), "blank": _("Blank"), "notBlank": _("Not blank"),
+        "empty": _("Choose one"), "lessThan": _("Less than"), "greaterThan": _("Greater than"),
+        "lessThanOrEqual": _("Less than or equal to"),
+        "greaterThanOrEqual": _("Greater than or equal to"), "inRange": _("Between"),
+        "inRangeStart": _("From"), "inRangeEnd": _("To"), "contains": _("Contains"),
+        "notContains": _("Does not contain"), "startsWith": _("Begins with"),
+        "endsWith": _("Ends with"), "andCondition": _("AND"), "orCondition": _("OR"),
+        "applyFilter": _("Apply"), "resetFilter": _("Reset"), "clearFilter": _("Clear"),
+        "cancelFilter": _("Cancel"), "loadingOoo": _("Loading..."),
+        "pinColumn": _("Pin Column"), "pinLeft": _("Pin Left"), "pinRight": _("Pin Right"),
+        "noPin": _("No Pin"), "autosizeThisColumn": _("Autosize This Column"),
+        "autosizeAllColumns": _("Autosize All Columns"), "resetColumns": _("Reset Columns"),
+        "sortAscending": _("Sort Ascending"), "sortDescending": _("Sort Descending"),
+        "sortUnSort": _("Clear Sort"), "columnFilter": _("Column Filter"),
+        "columnChooser": _("Choose Columns"),
+    }

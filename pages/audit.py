@@ -215,7 +215,8 @@ def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
     """A grid of the page: headers and its no-rows text in the user's language."""
     g = grid(cid, columns(defs), height=height)
     options = dict(g.dashGridOptions)
-    options["localeText"] = {**options.get("localeText", {}), "noRowsToShow": _("No rows yet")}
+    options["localeText"] = {**options.get("localeText", {}), **fmt.grid_locale(),
+                             "noRowsToShow": _("No rows yet")}
     g.dashGridOptions = options
     return g
 
