@@ -66,6 +66,32 @@ def rate_bp(bp: int, *, lang: str | None = None) -> str:
     return f"{whole}{point}{frac:02d} %"
 
 
+def when(value: dt.datetime | dt.date | None, *, lang: str | None = None) -> str:
+    """"2026-12-02 18:30" / "2026-12-02" (en); "02.12.2026 18:30" / "02.12.2026" (ru)."""
+    if value is None:
+        return ""
+    ru = _lang(lang) == "ru"
+    if isinstance(value, dt.datetime):
+        if ru:
+            return babel_dates.format_datetime(value, "dd.MM.yyyy HH:mm", locale=locale_of("ru"))
+        return value.strftime("%Y-%m-%d %H:%M")
+    if ru:
+        return babel_dates.format_date(value, "dd.MM.yyyy", locale=locale_of("ru"))
+    return value.isoformat()
+
+
+def plotly_separators(*, lang: str | None = None) -> str:
+    """Plotly's ``layout.separators``: the decimal mark, then the thousands one."""
+    return ",\u00a0" if _lang(lang) == "ru" else ".,"
+
+
+def chart_text(value: object) -> str:
+    """Text for a Plotly label: Plotly reads ``<b>``, ``<a href>``, ``<br>`` in
+    labels as markup, so names typed by staff (tiers, segments) go in with
+    ``& < >`` as entities and show as typed."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def decimal(value: float, digits: int = 2, *, sign: bool = False,
             lang: str | None = None) -> str:
     """A computed figure (a ratio, a frequency): 1234.5 -> "1,234.50" (en) /
@@ -111,42 +137,20 @@ def clock_time(value: dt.datetime) -> str:
     return f"{value:%H:%M:%S}"
 
 
-def when(value: dt.datetime | dt.date | None, *, lang: str | None = None) -> str:
-    """"2026-12-02 18:30" / "2026-12-02" (en); "02.12.2026 18:30" / "02.12.2026" (ru)."""
-    if value is None:
-        return ""
-    ru = _lang(lang) == "ru"
-    if isinstance(value, dt.datetime):
-        if ru:
-            return babel_dates.format_datetime(value, "dd.MM.yyyy HH:mm", locale=locale_of("ru"))
-        return value.strftime("%Y-%m-%d %H:%M")
-    if ru:
-        return babel_dates.format_date(value, "dd.MM.yyyy", locale=locale_of("ru"))
-    return value.isoformat()
-
-
-def plotly_separators(*, lang: str | None = None) -> str:
-    """Plotly's ``layout.separators``: the decimal mark, then the thousands one."""
-    return ",\u00a0" if _lang(lang) == "ru" else ".,"
-
-
-def chart_text(value: object) -> str:
-    """Text for a Plotly label: Plotly reads ``<b>``, ``<a href>``, ``<br>`` in
-    labels as markup, so names typed by staff (tiers, segments) go in with
-    ``& < >`` as entities and show as typed."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def dropdown_labels() -> dict[str, str]:
-    """The texts of a ``dcc.Dropdown``'s own controls (search box, clear
-    button, "no options"), in the request's language (its ``labels``)."""
-    return {
+# the dropdowns' and grids' own texts: the same msgids as dashboard/shell.py's
+# DROPDOWN_TEXTS and GRID_TEXTS (one catalog entry each)
+def dropdown_props() -> dict[str, dict[str, str]]:
+    """``dcc.Dropdown`` keyword arguments for its own texts (search box, clear
+    button, "no options") in the request's language: ``labels=``; none in
+    English (the component's own: a null ``labels`` would blank them)."""
+    if current_language() == "en":
+        return {}
+    return {"labels": {
         "select_all": _("Select all"), "deselect_all": _("Deselect all"),
-        "selected_count": _("%(count)s selected", count="{num_selected}"),
-        "search": _("Search"), "clear_search": _("Clear search"),
-        "clear_selection": _("Clear selection"), "no_options_found": _("No options found"),
-    }
-
+        "selected_count": _("{num_selected} selected"), "search": _("Search"),
+        "clear_search": _("Clear search"), "clear_selection": _("Clear selection"),
+        "no_options_found": _("No options found"),
+    }}
 
 
 def grid_locale() -> dict[str, str]:
@@ -156,8 +160,8 @@ def grid_locale() -> dict[str, str]:
     if current_language() == "en":
         return {}
     return {
-        "selectAll": _("(Select All)"), "searchOoo": _("Search..."), "blanks": _("(Blanks)"),
-        "noMatches": _("No matches"), "filterOoo": _("Filter..."), "equals": _("Equals"),
+        "selectAll": _("(Select all)"), "searchOoo": _("Search…"), "blanks": _("(Blanks)"),
+        "noMatches": _("No matches"), "filterOoo": _("Filter…"), "equals": _("Equals"),
         "notEqual": _("Does not equal"), "blank": _("Blank"), "notBlank": _("Not blank"),
         "empty": _("Choose one"), "lessThan": _("Less than"), "greaterThan": _("Greater than"),
         "lessThanOrEqual": _("Less than or equal to"),
@@ -166,11 +170,11 @@ def grid_locale() -> dict[str, str]:
         "notContains": _("Does not contain"), "startsWith": _("Begins with"),
         "endsWith": _("Ends with"), "andCondition": _("AND"), "orCondition": _("OR"),
         "applyFilter": _("Apply"), "resetFilter": _("Reset"), "clearFilter": _("Clear"),
-        "cancelFilter": _("Cancel"), "loadingOoo": _("Loading..."),
-        "pinColumn": _("Pin Column"), "pinLeft": _("Pin Left"), "pinRight": _("Pin Right"),
-        "noPin": _("No Pin"), "autosizeThisColumn": _("Autosize This Column"),
-        "autosizeAllColumns": _("Autosize All Columns"), "resetColumns": _("Reset Columns"),
-        "sortAscending": _("Sort Ascending"), "sortDescending": _("Sort Descending"),
-        "sortUnSort": _("Clear Sort"), "columnFilter": _("Column Filter"),
-        "columnChooser": _("Choose Columns"),
+        "cancelFilter": _("Cancel"), "loadingOoo": _("Loading…"),
+        "columnFilter": _("Column filter"), "columnMenu": _("Column menu"),
+        "pinColumn": _("Pin column"), "pinLeft": _("Pin left"), "pinRight": _("Pin right"),
+        "noPin": _("No pin"), "autosizeThisColumn": _("Autosize this column"),
+        "autosizeAllColumns": _("Autosize all columns"), "resetColumns": _("Reset columns"),
+        "sortAscending": _("Sort ascending"), "sortDescending": _("Sort descending"),
+        "sortUnSort": _("Clear sort"),
     }

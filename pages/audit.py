@@ -246,13 +246,13 @@ def layout(**_kwargs: object) -> html.Div:
                     dbc.Col(
                         [dbc.Label(_("User"), html_for=ids.ACTOR),
                          dcc.Dropdown(id=ids.ACTOR, placeholder=_("Anyone"),
-                                      labels=fmt.dropdown_labels())],
+                                      **fmt.dropdown_props())],
                         md=3,
                     ),
                     dbc.Col(
                         [dbc.Label(_("Action"), html_for=ids.ACTION),
                          dcc.Dropdown(id=ids.ACTION, placeholder=_("Any action"),
-                                      labels=fmt.dropdown_labels())],
+                                      **fmt.dropdown_props())],
                         md=3,
                     ),
                     dbc.Col(

@@ -222,7 +222,7 @@ def layout(**_kwargs: object) -> html.Div:
                             dbc.Label(_("Window"), html_for=ids.DAYS),
                             dcc.Dropdown(
                                 id=ids.DAYS, clearable=False, value=7,
-                                labels=fmt.dropdown_labels(),
+                                **fmt.dropdown_props(),
                                 options=[{"label": _window_label(n), "value": n}
                                          for n in (1, 7, 30, 90)],
                             ),

@@ -295,13 +295,13 @@ def layout(**_kwargs: object) -> html.Div:
                     dbc.Col([
                         dbc.Label(_("Period"), html_for=ids.MONTHS),
                         dcc.Dropdown(id=ids.MONTHS, clearable=False, value=3,
-                                     labels=fmt.dropdown_labels(), options=[
+                                     **fmt.dropdown_props(), options=[
                             {"label": _months_label(n), "value": n} for n in (1, 3, 6, 12)]),
                     ], md=3),
                     dbc.Col([
                         dbc.Label(_("Member segment"), html_for=ids.SEGMENT),
                         dcc.Dropdown(id=ids.SEGMENT, clearable=False, value="",
-                                     labels=fmt.dropdown_labels(),
+                                     **fmt.dropdown_props(),
                                      options=[{"label": _("All members"), "value": ""}]
                                      + [{"label": translate(SEGMENT_LABELS.get(s, s)),
                                          "value": s} for s in SEGMENTS]),

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -28,14 +29,62 @@ from tests.support.web import (
     job_token,
     key_for,
     key_of,
-)
-from tests.test_i18n_pages import (  # noqa: F401 - fixtures
-    data_words,
-    russian_clients,
-    russian_users,
+    login,
 )
 
+# the Russian users of tests/test_i18n_pages.py (the same names and password:
+# whichever module runs first creates them)
+RU_PASSWORD = "russian-pages-pass-1"
+
 NBSP = "\u00a0"
+
+
+@pytest.fixture(scope="module")
+def russian_users(web_app, web_seed) -> dict[str, str]:
+    """A user of each role who chose Russian: role -> username."""
+    from db import users
+
+    d = Database(web_seed[0])
+    names = {}
+    try:
+        with d.begin() as s:
+            for role in ("supervisor", "executive", "support"):
+                username = f"ru{role}"
+                u = s.scalar(select(StaffUser).where(StaffUser.username == username))
+                if u is None:
+                    u = users.create_user(s, username, RU_PASSWORD, role,
+                                          full_name="Иван Иванов")
+                users.set_language(s, u.id, "ru", actor=username)
+                names[role] = username
+    finally:
+        d.dispose()
+    return names
+
+
+@pytest.fixture(scope="module")
+def russian_clients(web_app, russian_users) -> dict[str, Any]:
+    """A test client signed in as the Russian user of each role."""
+    clients = {}
+    for role, username in russian_users.items():
+        clients[role] = web_app.server.test_client()
+        assert login(clients[role], username, RU_PASSWORD).status_code == 302
+    return clients
+
+
+@pytest.fixture(scope="module")
+def data_words(web_seed) -> set[str]:
+    """Words of the program's own data (names), shown as they are in every language."""
+    from db.models import Member, Pilot, RuleSet, Tier
+
+    d = Database(web_seed[0])
+    try:
+        with d.read() as s:
+            texts = [*s.scalars(select(Member.name)), *s.scalars(select(RuleSet.name)),
+                     *s.scalars(select(Tier.name)), *s.scalars(select(Pilot.name)),
+                     *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser)))]
+    finally:
+        d.dispose()
+    return {w for t in texts for w in re.findall(r"\w+", t or "")}
 
 
 def plain(text: str) -> str:
@@ -51,7 +100,7 @@ def rows_text(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def overview_ru(web_app, russian_clients) -> dict[str, Any]:  # noqa: F811
+def overview_ru(web_app, russian_clients) -> dict[str, Any]:
     """The overview job's answer for twelve months, as the Russian executive."""
     client = russian_clients["executive"]
     token = _overview_token(client, web_app)
@@ -63,7 +112,7 @@ def overview_ru(web_app, russian_clients) -> dict[str, Any]:  # noqa: F811
     return _poll(client, b, r.get_json())
 
 
-def test_overview_job_answers_in_russian(overview_ru, data_words):  # noqa: F811
+def test_overview_job_answers_in_russian(overview_ru, data_words):
     assert english_in(overview_ru, data_words) == {}
     kpis = overview_ru[ov_ids.KPI_GRID]["rowData"]
     monthly = overview_ru[ov_ids.MONTHLY_GRID]["rowData"]
@@ -103,7 +152,7 @@ def _token(web_app, url: str, username: str, role: str) -> str:
 
 
 def test_overview_job_progress_and_refusal_in_russian(web_app, web_seed,
-                                                      russian_users):  # noqa: F811
+                                                      russian_users):
     from callbacks.overview import overview_job
 
     steps: list[Any] = []
@@ -144,7 +193,7 @@ def test_overview_builders_in_russian(web_app):
 # ---------------------------------------------------------------- live
 
 
-def test_live_refresh_answers_in_russian(web_app, russian_clients, data_words):  # noqa: F811
+def test_live_refresh_answers_in_russian(web_app, russian_clients, data_words):
     client = russian_clients["support"]
     key = key_of(web_app, live_ids.UPDATED)
     r = client.post(UPDATE, json=callback_body(web_app, key, {
@@ -192,7 +241,7 @@ def test_live_chart_marks_in_russian(web_app):
 # ---------------------------------------------------------------- audit
 
 
-def test_audit_log_answers_in_russian(web_app, russian_clients, data_words):  # noqa: F811
+def test_audit_log_answers_in_russian(web_app, russian_clients, data_words):
     client = russian_clients["supervisor"]
     r = client.post(UPDATE, json=callback_body(web_app, key_for(web_app, audit_ids.GRID), {}))
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
@@ -205,7 +254,7 @@ def test_audit_log_answers_in_russian(web_app, russian_clients, data_words):  # 
     assert {"Создана учётная запись сотрудника", "Изменён язык"} <= actions
     changes = "\n".join(row["changes"] for row in rows)
     assert "язык: — → Русский" in changes  # a user's first choice of language
-    assert "роль: супервайзер" in changes and "активна: да" in changes
+    assert "роль: супервайзер" in changes and "действует: да" in changes
     count = resp[audit_ids.COUNT]["children"]
     assert count.endswith(("запись.", "записи.", "записей."))
 
@@ -221,7 +270,7 @@ def test_audit_log_answers_in_russian(web_app, russian_clients, data_words):  # 
     assert bad[audit_ids.DATES_FEEDBACK]["children"] == "Дата начала позже даты окончания."
 
 
-def test_audit_export_has_russian_headers(web_app, russian_clients):  # noqa: F811
+def test_audit_export_has_russian_headers(web_app, russian_clients):
     client = russian_clients["supervisor"]
     body = callback_body(web_app, key_for(web_app, audit_ids.DOWNLOAD),
                          {f"{audit_ids.EXPORT}.n_clicks": 1},
@@ -244,7 +293,7 @@ def test_audit_changes_read_in_russian(web_app):
         assert views.audit_changes('{"status": "pending"}', '{"status": "published"}') == \
             "статус: на согласовании → опубликована"
         assert views.audit_changes('{"active": true}', '{"active": false}') == \
-            "активна: да → нет"
+            "действует: да → нет"
         assert views.audit_changes('{"role": "support"}', "{}") == \
             "роль: поддержка → удалено"
         assert views.action_label("rules.publish") == "Версия правил опубликована"
