@@ -7,9 +7,11 @@ from typing import Any
 
 from dash import Input, Output, State, callback, ctx, no_update
 
+from dashboard import format as fmt
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_db
+from dashboard.i18n import _, current_language, ngettext
 from db import audit, readviews
 from pages import audit as page
 from pages.audit import ids
@@ -29,9 +31,9 @@ def _filters(start: str | None, end: str | None) -> tuple[dt.date | None, dt.dat
     try:
         d_from, d_to = _date(start), _date(end)
     except ValueError:
-        return None, None, "Dates must look like 2025-01-31."
+        return None, None, _("Dates must look like %(example)s.", example="2025-01-31")
     if d_from and d_to and d_from > d_to:
-        return None, None, "The start date is after the end date."
+        return None, None, _("The start date is after the end date.")
     return d_from, d_to, ""
 
 
@@ -41,9 +43,11 @@ def _filters(start: str | None, end: str | None) -> tuple[dt.date | None, dt.dat
     Input(ids.COUNT, "id"),
 )
 @require_roles(*ROLES)
-def filter_options(_: str) -> tuple[list[str], list[str]]:
+def filter_options(_id: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The users and actions in the log; actions by their names in the user's language."""
     with get_db().read() as s:
-        return readviews.audit_filter_options(s)
+        actors, actions = readviews.audit_filter_options(s)
+    return actors, page.action_options(actions)
 
 
 @callback(
@@ -66,9 +70,13 @@ def audit_table(
         rows = readviews.search_audit(s, actor=actor, action=action, date_from=d_from,
                                       date_to=d_to, limit=MAX_SHOWN)
     if not rows:
-        return [], "No audit entries match these filters.", ""
-    capped = " (the newest 2,000 — the CSV export has them all)" if len(rows) == MAX_SHOWN else ""
-    return page.audit_rows(rows), f"{len(rows)} entr(ies){capped}.", ""
+        return [], _("No audit entries match these filters."), ""
+    if len(rows) == MAX_SHOWN:
+        count = _("%(count)s entries (the newest %(count)s — the CSV export has them all).",
+                  count=fmt.points(MAX_SHOWN))
+    else:
+        count = ngettext("%(num)s entry.", "%(num)s entries.", len(rows))
+    return page.audit_rows(rows), count, ""
 
 
 @callback(
@@ -103,5 +111,6 @@ def export_csv(
 
     rows = get_db().write_tx(run)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    return {"content": page.audit_csv(rows), "filename": f"audit-{stamp}.csv",
-            "type": "text/csv"}, ""
+    # the headers in the user's language (the engine is told it: it knows no request)
+    return {"content": page.audit_csv(rows, language=current_language()),
+            "filename": f"audit-{stamp}.csv", "type": "text/csv"}, ""

@@ -16,10 +16,12 @@ from typing import Any
 
 from dash import Input, Output, Patch, State, callback, html, no_update
 
+from dashboard import format as fmt
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_dict
 from dashboard.context import get_db
+from dashboard.i18n import N_, _, ngettext, translate
 from db import rollups
 from db.reports.live import live_snapshot
 from pages import live as page
@@ -27,6 +29,11 @@ from pages.live import ids
 
 ROLES = roles_of(page.__name__)
 WINDOWS = (1, 7, 30, 90)
+# why db.rollups.refresh_rollups skipped a refresh (its reasons, as it says them)
+SKIP_REASONS = {
+    "another refresh is running": N_("another refresh is running"),
+    "writers hold the tables": N_("writers hold the tables"),
+}
 
 
 def _signature(value: Any) -> str:
@@ -96,11 +103,17 @@ def refresh(_n: int | None, days: int | None, last: dict | None, *shown: Any
             outs[name] = _patch_figure(data)
         else:
             outs[name] = data
-    when = snap.refreshed_at or snap.at
-    note = "" if not result.skipped else f" (refresh skipped: {result.reason})"
+    when = fmt.clock_time(snap.refreshed_at or snap.at)
+    if result.skipped:
+        text = _("updated %(time)s UTC (refresh skipped: %(reason)s)", time=when,
+                 reason=translate(SKIP_REASONS.get(result.reason, result.reason)))
+    else:
+        text = _("updated %(time)s UTC", time=when)
     updated = html.Span(
-        f"updated {when:%H:%M:%S} UTC{note}", className="live-updated-at",
-        title=f"{result.events} new events folded in, {1000 * result.seconds:.0f} ms",
+        text, className="live-updated-at",
+        title=ngettext("%(num)s new event folded in, %(ms)s ms",
+                       "%(num)s new events folded in, %(ms)s ms", result.events,
+                       ms=fmt.points(round(1000 * result.seconds))),
     )
     return {"tiles": tiles, "updated": updated, **outs, "sent": sent}
 

@@ -8,13 +8,16 @@ from typing import Any
 from dash import Input, Output, callback, html, no_update
 from dash.exceptions import PreventUpdate
 
+from dashboard import format as fmt
 from dashboard import jobs
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import get_db
+from dashboard.i18n import N_, _, ngettext, translate
 from dashboard.shell import alert, empty_state
 from db import rollups
 from db.errors import LoyaltyError
+from db.metrics import SEGMENT_LABELS
 from db.models import SEGMENTS
 from db.reports import overview as report
 from pages import overview as page
@@ -40,15 +43,15 @@ def overview_job(set_progress: Any, months: int | None, segment: str | None,
         try:
             jobs.job_actor(token, ROLES, kind="overview")
         except LoyaltyError as exc:
-            refused = alert(str(exc), color="danger", id="overview-refused")
+            refused = alert(exc, color="danger", id="overview-refused")
             return (refused, *(no_update,) * 8)
 
         def progress(frac: float, message: str) -> None:
-            pct = int(round(frac * 100))
-            set_progress((pct, f"{pct} % {message}"))
+            pct = int(round(frac * 100))  # the step's name in the user's language
+            set_progress((pct, f"{pct} % {translate(message)}"))
 
         db = get_db()
-        progress(0.01, "bringing the rollups up to date")
+        progress(0.01, N_("bringing the rollups up to date"))
         rollups.refresh_rollups(db)
         with db.read() as s:
             o = report.overview(s, months=months, segment=segment, progress=progress)
@@ -91,37 +94,56 @@ def _render(o: report.Overview, months: int, segment: str | None) -> tuple[Any, 
     day = dt.timedelta(days=1)
     if t <= f:
         summary = empty_state(
-            "No complete day in this month yet: the figures compare complete days only.",
-            "Choose a longer period, or see today's activity on the live page.",
+            _("No complete day in this month yet: the figures compare complete days only."),
+            _("Choose a longer period, or see today's activity on the live page."),
         )
     elif orders == 0:
         summary = empty_state(
-            "No paid orders in these months yet: every figure below is zero or '–'.",
-            "Orders arrive through the order import (loyalty import-orders), the demo data "
-            "(loyalty demo) or a live stream (loyalty simulate-live). A rate shows '–' when "
-            "there is nothing to divide by.",
+            _("No paid orders in these months yet: every figure below is zero or '–'."),
+            _("Orders arrive through the order import (%(import)s), the demo data "
+              "(%(demo)s) or a live stream (%(live)s). A rate shows '–' when "
+              "there is nothing to divide by.", **{"import": "loyalty import-orders",
+                                                  "demo": "loyalty demo",
+                                                  "live": "loyalty simulate-live"}),
         )
     else:
-        stretch = f"{f:%d %b %Y} to {t - day:%d %b %Y} ({(t - f).days} complete days)"
-        earlier = f"{months} month{'s' if months > 1 else ''} earlier"
+        stretch = ngettext("%(start)s to %(end)s (%(num)s complete day)",
+                           "%(start)s to %(end)s (%(num)s complete days)", (t - f).days,
+                           start=fmt.day(f), end=fmt.day(t - day))
         if o.comparable:
-            text = (f"{stretch} against {pf:%d %b %Y} to {pt - day:%d %b %Y}, the same "
-                    f"stretch {earlier}")
+            text = ngettext(
+                "%(stretch)s against %(start)s to %(end)s, the same stretch "
+                "%(num)s month earlier",
+                "%(stretch)s against %(start)s to %(end)s, the same stretch "
+                "%(num)s months earlier",
+                months, stretch=stretch, start=fmt.day(pf), end=fmt.day(pt - day))
         else:
             why = page.no_comparison(o.history_start)
-            text = (f"{stretch}. {why[0].upper()}{why[1:]}, after "
-                    f"{pf:%d %b %Y}, where the same stretch {earlier} would begin, so these "
-                    "months are not compared with it; choose a shorter period to compare")
-        text += ((f"; members of segment '{segment}' (guests: all)" if segment else "")
-                 + ". Frequency, repeat and participation cover every customer.")
+            text = ngettext(
+                "%(stretch)s. %(why)s, after %(start)s, where the same stretch %(num)s month "
+                "earlier would begin, so these months are not compared with it; choose a "
+                "shorter period to compare",
+                "%(stretch)s. %(why)s, after %(start)s, where the same stretch %(num)s months "
+                "earlier would begin, so these months are not compared with it; choose a "
+                "shorter period to compare",
+                months, stretch=stretch, why=why[0].upper() + why[1:], start=fmt.day(pf))
+        if segment:
+            label = translate(SEGMENT_LABELS.get(segment, segment))
+            text += _("; members of segment '%(segment)s' (guests: all)", segment=label)
+        text += _(". Frequency, repeat and participation cover every customer.")
         partial = [m for m in o.monthly if m.get("partial")]
         notes = [html.Span(text, id="overview-comparison")]
         if partial:
             notes.append(html.Div(
-                "Partial months, lighter and hatched in the charts: "
-                + "; ".join(f"{m['month']}: {page.partial_note(m)}" for m in partial)
-                + ". A partial current month is compared day for day (the same days "
-                f"{earlier}), never with a whole month.",
+                ngettext(
+                    "Partial months, lighter and hatched in the charts: %(months)s. A partial "
+                    "current month is compared day for day (the same days %(num)s month "
+                    "earlier), never with a whole month.",
+                    "Partial months, lighter and hatched in the charts: %(months)s. A partial "
+                    "current month is compared day for day (the same days %(num)s months "
+                    "earlier), never with a whole month.",
+                    months,
+                    months="; ".join(f"{m['month']}: {page.partial_note(m)}" for m in partial)),
                 className="small text-muted", id="overview-partial"))
         summary = html.Div(notes)
     return (

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from babel import dates as babel_dates
+
 from dashboard import format as fmt
+from dashboard.i18n import N_, SOURCE_LANGUAGE, _, current_language, locale_of, translate
 
 # the mode bar keeps zoom, pan, reset and the PNG download
 CONFIG: dict[str, Any] = {
@@ -23,6 +26,45 @@ CONFIG: dict[str, Any] = {
                                "hoverCompareCartesian"],
     "toImageButtonOptions": {"format": "png", "scale": 2},
 }
+# Plotly's own texts a user meets here (mode bar, download, zoom hint), for
+# the catalogs; Plotly looks them up by their English text (config "locales")
+PLOTLY_TEXTS = (
+    N_("Download plot as a PNG"), N_("Download plot"), N_("Zoom"), N_("Pan"),
+    N_("Reset axes"), N_("Autoscale"), N_("Share chart..."), N_("Share chart"),
+    N_("Zoom in"), N_("Zoom out"),
+    N_("Double-click to zoom back out"), N_("Double-click on legend to isolate one trace"),
+    N_("Preparing image - this may take a few seconds"), N_("Image download succeeded"),
+    N_("Sorry, there was a problem downloading your image!"),
+)
+
+
+def config() -> dict[str, Any]:
+    """The Plotly config of a graph: :data:`CONFIG`, and in another language
+    than English Plotly's own texts, month and day names in that language."""
+    lang = current_language()
+    if lang == SOURCE_LANGUAGE:
+        return CONFIG
+    loc = locale_of(lang)
+
+    def names(get: Any, width: str, keys: list[int]) -> list[str]:
+        found = get(width, "stand-alone", loc)
+        return [found[k] for k in keys]
+
+    sunday_first = [6, 0, 1, 2, 3, 4, 5]  # babel counts days from Monday (0)
+    months = list(range(1, 13))
+    locale = {
+        "dictionary": {t.msgid: translate(t) for t in PLOTLY_TEXTS},
+        "format": {
+            "days": names(babel_dates.get_day_names, "wide", sunday_first),
+            "shortDays": names(babel_dates.get_day_names, "abbreviated", sunday_first),
+            "months": names(babel_dates.get_month_names, "wide", months),
+            "shortMonths": names(babel_dates.get_month_names, "abbreviated", months),
+            "date": "%d.%m.%Y",
+        },
+    }
+    return {**CONFIG, "locale": lang, "locales": {lang: locale}}
+
+
 TOP = 64  # px above the plot: the mode bar's row (~30 px), then the title
 SEPARATORS = ".,"  # decimal point, thousands separator (English; see separators())
 PARTIAL_OPACITY = 0.45
@@ -51,6 +93,14 @@ def axis(title: str | None = None, **extra: Any) -> dict[str, Any]:
     if title:
         out["title"] = {"text": title, "standoff": 6}
     return {**out, **extra}
+
+
+def date_axis(title: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A date axis: Plotly names months in English ("Nov 21"), so in
+    another language the ticks and hover labels are numeric (21.11)."""
+    if current_language() != SOURCE_LANGUAGE:
+        extra = {"tickformat": "%d.%m", "hoverformat": "%d.%m.%Y", **extra}
+    return axis(title, type="date", **extra)
 
 
 def layout(title: str, *, height: int = 340, legend: str = "bottom", **extra: Any
@@ -93,7 +143,8 @@ def layout(title: str, *, height: int = 340, legend: str = "bottom", **extra: An
 def partial_marks(labels: list[str], notes: list[str | None]) -> dict[str, Any]:
     """Shapes and annotations marking the partial periods of a category axis
     (``notes[i]`` is None for a whole period, else its short description):
-    a light grey band behind the bar and "partial: …" at the top."""
+    a light grey band behind the bar and "partial: …" at the top (in the
+    user's language, as the notes are)."""
     shapes, annotations = [], []
     for i, note in enumerate(notes):
         if note is None:
@@ -102,7 +153,7 @@ def partial_marks(labels: list[str], notes: list[str | None]) -> dict[str, Any]:
                        "x1": i + 0.5, "y0": 0, "y1": 1, "layer": "below", "line": {"width": 0},
                        "fillcolor": "rgba(173, 181, 189, 0.18)"})
         annotations.append({"x": labels[i], "xref": "x", "y": 1, "yref": "paper",
-                            "yanchor": "top", "text": f"partial:<br>{note}",
+                            "yanchor": "top", "text": _("partial:<br>%(note)s", note=note),
                             "showarrow": False, "font": {"size": 10, "color": "#495057"},
                             "name": "partial"})
     return {"shapes": shapes, "annotations": annotations}
@@ -152,7 +203,8 @@ def clip_tall(values: list[list[float]], *, factor: float = 3.0) -> float | None
 
 def clipped_notes(xs: list[Any], series: list[tuple[str, list[float]]], top: float | None,
                   ) -> list[dict[str, Any]]:
-    """An annotation over every bar cut at ``top``, with its real value."""
+    """An annotation over every bar cut at ``top``, with its real value
+    (``series`` names as the legend shows them)."""
     if top is None:
         return []
     notes = []
@@ -160,7 +212,8 @@ def clipped_notes(xs: list[Any], series: list[tuple[str, list[float]]], top: flo
         for x, y in zip(xs, ys, strict=True):
             if y is not None and y > top:
                 notes.append({"x": x, "y": top, "xref": "x", "yref": "y", "yanchor": "bottom",
-                              "text": f"{name}: {y:,.0f} ↑ (cut)", "showarrow": False,
+                              "text": _("%(series)s: %(value)s ↑ (cut)", series=name,
+                                        value=fmt.points(round(y))), "showarrow": False,
                               "font": {"size": 10, "color": "#495057"},
                               "bgcolor": "rgba(255,255,255,0.85)", "name": "clipped"})
     return notes

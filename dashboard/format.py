@@ -12,7 +12,7 @@ from decimal import Decimal
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
-from dashboard.i18n import current_language, locale_of
+from dashboard.i18n import _, current_language, locale_of
 
 CURRENCY_SIGNS = {"RUB": "₽"}  # shown after the amount in Russian
 
@@ -36,6 +36,14 @@ def money(minor: int, currency: str = "", *, lang: str | None = None) -> str:
     whole, cents = divmod(abs(int(minor)), 100)
     text = f"{sign}{whole:,}.{cents:02d}"
     return f"{text} {currency}".rstrip()
+
+
+def currency_unit(currency: str, *, lang: str | None = None) -> str:
+    """The currency as chart titles and axes name it: "RUB" (en) / "₽" (ru)."""
+    if _lang(lang) == "ru" and currency:
+        return CURRENCY_SIGNS.get(currency) or babel_numbers.get_currency_symbol(
+            currency, locale=locale_of("ru"))
+    return currency
 
 
 def points(n: int, *, lang: str | None = None) -> str:
@@ -92,3 +100,91 @@ def chart_text(value: object) -> str:
     labels as markup, so names typed by staff (tiers, segments) go in with
     ``& < >`` as entities and show as typed."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def decimal(value: float, digits: int = 2, *, sign: bool = False,
+            lang: str | None = None) -> str:
+    """A computed figure (a ratio, a frequency): 1234.5 -> "1,234.50" (en) /
+    "1 234,50" (ru); ``sign``: "+" before a positive number ("+0.0", never "-0.0")."""
+    value = round(float(value), digits) + 0.0  # no "-0.0"
+    if _lang(lang) == "ru":
+        text = babel_numbers.format_decimal(
+            abs(value), format="#,##0." + "0" * digits if digits else "#,##0",
+            locale=locale_of("ru"))
+        return ("-" if value < 0 else "+" if sign else "") + text
+    return f"{value:{'+' if sign else ''},.{digits}f}"
+
+
+def percent(share: float, digits: int = 1, *, sign: bool = False,
+            lang: str | None = None) -> str:
+    """A share as a percentage: 0.1234 -> "12.3 %" (en) / "12,3 %" (ru)."""
+    return f"{decimal(100 * share, digits, sign=sign, lang=lang)} %"
+
+
+def day(value: dt.date | dt.datetime, *, lang: str | None = None) -> str:
+    """A day in words: "29 Sep 2025" (en) / "29 сентября 2025" (ru)."""
+    if _lang(lang) == "ru":
+        return babel_dates.format_date(value, "d MMMM y", locale=locale_of("ru"))
+    return f"{value:%d %b %Y}"
+
+
+def day_month(value: dt.date | dt.datetime, *, lang: str | None = None) -> str:
+    """A day of a month, short: "1 Dec" (en) / "1 дек." (ru)."""
+    if _lang(lang) == "ru":
+        return babel_dates.format_date(value, "d MMM", locale=locale_of("ru"))
+    return f"{value.day} {value:%b}"
+
+
+def day_span(first: dt.date, last: dt.date, *, lang: str | None = None) -> str:
+    """Days of one month: "1–2 Dec" (en) / "1–2 дек." (ru); one day as :func:`day_month`."""
+    if first == last:
+        return day_month(first, lang=lang)
+    return f"{first.day}–{day_month(last, lang=lang)}"
+
+
+def clock_time(value: dt.datetime) -> str:
+    """"18:30:05" in every language."""
+    return f"{value:%H:%M:%S}"
+
+
+# the dropdowns' and grids' own texts: the same msgids as dashboard/shell.py's
+# DROPDOWN_TEXTS and GRID_TEXTS (one catalog entry each)
+def dropdown_props() -> dict[str, dict[str, str]]:
+    """``dcc.Dropdown`` keyword arguments for its own texts (search box, clear
+    button, "no options") in the request's language: ``labels=``; none in
+    English (the component's own: a null ``labels`` would blank them)."""
+    if current_language() == "en":
+        return {}
+    return {"labels": {
+        "select_all": _("Select all"), "deselect_all": _("Deselect all"),
+        "selected_count": _("{num_selected} selected"), "search": _("Search"),
+        "clear_search": _("Clear search"), "clear_selection": _("Clear selection"),
+        "no_options_found": _("No options found"),
+    }}
+
+
+def grid_locale() -> dict[str, str]:
+    """AG Grid's own texts (filter and column menus) in the request's
+    language, for a grid's ``dashGridOptions["localeText"]``; empty in
+    English (the grid's own)."""
+    if current_language() == "en":
+        return {}
+    return {
+        "selectAll": _("(Select all)"), "searchOoo": _("Search…"), "blanks": _("(Blanks)"),
+        "noMatches": _("No matches"), "filterOoo": _("Filter…"), "equals": _("Equals"),
+        "notEqual": _("Does not equal"), "blank": _("Blank"), "notBlank": _("Not blank"),
+        "empty": _("Choose one"), "lessThan": _("Less than"), "greaterThan": _("Greater than"),
+        "lessThanOrEqual": _("Less than or equal to"),
+        "greaterThanOrEqual": _("Greater than or equal to"), "inRange": _("Between"),
+        "inRangeStart": _("From"), "inRangeEnd": _("To"), "contains": _("Contains"),
+        "notContains": _("Does not contain"), "startsWith": _("Begins with"),
+        "endsWith": _("Ends with"), "andCondition": _("AND"), "orCondition": _("OR"),
+        "applyFilter": _("Apply"), "resetFilter": _("Reset"), "clearFilter": _("Clear"),
+        "cancelFilter": _("Cancel"), "loadingOoo": _("Loading…"),
+        "columnFilter": _("Column filter"), "columnMenu": _("Column menu"),
+        "pinColumn": _("Pin column"), "pinLeft": _("Pin left"), "pinRight": _("Pin right"),
+        "noPin": _("No pin"), "autosizeThisColumn": _("Autosize this column"),
+        "autosizeAllColumns": _("Autosize all columns"), "resetColumns": _("Reset columns"),
+        "sortAscending": _("Sort ascending"), "sortDescending": _("Sort descending"),
+        "sortUnSort": _("Clear sort"),
+    }

@@ -34,6 +34,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from db import users
 from db.actor import Actor
 from db.errors import Forbidden, LoyaltyError
+from db.i18n import N_
 
 log = logging.getLogger("dashboard.jobs")
 SALT = "loyalty.background-job.v1"
@@ -57,7 +58,7 @@ def _serializer(app: flask.Flask) -> URLSafeTimedSerializer:
 def identity_token() -> str:
     """Sign the logged-in user's id and role (call inside a request)."""
     if not current_user or not current_user.is_authenticated:
-        raise Forbidden("not logged in")
+        raise Forbidden(N_("not logged in"))
     from dashboard.auth import SESSION_VERSION
 
     return _serializer(flask.current_app).dumps(
@@ -102,20 +103,21 @@ def job_actor(token: str | None, roles: Iterable[str], *, kind: str | None = Non
         data = _serializer(flask.current_app).loads(token or "", max_age=MAX_AGE_S)
         uid, version = int(data["id"]), data.get("ver")
     except (BadSignature, KeyError, TypeError, ValueError):
-        raise Forbidden("this page is out of date or not yours: reload it") from None
+        raise Forbidden(N_("this page is out of date or not yours: reload it")) from None
     with get_db().read() as s:
         info = users.get_user(s, uid)
-    if info is None or not info.active or info.role not in set(roles):
-        raise Forbidden("your account may not run this")
-    if version != info.session_version:
-        # the session that asked has ended (logout, new password or role)
-        raise Forbidden("your session has ended: sign in again")
     on_exit = flask.g.get(_EXIT)
-    if on_exit is not None:  # the job's texts in its user's language
+    if on_exit is not None and info is not None:
+        # the job's texts (a refusal below too) in its user's language
         from dashboard.context import get_config
 
         on_exit.enter_context(flask_babel.force_locale(
             info.language or get_config().default_language))
+    if info is None or not info.active or info.role not in set(roles):
+        raise Forbidden(N_("your account may not run this"))
+    if version != info.session_version:
+        # the session that asked has ended (logout, new password or role)
+        raise Forbidden(N_("your session has ended: sign in again"))
     if kind is not None:
         store: LeaseStore = flask.current_app.extensions[LEASES_EXTENSION]
         lease = acquire_lease(store, kind, info.id)
@@ -137,10 +139,10 @@ LEASES_EXTENSION = "loyalty_job_leases"
 LEASE_S = 15 * 60  # no job of ours runs this long
 LEASE_WAIT_S = 3.0  # a job just stopped or replaced may take a moment to go
 JOB_KINDS = {
-    "simulation": "a simulation",
-    "tier-pass": "a tier re-evaluation",
-    "pilot-results": "a pilot results job",
-    "overview": "an overview job",
+    "simulation": N_("a simulation"),
+    "tier-pass": N_("a tier re-evaluation"),
+    "pilot-results": N_("a pilot results job"),
+    "overview": N_("an overview job"),
 }
 
 
@@ -234,9 +236,9 @@ def acquire_lease(store: LeaseStore, kind: str, user_id: int, *,
             store.delete_if(key, held)
             continue
         if held is not None and time.monotonic() >= deadline:
-            what = JOB_KINDS.get(kind, "a job of this kind")
-            raise JobRunning(f"You already have {what} running; wait for it to finish "
-                             "(or stop it) before starting another.")
+            what = JOB_KINDS.get(kind, N_("a job of this kind"))
+            raise JobRunning(N_("You already have %(what)s running; wait for it to finish "
+                                "(or stop it) before starting another.", what=what))
         time.sleep(0.2)
 
 

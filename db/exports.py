@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -42,15 +42,30 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def frame_to_csv(df: pd.DataFrame, out: io.TextIOBase | None = None, **to_csv: Any) -> str | None:
-    """``df.to_csv(index=False)`` with every text cell (and header) neutralised.
+def header_row(columns: Iterable[Any], labels: Mapping[str, str] | None = None,
+               translate: Callable[[str], str] | None = None) -> list[str]:
+    """An export's column headers: each column's own name (the field names
+    scripts read), or, with a ``translate`` from the web layer (the engine
+    does not know the reader's language), its label in ``labels`` (marked
+    with ``N_``) in the reader's language."""
+    if translate is None or labels is None:
+        return [str(c) for c in columns]
+    return [str(translate(labels.get(str(c), str(c)))) for c in columns]
+
+
+def frame_to_csv(df: pd.DataFrame, out: io.TextIOBase | None = None, *,
+                 labels: Mapping[str, str] | None = None,
+                 translate: Callable[[str], str] | None = None,
+                 **to_csv: Any) -> str | None:
+    """``df.to_csv(index=False)`` with every text cell (and header) neutralised;
+    the headers as :func:`header_row` makes them.
 
     Returns the text, or writes to ``out`` (and returns None)."""
     safe = df.copy(deep=False)
     for col in safe.columns:
         if pd.api.types.is_object_dtype(safe[col]) or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = safe[col].map(neutralise, na_action="ignore")
-    safe.columns = [neutralise(str(c)) for c in safe.columns]
+    safe.columns = [neutralise(c) for c in header_row(safe.columns, labels, translate)]
     to_csv.setdefault("index", False)
     return safe.to_csv(out, **to_csv)
 

@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 
 from db import clock, program, rollups
 from db.errors import ValidationError
+from db.i18n import N_
 from db.models import (
     ENTRY_KINDS,
     Account,
@@ -70,52 +71,61 @@ AVG_MONTH_DAYS = 365.2425 / 12
 RATE_DIGITS = 4
 FREQS = ("day", "week", "month", "year")
 
+# The member segments as the pages name them (the stored values never change).
+SEGMENT_LABELS: dict[str, str] = {
+    "regular": N_("regular"),
+    "student": N_("student"),
+    "pensioner": N_("pensioner"),
+    "large_family": N_("large family"),
+    "corporate": N_("corporate"),
+}
+
 # What each number on the pages means (shown on hover); the functions below
 # are the definitions, these are their one-line summaries.
 DEFINITIONS: dict[str, str] = {
-    "participation_rate": "Customers who ordered as members ÷ all customers who ordered in "
-    "the period (by shop customer id; refunded orders count: the visit happened).",
-    "active_member_rate": "Members with an order or a point redemption in the last N days "
-    "(program setting, default 30) ÷ all members who had joined by then.",
-    "redemption_rate": "Points redeemed ÷ points issued (accrual + referral bonus) in the "
-    "period, each net of the refund reversals booked in the period.",
-    "breakage_rate": "Of the points members stopped holding in the period, the share that "
-    "expired unused: points expired ÷ (points expired + points redeemed), each net of "
-    "reversals. Never above 100 %.",
-    "points_liability": "Outstanding member points × the point value in force, in money: "
-    "what the program owes if every point were spent.",
-    "referral_conversion": "Members who joined through a referral in the period and have a "
-    "paid order ÷ members who joined through a referral in the period.",
-    "repeat_purchase_rate": "Customers with 2 or more paid orders in the period ÷ customers "
-    "with at least one.",
-    "purchase_frequency": "Paid orders ÷ customers with a paid order, per month of the period.",
-    "average_check": "Paid revenue ÷ paid orders (refunded orders excluded), members and "
-    "guests side by side.",
-    "ltv": "Cumulative paid revenue per member by calendar months since joining, per monthly "
-    "join cohort.",
-    "retention": "Share of a join cohort's members with a paid order in each month since "
-    "joining.",
-    "revenue": "Paid revenue (after points, net of part refunds; refunded orders "
-    "excluded), by payment date.",
-    "orders": "Paid orders (refunded orders excluded), by payment date.",
-    "points_issued": "Accrual + referral bonus points credited, net of refund reversals.",
-    "points_redeemed": "Points spent on orders and rewards, net of refund reversals.",
-    "points_expired": "Points expired unused (breakage), net of reversals.",
-    "points_cost": "Points issued × point value: what the program gave away, in money.",
-    "enrolled": "All members who have joined, any status.",
-    "new_members": "Members whose joining date falls in the period.",
-    "earning_within": "Of the members who joined in the 30 days before the last N days, the "
-    "share whose first accrual came within N days of joining.",
-    "referred_members": "Members who joined through another member's referral link.",
-    "referral_share": "Members who joined through a referral ÷ all members who joined, in "
-    "the period.",
-    "referral_bonus": "Points credited to referrers for their referred members' orders, net "
-    "of refund reversals.",
-    "transfers": "Points moved between members and the number of transfers.",
-    "top_receivers": "Members who received the most points by transfer in the period: many "
-    "senders or large sums are a fraud signal worth a look.",
-    "tier_mix": "Paid orders by the tier the order was accrued under (orders.tier), per "
-    "month: the tier mix of buying members, not a member-count snapshot.",
+    "participation_rate": N_("Customers who ordered as members ÷ all customers who ordered in "
+        "the period (by shop customer id; refunded orders count: the visit happened)."),
+    "active_member_rate": N_("Members with an order or a point redemption in the last N days "
+        "(program setting, default 30) ÷ all members who had joined by then."),
+    "redemption_rate": N_("Points redeemed ÷ points issued (accrual + referral bonus) in the "
+        "period, each net of the refund reversals booked in the period."),
+    "breakage_rate": N_("Of the points members stopped holding in the period, the share that "
+        "expired unused: points expired ÷ (points expired + points redeemed), each net of "
+        "reversals. Never above 100 %."),
+    "points_liability": N_("Outstanding member points × the point value in force, in money: "
+        "what the program owes if every point were spent."),
+    "referral_conversion": N_("Members who joined through a referral in the period and have a "
+        "paid order ÷ members who joined through a referral in the period."),
+    "repeat_purchase_rate": N_("Customers with 2 or more paid orders in the period ÷ customers "
+        "with at least one."),
+    "purchase_frequency": N_("Paid orders ÷ customers with a paid order, per month of the period."),
+    "average_check": N_("Paid revenue ÷ paid orders (refunded orders excluded), members and "
+        "guests side by side."),
+    "ltv": N_("Cumulative paid revenue per member by calendar months since joining, per monthly "
+        "join cohort."),
+    "retention": N_("Share of a join cohort's members with a paid order in each month since "
+        "joining."),
+    "revenue": N_("Paid revenue (after points, net of part refunds; refunded orders "
+        "excluded), by payment date."),
+    "orders": N_("Paid orders (refunded orders excluded), by payment date."),
+    "points_issued": N_("Accrual + referral bonus points credited, net of refund reversals."),
+    "points_redeemed": N_("Points spent on orders and rewards, net of refund reversals."),
+    "points_expired": N_("Points expired unused (breakage), net of reversals."),
+    "points_cost": N_("Points issued × point value: what the program gave away, in money."),
+    "enrolled": N_("All members who have joined, any status."),
+    "new_members": N_("Members whose joining date falls in the period."),
+    "earning_within": N_("Of the members who joined in the 30 days before the last N days, the "
+        "share whose first accrual came within N days of joining."),
+    "referred_members": N_("Members who joined through another member's referral link."),
+    "referral_share": N_("Members who joined through a referral ÷ all members who joined, in "
+        "the period."),
+    "referral_bonus": N_("Points credited to referrers for their referred members' orders, net "
+        "of refund reversals."),
+    "transfers": N_("Points moved between members and the number of transfers."),
+    "top_receivers": N_("Members who received the most points by transfer in the period: many "
+        "senders or large sums are a fraud signal worth a look."),
+    "tier_mix": N_("Paid orders by the tier the order was accrued under (orders.tier), per "
+        "month: the tier mix of buying members, not a member-count snapshot."),
 }
 
 _o = Order.__table__
@@ -263,7 +273,7 @@ def _period(
 ) -> tuple[dt.datetime, dt.datetime]:
     f, t = _naive_utc(date_from), _naive_utc(date_to)
     if t <= f:
-        raise ValidationError("date_to", "the period must end after it starts")
+        raise ValidationError("date_to", N_("the period must end after it starts"))
     return f, t
 
 
@@ -299,7 +309,7 @@ def date_bucket(col: Any, freq: str, dialect: str) -> ColumnElement[dt.datetime]
     expression in SELECT and GROUP BY.
     """
     if freq not in FREQS:
-        raise ValidationError("freq", f"must be one of {', '.join(FREQS)}")
+        raise ValidationError("freq", N_("must be one of %(choices)s", choices=", ".join(FREQS)))
     if dialect == "postgresql":
         return func.date_trunc(literal_column(f"'{freq}'"), col)
     fmt = {
@@ -503,7 +513,7 @@ def active_member_rate(
     if days is None:
         days = program.program_info(s).active_days
     if days <= 0:
-        raise ValidationError("days", "must be positive")
+        raise ValidationError("days", N_("must be positive"))
     start = as_of - dt.timedelta(days=days)
     fast = _active_from_rollups(s, start, as_of)
     if fast is not None:
@@ -573,7 +583,7 @@ def points_flows(
     t = _naive_utc(date_to)
     f = None if date_from is None else _naive_utc(date_from)
     if f is not None and t <= f:
-        raise ValidationError("date_to", "the period must end after it starts")
+        raise ValidationError("date_to", N_("the period must end after it starts"))
     if _day_aligned(f, t) and rollups.usable(s):
         names = [m for ms in _FLOW_METRICS.values() for m in ms]
         got = rollups.daily_sum(s, names, f, t)

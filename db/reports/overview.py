@@ -13,7 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db import clock, metrics, program, rollups
+from db.i18n import N_
 from db.models import Member, Order, RuleSet
+
+# the tier column of the orders accrued without one (a guest's order never is)
+NO_TIER = N_("(none)")
 
 _o = Order.__table__
 _m = Member.__table__
@@ -148,14 +152,14 @@ def overview(
     # all of it: a stretch before the first order would set a year against a
     # few weeks (or nothing)
     comparable = begun is not None and begun <= pf
-    step(0.05, "the period's orders and points")
+    step(0.05, N_("the period's orders and points"))
     cur = _period_figures(s, f, t, segment, now)
     if comparable:
-        step(0.35, "the previous period")
+        step(0.35, N_("the previous period"))
         prev = _period_figures(s, pf, pt, segment, now)
     else:
         prev = None
-    step(0.65, "monthly series and tier mix")
+    step(0.65, N_("monthly series and tier mix"))
     rows = []
 
     def ratio_value(r: Any) -> float | None:
@@ -166,30 +170,34 @@ def overview(
                      "previous": None if prev is None else get(prev),
                      "definition": metrics.DEFINITIONS[key.split(":")[0]]})
 
-    for who, sfx in (("members", "_m"), ("guests", "_g")):
-        add("revenue", f"Revenue, {who}", "money", lambda x, k="revenue" + sfx: x["orders"][k])
-        add("orders", f"Paid orders, {who}", "count",
-            lambda x, k="paid_orders" + sfx: x["orders"][k])
-        add("average_check", f"Average check, {who}", "money",
+    # the KPI names are marked (N_): the page shows them in the user's language
+    for sfx, revenue, paid, check in (
+        ("_m", N_("Revenue, members"), N_("Paid orders, members"), N_("Average check, members")),
+        ("_g", N_("Revenue, guests"), N_("Paid orders, guests"), N_("Average check, guests")),
+    ):
+        add("revenue", revenue, "money", lambda x, k="revenue" + sfx: x["orders"][k])
+        add("orders", paid, "count", lambda x, k="paid_orders" + sfx: x["orders"][k])
+        add("average_check", check, "money",
             lambda x, k=sfx: metrics.ratio(x["orders"]["revenue" + k],
                                            x["orders"]["paid_orders" + k]).value)
-    add("purchase_frequency", "Purchase frequency, members (orders / month)", "number",
+    add("purchase_frequency", N_("Purchase frequency, members (orders / month)"), "number",
         lambda x: ratio_value(x["frequency"].split.members))
-    add("purchase_frequency", "Purchase frequency, guests (orders / month)", "number",
+    add("purchase_frequency", N_("Purchase frequency, guests (orders / month)"), "number",
         lambda x: ratio_value(x["frequency"].split.guests))
-    add("repeat_purchase_rate", "Repeat purchase rate", "rate",
+    add("repeat_purchase_rate", N_("Repeat purchase rate"), "rate",
         lambda x: ratio_value(x["repeat"]))
-    add("participation_rate", "Participation rate", "rate",
+    add("participation_rate", N_("Participation rate"), "rate",
         lambda x: ratio_value(x["participation"]))
-    add("points_cost", "Points issued, in money", "money", lambda x: x["issued"] * value)
-    add("points_redeemed", "Points redeemed, in money", "money",
+    add("points_cost", N_("Points issued, in money"), "money", lambda x: x["issued"] * value)
+    add("points_redeemed", N_("Points redeemed, in money"), "money",
         lambda x: x["redeemed"] * value)
-    add("points_cost", "Points cost ÷ member revenue", "rate",
+    add("points_cost", N_("Points cost ÷ member revenue"), "rate",
         lambda x: metrics.ratio(x["issued"] * value, x["orders"]["revenue_m"]).value)
-    add("redemption_rate", "Redemption rate", "rate",
+    add("redemption_rate", N_("Redemption rate"), "rate",
         lambda x: metrics.ratio(x["redeemed"], x["issued"]).value)
-    add("breakage_rate", "Breakage rate", "rate", lambda x: ratio_value(x["breakage"].ratio))
-    add("points_liability", "Points liability at the end, in money", "money",
+    add("breakage_rate", N_("Breakage rate"), "rate",
+        lambda x: ratio_value(x["breakage"].ratio))
+    add("points_liability", N_("Points liability at the end, in money"), "money",
         lambda x: x["liability"].amount_minor)
 
     # monthly series over both periods (without a comparison: from the month
@@ -227,16 +235,16 @@ def overview(
     tier_acc: dict[tuple[str, str], int] = {}
     for day, _metric, tier, v in rollups.daily_series(s, ["paid_orders_m"], first, t,
                                                       segment=segment, by="tier"):
-        key = (day.strftime("%Y-%m"), tier or "(none)")
+        key = (day.strftime("%Y-%m"), tier or NO_TIER)
         tier_acc[key] = tier_acc.get(key, 0) + v
     tiers = [{"month": m, "tier": tr, "orders": n} for (m, tr), n in sorted(tier_acc.items())]
     cohort_from = add_months(month_end, -12)
     cohort_to = min(month_end, now + dt.timedelta(microseconds=1))
-    step(0.75, "LTV by join cohort")
+    step(0.75, N_("LTV by join cohort"))
     ltv = metrics.ltv_cohorts(s, cohort_from, cohort_to)
-    step(0.85, "cohort retention")
+    step(0.85, N_("cohort retention"))
     retention = cohort_retention(s, cohort_from, cohort_to, segment)
-    step(1.0, "done")
+    step(1.0, N_("done"))
     return Overview(
         period=(f, t), previous=(pf, pt), segment=segment, currency=currency,
         point_value_minor=value, rows=rows, monthly=monthly_rows, tiers=tiers, ltv=ltv,
