@@ -12,7 +12,7 @@ from decimal import Decimal
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
-from dashboard.i18n import _, current_language, locale_of
+from dashboard.i18n import current_language, locale_of
 
 CURRENCY_SIGNS = {"RUB": "₽"}  # shown after the amount in Russian
 
@@ -149,42 +149,3 @@ def clock_time(value: dt.datetime) -> str:
 
 # the dropdowns' and grids' own texts: the same msgids as dashboard/shell.py's
 # DROPDOWN_TEXTS and GRID_TEXTS (one catalog entry each)
-def dropdown_props() -> dict[str, dict[str, str]]:
-    """``dcc.Dropdown`` keyword arguments for its own texts (search box, clear
-    button, "no options") in the request's language: ``labels=``; none in
-    English (the component's own: a null ``labels`` would blank them)."""
-    if current_language() == "en":
-        return {}
-    return {"labels": {
-        "select_all": _("Select all"), "deselect_all": _("Deselect all"),
-        "selected_count": _("{num_selected} selected"), "search": _("Search"),
-        "clear_search": _("Clear search"), "clear_selection": _("Clear selection"),
-        "no_options_found": _("No options found"),
-    }}
-
-
-def grid_locale() -> dict[str, str]:
-    """AG Grid's own texts (filter and column menus) in the request's
-    language, for a grid's ``dashGridOptions["localeText"]``; empty in
-    English (the grid's own)."""
-    if current_language() == "en":
-        return {}
-    return {
-        "selectAll": _("(Select all)"), "searchOoo": _("Search…"), "blanks": _("(Blanks)"),
-        "noMatches": _("No matches"), "filterOoo": _("Filter…"), "equals": _("Equals"),
-        "notEqual": _("Does not equal"), "blank": _("Blank"), "notBlank": _("Not blank"),
-        "empty": _("Choose one"), "lessThan": _("Less than"), "greaterThan": _("Greater than"),
-        "lessThanOrEqual": _("Less than or equal to"),
-        "greaterThanOrEqual": _("Greater than or equal to"), "inRange": _("Between"),
-        "inRangeStart": _("From"), "inRangeEnd": _("To"), "contains": _("Contains"),
-        "notContains": _("Does not contain"), "startsWith": _("Begins with"),
-        "endsWith": _("Ends with"), "andCondition": _("AND"), "orCondition": _("OR"),
-        "applyFilter": _("Apply"), "resetFilter": _("Reset"), "clearFilter": _("Clear"),
-        "cancelFilter": _("Cancel"), "loadingOoo": _("Loading…"),
-        "columnFilter": _("Column filter"), "columnMenu": _("Column menu"),
-        "pinColumn": _("Pin column"), "pinLeft": _("Pin left"), "pinRight": _("Pin right"),
-        "noPin": _("No pin"), "autosizeThisColumn": _("Autosize this column"),
-        "autosizeAllColumns": _("Autosize all columns"), "resetColumns": _("Reset columns"),
-        "sortAscending": _("Sort ascending"), "sortDescending": _("Sort descending"),
-        "sortUnSort": _("Clear sort"),
-    }

@@ -353,12 +353,13 @@ DROPDOWN_TEXTS: dict[str, str] = {
 }
 
 
-def dropdown_labels() -> dict[str, str] | None:
-    """``labels=`` of a ``dcc.Dropdown`` in the user's language (None in
-    English: the component's own)."""
+def dropdown_props() -> dict[str, dict[str, str]]:
+    """``dcc.Dropdown`` keyword arguments for its own texts (search box,
+    clear button, "no options") in the user's language: ``labels=``; none in
+    English (the component's own: a null ``labels`` would blank them)."""
     if current_language() == "en":
-        return None
-    return {key: translate(text) for key, text in DROPDOWN_TEXTS.items()}
+        return {}
+    return {"labels": {key: translate(text) for key, text in DROPDOWN_TEXTS.items()}}
 
 
 def grid(

@@ -14,7 +14,7 @@ from dash import dcc, html
 from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.i18n import N_, SOURCE_LANGUAGE, _, current_language, ngettext, translate
-from dashboard.shell import grid, page_header
+from dashboard.shell import dropdown_props, grid, page_header
 from db import exports
 from db.audit import ACTION_LABELS, FIELD_LABELS, NO, OBJECT_LABELS, VALUE_LABELS, YES
 from db.readviews import (
@@ -215,7 +215,7 @@ def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
     """A grid of the page: headers and its no-rows text in the user's language."""
     g = grid(cid, columns(defs), height=height)
     options = dict(g.dashGridOptions)
-    options["localeText"] = {**options.get("localeText", {}), **fmt.grid_locale(),
+    options["localeText"] = {**options.get("localeText", {}),
                              "noRowsToShow": _("No rows yet")}
     g.dashGridOptions = options
     return g
@@ -246,13 +246,13 @@ def layout(**_kwargs: object) -> html.Div:
                     dbc.Col(
                         [dbc.Label(_("User"), html_for=ids.ACTOR),
                          dcc.Dropdown(id=ids.ACTOR, placeholder=_("Anyone"),
-                                      **fmt.dropdown_props())],
+                                      **dropdown_props())],
                         md=3,
                     ),
                     dbc.Col(
                         [dbc.Label(_("Action"), html_for=ids.ACTION),
                          dcc.Dropdown(id=ids.ACTION, placeholder=_("Any action"),
-                                      **fmt.dropdown_props())],
+                                      **dropdown_props())],
                         md=3,
                     ),
                     dbc.Col(

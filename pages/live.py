@@ -12,7 +12,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.i18n import N_, _, ngettext, translate
-from dashboard.shell import grid, page_header
+from dashboard.shell import dropdown_props, grid, page_header
 from db.metrics import DEFINITIONS
 
 register_page(
@@ -196,7 +196,7 @@ def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
     """A grid of the page: headers and its no-rows text in the user's language."""
     g = grid(cid, columns(defs), height=height)
     options = dict(g.dashGridOptions)
-    options["localeText"] = {**options.get("localeText", {}), **fmt.grid_locale(),
+    options["localeText"] = {**options.get("localeText", {}),
                              "noRowsToShow": _("No rows yet")}
     g.dashGridOptions = options
     return g
@@ -222,7 +222,7 @@ def layout(**_kwargs: object) -> html.Div:
                             dbc.Label(_("Window"), html_for=ids.DAYS),
                             dcc.Dropdown(
                                 id=ids.DAYS, clearable=False, value=7,
-                                **fmt.dropdown_props(),
+                                **dropdown_props(),
                                 options=[{"label": _window_label(n), "value": n}
                                          for n in (1, 7, 30, 90)],
                             ),

@@ -12,7 +12,7 @@ from dashboard import charts
 from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.i18n import N_, _, ngettext, translate
-from dashboard.shell import grid, page_header
+from dashboard.shell import dropdown_props, grid, page_header
 from db.metrics import SEGMENT_LABELS
 from db.models import SEGMENTS
 from db.reports.overview import NO_TIER
@@ -262,7 +262,7 @@ def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
     """A grid of the page: headers and its no-rows text in the user's language."""
     g = grid(cid, columns(defs), height=height)
     options = dict(g.dashGridOptions)
-    options["localeText"] = {**options.get("localeText", {}), **fmt.grid_locale(),
+    options["localeText"] = {**options.get("localeText", {}),
                              "noRowsToShow": _("No rows yet")}
     g.dashGridOptions = options
     return g
@@ -295,13 +295,13 @@ def layout(**_kwargs: object) -> html.Div:
                     dbc.Col([
                         dbc.Label(_("Period"), html_for=ids.MONTHS),
                         dcc.Dropdown(id=ids.MONTHS, clearable=False, value=3,
-                                     **fmt.dropdown_props(), options=[
+                                     **dropdown_props(), options=[
                             {"label": _months_label(n), "value": n} for n in (1, 3, 6, 12)]),
                     ], md=3),
                     dbc.Col([
                         dbc.Label(_("Member segment"), html_for=ids.SEGMENT),
                         dcc.Dropdown(id=ids.SEGMENT, clearable=False, value="",
-                                     **fmt.dropdown_props(),
+                                     **dropdown_props(),
                                      options=[{"label": _("All members"), "value": ""}]
                                      + [{"label": translate(SEGMENT_LABELS.get(s, s)),
                                          "value": s} for s in SEGMENTS]),

@@ -462,9 +462,9 @@ def results_view(r: PilotResults) -> html.Div:
         html.H2(_("The two groups over time"), className="h6 mt-3"),
         dbc.Row([
             dbc.Col(dcc.Graph(id="pilots-spend-figure", figure=daily_figure(r, "spend"),
-                              config=charts.CONFIG), md=6),
+                              config=charts.config()), md=6),
             dbc.Col(dcc.Graph(id="pilots-orders-figure", figure=daily_figure(r, "orders"),
-                              config=charts.CONFIG), md=6),
+                              config=charts.config()), md=6),
         ]),
     ])
 

@@ -650,13 +650,13 @@ def simulation_view(r: SimulationResult, currency: str) -> html.Div:
                  liability_change_minor=r.liability_change_minor, currency=currency),
         dbc.Row([
             dbc.Col(dcc.Graph(id="rules-sim-matrix", figure=migration_figure(r.matrix),
-                              config={"displayModeBar": False}), md=6),
+                              config={**charts.config(), "displayModeBar": False}), md=6),
             dbc.Col(dcc.Graph(id="rules-sim-points-figure",
                               figure=points_figure(p, r.days),
-                              config={"displayModeBar": False}), md=6),
+                              config={**charts.config(), "displayModeBar": False}), md=6),
         ]),
         dcc.Graph(id="rules-sim-by-day", figure=by_day_figure(r.by_day),
-                  config={"displayModeBar": False}),
+                  config={**charts.config(), "displayModeBar": False}),
         html.H6(_("By segment"), className="mt-2"),
         seg_table,
     ], id="rules-sim-output")
@@ -749,7 +749,7 @@ def recorded_simulation_view(rec: RecordedSimulation | None, stale: Sequence[str
                  points_draft=total_new, liability_change_minor=rec.liability_change_minor,
                  currency=currency),
         dcc.Graph(id="rules-review-matrix", figure=migration_figure(rec.matrix),
-                  config={"displayModeBar": False}),
+                  config={**charts.config(), "displayModeBar": False}),
     ], id="rules-review-simulation")
 
 

@@ -12,7 +12,7 @@ from dashboard import format as fmt
 from dashboard.access import register_page
 from dashboard.forms import token_store
 from dashboard.i18n import N_, _, translate
-from dashboard.shell import dropdown_labels, grid, page_header
+from dashboard.shell import dropdown_props, grid, page_header
 from db.api_keys import KeyInfo
 from db.models import API_SCOPES, ROLES
 from db.staff_grants import Grant
@@ -235,10 +235,7 @@ def api_keys_card() -> dbc.Card:
 
 def _dropdown(component_id: str, **props: Any) -> dcc.Dropdown:
     """A dropdown whose own texts (search, no options) are in the user's language."""
-    labels = dropdown_labels()
-    if labels:
-        props["labels"] = labels
-    return dcc.Dropdown(id=component_id, placeholder=_("Choose…"), **props)
+    return dcc.Dropdown(id=component_id, placeholder=_("Choose…"), **dropdown_props(), **props)
 
 
 def _field(label: str, control: object, feedback_id: str | None = None) -> html.Div:
