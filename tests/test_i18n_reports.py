@@ -8,7 +8,6 @@ import csv
 import datetime as dt
 import io
 import json
-import re
 from typing import Any
 
 import pytest
@@ -29,62 +28,9 @@ from tests.support.web import (
     job_token,
     key_for,
     key_of,
-    login,
 )
 
-# the Russian users of tests/test_i18n_pages.py (the same names and password:
-# whichever module runs first creates them)
-RU_PASSWORD = "russian-pages-pass-1"
-
 NBSP = "\u00a0"
-
-
-@pytest.fixture(scope="module")
-def russian_users(web_app, web_seed) -> dict[str, str]:
-    """A user of each role who chose Russian: role -> username."""
-    from db import users
-
-    d = Database(web_seed[0])
-    names = {}
-    try:
-        with d.begin() as s:
-            for role in ("supervisor", "executive", "support"):
-                username = f"ru{role}"
-                u = s.scalar(select(StaffUser).where(StaffUser.username == username))
-                if u is None:
-                    u = users.create_user(s, username, RU_PASSWORD, role,
-                                          full_name="Иван Иванов")
-                users.set_language(s, u.id, "ru", actor=username)
-                names[role] = username
-    finally:
-        d.dispose()
-    return names
-
-
-@pytest.fixture(scope="module")
-def russian_clients(web_app, russian_users) -> dict[str, Any]:
-    """A test client signed in as the Russian user of each role."""
-    clients = {}
-    for role, username in russian_users.items():
-        clients[role] = web_app.server.test_client()
-        assert login(clients[role], username, RU_PASSWORD).status_code == 302
-    return clients
-
-
-@pytest.fixture(scope="module")
-def data_words(web_seed) -> set[str]:
-    """Words of the program's own data (names), shown as they are in every language."""
-    from db.models import Member, Pilot, RuleSet, Tier
-
-    d = Database(web_seed[0])
-    try:
-        with d.read() as s:
-            texts = [*s.scalars(select(Member.name)), *s.scalars(select(RuleSet.name)),
-                     *s.scalars(select(Tier.name)), *s.scalars(select(Pilot.name)),
-                     *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser)))]
-    finally:
-        d.dispose()
-    return {w for t in texts for w in re.findall(r"\w+", t or "")}
 
 
 def plain(text: str) -> str:
