@@ -110,7 +110,7 @@ def data_words(database_url: str) -> set[str]:
     pilot names), which pages show as they are in every language."""
     from sqlalchemy import select
 
-    from db.models import Member, Pilot, RuleSet, StaffUser, Tier
+    from db.models import AuditLog, Member, Pilot, RuleSet, StaffUser, Tier
     from db.session import Database
 
     d = Database(database_url)
@@ -123,6 +123,7 @@ def data_words(database_url: str) -> set[str]:
                 *s.scalars(select(Tier.name)),
                 *s.scalars(select(Pilot.name)),
                 *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser))),
+                *s.scalars(select(AuditLog.actor).distinct()),  # "cli", "seed", usernames
             ]
     finally:
         d.dispose()
