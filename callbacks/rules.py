@@ -178,10 +178,12 @@ def show_version(version_id: int | None, saved: dict | None = None) -> dict[str,
     locked = not editable
     return {
         "info": page.version_summary(v, currency, editable=editable, why_read_only=why),
-        "rows": page.editor_rows(rules.tier_rows(v.rules)),
+        "rows": page.editor_rows(
+            {k: fmt.typed(x) if k in TIER_NUMBERS else x for k, x in row.items()}
+            for row in rules.tier_rows(v.rules)),
         "columns": page.tier_columns(editable, currency),
         "name": v.name, "name_locked": locked, "note": v.note, "note_locked": locked,
-        "point_value": f"{pv // 100}.{pv % 100:02d}", "point_value_locked": locked,
+        "point_value": fmt.typed(f"{pv // 100}.{pv % 100:02d}"), "point_value_locked": locked,
         "window_mode": "rolling" if window else "lifetime", "window_modes": modes,
         "window_days": window, "window_days_locked": locked,
         "add_tier_locked": locked, "remove_tier_locked": locked,

@@ -149,3 +149,15 @@ def clock_time(value: dt.datetime) -> str:
 
 # the dropdowns' and grids' own texts: the same msgids as dashboard/shell.py's
 # DROPDOWN_TEXTS and GRID_TEXTS (one catalog entry each)
+
+
+def typed(text: str, *, lang: str | None = None) -> str:
+    """A number a user edits, written as they would type it: "20000.00" (en,
+    as stored) / "20 000,00" (ru, which ``db.numbers`` reads back)."""
+    if _lang(lang) != "ru" or not text:
+        return text
+    value = Decimal(text)
+    digits = max(0, -value.as_tuple().exponent)
+    return babel_numbers.format_decimal(
+        value, format="#,##0." + "0" * digits if digits else "#,##0", locale=locale_of("ru"),
+        decimal_quantization=False)

@@ -111,3 +111,13 @@ def test_rule_settings_accept_russian_money(web_app):
         assert (pv, problems) == (150, [])
         _pv, _window, problems = parse_settings("1.000,50", "lifetime", None)
         assert problems and "both a comma and a point" in problems[0].message
+
+
+def test_numbers_to_edit_are_written_as_the_user_types_them():
+    assert fmt.typed("20000.00", lang="en") == "20000.00"
+    assert fmt.typed("20000.00", lang="ru") == "20\u00a0000,00"
+    assert fmt.typed("7.50", lang="ru") == "7,50"
+    assert fmt.typed("365", lang="ru") == "365"
+    assert fmt.typed("", lang="ru") == ""
+    for text in ("0.00", "1.00", "20000.00", "1234567.89"):
+        assert localised(fmt.typed(text, lang="ru"), lang="ru") == text
