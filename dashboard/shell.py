@@ -382,7 +382,9 @@ def grid(
         id=component_id,
         columnDefs=readable(columns),
         rowData=list(rows or []),
-        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90},
+        # headers wrap rather than end in "…" (Russian ones are longer)
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90,
+                       "wrapHeaderText": True, "autoHeaderHeight": True},
         columnSize="responsiveSizeToFit",
         dashGridOptions=options,
         csvExportParams=CSV_EXPORT_PARAMS,

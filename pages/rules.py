@@ -812,7 +812,8 @@ def _editor(write: bool) -> dbc.Row:
         id=ids.GRID,
         columnDefs=tier_columns(False, ""),
         rowData=[],
-        defaultColDef={"resizable": True, "minWidth": 100},
+        defaultColDef={"resizable": True, "minWidth": 100, "wrapHeaderText": True,
+                       "autoHeaderHeight": True},
         columnSize="responsiveSizeToFit",
         dashGridOptions={
             "rowDragManaged": True, "animateRows": False, "singleClickEdit": True,
