@@ -369,10 +369,15 @@ def grid(
     *,
     height: str = "420px",
     selectable: bool = False,
+    empty: str | None = None,
 ) -> dag.AgGrid:
-    """A read-only AG Grid with sensible defaults for back-office tables."""
+    """A read-only AG Grid with sensible defaults for back-office tables:
+    headers (texts from ``_()`` or marked with ``N_``) and AG Grid's own texts
+    in the user's language; ``empty`` is what it says when it has no rows."""
     options: dict[str, Any] = {"animateRows": False, "suppressCellFocus": not selectable}
     locale = grid_locale_text()
+    if empty:
+        locale["noRowsToShow"] = translate(empty)
     if locale:
         options["localeText"] = locale
     if selectable:
@@ -380,7 +385,8 @@ def grid(
                                    "checkboxes": False}
     return dag.AgGrid(
         id=component_id,
-        columnDefs=readable(columns),
+        columnDefs=readable([{**c, "headerName": translate(c["headerName"])}
+                              if "headerName" in c else c for c in columns]),
         rowData=list(rows or []),
         # headers wrap rather than end in "…" (Russian ones are longer)
         defaultColDef={"sortable": True, "filter": True, "resizable": True, "minWidth": 90,

@@ -205,20 +205,9 @@ AUDIT_COLUMNS = [
 ]
 
 
-def columns(defs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Grid columns with their headers in the user's language (wrapped, not cut)."""
-    return [{**c, "headerName": translate(c["headerName"]), "wrapHeaderText": True,
-             "autoHeaderHeight": True} for c in defs]
-
-
 def _grid(cid: str, defs: list[dict[str, Any]], height: str) -> Any:
-    """A grid of the page: headers and its no-rows text in the user's language."""
-    g = grid(cid, columns(defs), height=height)
-    options = dict(g.dashGridOptions)
-    options["localeText"] = {**options.get("localeText", {}),
-                             "noRowsToShow": _("No rows yet")}
-    g.dashGridOptions = options
-    return g
+    """A grid of the page, its headers and its no-rows text in the user's language."""
+    return grid(cid, defs, height=height, empty=_("No rows yet"))
 
 
 def action_options(actions: Iterable[str]) -> list[dict[str, str]]:

@@ -392,11 +392,6 @@ PENDING_COLUMNS = [
 ]
 
 
-def translated_columns(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Column definitions with their headers in the user's language."""
-    return [{**c, "headerName": translate(c["headerName"])} for c in columns]
-
-
 def rules_table(rules: engine.Rules, currency: str) -> dbc.Table:
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(_("Tier")), html.Th(_("From spend")), html.Th(_("Accrual")),
@@ -794,11 +789,7 @@ def _hidden(when: bool) -> dict[str, str]:
 def _grid(component_id: str, columns: Sequence[dict[str, Any]], height: str,
           empty: str) -> dag.AgGrid:
     """A selectable grid, its headers and its empty state in the user's language."""
-    g = grid(component_id, translated_columns(columns), height=height, selectable=True)
-    g.dashGridOptions = {**g.dashGridOptions,
-                         "localeText": {**g.dashGridOptions.get("localeText", {}),
-                                        "noRowsToShow": empty}}
-    return g
+    return grid(component_id, columns, height=height, selectable=True, empty=empty)
 
 
 def window_modes(*, editable: bool) -> list[dict[str, Any]]:
