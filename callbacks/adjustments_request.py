@@ -88,8 +88,8 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
         html.Strong(f"{p.name or p.external_id}"),
         " · " + _("member %(id)s · customer %(customer)s · balance", id=p.id,
                   customer=p.external_id) + " ",
-        html.Strong(ngettext("%(num)s point", "%(num)s points", p.balance,
-                             num=fmt.points(p.balance)), id="adjreq-balance"),
+        html.Strong(ngettext("%(count)s point", "%(count)s points", p.balance,
+                             count=fmt.points(p.balance)), id="adjreq-balance"),
         f" · {members_page.member_status(p.status)}",
     ])
     return info, page.entry_options(choices), hint

@@ -176,16 +176,16 @@ def ledger(request: dict[str, Any] | None, member_id: int | None, kind: str | No
         return {"rowData": [], "rowCount": 0}, _("No ledger for this member.")
     if kind:
         label = members_page.kind_label(kind)
-        count = (ngettext("%(num)s line of kind %(kind)s; the balance column is the running "
+        count = (ngettext("%(count)s line of kind %(kind)s; the balance column is the running "
                           "balance after each line.",
-                          "%(num)s lines of kind %(kind)s; the balance column is the running "
+                          "%(count)s lines of kind %(kind)s; the balance column is the running "
                           "balance after each line.", page.total,
-                          num=fmt.points(page.total), kind=label)
+                          count=fmt.points(page.total), kind=label)
                  if page.total else _("No ledger lines of kind %(kind)s yet.", kind=label))
     else:
-        count = (ngettext("%(num)s line; the balance column is the running balance after "
+        count = (ngettext("%(count)s line; the balance column is the running balance after "
                           "each line.",
-                          "%(num)s lines; the balance column is the running balance after "
-                          "each line.", page.total, num=fmt.points(page.total))
+                          "%(count)s lines; the balance column is the running balance after "
+                          "each line.", page.total, count=fmt.points(page.total))
                  if page.total else _("No ledger lines yet."))
     return {"rowData": members_page.ledger_rows(page.rows), "rowCount": page.total}, count

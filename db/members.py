@@ -564,7 +564,7 @@ def resolve_member(s: Session, ref: str) -> int:
     if mid is None and ref.isdigit() and len(ref) <= 18:
         mid = s.scalar(select(Member.id).where(Member.id == int(ref)))
     if mid is None:
-        raise ValidationError("member", N_("no member with id or customer id %(ref)s",
-                                            ref=repr(ref)))
+        raise ValidationError("member", N_("no member with id or customer id “%(ref)s”",
+                                            ref=ref))
     return mid
 

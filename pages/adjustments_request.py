@@ -6,6 +6,7 @@ a supervisor may request (program_settings.adjustment_supervisor_request_points)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -92,6 +93,36 @@ def kind_label(kind: str) -> str:
     return translate(ENTRY_KIND_LABELS.get(kind, kind))
 
 
+# the memos the engine writes on its own entries (stored in English), shown in
+# the user's language; any other memo (an API client's) is shown as it is
+MEMOS = (
+    (re.compile(r"adjustment #(?P<id>\d+) \((?P<reason>\w+)\)"),
+     N_("adjustment #%(id)s (%(reason)s)")),
+    (re.compile(r"member (?P<src>\d+) -> member (?P<dst>\d+)"),
+     N_("member %(src)s -> member %(dst)s")),
+    (re.compile(r"referral of member (?P<id>\d+)"), N_("referral of member %(id)s")),
+    (re.compile(r"refund: (?P<kind>\w+)"), N_("refund: %(kind)s")),
+    (re.compile(r"voucher"), N_("voucher")),
+)
+EXPIRED = re.compile(r"expired after (?P<n>\d+) days")
+
+
+def memo_text(memo: str) -> str:
+    """A ledger entry's memo as users read it."""
+    if (m := EXPIRED.fullmatch(memo or "")) is not None:
+        n = int(m["n"])
+        return ngettext("expired after %(num)s day", "expired after %(num)s days", n)
+    for pattern, text in MEMOS:
+        if (m := pattern.fullmatch(memo or "")) is not None:
+            params = m.groupdict()
+            if "reason" in params:
+                params["reason"] = reason_label(params["reason"])
+            if "kind" in params:
+                params["kind"] = kind_label(params["kind"])
+            return translate(N_(text, **params))
+    return memo
+
+
 def headers(columns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grid columns with their headers in the request's language."""
     return [{**c, "headerName": translate(c["headerName"])} for c in columns]
@@ -161,7 +192,7 @@ def entry_options(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
     return [
         {"label": f"#{r.id} {fmt.when(r.effective_at)} {kind_label(r.kind)} "
                   f"{fmt.signed_points(r.points)}"
-                  + (f" — {r.memo}" if r.memo else ""),
+                  + (f" — {memo_text(r.memo)}" if r.memo else ""),
          "value": r.id}
         for r in rows
     ]

@@ -31,6 +31,7 @@ from pages.adjustments_request import (
     STATUS_COLORS,
     headers,
     kind_label,
+    memo_text,
     reason_label,
     status_label,
 )
@@ -209,8 +210,8 @@ def profile_card(p: Profile, *, can_request: bool) -> dbc.Card:
                 html.H2(p.name or p.external_id, className="h5"),
                 html.Div(
                     [html.Span(_("Balance") + " ", className="text-muted"),
-                     html.Strong(ngettext("%(num)s point", "%(num)s points", p.balance,
-                                          num=fmt.points(p.balance)), id="members-balance"),
+                     html.Strong(ngettext("%(count)s point", "%(count)s points", p.balance,
+                                          count=fmt.points(p.balance)), id="members-balance"),
                      html.Span(" = " + _("%(money)s at 1 point = %(one)s",
                                          money=fmt.money(p.balance * 100, p.currency),
                                          one=fmt.money(100, p.currency)) if p.currency else "",
@@ -230,7 +231,7 @@ def ledger_rows(rows: Iterable[LedgerRow]) -> list[dict[str, Any]]:
     return [
         {"id": r.id, "at": fmt.when(r.effective_at), "kind": kind_label(r.kind),
          "points": fmt.signed_points(r.points), "balance_after": fmt.points(r.balance_after),
-         "memo": r.memo}
+         "memo": memo_text(r.memo)}
         for r in rows
     ]
 
@@ -248,8 +249,9 @@ def small_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: st
 
 
 def orders_table(orders: Sequence[OrderRow], total: int, currency: str) -> Any:
-    note = (ngettext("Latest %(shown)s of %(num)s order.", "Latest %(shown)s of %(num)s orders.",
-                     total, shown=len(orders), num=fmt.points(total))
+    note = (ngettext("Latest %(shown)s of %(count)s order.",
+                     "Latest %(shown)s of %(count)s orders.", total,
+                     shown=len(orders), count=fmt.points(total))
             if total > len(orders) else "")
     return small_table(
         [_("Order"), _("Paid (UTC)"), _("Amount paid"), _("Refunded"), _("Points redeemed"),
@@ -265,9 +267,9 @@ def orders_table(orders: Sequence[OrderRow], total: int, currency: str) -> Any:
 
 
 def referrals_table(refs: Sequence[ReferralRow], total: int) -> Any:
-    note = (ngettext("Latest %(shown)s of %(num)s referred member.",
-                     "Latest %(shown)s of %(num)s referred members.", total,
-                     shown=len(refs), num=fmt.points(total))
+    note = (ngettext("Latest %(shown)s of %(count)s referred member.",
+                     "Latest %(shown)s of %(count)s referred members.", total,
+                     shown=len(refs), count=fmt.points(total))
             if total > len(refs) else "")
     return small_table(
         [_("Member"), _("Joined (UTC)"), _("Bonus earned (points)")],
