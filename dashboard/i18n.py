@@ -33,7 +33,7 @@ from babel.support import NullTranslations, Translations
 from flask import has_app_context, has_request_context, request
 from flask_login import current_user
 
-from db.i18n import N_, Message
+from db.i18n import N_, Message, Number
 from db.models import LANGUAGES
 
 log = logging.getLogger("dashboard.i18n")
@@ -67,6 +67,10 @@ def translate(text: Any) -> Any:
         return flask_babel.gettext(text.msgid, **params)
     if isinstance(text, str) and text:
         return flask_babel.gettext(text)  # no parameters: a "%" stays as it is
+    if isinstance(text, Number):  # grouped the language's way
+        from dashboard.format import points
+
+        return points(int(text))
     return text
 
 

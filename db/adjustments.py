@@ -26,7 +26,7 @@ from db.errors import (
     ValidationError,
     too_large,
 )
-from db.i18n import N_
+from db.i18n import N_, Number
 from db.ledger import MAX_POINTS, account_of, balance, post_adjustment
 from db.models import (
     ADJUSTMENT_REASONS,
@@ -91,7 +91,7 @@ def request_problems(points: object, reason_code: str | None, comment: str | Non
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         out["points"] = N_("must be a non-zero whole number (+ adds, - removes)")
     elif abs(points) > MAX_POINTS:
-        out["points"] = too_large(N_("%(n)s points either way", n=f"{MAX_POINTS:,}"))
+        out["points"] = too_large(N_("%(n)s points either way", n=Number(MAX_POINTS)))
     if reason_code not in ADJUSTMENT_REASONS:
         out["reason_code"] = N_("choose a reason from the list")
     if not (comment or "").strip():
@@ -148,13 +148,13 @@ def request_adjustment(
     if size > settings.adjustment_supervisor_request_points and actor.role != "supervisor":
         raise Forbidden(
 N_("adjustments over %(n)s points must be requested by a supervisor",
-               n=f"{settings.adjustment_supervisor_request_points:,}")
+               n=Number(settings.adjustment_supervisor_request_points))
         )
     bal = balance(s, member_id)
     if bal + points < 0:
         raise InsufficientPoints(
 N_("the member has %(balance)s points; removing %(n)s would make the balance negative",
-               balance=f"{bal:,}", n=f"{-points:,}")
+               balance=Number(bal), n=Number(-points))
         )
     r = AdjustmentRequest(
         member_id=member_id,

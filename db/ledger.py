@@ -50,7 +50,7 @@ from db.errors import (
     NotFound,
     ValidationError,
 )
-from db.i18n import N_
+from db.i18n import N_, Number
 from db.models import (
     Account,
     LedgerEntry,
@@ -896,7 +896,7 @@ def post_adjustment(
     if bal + points < 0:
         raise InsufficientPoints(
             N_("member %(id)s has %(balance)s points; removing %(n)s would make it negative",
-               id=member_id, balance=bal, n=-points)
+               id=member_id, balance=Number(bal), n=Number(-points))
         )
     tx = _new_tx(s, "adjustment", f"adjustment:{key}", phash, at, actor=actor)
     if points > 0:

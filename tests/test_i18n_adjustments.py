@@ -220,13 +220,17 @@ def test_request_form_in_russian(web_app, ru, data_words):
         assert result(out) == "Заявка не подана: исправьте 1 отмеченное поле.", change
     out = submit(client, web_app, **(good | {"points": "-2000"}))
     russian(out, data_words)
-    assert feedback(out)["points"].startswith("у участника баллов: ")
+    assert feedback(out)["points"] == ("у участника баллов: 990; списание 2\xa0000 сделает "
+                                       "баланс отрицательным")
+    out = submit(client, web_app, **(good | {"comment": "я" * 1001}))
+    assert feedback(out) == {"comment": "слишком длинно: не более 1\xa0000 символов (сейчас "
+                                        "1\xa0001)"}
     out = submit(client, web_app, **(good | {"points": "", "comment": "", "reason": ""}))
     assert result(out) == "Заявка не подана: исправьте 3 отмеченных поля."
     out = submit(client, web_app, **(good | {"points": "60000"}))
     russian(out, data_words)
-    assert result(out).startswith("Заявка не подана: корректировки больше ")
-    assert result(out).endswith(" баллов может запрашивать только супервайзер")
+    assert result(out) == ("Заявка не подана: корректировки больше 50\xa0000 баллов может "
+                           "запрашивать только супервайзер")
     out = submit(client, web_app, **good)
     russian(out, data_words)
     assert feedback(out) == {}
