@@ -19,7 +19,7 @@ from flask_login import current_user
 from dashboard import format as fmt
 from dashboard.access import register_page, roles_of
 from dashboard.forms import token_store
-from dashboard.i18n import N_, _
+from dashboard.i18n import N_, SOURCE_LANGUAGE, _, current_language, translate
 from dashboard.shell import grid, page_header
 from db import exports
 from db.adjustments import AdjustmentRow
@@ -154,6 +154,31 @@ def request_detail(a: AdjustmentRow, history: Sequence[LedgerRow], *, me: int) -
     )
 
 
+# the export's column headers in another language than English (whose headers
+# stay the raw column names, as the export's readers expect)
+CSV_HEADERS = {
+    "id": N_("Request no."),
+    "requested_at": N_("Requested at (UTC)"),
+    "requested_by": N_("Requested by (user)"),
+    "member_id": N_("Member id (export)"),
+    "member_external_id": N_("Customer id (export)"),
+    "member_name": N_("Member name"),
+    "points": N_("Points (export)"),
+    "reason_code": N_("Reason code"),
+    "comment": N_("Requester's comment"),
+    "ticket_ref": N_("Ticket reference"),
+    "corrects_entry_id": N_("Corrected entry id"),
+    "status": N_("Request status"),
+    "approvals_required": N_("Approvals required"),
+    "first_approver": N_("First approver"),
+    "first_approved_at": N_("First approved at (UTC)"),
+    "decided_by": N_("Decided by (user)"),
+    "decided_at": N_("Decided at (UTC)"),
+    "decision_reason": N_("Decision reason"),
+    "tx_id": N_("Ledger transaction id"),
+}
+
+
 def adjustments_csv(items: Iterable[AdjustmentRow]) -> str:
     """The export: raw values, text cells guarded against formula injection,
     numbers left as numbers (a signed point value is not a formula)."""
@@ -183,6 +208,8 @@ def adjustments_csv(items: Iterable[AdjustmentRow]) -> str:
         ],
         columns=cols,
     )
+    if current_language() != SOURCE_LANGUAGE:  # English keeps the column names as they are
+        df.columns = [translate(CSV_HEADERS[c]) for c in cols]
     return exports.frame_to_csv(df)
 
 

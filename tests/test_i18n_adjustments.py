@@ -378,3 +378,13 @@ def test_history_in_russian(web_app, ru, data_words):
     staff = response(call(client, web_app, REVIEW, "staff_options", {}))
     labels = [o["label"] for o in staff["adjreview-requester"]["options"]]
     assert "ruadjsupport (Поддержка)" in labels and "ruadjsuper (Супервайзер)" in labels
+
+
+def test_export_headers_in_russian(web_app, ru):
+    client = as_user(web_app, ru["supervisor"])
+    out = response(call(client, web_app, REVIEW, "export_csv",
+                        {"adjreview-export.n_clicks": 1, "adjreview-status.value": "approved"},
+                        ["adjreview-export.n_clicks"]))
+    header = out["adjreview-download"]["data"]["content"].splitlines()[0]
+    assert header.startswith("№ заявки,Подана (UTC),Автор заявки,ID участника,ID клиента,")
+    assert not english_words(header), header
