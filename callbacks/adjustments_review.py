@@ -241,8 +241,10 @@ def history(status: str | None, requester: int | None, approver: int | None,
             _("Support staff request balance corrections; they wait for a supervisor other "
               "than the requester."),
         ), "", ""
-    return (grid(ids.TABLE, request_page.headers(request_page.ADJUSTMENT_COLUMNS),
-                 request_page.adjustment_rows(items), height="420px"),
+    return (request_page.grid_texts(
+                grid(ids.TABLE, request_page.headers(request_page.ADJUSTMENT_COLUMNS),
+                     request_page.adjustment_rows(items), height="420px"),
+                _("No requests to show.")),
             request_page.adjustment_summary(items, capped=len(items) == MAX_SHOWN), "")
 
 

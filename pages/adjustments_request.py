@@ -123,6 +123,14 @@ def memo_text(memo: str) -> str:
     return memo
 
 
+def grid_texts(g: Any, empty: str) -> Any:
+    """AG Grid's own texts of grid ``g`` in the request's language: the
+    no-rows message (``empty``) and the loading one."""
+    g.dashGridOptions = {**(getattr(g, "dashGridOptions", None) or {}),
+                         "localeText": {"noRowsToShow": empty, "loadingOoo": _("Loading…")}}
+    return g
+
+
 def headers(columns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grid columns with their headers in the request's language."""
     return [{**c, "headerName": translate(c["headerName"])} for c in columns]
@@ -279,7 +287,8 @@ def layout(member: str | None = None, **_kwargs: object) -> html.Div:
             ),
             html.Div(id=ids.CANCEL_RESULT),
             html.Div(id=ids.SUMMARY, className="mb-2 small text-muted"),
-            html.Div(grid(ids.TABLE, headers(MY_COLUMNS), height="360px", selectable=True),
+            html.Div(grid_texts(grid(ids.TABLE, headers(MY_COLUMNS), height="360px",
+                                     selectable=True), _("No requests to show.")),
                      id=ids.GRID),
         ]
     )

@@ -28,6 +28,7 @@ from db.models import ADJUSTMENT_STATUSES
 from db.text import MAX_REASON
 from pages.adjustments_request import (
     REASON_LABELS,
+    grid_texts,
     headers,
     kind_label,
     member_label,
@@ -229,8 +230,9 @@ def queue_section() -> html.Div:
             html.Div(id=ids.QUEUE_COUNT, className="small text-muted mb-2"),
             dbc.Row(
                 [
-                    dbc.Col(grid(ids.QUEUE, headers(QUEUE_COLUMNS), height="320px",
-                                 selectable=True), lg=7),
+                    dbc.Col(grid_texts(grid(ids.QUEUE, headers(QUEUE_COLUMNS), height="320px",
+                                            selectable=True), _("No requests to show.")),
+                            lg=7),
                     dbc.Col(
                         dbc.Card(
                             dbc.CardBody(
@@ -294,8 +296,10 @@ def layout(**_kwargs: object) -> html.Div:
                                   options=[{"label": reason_label(k), "value": k}
                                            for k in REASON_LABELS])], md=2),
             dbc.Col([dbc.Label(_("Requested (UTC)"), html_for=ids.DATES),
-                     html.Div(dcc.DatePickerRange(id=ids.DATES, clearable=True,
-                                                  display_format="YYYY-MM-DD")),
+                     html.Div(dcc.DatePickerRange(
+                         id=ids.DATES, clearable=True, display_format="YYYY-MM-DD",
+                         start_date_placeholder_text=_("Start date"),
+                         end_date_placeholder_text=_("End date"))),
                      html.Div(id=ids.DATES_FEEDBACK, className="field-error")], md=3),
             dbc.Col([html.Div("\u00a0", className="form-label"),
                      dbc.Button(_("Export CSV"), id=ids.EXPORT, color="secondary",

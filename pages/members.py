@@ -324,7 +324,7 @@ def infinite_grid(component_id: str, columns: list[dict], height: str, empty: st
             "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                              "checkboxes": False},
             "animateRows": False,
-            "localeText": {"noRowsToShow": empty},
+            "localeText": {"noRowsToShow": empty, "loadingOoo": _("Loading…")},
         },
         csvExportParams=CSV_EXPORT_PARAMS,
         style={"height": height, "width": "100%"},

@@ -364,6 +364,7 @@ def test_history_in_russian(web_app, ru, data_words):
     assert [c["headerName"] for c in grid["columnDefs"]][:4] == [
         "#", "Подана (UTC)", "Автор", "Участник"]
     no_english_cells(grid["rowData"], data_words, "status", "reason", "decided")
+    assert grid["dashGridOptions"]["localeText"]["noRowsToShow"] == "Нет заявок для показа."
     assert out["adjreview-summary"]["children"].split(":")[0].endswith(("заявка", "заявки",
                                                                         "заявок"))
     empty = response(call(client, web_app, REVIEW, "history",
