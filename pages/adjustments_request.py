@@ -123,17 +123,33 @@ def memo_text(memo: str) -> str:
     return memo
 
 
+def grid_locale(empty: str) -> dict[str, str]:
+    """AG Grid's own texts (``localeText``) in the request's language: the
+    no-rows message (``empty``), the loading one, the row selection's
+    screen-reader hints."""
+    return {"noRowsToShow": empty, "loadingOoo": _("Loading…"),
+            "ariaRowSelect": _("Press Space to select this row"),
+            "ariaRowDeselect": _("Press Space to deselect this row"),
+            "ariaRowToggleSelection": _("Press Space to toggle row selection")}
+
+
 def grid_texts(g: Any, empty: str) -> Any:
-    """AG Grid's own texts of grid ``g`` in the request's language: the
-    no-rows message (``empty``) and the loading one."""
+    """Grid ``g`` with AG Grid's own texts in the request's language."""
     g.dashGridOptions = {**(getattr(g, "dashGridOptions", None) or {}),
-                         "localeText": {"noRowsToShow": empty, "loadingOoo": _("Loading…")}}
+                         "localeText": grid_locale(empty)}
     return g
 
 
 def headers(columns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Grid columns with their headers in the request's language."""
-    return [{**c, "headerName": translate(c["headerName"])} for c in columns]
+    """Grid columns with their headers in the request's language; a header
+    longer than its column (Russian ones often are) wraps rather than being cut,
+    and shows whole on hover."""
+    out = []
+    for c in columns:
+        name = translate(c["headerName"])
+        out.append({**c, "headerName": name, "headerTooltip": name, "wrapHeaderText": True,
+                    "autoHeaderHeight": True})
+    return out
 
 
 

@@ -91,8 +91,8 @@ QUEUE_COLUMNS = [  # wide enough to read; the grid scrolls sideways rather than 
     {"field": "balance", "headerName": N_("Balance now"), "type": "rightAligned",
      "minWidth": 125, "maxWidth": 130},
     {"field": "after", "headerName": N_("After approval"), "type": "rightAligned",
-     "minWidth": 135, "maxWidth": 140},
-    {"field": "approvals", "headerName": N_("Approvals"), "minWidth": 110, "maxWidth": 120},
+     "minWidth": 150, "maxWidth": 160},
+    {"field": "approvals", "headerName": N_("Approvals"), "minWidth": 140, "maxWidth": 150},
     {"field": "reason", "headerName": N_("Reason"), "minWidth": 140, "maxWidth": 150},
 ]
 

@@ -29,6 +29,7 @@ from db.members import (
 from db.models import ENTRY_KINDS
 from pages.adjustments_request import (
     STATUS_COLORS,
+    grid_locale,
     headers,
     kind_label,
     memo_text,
@@ -324,7 +325,7 @@ def infinite_grid(component_id: str, columns: list[dict], height: str, empty: st
             "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                              "checkboxes": False},
             "animateRows": False,
-            "localeText": {"noRowsToShow": empty, "loadingOoo": _("Loading…")},
+            "localeText": grid_locale(empty),
         },
         csvExportParams=CSV_EXPORT_PARAMS,
         style={"height": height, "width": "100%"},
