@@ -126,11 +126,17 @@ def memo_text(memo: str) -> str:
 def grid_locale(empty: str) -> dict[str, str]:
     """AG Grid's own texts (``localeText``) in the request's language: the
     no-rows message (``empty``), the loading one, the row selection's
-    screen-reader hints."""
+    screen-reader hints, the column filter's menu."""
     return {"noRowsToShow": empty, "loadingOoo": _("Loading…"),
             "ariaRowSelect": _("Press Space to select this row"),
             "ariaRowDeselect": _("Press Space to deselect this row"),
-            "ariaRowToggleSelection": _("Press Space to toggle row selection")}
+            "ariaRowToggleSelection": _("Press Space to toggle row selection"),
+            # the column filter's menu (text columns)
+            "filterOoo": _("Filter…"), "contains": _("Contains"),
+            "notContains": _("Does not contain"), "equals": _("Equals"),
+            "notEqual": _("Does not equal"), "startsWith": _("Starts with"),
+            "endsWith": _("Ends with"), "blank": _("Blank"), "notBlank": _("Not blank"),
+            "andCondition": _("AND"), "orCondition": _("OR"), "noMatches": _("No matches")}
 
 
 def grid_texts(g: Any, empty: str) -> Any:
