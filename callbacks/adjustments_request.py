@@ -15,7 +15,7 @@ from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import busy, once
-from dashboard.i18n import current_language
+from dashboard.i18n import N_, _, current_language, error_text, ngettext, translate
 from dashboard.shell import alert
 from db import adjustments, members
 from db.adjustments import AdjustmentFilters
@@ -33,6 +33,7 @@ from db.form_tokens import as_token, new_token
 from db.ledger import MAX_POINTS
 from db.numbers import NumberError, canonical
 from pages import adjustments_request as page
+from pages import members as members_page
 from pages.adjustments_request import ids
 
 ROLES = roles_of(page.__name__)
@@ -52,12 +53,13 @@ def parse_points(text: str | None) -> int:
         else:  # a number written wrongly: the parser says how
             raise ValidationError("points", exc.message) from None
     if not raw:
-        raise ValidationError("points", "enter the points: e.g. 500 or -200")
+        raise ValidationError("points", N_("enter the points: e.g. 500 or -200"))
     if not _POINTS.fullmatch(raw):
         raise ValidationError(
-            "points", "must be a whole number of points, e.g. 500 to add or -200 to remove")
+            "points", N_("must be a whole number of points, e.g. 500 to add or -200 to remove"))
     if len(raw.lstrip("+-").lstrip("0")) > len(str(MAX_POINTS)):
-        raise ValidationError("points", too_large(f"{MAX_POINTS:,} points either way"))
+        raise ValidationError("points", too_large(
+            N_("%(n)s points either way", n=fmt.points(MAX_POINTS))))
     return int(raw)
 
 
@@ -71,9 +73,9 @@ def parse_points(text: str | None) -> int:
 def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
     with get_db().read() as s:
         lim = adjustments.limits(s)
-        hint = (f"Over {fmt.points(lim.second_approval_over)} points: two supervisors approve. "
-                f"Over {fmt.points(lim.supervisor_request_over)} points: only a supervisor "
-                "may request.")
+        hint = _("Over %(two)s points: two supervisors approve. Over %(supervisor)s points: "
+                 "only a supervisor may request.", two=fmt.points(lim.second_approval_over),
+                 supervisor=fmt.points(lim.supervisor_request_over))
         if not isinstance(ref, str) or not ref.strip():
             return "", [], hint
         try:
@@ -81,11 +83,14 @@ def member_info(ref: str | None) -> tuple[Any, list[dict[str, Any]], str]:
             p = members.get_profile(s, mid)
             choices = members.entry_choices(s, mid)
         except (ValidationError, NotFound) as exc:
-            return html.Span(getattr(exc, "message", str(exc)), className="text-danger"), [], hint
+            return html.Span(error_text(exc), className="text-danger"), [], hint
     info = html.Span([
-        html.Strong(f"{p.name or p.external_id}"), f" · member {p.id} · customer {p.external_id}"
-        f" · balance ", html.Strong(f"{fmt.points(p.balance)} points", id="adjreq-balance"),
-        f" · {p.status}",
+        html.Strong(f"{p.name or p.external_id}"),
+        " · " + _("member %(id)s · customer %(customer)s · balance", id=p.id,
+                  customer=p.external_id) + " ",
+        html.Strong(ngettext("%(count)s point", "%(count)s points", p.balance,
+                             count=fmt.points(p.balance)), id="adjreq-balance"),
+        f" · {members_page.member_status(p.status)}",
     ])
     return info, page.entry_options(choices), hint
 
@@ -162,14 +167,14 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
         try:
             mid = members.resolve_member(s, member_ref or "")
         except (ValidationError, NotFound) as exc:
-            problems["member"] = getattr(exc, "message", str(exc))
+            problems["member"] = error_text(exc)
     try:
         pts = parse_points(points)
     except ValidationError as exc:
         problems["points"] = exc.message
     entry_id = as_id(entry)
     if entry not in (None, "") and entry_id is None:
-        problems["corrects_entry_id"] = "choose the entry to correct from the list"
+        problems["corrects_entry_id"] = N_("choose the entry to correct from the list")
     # every problem of the form at once, each next to its field
     problems = adjustments.request_problems(pts if pts is not None else 1, reason, comment,
                                             ticket) | problems
@@ -186,10 +191,11 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
     except ValidationError as exc:
         return _marked(feedback, {exc.field: exc.message})
     except InsufficientPoints as exc:
-        feedback["points"] = str(exc)
-        return _answer(feedback, _alert("Nothing was filed.", "warning"))
+        feedback["points"] = error_text(exc)
+        return _answer(feedback, _alert(_("Nothing was filed."), "warning"))
     except (Forbidden, NotFound, InvalidState, LoyaltyError) as exc:
-        return _answer(feedback, _alert(f"Nothing was filed: {exc}", "danger"))
+        return _answer(feedback, _alert(_("Nothing was filed: %(why)s", why=error_text(exc)),
+                                        "danger"))
     if info.replayed:
         return _answer(feedback, _filed(info))
     # the whole request part of the form is emptied (the member stays): a new request
@@ -201,20 +207,22 @@ def submit(n: int | None, member_ref: str | None, points: str | None, reason: st
 def _marked(feedback: dict[str, str], problems: dict[str, str]) -> dict[str, Any]:
     """The feedback next to each field and the summary above the button."""
     for field, message in problems.items():
-        feedback[field if field in feedback else "member"] = message
+        feedback[field if field in feedback else "member"] = translate(message)
     n = len(problems)
-    text = ("Nothing was filed: fix the field marked." if n == 1
-            else f"Nothing was filed: fix the {n} fields marked.")
+    text = ngettext("Nothing was filed: fix the field marked.",
+                    "Nothing was filed: fix the %(num)s fields marked.", n)
     return _answer(feedback, _alert(text, "warning"))
 
 
 def _filed(info: adjustments.AdjustmentInfo) -> dbc.Alert:
-    needs = "two approvals" if info.approvals_required == 2 else "one approval"
-    return _alert(
-        f"Request #{info.id} filed: {fmt.signed_points(info.points)} points, waiting for "
-        f"{needs} from a supervisor other than you."
-        + (" This form was sent again: nothing more was filed." if info.replayed else ""),
-        "success", "adjreq-filed")
+    text = (_("Request #%(id)s filed: %(points)s points, waiting for two approvals from a "
+              "supervisor other than you.", id=info.id, points=fmt.signed_points(info.points))
+            if info.approvals_required == 2 else
+            _("Request #%(id)s filed: %(points)s points, waiting for one approval from a "
+              "supervisor other than you.", id=info.id, points=fmt.signed_points(info.points)))
+    if info.replayed:
+        text += " " + _("This form was sent again: nothing more was filed.")
+    return _alert(text, "success", "adjreq-filed")
 
 
 def _alert(text: str, color: str, alert_id: str | None = None) -> dbc.Alert:
@@ -235,8 +243,9 @@ def my_requests(status: str | None, _v: int | None, _c: int | None) -> tuple[Any
         items = adjustments.list_adjustments(
             s, AdjustmentFilters(status=status or None, requested_by_id=actor.id), limit=500)
     if not items:
-        text = "You have no adjustment requests" + (f" with status {status}." if status
-                                                    else " yet.")
+        text = (_("You have no adjustment requests with status %(status)s.",
+                  status=page.status_label(status)) if status
+                else _("You have no adjustment requests yet."))
         return [], html.Span(text, id="adjreq-summary-text")
     summary = page.adjustment_summary(items, capped=len(items) == 500)
     return page.adjustment_rows(items), html.Span(summary, id="adjreq-summary-text")
@@ -258,12 +267,12 @@ def cancel(n: int | None, selected: list[dict[str, Any]] | None, version: int | 
     if not n or ctx.triggered_id != ids.CANCEL:
         return no_update, no_update
     if not selected:
-        return _alert("Select one of your pending requests first.", "warning"), no_update
+        return _alert(_("Select one of your pending requests first."), "warning"), no_update
     actor = current_actor()
     try:
         rid = int(selected[0]["id"])
         rid, _again = once("adjreq.cancel", token, {"id": rid},
                            lambda s: adjustments.cancel_adjustment(s, actor, rid).id)
     except (LoyaltyError, KeyError, TypeError, ValueError) as exc:
-        return _alert(f"Not cancelled: {exc}", "danger"), no_update
-    return _alert(f"Request #{rid} cancelled.", "secondary"), (version or 0) + 1
+        return _alert(_("Not cancelled: %(why)s", why=error_text(exc)), "danger"), no_update
+    return _alert(_("Request #%(id)s cancelled.", id=rid), "secondary"), (version or 0) + 1

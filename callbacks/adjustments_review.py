@@ -10,12 +10,14 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
+from dashboard import format as fmt
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.callback_inputs import as_id, as_text
 from dashboard.context import current_actor, get_db
 from dashboard.forms import once
-from dashboard.shell import alert, empty_state, grid
+from dashboard.i18n import N_, _, error_text, ngettext, translate
+from dashboard.shell import ROLE_LABELS, alert, empty_state, grid
 from db import adjustments, audit, members, users
 from db.actor import Actor
 from db.adjustments import AdjustmentFilters
@@ -50,9 +52,12 @@ def queue(_v: int | None, _n: int | None) -> tuple[list[dict[str, Any]], str]:
                                              limit=MAX_SHOWN)
     items.sort(key=lambda a: (a.requested_at, a.id))  # oldest waits longest: first
     if not items:
-        return [], "Nothing is waiting: every request has been decided."
-    return page.queue_rows(items), (f"{len(items)} request(s) waiting, oldest first. Select one "
-                                  "to decide; you cannot decide your own.")
+        return [], _("Nothing is waiting: every request has been decided.")
+    return page.queue_rows(items), ngettext(
+        "%(num)s request waiting, oldest first. Select one to decide; you cannot decide your "
+        "own.",
+        "%(num)s requests waiting, oldest first. Select one to decide; you cannot decide your "
+        "own.", len(items))
 
 
 @callback(
@@ -66,7 +71,7 @@ def queue(_v: int | None, _n: int | None) -> tuple[list[dict[str, Any]], str]:
 @require_roles(*DECIDE)
 def detail(selected: list[dict[str, Any]] | None) -> tuple[Any, Any, bool, bool]:
     if not selected:
-        return None, html.Div("Select a request.", className="text-muted small"), True, True
+        return None, html.Div(_("Select a request."), className="text-muted small"), True, True
     actor = current_actor()
     try:
         rid = int(selected[0]["id"])
@@ -74,7 +79,8 @@ def detail(selected: list[dict[str, Any]] | None) -> tuple[Any, Any, bool, bool]
             a = adjustments.get_adjustment(s, rid)
             history = members.ledger_page(s, a.member_id, limit=10).rows
     except (LoyaltyError, KeyError, TypeError, ValueError) as exc:
-        return None, _alert(f"Cannot show this request: {exc}", "warning"), True, True
+        return None, _alert(_("Cannot show this request: %(why)s", why=error_text(exc)),
+                            "warning"), True, True
     own = a.requested_by_id == actor.id
     closed = a.status != "pending"
     return rid, page.request_detail(a, history, me=actor.id or 0), own or closed, own or closed
@@ -106,20 +112,27 @@ def approve(n: int | None, request_id: int | None, version: int | None, token: A
         return no_update, no_update, no_update, no_update
     actor = current_actor()
 
-    def work(s: Any) -> str:
+    def work(s: Any) -> dict[str, Any]:
         info = adjustments.approve_adjustment(s, actor, request_id)
-        if info.status == "approved":
-            return (f"Request #{info.id} approved: {info.points:+,} points written to the "
-                    "member's ledger (one entry).")
-        return (f"Request #{info.id}: first approval recorded. A second supervisor must "
-                "approve it before anything is written.")
+        return {"id": info.id, "points": info.points, "final": info.status == "approved"}
 
     try:
-        text, _again = once("adjreview.approve", token, {"id": request_id}, work)
+        done, _again = once("adjreview.approve", token, {"id": request_id}, work)
     except LoyaltyError as exc:
         # the loser of a race, a changed balance, one's own request: nothing written
-        return _decided(f"Not approved: {exc}", "danger", version)
-    return _decided(text, "success", version)
+        return _decided(_("Not approved: %(why)s", why=error_text(exc)), "danger", version)
+    return _decided(_approved(done), "success", version)
+
+
+def _approved(done: Any) -> str:
+    """What an approval did, in the user's language (a replayed answer too)."""
+    if not isinstance(done, dict):  # an answer kept before answers were data
+        return str(done)
+    if done.get("final"):
+        return _("Request #%(id)s approved: %(points)s points written to the member's ledger "
+                 "(one entry).", id=done["id"], points=fmt.signed_points(done["points"]))
+    return _("Request #%(id)s: first approval recorded. A second supervisor must approve it "
+             "before anything is written.", id=done["id"])
 
 
 @callback(
@@ -150,10 +163,10 @@ def reject(n: int | None, request_id: int | None, reason: str | None, version: i
                                s, actor, request_id, as_text(reason)).id)
     except ValidationError as exc:
         # a missing reason: say so next to the field and leave the buttons usable
-        return no_update, no_update, False, False, exc.message
+        return no_update, no_update, False, False, error_text(exc)
     except LoyaltyError as exc:
-        return (*_decided(f"Not rejected: {exc}", "danger", version), "")
-    return (*_decided(f"Request #{rid} rejected. Nothing was written to the ledger.",
+        return (*_decided(_("Not rejected: %(why)s", why=error_text(exc)), "danger", version), "")
+    return (*_decided(_("Request #%(id)s rejected. Nothing was written to the ledger.", id=rid),
                       "secondary", version), "")
 
 
@@ -170,7 +183,8 @@ def _filters(actor: Actor, status: str | None, requester: int | None, approver: 
     try:
         d_from, d_to = _date(start), _date(end)
     except ValueError:
-        raise ValidationError("dates", "dates must look like 2025-01-31") from None
+        raise ValidationError("dates", N_("dates must look like %(example)s",
+                                          example="2025-01-31")) from None
     own = actor.id if actor.role not in DECIDE else None
     f = AdjustmentFilters(
         status=status or None,
@@ -188,10 +202,11 @@ def _filters(actor: Actor, status: str | None, requester: int | None, approver: 
     Input(ids.SUMMARY, "id"),
 )
 @require_roles(*ROLES)
-def staff_options(_: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def staff_options(_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with get_db().read() as s:
         staff = users.list_users(s)
-    requesters = [{"label": f"{u.username} ({u.role})", "value": u.id} for u in staff
+    requesters = [{"label": f"{u.username} ({translate(ROLE_LABELS.get(u.role, u.role))})",
+                   "value": u.id} for u in staff
                   if u.role in ("support", "supervisor")]
     approvers = [{"label": u.username, "value": u.id} for u in staff if u.role == "supervisor"]
     return requesters, approvers
@@ -219,15 +234,17 @@ def history(status: str | None, requester: int | None, approver: int | None,
         with get_db().read() as s:
             items = adjustments.list_adjustments(s, f, limit=MAX_SHOWN)
     except ValidationError as exc:
-        return no_update, "", exc.message
+        return no_update, "", error_text(exc)
     if not items:
         return empty_state(
-            "No adjustment requests match these filters.",
-            "Support staff request balance corrections; they wait for a supervisor other "
-            "than the requester.",
+            _("No adjustment requests match these filters."),
+            _("Support staff request balance corrections; they wait for a supervisor other "
+              "than the requester."),
         ), "", ""
-    return (grid(ids.TABLE, request_page.ADJUSTMENT_COLUMNS, request_page.adjustment_rows(items),
-                 height="420px"),
+    return (request_page.grid_texts(
+                grid(ids.TABLE, request_page.headers(request_page.ADJUSTMENT_COLUMNS),
+                     request_page.adjustment_rows(items), height="420px"),
+                _("No requests to show.")),
             request_page.adjustment_summary(items, capped=len(items) == MAX_SHOWN), "")
 
 
@@ -253,7 +270,7 @@ def export_csv(n: int | None, status: str | None, requester: int | None,
     try:
         f = _filters(actor, status, requester, approver, reason, start, end)
     except ValidationError as exc:
-        return no_update, exc.message
+        return no_update, error_text(exc)
 
     def run(s: Any) -> list[adjustments.AdjustmentRow]:
         rows = adjustments.list_adjustments(s, f, limit=MAX_EXPORT)

@@ -21,9 +21,11 @@ from dash import (
     no_update,
 )
 
+from dashboard import format as fmt
 from dashboard.access import roles_of
 from dashboard.auth import require_roles
 from dashboard.context import current_actor, get_config, get_db, get_limits
+from dashboard.i18n import N_, _, error_text, ngettext
 from dashboard.shell import empty_state
 from db import members
 from db.errors import NotFound, ValidationError
@@ -32,7 +34,7 @@ from pages import members as members_page
 from pages.members import ids
 
 ROLES = roles_of(members_page.__name__)
-TOO_MANY_SEARCHES = "Too many searches: wait a minute and search again."
+TOO_MANY_SEARCHES = N_("Too many searches: wait a minute and search again.")
 # A new search term, field, member or ledger filter reloads the grid from its
 # first block through assets/pagedGrid.js, which also hands each answer to the
 # block that asked (dash-ag-grid's own hand-over loses the answer after an
@@ -58,7 +60,7 @@ def _search_refusal(user_id: int) -> str | None:
     is busy (a SQLite import holds the write lock) this process counts."""
     claims = {f"member-search:{user_id}": parse_rates(get_config().member_search_limit)}
     ticket = get_limits().acquire(claims, local_when_busy=True)
-    return None if ticket is not None else TOO_MANY_SEARCHES
+    return None if ticket is not None else _(TOO_MANY_SEARCHES)
 
 
 def _block(request: dict[str, Any] | None) -> tuple[int, int]:
@@ -95,7 +97,7 @@ def search(request: dict[str, Any] | None, query: str | None, field: str | None
             page = members.search_members(s, query or "", field or "auto", offset=start,
                                           limit=limit, reveal=reveal)
     except ValidationError as exc:
-        return {"rowData": [], "rowCount": 0}, "", exc.message
+        return {"rowData": [], "rowCount": 0}, "", error_text(exc)
     summary = members_page.search_summary(page, start) if start == 0 else no_update
     return members_page.search_response(page, start), summary, ""
 
@@ -126,9 +128,10 @@ def select_member(selected: list[dict[str, Any]] | None) -> Any:
 @require_roles(*ROLES)
 def profile(member_id: int | None) -> tuple[Any, ...]:
     if member_id is None:
-        hint = html.Div("Select a member to see the profile.", className="text-muted small")
-        return (empty_state("No member selected.",
-                            "Search above and click a row, or open /members?id=<member id>."),
+        hint = html.Div(_("Select a member to see the profile."), className="text-muted small")
+        return (empty_state(_("No member selected."),
+                            _("Search above and click a row, or open "
+                              "/members?id=<member id>.")),
                 hint, hint, hint, hint)
     actor = current_actor()
     try:
@@ -140,8 +143,8 @@ def profile(member_id: int | None) -> tuple[Any, ...]:
             adjustments = members.member_adjustments(s, p.id)
     except (NotFound, TypeError, ValueError):
         gone = html.Div("—", className="text-muted")
-        return (empty_state(f"Member {member_id} does not exist.",
-                            "Check the link, or search for the member above."),
+        return (empty_state(_("Member %(id)s does not exist.", id=member_id),
+                            _("Check the link, or search for the member above.")),
                 gone, gone, gone, gone)
     return (members_page.profile_card(p, can_request=True),
             members_page.orders_table(orders, n_orders, p.currency),
@@ -162,7 +165,7 @@ def ledger(request: dict[str, Any] | None, member_id: int | None, kind: str | No
     if request is None:
         return no_update, no_update
     if member_id is None:
-        return {"rowData": [], "rowCount": 0}, "Select a member to see the ledger."
+        return {"rowData": [], "rowCount": 0}, _("Select a member to see the ledger.")
     start, limit = _block(request)
     kind = None if kind in (None, "", "all") else kind
     try:
@@ -170,8 +173,19 @@ def ledger(request: dict[str, Any] | None, member_id: int | None, kind: str | No
             page = members.ledger_page(s, int(member_id), kind=kind or None, offset=start,
                                        limit=limit)
     except (NotFound, ValidationError, TypeError, ValueError):
-        return {"rowData": [], "rowCount": 0}, "No ledger for this member."
-    what = f" of kind {kind}" if kind else ""
-    count = (f"{page.total:,} line(s){what}; the balance column is the running balance "
-             "after each line." if page.total else f"No ledger lines{what} yet.")
+        return {"rowData": [], "rowCount": 0}, _("No ledger for this member.")
+    if kind:
+        label = members_page.kind_label(kind)
+        count = (ngettext("%(count)s line of kind %(kind)s; the balance column is the running "
+                          "balance after each line.",
+                          "%(count)s lines of kind %(kind)s; the balance column is the running "
+                          "balance after each line.", page.total,
+                          count=fmt.points(page.total), kind=label)
+                 if page.total else _("No ledger lines of kind %(kind)s yet.", kind=label))
+    else:
+        count = (ngettext("%(count)s line; the balance column is the running balance after "
+                          "each line.",
+                          "%(count)s lines; the balance column is the running balance after "
+                          "each line.", page.total, count=fmt.points(page.total))
+                 if page.total else _("No ledger lines yet."))
     return {"rowData": members_page.ledger_rows(page.rows), "rowCount": page.total}, count

@@ -29,11 +29,12 @@ import flask_babel
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from flask import has_app_context, has_request_context, request
 from flask_login import current_user
 
-from db.i18n import N_, Message
+from db.i18n import N_, Message, Number
 from db.models import LANGUAGES
 
 log = logging.getLogger("dashboard.i18n")
@@ -67,6 +68,10 @@ def translate(text: Any) -> Any:
         return flask_babel.gettext(text.msgid, **params)
     if isinstance(text, str) and text:
         return flask_babel.gettext(text)  # no parameters: a "%" stays as it is
+    if isinstance(text, Number):  # grouped the language's way (as dashboard.format.points)
+        if current_language() == "ru":
+            return format_decimal(int(text), format="#,##0", locale=locale_of("ru"))
+        return str(text)
     return text
 
 

@@ -26,6 +26,7 @@ from db.errors import (
     ValidationError,
     too_large,
 )
+from db.i18n import N_, Number
 from db.ledger import MAX_POINTS, account_of, balance, post_adjustment
 from db.models import (
     ADJUSTMENT_REASONS,
@@ -74,6 +75,13 @@ def _snapshot(r: AdjustmentRequest) -> dict:
 
 
 MAX_TICKET = 64
+# a request that is no longer pending, by what it became
+ALREADY = {
+    "pending": N_("request %(id)s is already pending"),
+    "approved": N_("request %(id)s is already approved"),
+    "rejected": N_("request %(id)s is already rejected"),
+    "cancelled": N_("request %(id)s is already cancelled"),
+}
 
 
 def request_problems(points: object, reason_code: str | None, comment: str | None,
@@ -81,17 +89,17 @@ def request_problems(points: object, reason_code: str | None, comment: str | Non
     """Every problem of a request's fields at once, by field (empty: none)."""
     out: dict[str, str] = {}
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        out["points"] = "must be a non-zero whole number (+ adds, - removes)"
+        out["points"] = N_("must be a non-zero whole number (+ adds, - removes)")
     elif abs(points) > MAX_POINTS:
-        out["points"] = too_large(f"{MAX_POINTS:,} points either way")
+        out["points"] = too_large(N_("%(n)s points either way", n=Number(MAX_POINTS)))
     if reason_code not in ADJUSTMENT_REASONS:
-        out["reason_code"] = "choose a reason from the list"
+        out["reason_code"] = N_("choose a reason from the list")
     if not (comment or "").strip():
-        out["comment"] = "is required: say why the balance is wrong"
+        out["comment"] = N_("is required: say why the balance is wrong")
     elif (problem := length_problem(comment, MAX_COMMENT)):
         out["comment"] = problem
     if len(ticket_ref or "") > MAX_TICKET:
-        out["ticket_ref"] = f"too long: at most {MAX_TICKET} characters"
+        out["ticket_ref"] = N_("too long: at most %(n)s characters", n=MAX_TICKET)
     return out
 
 
@@ -115,9 +123,9 @@ def request_adjustment(
     token from the same requester again files nothing and returns the request
     the first one filed (``replayed``), whatever the form holds by then."""
     if actor.id is None:
-        raise Forbidden("adjustments are requested by a staff user")
+        raise Forbidden(N_("adjustments are requested by a staff user"))
     if actor.role not in ("support", "supervisor"):
-        raise Forbidden("only support staff and supervisors can request adjustments")
+        raise Forbidden(N_("only support staff and supervisors can request adjustments"))
     form_token = form_tokens.as_token(form_token)
     filed = filed_by_form(s, actor, form_token)
     if filed is not None:
@@ -126,25 +134,27 @@ def request_adjustment(
     if problems:
         raise FormErrors(problems)
     if s.get(Member, member_id) is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     if corrects_entry_id is not None:
         acc = account_of(s, member_id)
         e = s.get(LedgerEntry, corrects_entry_id)
         if e is None or acc not in (e.debit_account_id, e.credit_account_id):
             raise ValidationError(
-                "corrects_entry_id", f"entry {corrects_entry_id} is not in this member's ledger"
+                "corrects_entry_id", N_("entry %(id)s is not in this member's ledger",
+                                       id=corrects_entry_id)
             )
     settings = s.get(ProgramSettings, 1)
     size = abs(points)
     if size > settings.adjustment_supervisor_request_points and actor.role != "supervisor":
         raise Forbidden(
-            f"adjustments over {settings.adjustment_supervisor_request_points:,} points "
-            "must be requested by a supervisor"
+N_("adjustments over %(n)s points must be requested by a supervisor",
+               n=Number(settings.adjustment_supervisor_request_points))
         )
     bal = balance(s, member_id)
     if bal + points < 0:
         raise InsufficientPoints(
-            f"the member has {bal:,} points; removing {-points:,} would make the balance negative"
+N_("the member has %(balance)s points; removing %(n)s would make the balance negative",
+               balance=Number(bal), n=Number(-points))
         )
     r = AdjustmentRequest(
         member_id=member_id,
@@ -199,7 +209,7 @@ def request_adjustment_once(db: Database, actor: Actor, member_id: int, points: 
 def _load_locked(s: Session, request_id: int) -> AdjustmentRequest:
     r = s.get(AdjustmentRequest, request_id, with_for_update=True, populate_existing=True)
     if r is None:
-        raise NotFound(f"adjustment request {request_id} does not exist")
+        raise NotFound(N_("adjustment request %(id)s does not exist", id=request_id))
     return r
 
 
@@ -209,14 +219,14 @@ def approve_adjustment(
 ) -> AdjustmentInfo:
     """Approve (first or final approval). The final one writes the entry."""
     if actor.role != "supervisor" or actor.id is None:
-        raise Forbidden("only a supervisor can approve adjustments")
+        raise Forbidden(N_("only a supervisor can approve adjustments"))
     r = _load_locked(s, request_id)
     if r.status != "pending":
-        raise InvalidState(f"request {request_id} is already {r.status}")
+        raise InvalidState(N_(ALREADY[r.status], id=request_id))
     if r.requested_by_id == actor.id:
-        raise Forbidden("you cannot approve your own request: another supervisor must")
+        raise Forbidden(N_("you cannot approve your own request: another supervisor must"))
     if r.first_approver_id == actor.id:
-        raise Forbidden("this request needs a second approval from a different supervisor")
+        raise Forbidden(N_("this request needs a second approval from a different supervisor"))
     before = _snapshot(r)
     at = at or clock.utcnow()
     if r.approvals_required == 2 and r.first_approver_id is None:
@@ -235,8 +245,8 @@ def approve_adjustment(
         )
     except InsufficientPoints as exc:
         raise InsufficientPoints(
-            f"cannot approve request {r.id}: {exc}. Nothing was written; reject it or ask "
-            "for a new request."
+N_("cannot approve request %(id)s: %(why)s. Nothing was written; reject it or ask "
+               "for a new request.", id=r.id, why=exc.args[0] if exc.args else "")
         ) from None
     r.status = "approved"
     r.decided_by_id = actor.id
@@ -255,18 +265,18 @@ def reject_adjustment(
     s: Session, actor: Actor, request_id: int, reason: str, *, at: dt.datetime | None = None
 ) -> AdjustmentInfo:
     if actor.role != "supervisor" or actor.id is None:
-        raise Forbidden("only a supervisor can reject adjustments")
+        raise Forbidden(N_("only a supervisor can reject adjustments"))
     if not (reason or "").strip():
-        raise ValidationError("reason", "say why the request is rejected")
+        raise ValidationError("reason", N_("say why the request is rejected"))
     check_length("reason", reason, MAX_REASON)
     r = _load_locked(s, request_id)
     if r.status != "pending":
-        raise InvalidState(f"request {request_id} is already {r.status}")
+        raise InvalidState(N_(ALREADY[r.status], id=request_id))
     if r.requested_by_id == actor.id:
-        raise Forbidden("you cannot decide on your own request: another supervisor must")
+        raise Forbidden(N_("you cannot decide on your own request: another supervisor must"))
     if r.first_approver_id == actor.id:
         raise Forbidden(
-            "you gave this request its first approval: a different supervisor must decide it"
+            N_("you gave this request its first approval: a different supervisor must decide it")
         )
     before = _snapshot(r)
     r.status = "rejected"
@@ -286,12 +296,12 @@ def cancel_adjustment(s: Session, actor: Actor, request_id: int) -> AdjustmentIn
     """The requester withdraws a request nobody has decided yet (a typo, a
     duplicate); it stays in the history as cancelled."""
     if actor.id is None:
-        raise Forbidden("adjustments are cancelled by a staff user")
+        raise Forbidden(N_("adjustments are cancelled by a staff user"))
     r = _load_locked(s, request_id)
     if r.requested_by_id != actor.id:
-        raise Forbidden("only the requester can cancel a request")
+        raise Forbidden(N_("only the requester can cancel a request"))
     if r.status != "pending":
-        raise InvalidState(f"request {request_id} is already {r.status}")
+        raise InvalidState(N_(ALREADY[r.status], id=request_id))
     before = _snapshot(r)
     r.status = "cancelled"
     r.decided_at = clock.utcnow()
@@ -325,11 +335,12 @@ class AdjustmentFilters:
 
     def validate(self) -> None:
         if self.status and self.status not in ADJUSTMENT_STATUSES:
-            raise ValidationError("status", f"must be one of {', '.join(ADJUSTMENT_STATUSES)}")
+            raise ValidationError("status", N_("must be one of %(choices)s",
+                                             choices=", ".join(ADJUSTMENT_STATUSES)))
         if self.reason_code and self.reason_code not in ADJUSTMENT_REASONS:
-            raise ValidationError("reason_code", "choose a reason from the list")
+            raise ValidationError("reason_code", N_("choose a reason from the list"))
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValidationError("dates", "the start date is after the end date")
+            raise ValidationError("dates", N_("the start date is after the end date"))
 
 
 @dataclass(frozen=True)
@@ -417,7 +428,7 @@ def list_adjustments(
 def get_adjustment(s: Session, request_id: int) -> AdjustmentRow:
     rows = list_adjustments(s, request_id=request_id, limit=1)
     if not rows:
-        raise NotFound(f"adjustment request {request_id} does not exist")
+        raise NotFound(N_("adjustment request %(id)s does not exist", id=request_id))
     return rows[0]
 
 

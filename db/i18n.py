@@ -32,6 +32,14 @@ class Message(str):
         return (Message, (self.msgid, self.params))
 
 
+class Number(int):
+    """A whole number in a message's parameters: "1,000" in the English text;
+    the web layer writes it the user's way ("1 000" in Russian)."""
+
+    def __str__(self) -> str:
+        return f"{int(self):,}"
+
+
 def N_(msgid: str, /, **params: Any) -> Message:  # noqa: N802 - gettext's marker name
     """Mark ``msgid`` for translation; ``%(name)s`` placeholders take ``params``."""
     return Message(msgid, params)

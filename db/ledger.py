@@ -50,6 +50,7 @@ from db.errors import (
     NotFound,
     ValidationError,
 )
+from db.i18n import N_, Number
 from db.models import (
     Account,
     LedgerEntry,
@@ -134,14 +135,14 @@ def create_member(
 def account_of(s: Session, member_id: int) -> int:
     acc = s.scalar(select(Account.id).where(Account.member_id == member_id))
     if acc is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     return acc
 
 
 def balance(s: Session, member_id: int) -> int:
     b = s.scalar(select(Account.balance).where(Account.member_id == member_id))
     if b is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     return b
 
 
@@ -792,13 +793,13 @@ def _reevaluate_tier(s: Session, member_id: int, at: dt.datetime) -> None:
 
 def _check_points(points, field: str = "points") -> None:
     if not isinstance(points, int) or isinstance(points, bool) or not 0 < points <= MAX_POINTS:
-        raise ValidationError(field, "must be a positive whole number of points")
+        raise ValidationError(field, N_("must be a positive whole number of points"))
 
 
 def _active_member(s: Session, member_id: int) -> Member:
     m = s.get(Member, member_id)
     if m is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     return m
 
 
@@ -886,7 +887,7 @@ def post_adjustment(
     """One adjustment entry (+ credits, - debits the member) inside the
     caller's transaction; the caller (an approval) holds the decision."""
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise ValidationError("points", "must be a non-zero whole number")
+        raise ValidationError("points", N_("must be a non-zero whole number"))
     phash = payload_hash({"member_id": member_id, "points": points})
     if (tx := _existing_tx(s, f"adjustment:{key}", phash)) is not None:
         return tx
@@ -894,7 +895,8 @@ def post_adjustment(
     bal = lock_accounts(s, [acc])[acc]
     if bal + points < 0:
         raise InsufficientPoints(
-            f"member {member_id} has {bal} points; removing {-points} would make it negative"
+            N_("member %(id)s has %(balance)s points; removing %(n)s would make it negative",
+               id=member_id, balance=Number(bal), n=Number(-points))
         )
     tx = _new_tx(s, "adjustment", f"adjustment:{key}", phash, at, actor=actor)
     if points > 0:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db import clock, program
 from db.errors import NotFound, ValidationError
+from db.i18n import N_
 from db.ledger import qualifying_spend
 from db.models import (
     ENTRY_KINDS,
@@ -41,6 +42,22 @@ from db.models import (
     Transfer,
 )
 from db.rules import load_rulebook
+
+# what users read for the stored values (which never change): the web layer
+# shows them with dashboard.i18n.translate; the overview shares the segments'
+SEGMENT_LABELS = {
+    "regular": N_("Regular"), "student": N_("Students"), "pensioner": N_("Pensioners"),
+    "large_family": N_("Large families"), "corporate": N_("Corporate"),
+}
+MEMBER_STATUS_LABELS = {"active": N_("active"), "blocked": N_("blocked"),
+                        "closed": N_("closed")}
+ENTRY_KIND_LABELS = {
+    "accrual": N_("accrual"), "redemption": N_("redemption"), "transfer": N_("transfer"),
+    "referral_bonus": N_("referral bonus"), "adjustment": N_("adjustment"),
+    "expiry": N_("expiry"), "reversal": N_("reversal"),
+}
+ORDER_STATUS_LABELS = {"paid": N_("paid"), "refunded": N_("refunded"),
+                       "part_refunded": N_("part refunded")}
 
 SEARCH_FIELDS = ("auto", "member_id", "external_id", "email", "phone", "name")
 MAX_PAGE = 500
@@ -168,13 +185,14 @@ def search_members(
     match only in full (exactly, case-insensitive for email), never by prefix.
     """
     if field not in SEARCH_FIELDS:
-        raise ValidationError("field", f"must be one of {', '.join(SEARCH_FIELDS)}")
+        raise ValidationError("field", N_("must be one of %(choices)s",
+                                             choices=", ".join(SEARCH_FIELDS)))
     if not isinstance(offset, int) or offset < 0:
-        raise ValidationError("offset", "must be a non-negative whole number")
+        raise ValidationError("offset", N_("must be a non-negative whole number"))
     limit = max(1, min(int(limit), MAX_PAGE))
     q = (query or "").strip()[:200]
     if len(q) > 100:
-        raise ValidationError("query", "at most 100 characters")
+        raise ValidationError("query", N_("at most %(n)s characters", n=100))
     kind, term = classify(q) if field == "auto" else (field, q)
     if not q:
         rows = _hits(s, literal(True), [Member.id.desc()], offset, limit + 1, reveal)
@@ -185,7 +203,7 @@ def search_members(
     if kind in ("number", "member_id"):
         digits = term.lstrip("+")
         if kind == "member_id" and not digits.isdigit():
-            raise ValidationError("query", "a member id is a whole number")
+            raise ValidationError("query", N_("a member id is a whole number"))
         if digits.isdigit() and len(digits) <= 18:
             exact.append(Member.id == int(digits))
         if kind == "number":
@@ -199,10 +217,12 @@ def search_members(
     elif kind == "phone":
         compact = _PHONE_CHARS.sub("", term)
         if not re.fullmatch(r"\+?\d+", compact):
-            raise ValidationError("query", "a phone number has only digits (and a leading +)")
+            raise ValidationError("query",
+                                  N_("a phone number has only digits (and a leading +)"))
         phone = compact if compact.startswith("+") else "+" + compact
         if len(phone) - 1 < MIN_PREFIX["phone"]:
-            raise ValidationError("query", "type at least 3 digits of the phone number")
+            raise ValidationError("query", N_("type at least %(n)s digits of the phone number",
+                                                n=MIN_PREFIX["phone"]))
         prefix = (_key(s, Member.phone, False), phone)
     elif kind == "email":
         prefix = (_key(s, Member.email, True), term.lower())
@@ -313,7 +333,7 @@ def get_profile(s: Session, member_id: int, *, reveal: bool = False,
         .where(Member.id == member_id)
     ).first()
     if row is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     m, bal, ref_ext, ref_name = row
     email, phone = _pii(m.email, m.phone, reveal)
     currency = program.currency(s)
@@ -327,7 +347,7 @@ def get_profile(s: Session, member_id: int, *, reveal: bool = False,
 def member_account(s: Session, member_id: int) -> int:
     acc = s.scalar(select(Account.id).where(Account.member_id == member_id))
     if acc is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     return acc
 
 
@@ -354,7 +374,8 @@ def ledger_page(
 ) -> LedgerPage:
     """The member's entries, newest first, with the running balance after each."""
     if kind and kind not in ENTRY_KINDS:
-        raise ValidationError("kind", f"must be one of {', '.join(ENTRY_KINDS)}")
+        raise ValidationError("kind", N_("must be one of %(choices)s",
+                                           choices=", ".join(ENTRY_KINDS)))
     limit = max(1, min(int(limit), MAX_PAGE))
     acc = member_account(s, member_id)
     e = LedgerEntry.__table__
@@ -538,11 +559,12 @@ def resolve_member(s: Session, ref: str) -> int:
     """A member id from what staff type: the member id or the customer id."""
     ref = (ref or "").strip()
     if not ref:
-        raise ValidationError("member", "enter the member id or the customer id")
+        raise ValidationError("member", N_("enter the member id or the customer id"))
     mid = s.scalar(select(Member.id).where(Member.external_id == ref))
     if mid is None and ref.isdigit() and len(ref) <= 18:
         mid = s.scalar(select(Member.id).where(Member.id == int(ref)))
     if mid is None:
-        raise ValidationError("member", f"no member with id or customer id {ref!r}")
+        raise ValidationError("member", N_("no member with id or customer id “%(ref)s”",
+                                            ref=ref))
     return mid
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.errors import NotFound, ValidationError
+from db.i18n import N_
 from db.models import Member
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -35,7 +36,8 @@ def normalise(code: str) -> str:
     clean = "".join((code or "").split()).replace("-", "").upper().translate(_READS_AS)
     if len(clean) != LENGTH or any(c not in ALPHABET for c in clean):
         raise ValidationError(
-            "referral_code", f"a referral code is {LENGTH} letters and digits, e.g. 7K3M-9QXA")
+            "referral_code", N_("a referral code is %(n)s letters and digits, e.g. %(example)s",
+                                 n=LENGTH, example="7K3M-9QXA"))
     return clean
 
 
@@ -51,7 +53,7 @@ def code_for(s: Session, member_id: int) -> str:
     if code:
         return code
     if s.scalar(select(Member.id).where(Member.id == member_id)) is None:
-        raise NotFound(f"member {member_id} does not exist")
+        raise NotFound(N_("member %(id)s does not exist", id=member_id))
     for _ in range(ATTEMPTS):
         try:
             with s.begin_nested():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from db.members import ENTRY_KIND_LABELS
 from db.models import ENTRY_KINDS
 from tests.support.browser import SCREENSHOTS, chrome, severe, sign_in
 from tests.support.browser_server import served
@@ -181,7 +182,7 @@ def test_member_opened_from_the_results_shows_its_ledger_at_once(browser, base_u
     browser.find_element(
         By.CSS_SELECTOR, "#members-grid .ag-center-cols-container [col-id='name']").click()
 
-    wait_until(browser, lambda d: f"{program['busy_lines']:,} line(s)"
+    wait_until(browser, lambda d: f"{program['busy_lines']:,} lines"
                in text_of(d, "members-ledger-count"))
     # the lines themselves, not empty placeholders
     wait_until(browser, lambda d: rows_of(d, "members-ledger-grid", "kind"))
@@ -192,11 +193,11 @@ def test_member_opened_from_the_results_shows_its_ledger_at_once(browser, base_u
     kind = Select(browser.find_element(By.ID, "members-ledger-kind"))
     absent = sorted(set(ENTRY_KINDS) - program["busy_kinds"])[0]
     kind.select_by_value(absent)
-    wait_until(browser, lambda d: f"No ledger lines of kind {absent}"
+    wait_until(browser, lambda d: f"No ledger lines of kind {ENTRY_KIND_LABELS[absent]}"
                in text_of(d, "members-ledger-count"))
     wait_until(browser, lambda d: "No ledger lines to show." in text_of(d, "members-ledger-grid"))
     kind.select_by_value("all")
-    wait_until(browser, lambda d: f"{program['busy_lines']:,} line(s)"
+    wait_until(browser, lambda d: f"{program['busy_lines']:,} lines"
                in text_of(d, "members-ledger-count"))
     wait_until(browser, lambda d: rows_of(d, "members-ledger-grid", "kind"))
     assert severe(browser) == []
