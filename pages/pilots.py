@@ -582,7 +582,7 @@ def _create_form() -> html.Div:
                  "The groups are drawn per tier, reproducibly from the seed."),
                className="text-muted small"),
         dbc.Row([
-            _field(_("Name"), dbc.Input(id=ids.NAME, maxLength=200), "name", md=5),
+            _field(_("Pilot name"), dbc.Input(id=ids.NAME, maxLength=200), "name", md=5),
             _field(_("Rule set to try (draft or pending)"), dcc.Dropdown(id=ids.RULE_SET),
                    "rule_set_id", md=7),
         ]),

@@ -137,7 +137,7 @@ FIELD_LABELS = {
 }
 # rule-set fields with an input of their own (the message shows next to it)
 INPUT_FIELDS = ("name", "point_value", "tier_window_days")
-SETTING_LABELS = {"name": N_("Name"), "point_value_minor": N_("Point value"),
+SETTING_LABELS = {"name": N_("Version name"), "point_value_minor": N_("Point value"),
                   "tier_window_days": N_("Tier window")}
 # a version's state (db.rule_history.STATES) and stored status, as the user reads it
 STATE_LABELS = {

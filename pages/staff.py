@@ -147,7 +147,7 @@ def api_keys_table(keys: Iterable[KeyInfo]) -> Any:
     if not keys:
         return html.P(_("No API key yet: the shop's systems cannot call the API."),
                       className="text-muted small mb-2", id="staff-api-keys-empty")
-    heads = (_("Name"), _("Key starts"), _("Scopes"), _("Created by"), _("Created"),
+    heads = (_("Key name"), _("Key starts"), _("Scopes"), _("Created by"), _("Created"),
              _("State"))
     return dbc.Table(
         [html.Thead(html.Tr([html.Th(h) for h in heads])),
@@ -204,7 +204,7 @@ def api_keys_card() -> dbc.Card:
                     [
                         dbc.Col(
                             [
-                                _field(_("Name"), dbc.Input(id=ids.KEY_NAME, maxlength=64,
+                                _field(_("Key name"), dbc.Input(id=ids.KEY_NAME, maxlength=64,
                                                             placeholder=_("Till 1"))),
                                 _field(_("Scopes"), dbc.Checklist(
                                     id=ids.KEY_SCOPES, value=["orders", "read"],

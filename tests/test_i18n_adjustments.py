@@ -142,7 +142,7 @@ def test_profile_tabs_and_ledger_in_russian(web_app, ru, data_words):
     assert "Сегмент" in card and "активен" in card
     assert "отправлено" in str(out["members-transfers"]["children"])
     tab = str(out["members-adjustments"]["children"])
-    assert "Пропущенное начисление" in tab and "ждёт решения" in tab
+    assert "Пропущенное начисление" in tab and "на согласовании" in tab
     assert out["members-orders"]["children"]["props"]["children"] == "Заказов пока нет."
     led = response(call(client, web_app, MEMBERS, "ledger",
                         {"members-ledger-grid.getRowsRequest": {"startRow": 0, "endRow": 100},
@@ -240,20 +240,20 @@ def test_request_form_in_russian(web_app, ru, data_words):
                          {"adjreq-status.value": None, "adjreq-version.data": 1}))
     russian(mine, data_words)
     rows = mine["adjreq-table"]["rowData"]
-    assert {r["status"] for r in rows} >= {"ждёт решения", "согласована"}
+    assert {r["status"] for r in rows} >= {"на согласовании", "согласовано"}
     assert {r["reason"] for r in rows} >= {"Жест доброй воли", "Пропущенное начисление"}
     no_english_cells(rows, data_words, "status", "reason", "decided")
     none = response(call(client, web_app, REQUEST, "my_requests",
                          {"adjreq-status.value": "rejected", "adjreq-version.data": 1}))
     assert none["adjreq-summary"]["children"]["props"]["children"] == (
-        "У вас нет заявок на корректировку со статусом «отклонена».")
+        "У вас нет заявок на корректировку со статусом «отклонено».")
     cancel = {"adjreq-cancel.n_clicks": 1, "adjreq-cancel-version.data": 0}
     out = response(call(client, web_app, REQUEST, "cancel",
                         cancel | {"adjreq-table.selectedRows": []}, ["adjreq-cancel.n_clicks"]))
     russian(out, data_words)
     assert out["adjreq-cancel-result"]["children"]["props"]["children"] == (
         "Сначала выберите одну из своих заявок, ожидающих решения.")
-    pending = next(r["id"] for r in rows if r["status"] == "ждёт решения")
+    pending = next(r["id"] for r in rows if r["status"] == "на согласовании")
     out = response(call(client, web_app, REQUEST, "cancel",
                         cancel | {"adjreq-table.selectedRows": [{"id": pending}]},
                         ["adjreq-cancel.n_clicks"]))
@@ -362,7 +362,7 @@ def test_history_in_russian(web_app, ru, data_words):
     russian(out, data_words)
     grid = out["adjreview-grid"]["children"]["props"]
     assert [c["headerName"] for c in grid["columnDefs"]][:4] == [
-        "#", "Подана (UTC)", "Автор", "Участник"]
+        "#", "Подана (UTC)", "Кто запросил", "Участник"]
     no_english_cells(grid["rowData"], data_words, "status", "reason", "decided")
     assert grid["dashGridOptions"]["localeText"]["noRowsToShow"] == "Нет заявок для показа."
     assert out["adjreview-summary"]["children"].split(":")[0].endswith(("заявка", "заявки",

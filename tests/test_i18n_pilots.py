@@ -77,7 +77,7 @@ def test_list_and_pickers_in_russian(web_app, russian_clients, data_words):
                                                             f"{ids.REFRESH}.data": 0}))
     if "rowData" not in _json(empty):
         _no_english(empty, data_words)
-        assert "Нет пилотов со статусом «отменён»." in _json(empty)
+        assert "Нет пилотов со статусом «отменено»." in _json(empty)
 
     picks = response(call(c, web_app, PAGE, "choices", {f"{ids.REFRESH}.data": 0}))
     labels = [o["label"] for o in picks[ids.PICK]["options"]]
@@ -244,7 +244,7 @@ def test_create_start_and_cancel_in_russian(web_app, web_seed, russian_clients, 
         assert "укажите, почему запуск возвращается" in act(ids.SEND_BACK)
         assert ("Черновик пилота отменён; его участники могут войти в другой пилот."
                 in act(ids.CANCEL))
-        assert (f"пилот {pilot_id} в статусе «отменён»; отменить можно только черновик"
+        assert (f"пилот {pilot_id} в статусе «отменено»; отменить можно только черновик"
                 in act(ids.CANCEL))
     finally:
         d = _db(url)

@@ -248,7 +248,7 @@ def test_api_keys_are_managed_in_russian(web_app, web_seed, boss, data_words):
     assert {text: words for text, words in english_in(listed, data_words).items()
             if english_words(re.sub(r"lk_[0-9a-f]+_", " ", text), data_words)} == {}
     table = json.dumps(listed[ids.KEYS], ensure_ascii=False)
-    assert "Области доступа" in table and "заказы, чтение" in table and "действует" in table
+    assert "Области доступа" in table and "заказы, чтение" in table and "активен" in table
     kid = next(o["value"] for o in listed[ids.KEY_PICK]["options"]
                if o["label"].startswith("Касса 7"))
 
