@@ -168,7 +168,7 @@ def seed_small(db: Database) -> dict[str, int]:
         s.add(LedgerEntry(tx_id=tx.id, kind="accrual", debit_account_id=ISSUANCE_ACCOUNT,
                           credit_account_id=acct.id, amount=4500,
                           effective_at=now - dt.timedelta(days=5), rule_set_id=published.id,
-                          rate_bp=300, memo="seed accrual"))
+                          rate_bp=300, memo="Начальные баллы"))
         acct.balance = 4500
 
         pilot = Pilot(name="Gold for regulars", rule_set_id=draft.id, status="running",

@@ -107,10 +107,11 @@ RUSSIAN_PASSWORD = "russian-pages-pass-1"
 
 def data_words(database_url: str) -> set[str]:
     """Words of a program's own data (member, staff, tier, rule version and
-    pilot names), which pages show as they are in every language."""
+    pilot names, what staff typed), which pages show as they are in every
+    language."""
     from sqlalchemy import select
 
-    from db.models import AuditLog, Member, Pilot, RuleSet, StaffUser, Tier
+    from db.models import AdjustmentRequest, AuditLog, Member, Pilot, RuleSet, StaffUser, Tier
     from db.session import Database
 
     d = Database(database_url)
@@ -124,6 +125,9 @@ def data_words(database_url: str) -> set[str]:
                 *s.scalars(select(Pilot.name)),
                 *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser))),
                 *s.scalars(select(AuditLog.actor).distinct()),  # "cli", "seed", usernames
+                # what staff typed: an adjustment's comment and ticket
+                *s.scalars(select(AdjustmentRequest.comment)),
+                *s.scalars(select(AdjustmentRequest.ticket_ref)),
             ]
     finally:
         d.dispose()
