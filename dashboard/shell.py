@@ -251,16 +251,24 @@ DATE_FIELDS = frozenset({"at", "created", "submitted", "decided", "effective", "
 DATE_MIN_WIDTH = 165
 ID_FIELDS = frozenset({"id", "based_on", "external_id"})
 ID_MIN_WIDTH = 95
+# a header wraps between its words, never inside one: its column is at least
+# as wide as its longest word (px per letter at the grid's font), plus the
+# cell's padding and the filter icon
+HEADER_LETTER_PX = 9
+HEADER_SPARE_PX = 52
 
 
 def readable(columns: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The columns with a minimum width that keeps dates and ids whole; the
-    grid scrolls sideways when they do not all fit."""
+    """The columns with a minimum width that keeps dates, ids and each word
+    of the header whole; the grid scrolls sideways when they do not all fit."""
     out = []
     for col in columns:
         field = col.get("field", "")
-        least = (DATE_MIN_WIDTH if field in DATE_FIELDS or "(UTC)" in col.get("headerName", "")
-                 else ID_MIN_WIDTH if field in ID_FIELDS else 0)
+        header = str(col.get("headerName", ""))
+        word = max((len(w) for w in header.split()), default=0)
+        least = max(DATE_MIN_WIDTH if field in DATE_FIELDS or "(UTC)" in header
+                    else ID_MIN_WIDTH if field in ID_FIELDS else 0,
+                    HEADER_SPARE_PX + HEADER_LETTER_PX * word if word > 3 else 0)
         if least > col.get("minWidth", 0):
             col = {**col, "minWidth": least}
             if col.get("maxWidth", least) < least:
