@@ -278,7 +278,7 @@ def export_csv(n: int | None, status: str | None, requester: int | None,
         audit.record(s, actor.name, "adjustment.export", actor_id=actor.id,
                      object_type="adjustment",
                      after={"filters": {"status": f.status, "requested_by_id": f.requested_by_id,
-                                        "approver_id": f.approver_id, "reason": f.reason_code,
+                                        "approver_id": f.approver_id, "reason_code": f.reason_code,
                                         "from": start, "to": end}, "rows": len(rows)})
         return rows
 

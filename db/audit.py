@@ -102,6 +102,8 @@ FIELD_LABELS: dict[str, str] = {
     "expiry_days": N_("expiry, days"),
     "filters": N_("filters"),
     "first_approver_id": N_("first approver (id)"),
+    "approver_id": N_("approver (id)"),
+    "requested_by_id": N_("requested by (id)"),
     "from": N_("from"),
     "full_name": N_("full name"),
     "grant_id": N_("request no."),

@@ -178,9 +178,11 @@ def russian_clients(web_app, russian_users) -> dict[str, object]:
     return clients
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def data_words(web_seed) -> set[str]:
-    """Words of the program's own data (names), which pages show as they are."""
+    """Words of the program's own data (names, what staff typed), which pages
+    show as they are: read for each test, as tests of other modules running
+    in between on the same database add their own."""
     from tests.support.i18n_scan import data_words as program_words
 
     return program_words(web_seed[0])

@@ -120,14 +120,16 @@ def data_words(database_url: str) -> set[str]:
         with d.read() as s:
             texts_of = [
                 *s.scalars(select(Member.name)),
+                *s.scalars(select(Member.external_id)),
                 *s.scalars(select(RuleSet.name)),
                 *s.scalars(select(Tier.name)),
                 *s.scalars(select(Pilot.name)),
                 *(f"{u.username} {u.full_name or ''}" for u in s.scalars(select(StaffUser))),
                 *s.scalars(select(AuditLog.actor).distinct()),  # "cli", "seed", usernames
-                # what staff typed: an adjustment's comment and ticket
+                # what staff typed: an adjustment's comment, ticket and decision
                 *s.scalars(select(AdjustmentRequest.comment)),
                 *s.scalars(select(AdjustmentRequest.ticket_ref)),
+                *s.scalars(select(AdjustmentRequest.decision_reason)),
             ]
     finally:
         d.dispose()
