@@ -21,7 +21,9 @@ TEXT_PROPS = frozenset({
     "tooltip", "tooltipField", "text", "description", "overlayNoRowsTemplate",
     "overlayLoadingTemplate", "loading_state_text", "message", "displayed",
 })
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’]*")
+# a word: letters of any alphabet (a name such as "Ščepán" is one word, not "epán")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_LATIN = re.compile(r"[A-Za-z'’]+")
 # not words: placeholders, ids, paths, e-mail addresses, number formats, and
 # the column names a member file is written with, which users type as they are
 _NOT_TEXT = re.compile(r"%\(\w+\)s|https?://\S+|\S+@\S+|/[\w/-]*|\b[\w-]+\.(?:csv|json)\b"
@@ -29,11 +31,11 @@ _NOT_TEXT = re.compile(r"%\(\w+\)s|https?://\S+|\S+@\S+|/[\w/-]*|\b[\w-]+\.(?:cs
 
 
 def english_words(text: str, kept: Iterable[str] = ()) -> list[str]:
-    """The Latin-letter words of ``text`` other than the kept ones (single
-    letters are not words: units, variables)."""
+    """The words of ``text`` written in Latin letters only, other than the
+    kept ones (single letters are not words: units, variables)."""
     allowed = KEPT | frozenset(kept)
     words = _WORD.findall(_NOT_TEXT.sub(" ", text))
-    return [w for w in words if len(w) > 1 and w not in allowed]
+    return [w for w in words if len(w) > 1 and _LATIN.fullmatch(w) and w not in allowed]
 
 
 def texts(tree: Any, text: bool = True) -> Iterator[str]:
