@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -52,6 +53,21 @@ def _field(key: str) -> str:
     return translate(FIELD_LABELS.get(key, key))
 
 
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
+
+
+def _moment(text: str) -> str:
+    """A recorded date or time ("2099-02-01 00:00:00") as the user's
+    language writes it; any other text as it is."""
+    if not _ISO_MOMENT.fullmatch(text):
+        return text
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return fmt.when(moment if len(text) > 10 else moment.date())
+
+
 def _audit_value(value: Any, key: str = "") -> str:
     """A recorded value, readable: codes (statuses, roles, reasons) and
     yes/no by their labels, nested objects as "field: value" pairs."""
@@ -61,7 +77,9 @@ def _audit_value(value: Any, key: str = "") -> str:
         return translate(YES if value else NO)
     if isinstance(value, str):
         codes = VALUE_LABELS.get(key)
-        return translate(codes[value]) if codes and value in codes else value
+        if codes and value in codes:
+            return translate(codes[value])
+        return _moment(value) if current_language() != SOURCE_LANGUAGE else value
     if isinstance(value, dict):
         return ", ".join(f"{_field(k)}: {_audit_value(v, k)}" for k, v in value.items())
     if isinstance(value, list):

@@ -247,6 +247,12 @@ def test_audit_changes_read_in_russian(web_app):
             "активен: да → нет"
         assert views.audit_changes('{"role": "support"}', "{}") == \
             "роль: поддержка → удалено"
+        assert views.audit_changes(None, '{"planned_end_at": "2099-02-01 00:00:00", '
+                                         '"metric": "spend_per_member", '
+                                         '"population": {"source": "file", "left_out": 0}}') == \
+            "плановая дата окончания: 01.02.2099 00:00\n" \
+            "метрика: расходы на участника\n" \
+            "выборка: источник: файл участников, не вошли: 0"
         assert views.action_label("rules.publish") == "Версия правил опубликована"
         assert views.action_label("something.new") == "something.new"  # unknown: as stored
         assert views.audit_detail("30 days, 1 members") == "30 дней, 1 участник"
