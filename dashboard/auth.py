@@ -149,7 +149,7 @@ def require_roles(*roles: str, writes: bool = False) -> Callable[[Callable], Cal
             if flask.has_request_context():
                 role = current_user.role if current_user.is_authenticated else None
                 if role not in allowed:
-                    refuse_callback(fn.__qualname__, writes=writes)
+                    refuse_callback(_callback_name(fn), writes=writes)
                     flask.abort(403)
             try:
                 return fn(*args, **kwargs)
@@ -162,6 +162,14 @@ def require_roles(*roles: str, writes: bool = False) -> Callable[[Callable], Cal
         return wrapper
 
     return decorate
+
+
+def _callback_name(fn: Callable) -> str:
+    """"rules.copy_version": the page a callback belongs to (its module in
+    callbacks/) and its name, as the audit log records a refusal."""
+    module = fn.__module__
+    short = module.split(".", 1)[1] if module.startswith("callbacks.") else module
+    return f"{short}.{fn.__qualname__}"
 
 
 def refuse_callback(what: str, *, writes: bool) -> None:
@@ -246,7 +254,7 @@ def _check_callback(dash_app: dash.Dash) -> flask.Response | None:
         log.error("callback %s declares no roles: refused to everyone", output)
         return _json_error(403, "forbidden")
     if current_user.role not in roles:
-        refuse_callback(access.innermost(fn).__qualname__, writes=access.callback_writes(fn))
+        refuse_callback(_callback_name(access.innermost(fn)), writes=access.callback_writes(fn))
         return _json_error(403, "forbidden")
     return None
 

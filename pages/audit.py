@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
@@ -141,8 +142,8 @@ def _seeded(m: re.Match[str]) -> str:
 # other detail (a reason or note typed by staff) is shown as written
 DETAILS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"role (\w+) may not run (.+)"),
-     lambda m: _("role %(role)s may not run %(what)s",
-                 role=translate(VALUE_LABELS["role"].get(m[1], m[1])), what=m[2])),
+     lambda m: _("role %(role)s may not do this",
+                 role=translate(VALUE_LABELS["role"].get(m[1], m[1])))),
     (re.compile(r"([\d,]+) days, ([\d,]+) members"), _simulated),
     (re.compile(r"key (.+); Idempotency-Key (.*)"),
      lambda m: _("key %(key)s; Idempotency-Key %(idem)s", key=m[1], idem=m[2])),
@@ -168,11 +169,22 @@ def action_label(action: str) -> str:
     return translate(ACTION_LABELS.get(action, action))
 
 
+def object_label(object_type: str, object_id: str | None) -> str:
+    """What an entry is about: "staff account 5"; a refused page action by
+    its page ("action on the page “Tier rules”"), its code kept for the export."""
+    if object_type == "callback":
+        page = next((p for p in dash.page_registry.values()
+                     if p["module"] == f"pages.{(object_id or '').split('.', 1)[0]}"), None)
+        if page is not None:
+            return _("action on the page “%(page)s”", page=translate(page["name"]))
+        return translate(OBJECT_LABELS["callback"])
+    return f"{translate(OBJECT_LABELS.get(object_type, object_type))} {object_id or ''}".strip()
+
+
 def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:
     return [
         {"at": fmt.when(r.at), "actor": r.actor, "action": action_label(r.action),
-         "object": f"{translate(OBJECT_LABELS.get(r.object_type, r.object_type))} "
-                   f"{r.object_id}".strip(),
+         "object": object_label(r.object_type, r.object_id),
          "changes": audit_changes(r.before, r.after), "detail": audit_detail(r.detail)}
         for r in rows
     ]

@@ -256,8 +256,11 @@ def test_audit_changes_read_in_russian(web_app):
         assert views.action_label("rules.publish") == "Версия правил опубликована"
         assert views.action_label("something.new") == "something.new"  # unknown: as stored
         assert views.audit_detail("30 days, 1 members") == "30 дней, 1 участник"
-        assert views.audit_detail("role support may not run overview") == \
-            "роль поддержка не может выполнить overview"
+        assert views.audit_detail("role support may not run overview.overview") == \
+            "у роли «поддержка» нет права на это действие"
+        assert views.object_label("callback", "rules.copy_version") == \
+            "действие на странице «Правила»"
+        assert views.object_label("callback", "copy_version") == "действие на странице"
         assert plain(views.audit_detail(
             "1,200 members (30 referred), 5,000 orders (700 guest), 12,000 ledger entries in "
             "2.5 s: 2,000 orders/s, 4,800 entries/s, 480 members/s")).startswith(
