@@ -82,7 +82,8 @@ def test_support_forcing_an_approval_is_refused_and_audited(client, web_app, wor
     with d.read() as s:
         assert s.get(AdjustmentRequest, r.id).status == "pending"
         assert s.scalar(select(func.count()).select_from(AuditLog).where(
-            AuditLog.action == "access.refused", AuditLog.object_id.like("adjustments_review.approve%")))
+            AuditLog.action == "access.refused",
+            AuditLog.object_id.like("adjustments_review.approve%")))
     adj.cancel_adjustment(d, world["sam"], r.id)
 
 
