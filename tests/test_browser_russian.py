@@ -49,7 +49,8 @@ def no_english(driver, names: set[str], shot: str) -> str:
     driver.save_screenshot(str(SCREENSHOTS / f"russian-{shot}.png"))
     text = driver.execute_script("return document.body.innerText")
     words = english_words(text, names)
-    assert not words, f"{shot}: English on screen: {sorted(set(words))}"
+    lines = [line for line in text.splitlines() if english_words(line, names)]
+    assert not words, f"{shot}: English on screen: {sorted(set(words))} in {lines[:10]}"
     assert re.search("[а-яё]", text, re.I), f"{shot}: no Russian on screen"
     assert severe(driver) == [], shot
     return text

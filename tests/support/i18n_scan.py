@@ -136,7 +136,7 @@ def data_words(database_url: str) -> set[str]:
     finally:
         d.dispose()
     for text in texts_of:
-        words.update(re.findall(r"\w+", text or ""))
+        words.update(re.findall(r"\w+", text or ""), _WORD.findall(text or ""))
     return words
 
 
