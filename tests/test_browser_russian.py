@@ -44,10 +44,13 @@ def settle(driver) -> None:
 
 
 def no_english(driver, names: set[str], shot: str) -> str:
-    """The page's visible text, asserted free of English; a screenshot as ``shot``."""
+    """The page's visible text and its inputs' placeholders, asserted free of
+    English; a screenshot as ``shot``."""
     settle(driver)
     driver.save_screenshot(str(SCREENSHOTS / f"russian-{shot}.png"))
-    text = driver.execute_script("return document.body.innerText")
+    text = driver.execute_script(
+        "return document.body.innerText + '\\n' + Array.from("
+        "document.querySelectorAll('input, textarea')).map(e => e.placeholder || '').join('\\n')")
     words = english_words(text, names)
     lines = [line for line in text.splitlines() if english_words(line, names)]
     assert not words, f"{shot}: English on screen: {sorted(set(words))} in {lines[:10]}"
@@ -83,6 +86,8 @@ def test_support_then_supervisor_in_russian(browser, base_url, web_seed, staff, 
     browser.get(f"{base_url}/members?id={member_id}")
     wait_for(browser, "#members-ledger-grid .ag-row")
     wait_for(browser, "#members-tier-progress")
+    assert "балл" in browser.find_element(By.ID, "members-balance").text
+    assert "в столбце баланса" in browser.find_element(By.ID, "members-ledger-count").text
     no_english(browser, names, "support-3-member")
 
     click(browser, "members-request-link")
@@ -96,8 +101,8 @@ def test_support_then_supervisor_in_russian(browser, base_url, web_seed, staff, 
     click(browser, "adjreq-submit")
     wait_for(browser, "#adjreq-filed")
     filed = browser.find_element(By.ID, "adjreq-filed").text
-    request_id = int(re.search(r"№\s*(\d+)|#(\d+)", filed).group(1)
-                     or re.search(r"#(\d+)", filed).group(1))
+    assert filed.startswith("Заявка №") and "ждёт одного согласования" in filed, filed
+    request_id = int(re.search(r"№(\d+)", filed).group(1))
     no_english(browser, names, "support-5-filed")
 
     # --- supervisor: approve it, then read every page of theirs
@@ -115,7 +120,7 @@ def test_support_then_supervisor_in_russian(browser, base_url, web_seed, staff, 
     wait(browser, lambda d: d.find_element(By.ID, "adjreview-approve").is_enabled())
     no_english(browser, names, "supervisor-1-queue")
     click(browser, "adjreview-approve")
-    wait(browser, lambda d: d.find_element(By.ID, "adjreview-decision").text.strip())
+    wait(browser, lambda d: "согласована" in d.find_element(By.ID, "adjreview-decision").text)
     no_english(browser, names, "supervisor-2-approved")
 
     for path, ready, shot in (
