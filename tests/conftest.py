@@ -159,9 +159,9 @@ def frozen_limits(web_app, monkeypatch):
 @pytest.fixture(scope="module")
 def russian_users(web_app, web_seed) -> dict[str, str]:
     """A user of each role who chose Russian, on the web tests' database."""
-    from tests.support.i18n_scan import RUSSIAN_PASSWORD, russian_staff
+    from tests.support.i18n_scan import russian_staff
 
-    return russian_staff(web_seed[0], RUSSIAN_PASSWORD)
+    return russian_staff(web_seed[0])
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,18 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.support import browser as tb
 from tests.support.browser import SCREENSHOTS, click, severe, sign_in, wait_for
-from tests.support.i18n_scan import data_words, english_words, russian_staff
+from tests.support.i18n_scan import RUSSIAN_PASSWORD, data_words, english_words, russian_staff
 
 base_url, browser, screenshots_dir = tb.base_url, tb.browser, tb.screenshots_dir
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "russian-walk-pass-1"
 TIMEOUT = 60  # the overview's background job on a busy machine
 
 
 @pytest.fixture(scope="module")
 def staff(web_seed) -> dict[str, str]:
-    return russian_staff(web_seed[0], PASSWORD)
+    return russian_staff(web_seed[0])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,7 @@ def no_english(driver, names: set[str], shot: str) -> str:
 
 
 def signed_in(driver, base_url: str, username: str) -> None:
-    sign_in(driver, base_url, username, PASSWORD)
+    sign_in(driver, base_url, username, RUSSIAN_PASSWORD)
     wait_for(driver, "#shell-user-name")
     assert driver.execute_script("return document.documentElement.lang") == "ru"
     severe(driver)

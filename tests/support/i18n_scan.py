@@ -140,8 +140,10 @@ def data_words(database_url: str) -> set[str]:
     return words
 
 
-def russian_staff(database_url: str, password: str) -> dict[str, str]:
-    """A staff user of each role who chose Russian (created once): role -> username."""
+def russian_staff(database_url: str) -> dict[str, str]:
+    """A staff user of each role who chose Russian, password
+    :data:`RUSSIAN_PASSWORD` (created once, for every module that needs
+    them): role -> username."""
     from sqlalchemy import select
 
     from db import users
@@ -156,7 +158,7 @@ def russian_staff(database_url: str, password: str) -> dict[str, str]:
                 username = f"ru{role}"
                 u = s.scalar(select(StaffUser).where(StaffUser.username == username))
                 if u is None:
-                    u = users.create_user(s, username, password, role,
+                    u = users.create_user(s, username, RUSSIAN_PASSWORD, role,
                                           full_name="Иван Иванов")
                 users.set_language(s, u.id, "ru", actor=username)
                 names[role] = username
