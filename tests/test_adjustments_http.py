@@ -15,7 +15,15 @@ from db import clock, ledger
 from db.actor import Actor
 from db.models import AdjustmentRequest, AuditLog, LedgerEntry
 from db.session import Database
-from tests.support.web import UPDATE, call, callback_body, logged_in, logout, response
+from tests.support.web import (
+    UPDATE,
+    call,
+    callback_body,
+    logged_in,
+    logout,
+    response,
+)
+from tests.support.web import submit_adjustment as submit
 
 MODULES = ("callbacks.members", "callbacks.adjustments_request", "callbacks.adjustments_review")
 SUPERVISOR_ONLY = ("queue", "detail", "approve", "reject")
@@ -88,17 +96,6 @@ def test_support_forcing_an_approval_is_refused_and_audited(client, web_app, wor
 
 
 # ------------------------------------------------------------------ the form
-
-
-def submit(client, app, **fields: Any) -> dict[str, Any]:
-    values = {"adjreq-submit.n_clicks": 1, "adjreq-member.value": fields.get("member"),
-              "adjreq-points.value": fields.get("points"),
-              "adjreq-reason.value": fields.get("reason"),
-              "adjreq-comment.value": fields.get("comment"),
-              "adjreq-ticket.value": fields.get("ticket"),
-              "adjreq-entry.value": fields.get("entry"), "adjreq-version.data": 0}
-    return response(call(client, app, "callbacks.adjustments_request", "submit", values,
-                         ["adjreq-submit.n_clicks"]))
 
 
 def feedback(out: dict[str, Any]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from db.session import Database
 from tests.support.i18n_scan import data_words as program_words
 from tests.support.i18n_scan import english_in, english_words
 from tests.support.web import call, login, response
+from tests.support.web import submit_adjustment as submit
 
 PASSWORD = "russian-adjust-pass-1"
 MEMBERS = "callbacks.members"
@@ -151,16 +152,6 @@ def test_profile_tabs_and_ledger_in_russian(web_app, ru, data_words):
 
 
 # ------------------------------------------------------------------ the request form
-
-
-def submit(client, app, **fields: Any) -> dict[str, Any]:
-    values = {"adjreq-submit.n_clicks": 1, "adjreq-member.value": fields.get("member"),
-              "adjreq-points.value": fields.get("points"),
-              "adjreq-reason.value": fields.get("reason"),
-              "adjreq-comment.value": fields.get("comment"),
-              "adjreq-ticket.value": fields.get("ticket"),
-              "adjreq-entry.value": fields.get("entry"), "adjreq-version.data": 0}
-    return response(call(client, app, REQUEST, "submit", values, ["adjreq-submit.n_clicks"]))
 
 
 def feedback(out: dict[str, Any]) -> dict[str, str]:

@@ -184,3 +184,16 @@ def _overview_token(client, web_app) -> str:
         f"{ov_ids.LOADED}.data": 0}))
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     return r.get_json()["response"][ov_ids.ACTOR]["data"]
+
+
+def submit_adjustment(client, app, **fields: Any) -> dict[str, Any]:
+    """The adjustment request form's submit, with ``fields`` (member, points,
+    reason, comment, ticket, entry) as typed; the callback's outputs."""
+    values = {"adjreq-submit.n_clicks": 1, "adjreq-member.value": fields.get("member"),
+              "adjreq-points.value": fields.get("points"),
+              "adjreq-reason.value": fields.get("reason"),
+              "adjreq-comment.value": fields.get("comment"),
+              "adjreq-ticket.value": fields.get("ticket"),
+              "adjreq-entry.value": fields.get("entry"), "adjreq-version.data": 0}
+    return response(call(client, app, "callbacks.adjustments_request", "submit", values,
+                         ["adjreq-submit.n_clicks"]))
