@@ -104,6 +104,8 @@ FIELD_LABELS: dict[str, str] = {
     "first_approver_id": N_("first approver (id)"),
     "approver_id": N_("approver (id)"),
     "eligible": N_("eligible members"),
+    "months": N_("months"),
+    "start": N_("start"),
     "left_out": N_("left out"),
     "note": N_("note"),
     "source": N_("source"),

@@ -22,6 +22,7 @@ from db.audit import ACTION_LABELS, FIELD_LABELS, NO, OBJECT_LABELS, VALUE_LABEL
 from db.readviews import (
     AuditRow,
 )
+from db.rule_review import SIMULATE_ACTION
 
 register_page(
     __name__, path="/audit", name=N_("Audit log"), title=N_("Audit log"), order=80,
@@ -169,6 +170,24 @@ def action_label(action: str) -> str:
     return translate(ACTION_LABELS.get(action, action))
 
 
+def simulation_changes(after: str | None) -> str:
+    """A recorded simulation by what it found (the rest of its record is the
+    fingerprint the rules page compares with the data of today)."""
+    try:
+        rec = json.loads(after or "{}")
+    except ValueError:
+        return after or "—"
+    if not isinstance(rec, dict) or "moved_up" not in rec:
+        return audit_changes(None, after)
+    return "\n".join([
+        _("in force: #%(id)s %(name)s", id=rec.get("in_force_id"), name=rec.get("in_force_name")),
+        _("members moving up: %(n)s", n=fmt.points(int(rec["moved_up"]))),
+        _("members moving down: %(n)s", n=fmt.points(int(rec.get("moved_down", 0)))),
+        _("change of the points liability: %(money)s",
+          money=fmt.money(int(rec.get("liability_change_minor", 0)))),
+    ])
+
+
 def object_label(object_type: str, object_id: str | None) -> str:
     """What an entry is about: "staff account 5"; a refused page action by
     its page ("action on the page “Tier rules”"), its code kept for the export."""
@@ -185,7 +204,9 @@ def audit_rows(rows: Iterable[AuditRow]) -> list[dict[str, Any]]:
     return [
         {"at": fmt.when(r.at), "actor": r.actor, "action": action_label(r.action),
          "object": object_label(r.object_type, r.object_id),
-         "changes": audit_changes(r.before, r.after), "detail": audit_detail(r.detail)}
+         "changes": (simulation_changes(r.after) if r.action == SIMULATE_ACTION
+                     else audit_changes(r.before, r.after)),
+         "detail": audit_detail(r.detail)}
         for r in rows
     ]
 

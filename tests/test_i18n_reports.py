@@ -253,6 +253,12 @@ def test_audit_changes_read_in_russian(web_app):
             "плановая дата окончания: 01.02.2099 00:00\n" \
             "метрика: расходы на участника\n" \
             "выборка: источник: файл участников, не вошли: 0"
+        assert views.simulation_changes(
+            '{"as_of": "2026-12-03T17:05:00", "in_force_id": 1, "in_force_name": "Launch", '
+            '"moved_up": 1300, "moved_down": 5, "liability_change_minor": 351300, '
+            '"data": {"members_active": 29}, "content": "3a82"}') == \
+            "действующая версия: №1 Launch\nучастников поднимутся: 1\u00a0300\n" \
+            "участников опустятся: 5\nизменение обязательств по баллам: 3\u00a0513,00"
         assert views.action_label("rules.publish") == "Версия правил опубликована"
         assert views.action_label("something.new") == "something.new"  # unknown: as stored
         assert views.audit_detail("30 days, 1 members") == "30 дней, 1 участник"
