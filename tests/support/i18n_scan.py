@@ -132,12 +132,45 @@ def data_words(database_url: str) -> set[str]:
                 *s.scalars(select(AdjustmentRequest.comment)),
                 *s.scalars(select(AdjustmentRequest.ticket_ref)),
                 *s.scalars(select(AdjustmentRequest.decision_reason)),
+                # names and notes as they were when the audit log recorded them
+                *(typed for row in s.execute(select(AuditLog.before, AuditLog.after))
+                  for text in row if text for typed in _typed_values(text)),
             ]
     finally:
         d.dispose()
     for text in texts_of:
         words.update(re.findall(r"\w+", text or ""), _WORD.findall(text or ""))
     return words
+
+
+# the recorded fields that hold what staff typed (names, notes, reasons) or data
+TYPED_FIELDS = frozenset({"name", "full_name", "username", "note", "comment", "reason",
+                          "ticket_ref", "decision_reason", "in_force_name",
+                          "prefix"})  # an API key's public prefix: hex digits
+
+
+def _typed_values(text: str) -> list[str]:
+    """What staff typed, among the values of a recorded JSON object."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    found: list[str] = []
+
+    def walk(v: Any, key: str = "") -> None:
+        if isinstance(v, dict):
+            for k, sub in v.items():
+                walk(sub, k)
+        elif isinstance(v, list):
+            for sub in v:
+                walk(sub, key)
+        elif isinstance(v, str) and key in TYPED_FIELDS:
+            found.append(v)
+
+    walk(value)
+    return found
 
 
 def russian_staff(database_url: str) -> dict[str, str]:
